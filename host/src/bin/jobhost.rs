@@ -1,0 +1,393 @@
+//! `jobhost`: the job host server and its operator commands.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use jobhost::config::Config;
+use jobhost::runtime::{
+    JobEvents, JobInput, LogLevel, PluginStatus, RunOptions, Runtime, plugin::ImportCheck,
+};
+
+/// A host for sandboxed job plugins (WebAssembly components).
+#[derive(Parser)]
+#[command(name = "jobhost", version)]
+struct Cli {
+    /// Config file (TOML). Environment variables `JOBHOST_*` override it; flags override both.
+    #[arg(long, short, global = true, env = "JOBHOST_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node: load the plugins folder, reload it on change, serve until SIGINT/SIGTERM.
+    Serve {
+        /// Development mode: create the plugins folder if it is missing.
+        #[arg(long)]
+        dev: bool,
+        /// Plugins folder (overrides `runtime.plugins_dir`).
+        #[arg(long)]
+        plugins_dir: Option<PathBuf>,
+    },
+    /// Inspect plugins without running a server.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Run one job in-process, without Redis (for plugin authors).
+    RunLocal {
+        /// Plugin id: the `.wasm` file name without extension.
+        #[arg(long)]
+        plugin: String,
+        /// File holding the job spec; `-` reads standard input.
+        #[arg(long)]
+        spec: PathBuf,
+        /// Job type, when the plugin serves several (default: its first).
+        #[arg(long)]
+        job_type: Option<String>,
+        /// Deadline in milliseconds (default: the plugin's configured timeout).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Plugins folder (overrides `runtime.plugins_dir`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print the whole run report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Load every `.wasm` in the folder and show what loaded and what was rejected, and why.
+    List {
+        /// Plugins folder (overrides `runtime.plugins_dir`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one plugin file: name, version, job types, imports and whether they are granted.
+    Inspect {
+        /// The `.wasm` file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jobhost: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("jobhost: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = std::env::var("JOBHOST_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { dev, plugins_dir } => {
+            set_dir(&mut config, plugins_dir);
+            serve(config, dev).await
+        }
+        Command::Plugins { command } => match command {
+            PluginsCommand::List { dir, json } => {
+                set_dir(&mut config, dir);
+                plugins_list(config, json).await
+            }
+            PluginsCommand::Inspect { file, json } => plugins_inspect(config, &file, json).await,
+        },
+        Command::RunLocal {
+            plugin,
+            spec,
+            job_type,
+            timeout_ms,
+            dir,
+            json,
+        } => {
+            set_dir(&mut config, dir);
+            let local = LocalRun {
+                plugin,
+                spec: read_spec(&spec)?,
+                job_type,
+                timeout: timeout_ms.map(Duration::from_millis),
+                json,
+            };
+            run_local(config, local).await
+        }
+    }
+}
+
+fn set_dir(config: &mut Config, dir: Option<PathBuf>) {
+    if let Some(dir) = dir {
+        config.runtime.plugins_dir = dir;
+    }
+}
+
+async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
+    let dir = config.runtime.plugins_dir.clone();
+    if dev && !dir.exists() {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating plugins folder {}", dir.display()))?;
+    }
+    if !dir.is_dir() {
+        bail!(
+            "plugins folder {} does not exist: create it, point `runtime.plugins_dir` \
+             (or JOBHOST_PLUGINS_DIR, or --plugins-dir) at one, or run `just plugins`",
+            dir.display()
+        );
+    }
+    let runtime = Runtime::new(config)?;
+    let report = runtime.sync_dir().await?;
+    tracing::info!(
+        loaded = report.loaded.len(),
+        rejected = report.rejected.len(),
+        "plugins folder loaded"
+    );
+    let _watcher = runtime.watch()?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn plugins_list(config: Config, json: bool) -> Result<ExitCode> {
+    let runtime = Runtime::new(config)?;
+    runtime.sync_dir().await?;
+    let statuses = runtime.plugins();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if statuses.is_empty() {
+        println!("no .wasm files in {}", runtime.plugins_dir().display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<16} {:<9} {:<10} {:<24} DETAIL",
+        "ID", "STATUS", "VERSION", "JOB TYPES"
+    );
+    for status in &statuses {
+        print_status_row(status);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status_row(status: &PluginStatus) {
+    let (version, job_types, description) = match &status.info {
+        Some(info) => (
+            info.version.as_str(),
+            info.job_types.join(","),
+            info.description.as_str(),
+        ),
+        None => ("-", "-".to_owned(), ""),
+    };
+    let detail = match &status.rejection {
+        Some(reason) if status.status == "loaded" => format!("update rejected: {reason}"),
+        Some(reason) => reason.clone(),
+        None => description.to_owned(),
+    };
+    println!(
+        "{:<16} {:<9} {:<10} {:<24} {detail}",
+        status.id, status.status, version, job_types
+    );
+}
+
+async fn plugins_inspect(config: Config, file: &Path, json: bool) -> Result<ExitCode> {
+    let runtime = Runtime::new(config)?;
+    let inspection = runtime.inspect(file).await;
+    let (imports, code) = match &inspection.result {
+        Ok(plugin) => (plugin.imports.clone(), ExitCode::SUCCESS),
+        Err(rejection) => (rejection.imports.clone(), ExitCode::FAILURE),
+    };
+    if json {
+        let value = match &inspection.result {
+            Ok(plugin) => serde_json::json!({
+                "id": inspection.id, "file": file, "status": "loadable",
+                "digest": plugin.digest, "info": plugin.info, "imports": imports,
+            }),
+            Err(rejection) => serde_json::json!({
+                "id": inspection.id, "file": file, "status": "rejected",
+                "digest": rejection.digest, "reason": rejection.error.to_string(),
+                "imports": imports,
+            }),
+        };
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(code);
+    }
+    println!("id:          {}", inspection.id);
+    println!("file:        {}", file.display());
+    match &inspection.result {
+        Ok(plugin) => {
+            let info = &plugin.info;
+            println!("status:      loadable");
+            println!("sha256:      {}", plugin.digest);
+            println!("name:        {}", info.name);
+            println!("version:     {}", info.version);
+            println!("job types:   {}", info.job_types.join(", "));
+            println!("description: {}", info.description);
+            println!("requests:    {}", list_or_none(&info.capabilities));
+            println!("schema:      {}", if info.spec_schema.is_some() { "yes" } else { "no" });
+        }
+        Err(rejection) => {
+            println!("status:      rejected");
+            if let Some(digest) = &rejection.digest {
+                println!("sha256:      {digest}");
+            }
+            println!("reason:      {}", rejection.error);
+        }
+    }
+    print_imports(&imports);
+    Ok(code)
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn print_imports(imports: &[ImportCheck]) {
+    if imports.is_empty() {
+        return;
+    }
+    println!("imports:");
+    for import in imports {
+        let verdict = match (import.capability, import.granted) {
+            (None, _) => "not provided by this host".to_owned(),
+            (Some(cap), true) => format!("granted ({cap})"),
+            (Some(cap), false) => format!("NOT granted (needs `{cap}`)"),
+        };
+        println!("  {:<44} {verdict}", import.interface);
+    }
+}
+
+struct LocalRun {
+    plugin: String,
+    spec: String,
+    job_type: Option<String>,
+    timeout: Option<Duration>,
+    json: bool,
+}
+
+fn read_spec(path: &Path) -> Result<String> {
+    if path == Path::new("-") {
+        let mut spec = String::new();
+        std::io::stdin()
+            .read_to_string(&mut spec)
+            .context("reading the spec from standard input")?;
+        return Ok(spec);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))
+}
+
+/// Prints job log lines to stderr as they come.
+struct StderrEvents;
+
+impl JobEvents for StderrEvents {
+    fn log(&self, level: LogLevel, message: &str) {
+        eprintln!("[{level}] {message}");
+    }
+    fn progress(&self, percent: u8, message: &str) {
+        eprintln!("[progress {percent}%] {message}");
+    }
+}
+
+async fn run_local(config: Config, local: LocalRun) -> Result<ExitCode> {
+    let file = config
+        .runtime
+        .plugins_dir
+        .join(format!("{}.wasm", local.plugin));
+    if !file.is_file() {
+        bail!(
+            "no plugin `{}`: {} does not exist (run `just plugins`, or pass --dir)",
+            local.plugin,
+            file.display()
+        );
+    }
+    let runtime = Runtime::new(config)?;
+    runtime.load_file(&file).await;
+    let Some(plugin) = runtime.plugin(&local.plugin) else {
+        let reason = runtime
+            .plugins()
+            .into_iter()
+            .find(|s| s.id == local.plugin)
+            .and_then(|s| s.rejection)
+            .unwrap_or_else(|| "unknown reason".into());
+        bail!("plugin `{}` was rejected: {reason}", local.plugin);
+    };
+    let job_type = local
+        .job_type
+        .unwrap_or_else(|| plugin.info.job_types[0].clone());
+    if let Err(e) = runtime.validate(&job_type, &local.spec).await {
+        bail!("invalid spec: {e}");
+    }
+    let job = JobInput {
+        id: "local".into(),
+        job_type,
+        spec: local.spec,
+        attempt: 1,
+        labels: Vec::new(),
+    };
+    let mut options = RunOptions::new(Arc::new(StderrEvents));
+    options.timeout = local.timeout;
+    let cancel = options.cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        cancel.cancel();
+    });
+    let report = runtime.run(&job, options).await?;
+    if local.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        match &report.outcome {
+            jobhost::runtime::RunOutcome::Completed { output } => println!("{output}"),
+            other => eprintln!("{other}"),
+        }
+    }
+    Ok(if report.outcome.is_completed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

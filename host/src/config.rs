@@ -1,0 +1,283 @@
+//! One typed configuration for a jobhost node.
+//!
+//! Sources, lowest precedence first: built-in defaults, a TOML file, `JOBHOST_*` environment
+//! variables, command-line flags (applied by the binary on top of [`Config::load`]).
+//! Every knob is documented in README.md under "Configuration".
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors reading or checking configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// An environment variable holds a value of the wrong type.
+    #[error("invalid value {value:?} for environment variable {name}: {reason}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+    /// A value is out of its allowed range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration of a node.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The WebAssembly runtime: plugin folder, cache, limits.
+    pub runtime: RuntimeConfig,
+    /// Per-plugin grants and limits, keyed by plugin id (the `.wasm` file name without extension).
+    pub plugins: BTreeMap<String, PluginConfig>,
+}
+
+/// Settings of the component runtime.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Folder whose `.wasm` files are the loaded plugins; watched for changes.
+    pub plugins_dir: PathBuf,
+    /// Folder for compiled components (keyed by content hash and engine); `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+    /// Wall-clock deadline of one job attempt, in milliseconds, unless the job sets its own.
+    pub default_timeout_ms: u64,
+    /// Linear-memory cap of one plugin instance, in MiB, unless the plugin's config sets one.
+    pub memory_limit_mb: u64,
+    /// Maximum plugin instances alive at once; further jobs wait for a free slot.
+    pub max_instances: u32,
+    /// Use the pooling instance allocator (falls back to on-demand if it cannot reserve memory).
+    pub pooling: bool,
+    /// Bytes of log (host `log` calls plus stdout/stderr) kept per job; the rest is dropped.
+    pub log_limit_bytes: usize,
+    /// Time a cancelled plugin gets to return on its own before it is interrupted, in ms.
+    pub cancel_grace_ms: u64,
+    /// Quiet time after the last change in the plugins folder before it is re-read, in ms.
+    pub watch_debounce_ms: u64,
+    /// Interval of the epoch ticker that enforces deadlines and cancellation, in ms.
+    pub epoch_tick_ms: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            plugins_dir: PathBuf::from("target/plugins"),
+            cache_dir: Some(PathBuf::from(".jobhost/cache")),
+            default_timeout_ms: 30_000,
+            memory_limit_mb: 64,
+            max_instances: 64,
+            pooling: true,
+            log_limit_bytes: 1024 * 1024,
+            cancel_grace_ms: 2_000,
+            watch_debounce_ms: 200,
+            epoch_tick_ms: 10,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The default per-job deadline.
+    pub fn default_timeout(&self) -> Duration {
+        Duration::from_millis(self.default_timeout_ms)
+    }
+}
+
+/// What one plugin is granted, beyond the basics every plugin gets (logging, progress,
+/// clocks, random, and WASI with nothing opened).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Capabilities granted, by name (see [`crate::runtime::capabilities`]); empty denies all.
+    pub grants: Vec<String>,
+    /// Memory cap of one instance in MiB (overrides `runtime.memory_limit_mb`).
+    pub memory_limit_mb: Option<u64>,
+    /// Deadline of one attempt in ms (overrides `runtime.default_timeout_ms`).
+    pub timeout_ms: Option<u64>,
+}
+
+impl Config {
+    /// Reads `file` if given, then applies `JOBHOST_*` environment overrides, then checks.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML file; unknown keys are errors so typos do not pass silently.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Applies environment overrides, reading variables through `var`.
+    pub fn apply_env(
+        &mut self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let rt = &mut self.runtime;
+        if let Some(v) = var("JOBHOST_PLUGINS_DIR") {
+            rt.plugins_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("JOBHOST_CACHE_DIR") {
+            rt.cache_dir = (!v.is_empty()).then(|| PathBuf::from(v));
+        }
+        if let Some(v) = var("JOBHOST_DEFAULT_TIMEOUT_MS") {
+            rt.default_timeout_ms = parse_env("JOBHOST_DEFAULT_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = var("JOBHOST_MEMORY_LIMIT_MB") {
+            rt.memory_limit_mb = parse_env("JOBHOST_MEMORY_LIMIT_MB", v)?;
+        }
+        if let Some(v) = var("JOBHOST_MAX_INSTANCES") {
+            rt.max_instances = parse_env("JOBHOST_MAX_INSTANCES", v)?;
+        }
+        if let Some(v) = var("JOBHOST_POOLING") {
+            rt.pooling = parse_env("JOBHOST_POOLING", v)?;
+        }
+        Ok(())
+    }
+
+    /// Checks ranges that the types alone cannot express.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let rt = &self.runtime;
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if rt.max_instances == 0 {
+            return invalid("runtime.max_instances must be at least 1".into());
+        }
+        if rt.default_timeout_ms == 0 {
+            return invalid("runtime.default_timeout_ms must be at least 1".into());
+        }
+        if rt.epoch_tick_ms == 0 {
+            return invalid("runtime.epoch_tick_ms must be at least 1".into());
+        }
+        for (id, plugin) in self.plugins.iter() {
+            for grant in &plugin.grants {
+                if !crate::runtime::capabilities::is_grantable(grant) {
+                    return invalid(format!(
+                        "plugins.{id}.grants: unknown capability {grant:?} (known: {})",
+                        crate::runtime::capabilities::grantable_names().join(", ")
+                    ));
+                }
+            }
+        }
+        for (name, mb) in self.memory_limits_mb() {
+            if mb == 0 || mb > 4096 {
+                return invalid(format!("{name} must be between 1 and 4096 MiB, got {mb}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every configured memory limit with its config key, for range checks and pool sizing.
+    fn memory_limits_mb(&self) -> Vec<(String, u64)> {
+        let mut limits = vec![("runtime.memory_limit_mb".to_owned(), self.runtime.memory_limit_mb)];
+        for (id, plugin) in &self.plugins {
+            if let Some(mb) = plugin.memory_limit_mb {
+                limits.push((format!("plugins.{id}.memory_limit_mb"), mb));
+            }
+        }
+        limits
+    }
+
+    /// The largest memory limit of any plugin, in bytes: the size of one pool slot.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.memory_limits_mb()
+            .into_iter()
+            .map(|(_, mb)| mb)
+            .max()
+            .unwrap_or(self.runtime.memory_limit_mb)
+            * 1024
+            * 1024
+    }
+
+    /// The config of plugin `id` (defaults when the file has no section for it).
+    pub fn plugin(&self, id: &str) -> PluginConfig {
+        self.plugins.get(id).cloned().unwrap_or_default()
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::Env {
+        name,
+        value,
+        reason: std::any::type_name::<T>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file() {
+        let mut config = Config::from_toml("[runtime]\nmemory_limit_mb = 32\n").unwrap();
+        config
+            .apply_env(|name| (name == "JOBHOST_MEMORY_LIMIT_MB").then(|| "128".to_owned()))
+            .unwrap();
+        assert_eq!(config.runtime.memory_limit_mb, 128);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err = Config::from_toml("[runtime]\nmemory_limit = 32\n").unwrap_err();
+        assert!(err.contains("memory_limit"), "{err}");
+    }
+
+    #[test]
+    fn bad_env_value_names_the_variable() {
+        let mut config = Config::default();
+        let err = config
+            .apply_env(|name| (name == "JOBHOST_POOLING").then(|| "maybe".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("JOBHOST_POOLING"), "{err}");
+    }
+
+    #[test]
+    fn unknown_grant_is_rejected() {
+        let config = Config::from_toml("[plugins.x]\ngrants = [\"teleport\"]\n").unwrap();
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.contains("plugins.x.grants") && err.contains("teleport"), "{err}");
+    }
+
+    #[test]
+    fn pool_slot_fits_the_largest_plugin_limit() {
+        let config = Config::from_toml("[plugins.big]\nmemory_limit_mb = 256\n").unwrap();
+        assert_eq!(config.max_memory_bytes(), 256 * 1024 * 1024);
+    }
+}

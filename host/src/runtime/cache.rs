@@ -1,0 +1,107 @@
+//! On-disk cache of compiled components, so a restart does not recompile.
+//!
+//! Entries are named `<sha256 of the .wasm>-<engine key>.cwasm`. The engine key hashes
+//! everything that makes compiled code incompatible (wasmtime version, target, compiler
+//! settings), so a host upgrade or a config change misses the cache instead of loading
+//! code built for another engine. Writes go to a temporary file and are renamed into place.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Counters of what the cache did since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    /// Components compiled from `.wasm` (cache misses, or no cache).
+    pub compiled: u64,
+    /// Components loaded from the cache without compiling.
+    pub hits: u64,
+}
+
+/// The compiled-component cache (or none, when `cache_dir` is unset).
+pub struct ComponentCache {
+    dir: Option<PathBuf>,
+    engine_key: String,
+    compiled: AtomicU64,
+    hits: AtomicU64,
+}
+
+impl ComponentCache {
+    /// A cache in `dir` for components compiled by `engine`.
+    pub fn new(engine: &Engine, dir: Option<&Path>) -> Self {
+        let mut hasher = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        ComponentCache {
+            dir: dir.map(Path::to_owned),
+            engine_key: format!("{:016x}", hasher.finish()),
+            compiled: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    /// The compiled form of `wasm` (whose SHA-256 is `digest`): from the cache, or compiled
+    /// and stored. Blocking: call from a blocking thread.
+    pub fn get_or_compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        digest: &str,
+    ) -> wasmtime::Result<Component> {
+        let Some(entry) = self.entry(digest) else {
+            return self.compile(engine, wasm);
+        };
+        if entry.exists() {
+            // SAFETY: the cache folder is operator-owned, like the plugins folder, and only
+            // ever written by `store` below from the output of `Component::serialize` on an
+            // engine with the same compatibility key. wasmtime still checks the header and
+            // refuses an incompatible or corrupt file, which we then recompile.
+            match unsafe { Component::deserialize_file(engine, &entry) } {
+                Ok(component) => {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(component);
+                }
+                Err(e) => tracing::warn!(
+                    file = %entry.display(),
+                    "ignoring unusable cache entry: {e:#}"
+                ),
+            }
+        }
+        let component = self.compile(engine, wasm)?;
+        if let Err(e) = store(&entry, &component) {
+            tracing::warn!(file = %entry.display(), "cannot write component cache: {e:#}");
+        }
+        Ok(component)
+    }
+
+    /// What the cache did since start.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            compiled: self.compiled.load(Ordering::Relaxed),
+            hits: self.hits.load(Ordering::Relaxed),
+        }
+    }
+
+    fn compile(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
+        let component = Component::new(engine, wasm)?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        Ok(component)
+    }
+
+    fn entry(&self, digest: &str) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        Some(dir.join(format!("{digest}-{}.cwasm", self.engine_key)))
+    }
+}
+
+fn store(entry: &Path, component: &Component) -> wasmtime::Result<()> {
+    let bytes = component.serialize()?;
+    let dir = entry.parent().expect("cache entries live in the cache dir");
+    std::fs::create_dir_all(dir)?;
+    let tmp = entry.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, entry)?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+# jobhost: the only commands a newcomer needs (`just --list` shows them).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+root := justfile_directory()
+plugins_out := root / "target" / "plugins"
+# Which toolchain builds plugins: `auto` (rustup's wasm32-wasip2 target when it can be
+# installed, else Debian's), `rustup`, or `debian` (forces the fallback of DESIGN.md §8).
+wasm_toolchain := env("JOBHOST_WASM_TOOLCHAIN", "auto")
+
+# List the recipes
+default:
+    @just --list
+
+# Build the plugins and start a development node on them
+run *ARGS: plugins
+    cargo run --bin jobhost -- serve --dev --plugins-dir {{ plugins_out }} {{ ARGS }}
+
+# Build the plugins, then run every test against them
+test *ARGS: plugins
+    JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo test {{ ARGS }}
+
+# Build every plugin to a component: target/plugins/NAME.wasm (test plugins in target/plugins/testing/)
+plugins:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd "{{ root }}"
+    target_root="${CARGO_TARGET_DIR:-{{ root }}/target}"
+    host_triple=$(rustc -vV | sed -n 's/^host: //p')
+    rustup_build() {
+        if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+            rustup target add wasm32-wasip2 >/dev/null 2>&1 || return 2
+        fi
+        cargo build --profile plugin --target wasm32-wasip2 --workspace --exclude jobhost
+        built="$target_root/wasm32-wasip2/plugin"
+    }
+    debian_build() {
+        if [ ! -x /usr/bin/rustc ] || [ ! -d /usr/lib/rustlib/src/rust/library ] || [ ! -f /usr/lib/wasm32-wasi/libc.a ]; then
+            echo "installing Debian's Rust toolchain and WASI libc (rustc-web rust-web-src wasi-libc)" >&2
+            sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+            $sudo apt-get update -qq
+            $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web rust-web-src wasi-libc >/dev/null
+        fi
+        # The linker shims (gcc-ld, wasm-component-ld) come from the rustup toolchain.
+        tb="$(rustc --print sysroot)/lib/rustlib/$host_triple/bin"
+        PATH="$tb/gcc-ld:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+        CARGO_TARGET_WASM32_WASIP2_LINKER="$tb/wasm-component-ld" \
+        RUSTFLAGS="-L /usr/lib/wasm32-wasi -C link-self-contained=no" \
+        CARGO_TARGET_DIR="$target_root/wasm-fallback" \
+            cargo build --profile plugin --target wasm32-wasip2 -Zbuild-std=std,panic_abort \
+                --workspace --exclude jobhost
+        built="$target_root/wasm-fallback/wasm32-wasip2/plugin"
+    }
+    case "{{ wasm_toolchain }}" in
+        rustup) rustup_build || { echo "rustup cannot provide wasm32-wasip2" >&2; exit 1; } ;;
+        debian) debian_build ;;
+        auto)
+            status=0; rustup_build || status=$?
+            if [ "$status" = 2 ]; then
+                echo "rustup cannot install wasm32-wasip2 here; building with Debian's toolchain" >&2
+                debian_build
+            elif [ "$status" != 0 ]; then exit "$status"; fi ;;
+        *) echo "JOBHOST_WASM_TOOLCHAIN must be auto, rustup or debian" >&2; exit 2 ;;
+    esac
+    mkdir -p "{{ plugins_out }}/testing"
+    for manifest in plugins/*/Cargo.toml plugins/testing/*/Cargo.toml examples/plugins/*/Cargo.toml; do
+        dir=$(dirname "$manifest")
+        [ "$dir" = plugins/sdk ] && continue
+        name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -1)
+        dest="{{ plugins_out }}"; case "$dir" in plugins/testing/*) dest="$dest/testing" ;; esac
+        for artifact in "$built/${name//-/_}.wasm" "$built/$name.wasm"; do
+            if [ -f "$artifact" ]; then
+                # Copy then rename, so a watching host never reads a half-written file.
+                cp "$artifact" "$dest/.$name.wasm.tmp" && mv "$dest/.$name.wasm.tmp" "$dest/$name.wasm"
+                break
+            fi
+        done
+        [ -f "$dest/$name.wasm" ] || { echo "no component built for $dir" >&2; exit 1; }
+    done
+    echo "plugins in {{ plugins_out }}: $(cd "{{ plugins_out }}" && ls *.wasm | tr '\n' ' ')"
+
+# Format check and clippy (host and plugins), warnings are errors
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+    cargo clippy --profile plugin --target wasm32-wasip2 --workspace --exclude jobhost -- -D warnings
+
+# Plugin call overhead (fresh instance + no-op run): median and p99, pooling on and off
+bench: plugins
+    JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench call_overhead
+
+# Start a new plugin from the template: plugins/NAME
+new-plugin NAME:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd "{{ root }}"
+    name="{{ NAME }}"
+    [[ "$name" =~ ^[a-z][a-z0-9-]{0,40}$ ]] || { echo "plugin name must be lowercase letters, digits and '-'" >&2; exit 2; }
+    [ ! -e "plugins/$name" ] || { echo "plugins/$name already exists" >&2; exit 1; }
+    cp -r examples/plugins/hello "plugins/$name"
+    sed -i "s/^name = \"hello\"/name = \"$name\"/" "plugins/$name/Cargo.toml"
+    sed -i "s/\"hello\"/\"$name\"/g; s/\`hello\`: the plugin template.*/\`$name\`: a jobhost plugin./" "plugins/$name/src/lib.rs"
+    sed -i "s|^    \"examples/plugins/hello\",|    \"plugins/$name\",\n&|" Cargo.toml
+    echo "created plugins/$name; build it with: just plugins"

@@ -1,0 +1,128 @@
+//! Guest-side SDK for jobhost plugins.
+//!
+//! A plugin implements [`Plugin`] and calls [`export_plugin!`] once:
+//!
+//! ```ignore
+//! use jobhost_plugin_sdk::{export_plugin, Job, Outcome, Plugin, PluginInfo};
+//!
+//! struct Hello;
+//!
+//! impl Plugin for Hello {
+//!     fn describe() -> PluginInfo {
+//!         PluginInfo::new("hello", env!("CARGO_PKG_VERSION"), &["hello"], "Greets")
+//!     }
+//!     fn validate(_spec: String) -> Result<(), String> {
+//!         Ok(())
+//!     }
+//!     fn run(job: Job) -> Outcome {
+//!         Outcome::Completed(format!("hello, {}", job.spec))
+//!     }
+//! }
+//!
+//! export_plugin!(Hello);
+//! ```
+//!
+//! The bindings are generated from the WIT contract in the repository's `wit/` folder, so the
+//! SDK and the host can never disagree about it.
+
+/// Generated bindings of the `job-plugin` world (use the re-exports below instead).
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "job-plugin",
+        pub_export_macro: true,
+        export_macro_name: "export_plugin",
+        default_bindings_module: "jobhost_plugin_sdk::bindings",
+    });
+}
+
+pub use bindings::Guest as Plugin;
+pub use bindings::export_plugin;
+pub use bindings::jobhost::plugin::host::LogLevel;
+pub use bindings::jobhost::plugin::types::{Job, Label, Outcome, PluginInfo, RetryRequest};
+
+use std::time::Duration;
+
+impl PluginInfo {
+    /// Builds a description with no capabilities and no spec schema.
+    pub fn new(name: &str, version: &str, job_types: &[&str], description: &str) -> Self {
+        PluginInfo {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            job_types: job_types.iter().map(|t| (*t).to_owned()).collect(),
+            description: description.to_owned(),
+            capabilities: Vec::new(),
+            spec_schema: None,
+        }
+    }
+
+    /// Adds the capabilities the plugin needs granted (informational for operators).
+    pub fn with_capabilities(mut self, capabilities: &[&str]) -> Self {
+        self.capabilities = capabilities.iter().map(|c| (*c).to_owned()).collect();
+        self
+    }
+
+    /// Publishes a JSON Schema of the spec.
+    pub fn with_spec_schema(mut self, schema: &str) -> Self {
+        self.spec_schema = Some(schema.to_owned());
+        self
+    }
+}
+
+impl Job {
+    /// The value of the label `key`, if the job carries it.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|l| l.key == key)
+            .map(|l| l.value.as_str())
+    }
+}
+
+impl Outcome {
+    /// A retry after `after` with a reason for the attempt history.
+    pub fn retry_after(after: Duration, reason: impl Into<String>) -> Self {
+        Outcome::Retry(RetryRequest {
+            after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+            reason: reason.into(),
+        })
+    }
+}
+
+/// Writes to the job's log.
+pub mod log {
+    use crate::bindings::jobhost::plugin::host::{self, LogLevel};
+
+    /// Logs at `debug`.
+    pub fn debug(message: &str) {
+        host::log(LogLevel::Debug, message);
+    }
+    /// Logs at `info`.
+    pub fn info(message: &str) {
+        host::log(LogLevel::Info, message);
+    }
+    /// Logs at `warn`.
+    pub fn warn(message: &str) {
+        host::log(LogLevel::Warn, message);
+    }
+    /// Logs at `error`.
+    pub fn error(message: &str) {
+        host::log(LogLevel::Error, message);
+    }
+}
+
+/// Reports progress (0..=100) with a short message.
+pub fn progress(percent: u8, message: &str) {
+    bindings::jobhost::plugin::host::progress(percent, message);
+}
+
+/// True once the job was cancelled.
+pub fn is_cancelled() -> bool {
+    bindings::jobhost::plugin::host::is_cancelled()
+}
+
+/// Sleeps without holding a CPU; returns `false` if cut short by cancellation.
+pub fn sleep(duration: Duration) -> bool {
+    bindings::jobhost::plugin::host::sleep(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,123 @@
+//! Shared helpers for the end-to-end tests: where the built plugins are, a runtime on a
+//! temporary folder, and an events sink that records what a job logged.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jobhost::config::Config;
+use jobhost::runtime::{JobEvents, JobInput, LogLevel, RunOptions, Runtime};
+
+/// The folder `just plugins` writes components to.
+pub fn built_plugins() -> PathBuf {
+    let dir = std::env::var_os("JOBHOST_TEST_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
+    assert!(
+        dir.join("testing/noop.wasm").is_file(),
+        "no built plugins in {}: run the tests with `just test` (it builds them first)",
+        dir.display()
+    );
+    dir
+}
+
+/// Path of a built plugin: `testing/NAME.wasm` for test plugins, else `NAME.wasm`.
+pub fn plugin_file(name: &str) -> PathBuf {
+    let dir = built_plugins();
+    let testing = dir.join("testing").join(format!("{name}.wasm"));
+    if testing.is_file() {
+        testing
+    } else {
+        dir.join(format!("{name}.wasm"))
+    }
+}
+
+/// Copies built plugins into `dir` (atomically, as an operator's deploy would).
+pub fn install(dir: &Path, names: &[&str]) {
+    for name in names {
+        install_bytes(dir, name, &std::fs::read(plugin_file(name)).unwrap());
+    }
+}
+
+/// Writes `bytes` as `dir/NAME.wasm` via a temporary file and a rename.
+pub fn install_bytes(dir: &Path, name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("{name}.wasm"))).unwrap();
+}
+
+/// A config for tests: plugins from `dir`, no disk cache, generous defaults.
+pub fn config(dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.runtime.plugins_dir = dir.to_owned();
+    config.runtime.cache_dir = None;
+    config.runtime.max_instances = 16;
+    config.runtime.watch_debounce_ms = 100;
+    config
+}
+
+/// A runtime over `dir` with every plugin in it loaded.
+pub async fn runtime(config: Config) -> Runtime {
+    let runtime = Runtime::new(config).expect("runtime starts");
+    runtime.sync_dir().await.expect("plugins folder readable");
+    runtime
+}
+
+/// Records every log line and progress report of a job.
+#[derive(Default)]
+pub struct Recorded {
+    pub lines: Mutex<Vec<(LogLevel, String)>>,
+    pub progress: Mutex<Vec<(u8, String)>>,
+}
+
+impl JobEvents for Recorded {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.lines.lock().unwrap().push((level, message.to_owned()));
+    }
+    fn progress(&self, percent: u8, message: &str) {
+        self.progress.lock().unwrap().push((percent, message.to_owned()));
+    }
+}
+
+impl Recorded {
+    /// Total bytes of logged text.
+    pub fn bytes(&self) -> usize {
+        self.lines.lock().unwrap().iter().map(|(_, l)| l.len()).sum()
+    }
+    /// True if some line contains `needle`.
+    pub fn has(&self, needle: &str) -> bool {
+        self.lines.lock().unwrap().iter().any(|(_, l)| l.contains(needle))
+    }
+}
+
+/// A first attempt of `job_type` with `spec`.
+pub fn job(job_type: &str, spec: &str) -> JobInput {
+    JobInput {
+        id: format!("test-{job_type}"),
+        job_type: job_type.to_owned(),
+        spec: spec.to_owned(),
+        attempt: 1,
+        labels: Vec::new(),
+    }
+}
+
+/// Run options recording into a fresh sink, with an optional deadline.
+pub fn options(timeout: Option<Duration>) -> (RunOptions, Arc<Recorded>) {
+    let events = Arc::new(Recorded::default());
+    let mut options = RunOptions::new(events.clone());
+    options.timeout = timeout;
+    (options, events)
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes; returns the time it took.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check().then(|| start.elapsed())
+}

@@ -1,1 +1,190 @@
+//! The `jobhost` binary as an operator and a plugin author use it.
 
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn jobhost(args: &[&str], config_file: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobhost"));
+    cmd.args(args)
+        .env_remove("JOBHOST_CONFIG")
+        .env("JOBHOST_CACHE_DIR", "")
+        .env("JOBHOST_LOG", "warn");
+    if let Some(file) = config_file {
+        cmd.arg("--config").arg(file);
+    }
+    cmd.output().expect("jobhost runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn plugins_list_shows_loaded_and_rejected_files() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["noop", "hello"]);
+    install_bytes(dir.path(), "broken", b"nope");
+    let out = jobhost(&["plugins", "list", "--dir", dir.path().to_str().unwrap()], None);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let row = |id: &str| stdout.lines().find(|l| l.starts_with(id)).unwrap_or_default().to_owned();
+    assert!(row("noop ").contains("loaded"), "{stdout}");
+    assert!(row("hello ").contains("Greets someone"), "{stdout}");
+    assert!(row("broken ").contains("rejected") && row("broken ").contains("not a WebAssembly file"));
+
+    let out = jobhost(&["plugins", "list", "--json", "--dir", dir.path().to_str().unwrap()], None);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = json.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["broken", "hello", "noop"]);
+}
+
+#[test]
+fn plugins_inspect_shows_requested_and_granted_imports() {
+    let file = plugin_file("net-probe");
+    let out = jobhost(&["plugins", "inspect", file.to_str().unwrap()], None);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "not loadable without the grant");
+    assert!(stdout.contains("status:      rejected"), "{stdout}");
+    assert!(stdout.contains("plugins.net-probe.grants"), "{stdout}");
+    assert!(stdout.contains("NOT granted (needs `network`)"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobhost.toml");
+    std::fs::write(&config, "[plugins.net-probe]\ngrants = [\"network\"]\n").unwrap();
+    let out = jobhost(&["plugins", "inspect", file.to_str().unwrap()], Some(&config));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("version:     0.1.0") && stdout.contains("job types:   net-probe"));
+    assert!(stdout.contains("granted (network)"), "{stdout}");
+    assert!(!stdout.contains("NOT granted"), "{stdout}");
+}
+
+#[test]
+fn run_local_runs_one_job_without_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["hello", "trap"]);
+    let spec = dir.path().join("spec.json");
+    let d = dir.path().to_str().unwrap();
+
+    std::fs::write(&spec, r#"{"name": "Ada"}"#).unwrap();
+    let out = jobhost(&["run-local", "--plugin", "hello", "--spec", spec.to_str().unwrap(), "--dir", d], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), r#"{"greeting":"hello, Ada"}"#);
+    assert!(text(&out.stderr).contains("[INFO] greeting Ada (attempt 1)"));
+
+    std::fs::write(&spec, "{}").unwrap();
+    let out = jobhost(&["run-local", "--plugin", "hello", "--spec", spec.to_str().unwrap(), "--dir", d], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("invalid spec: spec must be JSON like"), "{}", text(&out.stderr));
+
+    std::fs::write(&spec, "panic").unwrap();
+    let out = jobhost(&["run-local", "--plugin", "trap", "--spec", spec.to_str().unwrap(), "--dir", d, "--json"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"]["outcome"], "crashed");
+    assert_eq!(report["outcome"]["kind"], "panic");
+    assert_eq!(report["plugin_id"], "trap");
+
+    let out = jobhost(&["run-local", "--plugin", "missing", "--spec", spec.to_str().unwrap(), "--dir", d], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no plugin `missing`"));
+}
+
+#[test]
+fn serve_loads_the_folder_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["noop"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
+        .env("JOBHOST_CACHE_DIR", "")
+        .env("JOBHOST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("watching plugins folder") {
+                let _ = ready_tx.send(());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    let ready = ready_rx.recv_timeout(Duration::from_secs(30));
+    sigterm(&child);
+    let status = wait_timeout(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
+    let seen = lines.join().unwrap();
+    assert!(ready.is_ok(), "never ready: {seen:?}");
+    assert!(seen.iter().any(|l| l.contains("plugin loaded") && l.contains("noop")), "{seen:?}");
+    assert!(seen.iter().any(|l| l.contains("shutting down")), "{seen:?}");
+    assert!(status.success(), "{status:?}: {seen:?}");
+}
+
+#[test]
+fn serve_without_a_plugins_folder_says_how_to_fix_it() {
+    let out = jobhost(&["serve", "--plugins-dir", "/nonexistent/jobhost-plugins"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("plugins folder /nonexistent/jobhost-plugins does not exist"), "{stderr}");
+    assert!(stderr.contains("JOBHOST_PLUGINS_DIR"), "{stderr}");
+}
+
+#[test]
+fn a_bad_config_file_is_reported_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[runtime]\nmemory_limit = 12\n").unwrap();
+    let out = jobhost(&["plugins", "list", "--dir", dir.path().to_str().unwrap()], Some(&config));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("memory_limit"), "{}", text(&out.stderr));
+}
+
+fn sigterm(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_timeout(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn serve_survives_its_stderr_being_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["noop"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
+        .env("JOBHOST_CACHE_DIR", "")
+        .env("JOBHOST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    drop(stderr); // the reader goes away; later log lines hit a broken pipe
+    std::thread::sleep(Duration::from_millis(500));
+    sigterm(&child);
+    let status = wait_timeout(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}

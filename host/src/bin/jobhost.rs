@@ -110,6 +110,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        // A closed stderr (a supervisor gone away) must not crash the node.
+        .log_internal_errors(false)
         .init();
 }
 

@@ -29,17 +29,42 @@ fn plugins_list_shows_loaded_and_rejected_files() {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["noop", "hello"]);
     install_bytes(dir.path(), "broken", b"nope");
-    let out = jobhost(&["plugins", "list", "--dir", dir.path().to_str().unwrap()], None);
+    let out = jobhost(
+        &["plugins", "list", "--dir", dir.path().to_str().unwrap()],
+        None,
+    );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let row = |id: &str| stdout.lines().find(|l| l.starts_with(id)).unwrap_or_default().to_owned();
+    let row = |id: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_default()
+            .to_owned()
+    };
     assert!(row("noop ").contains("loaded"), "{stdout}");
     assert!(row("hello ").contains("Greets someone"), "{stdout}");
-    assert!(row("broken ").contains("rejected") && row("broken ").contains("not a WebAssembly file"));
+    assert!(
+        row("broken ").contains("rejected") && row("broken ").contains("not a WebAssembly file")
+    );
 
-    let out = jobhost(&["plugins", "list", "--json", "--dir", dir.path().to_str().unwrap()], None);
+    let out = jobhost(
+        &[
+            "plugins",
+            "list",
+            "--json",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ids: Vec<&str> = json.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["broken", "hello", "noop"]);
 }
 
@@ -56,7 +81,10 @@ fn plugins_inspect_shows_requested_and_granted_imports() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("jobhost.toml");
     std::fs::write(&config, "[plugins.net-probe]\ngrants = [\"network\"]\n").unwrap();
-    let out = jobhost(&["plugins", "inspect", file.to_str().unwrap()], Some(&config));
+    let out = jobhost(
+        &["plugins", "inspect", file.to_str().unwrap()],
+        Some(&config),
+    );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("version:     0.1.0") && stdout.contains("job types:   net-probe"));
@@ -72,25 +100,74 @@ fn run_local_runs_one_job_without_redis() {
     let d = dir.path().to_str().unwrap();
 
     std::fs::write(&spec, r#"{"name": "Ada"}"#).unwrap();
-    let out = jobhost(&["run-local", "--plugin", "hello", "--spec", spec.to_str().unwrap(), "--dir", d], None);
+    let out = jobhost(
+        &[
+            "run-local",
+            "--plugin",
+            "hello",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--dir",
+            d,
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), r#"{"greeting":"hello, Ada"}"#);
     assert!(text(&out.stderr).contains("[INFO] greeting Ada (attempt 1)"));
 
     std::fs::write(&spec, "{}").unwrap();
-    let out = jobhost(&["run-local", "--plugin", "hello", "--spec", spec.to_str().unwrap(), "--dir", d], None);
+    let out = jobhost(
+        &[
+            "run-local",
+            "--plugin",
+            "hello",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--dir",
+            d,
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("invalid spec: spec must be JSON like"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("invalid spec: spec must be JSON like"),
+        "{}",
+        text(&out.stderr)
+    );
 
     std::fs::write(&spec, "panic").unwrap();
-    let out = jobhost(&["run-local", "--plugin", "trap", "--spec", spec.to_str().unwrap(), "--dir", d, "--json"], None);
+    let out = jobhost(
+        &[
+            "run-local",
+            "--plugin",
+            "trap",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--dir",
+            d,
+            "--json",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outcome"]["outcome"], "crashed");
     assert_eq!(report["outcome"]["kind"], "panic");
     assert_eq!(report["plugin_id"], "trap");
 
-    let out = jobhost(&["run-local", "--plugin", "missing", "--spec", spec.to_str().unwrap(), "--dir", d], None);
+    let out = jobhost(
+        &[
+            "run-local",
+            "--plugin",
+            "missing",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--dir",
+            d,
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no plugin `missing`"));
 }
@@ -111,7 +188,10 @@ fn serve_loads_the_folder_and_stops_cleanly_on_sigterm() {
     let lines = std::thread::spawn(move || {
         use std::io::BufRead;
         let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if line.contains("watching plugins folder") {
                 let _ = ready_tx.send(());
             }
@@ -124,17 +204,27 @@ fn serve_loads_the_folder_and_stops_cleanly_on_sigterm() {
     let status = wait_timeout(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
     let seen = lines.join().unwrap();
     assert!(ready.is_ok(), "never ready: {seen:?}");
-    assert!(seen.iter().any(|l| l.contains("plugin loaded") && l.contains("noop")), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("plugin loaded") && l.contains("noop")),
+        "{seen:?}"
+    );
     assert!(seen.iter().any(|l| l.contains("shutting down")), "{seen:?}");
     assert!(status.success(), "{status:?}: {seen:?}");
 }
 
 #[test]
 fn serve_without_a_plugins_folder_says_how_to_fix_it() {
-    let out = jobhost(&["serve", "--plugins-dir", "/nonexistent/jobhost-plugins"], None);
+    let out = jobhost(
+        &["serve", "--plugins-dir", "/nonexistent/jobhost-plugins"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("plugins folder /nonexistent/jobhost-plugins does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("plugins folder /nonexistent/jobhost-plugins does not exist"),
+        "{stderr}"
+    );
     assert!(stderr.contains("JOBHOST_PLUGINS_DIR"), "{stderr}");
 }
 
@@ -143,9 +233,16 @@ fn a_bad_config_file_is_reported_with_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "[runtime]\nmemory_limit = 12\n").unwrap();
-    let out = jobhost(&["plugins", "list", "--dir", dir.path().to_str().unwrap()], Some(&config));
+    let out = jobhost(
+        &["plugins", "list", "--dir", dir.path().to_str().unwrap()],
+        Some(&config),
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("memory_limit"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("memory_limit"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 fn sigterm(child: &std::process::Child) {
@@ -156,7 +253,10 @@ fn sigterm(child: &std::process::Child) {
     assert!(status.success());
 }
 
-fn wait_timeout(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+fn wait_timeout(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
     let start = std::time::Instant::now();
     while start.elapsed() < limit {
         if let Some(status) = child.try_wait().unwrap() {

@@ -29,7 +29,11 @@ fn rebuilt(bytes: &[u8], tag: &str) -> Vec<u8> {
     out
 }
 
-async fn watched() -> (tempfile::TempDir, Runtime, jobhost::runtime::watcher::PluginWatcher) {
+async fn watched() -> (
+    tempfile::TempDir,
+    Runtime,
+    jobhost::runtime::watcher::PluginWatcher,
+) {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime(config(dir.path())).await;
     let watcher = runtime.watch().unwrap();
@@ -51,7 +55,12 @@ async fn a_copied_in_component_becomes_usable() {
     println!("new plugin usable after {took:?}");
     let (opts, _) = options(None);
     let report = runtime.run(&job("noop", "hi"), opts).await.unwrap();
-    assert_eq!(report.outcome, RunOutcome::Completed { output: "hi".into() });
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Completed {
+            output: "hi".into()
+        }
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +73,11 @@ async fn a_replaced_component_serves_the_next_job_while_the_running_one_finishes
         jobhost::runtime::plugin::digest(&v2),
     );
     install_bytes(dir.path(), "noop", &v1);
-    assert!(eventually(RELOAD, || digest_of(&runtime, "noop") == Some(d1.clone())).await.is_some());
+    assert!(
+        eventually(RELOAD, || digest_of(&runtime, "noop") == Some(d1.clone()))
+            .await
+            .is_some()
+    );
 
     // A job that is still running when the new version lands.
     let (opts, events) = options(None);
@@ -74,7 +87,11 @@ async fn a_replaced_component_serves_the_next_job_while_the_running_one_finishes
         let runtime = runtime.clone();
         async move { runtime.run(&long, opts).await.unwrap() }
     });
-    assert!(eventually(RELOAD, || events.has("sleeping")).await.is_some());
+    assert!(
+        eventually(RELOAD, || events.has("sleeping"))
+            .await
+            .is_some()
+    );
 
     install_bytes(dir.path(), "noop", &v2);
     let took = eventually(RELOAD, || digest_of(&runtime, "noop") == Some(d2.clone()))
@@ -87,8 +104,16 @@ async fn a_replaced_component_serves_the_next_job_while_the_running_one_finishes
     assert_eq!(next.plugin_digest, d2, "the next job runs the new build");
 
     let old = running.await.unwrap();
-    assert_eq!(old.outcome, RunOutcome::Completed { output: "old".into() });
-    assert_eq!(old.plugin_digest, d1, "the running job finished on the old build");
+    assert_eq!(
+        old.outcome,
+        RunOutcome::Completed {
+            output: "old".into()
+        }
+    );
+    assert_eq!(
+        old.plugin_digest, d1,
+        "the running job finished on the old build"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +124,11 @@ async fn a_deleted_component_is_unregistered() {
     let _watcher = runtime.watch().unwrap();
     assert!(runtime.plugin_for("noop").is_some());
     std::fs::remove_file(dir.path().join("noop.wasm")).unwrap();
-    assert!(eventually(RELOAD, || runtime.plugin_for("noop").is_none()).await.is_some());
+    assert!(
+        eventually(RELOAD, || runtime.plugin_for("noop").is_none())
+            .await
+            .is_some()
+    );
     assert!(runtime.plugins().is_empty());
     let (opts, _) = options(None);
     let err = runtime.run(&job("noop", ""), opts).await.unwrap_err();
@@ -122,14 +151,23 @@ async fn bad_files_are_rejected_with_reasons_while_the_host_keeps_serving() {
             .and_then(|s| s.rejection)
     };
     let all_seen = eventually(RELOAD, || {
-        ["garbage", "core", "other-world"].iter().all(|id| reason_of(id).is_some())
+        ["garbage", "core", "other-world"]
+            .iter()
+            .all(|id| reason_of(id).is_some())
             && runtime.plugin_for("noop").is_some()
     })
     .await;
     assert!(all_seen.is_some(), "statuses: {:?}", runtime.plugins());
 
-    assert_eq!(reason_of("garbage").unwrap(), "not a WebAssembly file (no `\\0asm` header)");
-    assert!(reason_of("core").unwrap().starts_with("is a core WebAssembly module, not a component"));
+    assert_eq!(
+        reason_of("garbage").unwrap(),
+        "not a WebAssembly file (no `\\0asm` header)"
+    );
+    assert!(
+        reason_of("core")
+            .unwrap()
+            .starts_with("is a core WebAssembly module, not a component")
+    );
     let other = reason_of("other-world").unwrap();
     assert!(
         other.starts_with("does not implement world jobhost:plugin/job-plugin@0.1.0"),
@@ -138,7 +176,12 @@ async fn bad_files_are_rejected_with_reasons_while_the_host_keeps_serving() {
 
     let (opts, _) = options(None);
     let report = runtime.run(&job("noop", "ok"), opts).await.unwrap();
-    assert_eq!(report.outcome, RunOutcome::Completed { output: "ok".into() });
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Completed {
+            output: "ok".into()
+        }
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,8 +193,18 @@ async fn a_broken_update_keeps_the_previous_version_serving() {
     let _watcher = runtime.watch().unwrap();
 
     install_bytes(dir.path(), "noop", b"truncated upload");
-    let status = |runtime: &Runtime| runtime.plugins().into_iter().find(|s| s.id == "noop").unwrap();
-    assert!(eventually(RELOAD, || status(&runtime).rejection.is_some()).await.is_some());
+    let status = |runtime: &Runtime| {
+        runtime
+            .plugins()
+            .into_iter()
+            .find(|s| s.id == "noop")
+            .unwrap()
+    };
+    assert!(
+        eventually(RELOAD, || status(&runtime).rejection.is_some())
+            .await
+            .is_some()
+    );
     let now = status(&runtime);
     assert_eq!(now.status, "loaded");
     assert_eq!(now.digest.as_deref(), Some(good.as_str()));
@@ -162,5 +215,9 @@ async fn a_broken_update_keeps_the_previous_version_serving() {
 
     // Restoring the good file clears the rejection.
     install(dir.path(), &["noop"]);
-    assert!(eventually(RELOAD, || status(&runtime).rejection.is_none()).await.is_some());
+    assert!(
+        eventually(RELOAD, || status(&runtime).rejection.is_none())
+            .await
+            .is_some()
+    );
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 use common::*;
 use jobhost::runtime::{CrashKind, LoadError, RunOutcome, ValidateError};
 
-async fn runtime_with(names: &[&str], tweak: impl FnOnce(&mut jobhost::config::Config)) -> (tempfile::TempDir, jobhost::runtime::Runtime) {
+async fn runtime_with(
+    names: &[&str],
+    tweak: impl FnOnce(&mut jobhost::config::Config),
+) -> (tempfile::TempDir, jobhost::runtime::Runtime) {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), names);
     let mut config = config(dir.path());
@@ -22,7 +25,10 @@ async fn runtime_with(names: &[&str], tweak: impl FnOnce(&mut jobhost::config::C
 /// After any containment, the same runtime still runs a normal job.
 async fn assert_still_serves(runtime: &jobhost::runtime::Runtime) {
     let (opts, _) = options(None);
-    let report = runtime.run(&job("noop", "still alive"), opts).await.unwrap();
+    let report = runtime
+        .run(&job("noop", "still alive"), opts)
+        .await
+        .unwrap();
     assert_eq!(
         report.outcome,
         RunOutcome::Completed {
@@ -43,7 +49,12 @@ async fn noop_returns_its_input_and_reports_which_build_ran() {
     let (_dir, runtime) = runtime_with(&["noop"], |_| {}).await;
     let (opts, _) = options(None);
     let report = runtime.run(&job("noop", r#"{"x":1}"#), opts).await.unwrap();
-    assert_eq!(report.outcome, RunOutcome::Completed { output: r#"{"x":1}"#.into() });
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Completed {
+            output: r#"{"x":1}"#.into()
+        }
+    );
     assert_eq!(report.plugin_id, "noop");
     let expected = jobhost::runtime::plugin::digest(&std::fs::read(plugin_file("noop")).unwrap());
     assert_eq!(report.plugin_digest, expected);
@@ -54,7 +65,10 @@ async fn spin_loop_is_stopped_at_its_deadline() {
     let (_dir, runtime) = runtime_with(&["noop", "spin"], |_| {}).await;
     let (opts, _) = options(Some(Duration::from_millis(300)));
     let report = runtime.run(&job("spin", ""), opts).await.unwrap();
-    assert_eq!(crash(&report.outcome), (CrashKind::Deadline, "deadline 300ms exceeded"));
+    assert_eq!(
+        crash(&report.outcome),
+        (CrashKind::Deadline, "deadline 300ms exceeded")
+    );
     assert_still_serves(&runtime).await;
 }
 
@@ -66,18 +80,27 @@ async fn default_deadline_comes_from_plugin_config() {
     .await;
     let (opts, _) = options(None);
     let report = runtime.run(&job("spin", ""), opts).await.unwrap();
-    assert_eq!(crash(&report.outcome), (CrashKind::Deadline, "deadline 1s exceeded"));
+    assert_eq!(
+        crash(&report.outcome),
+        (CrashKind::Deadline, "deadline 1s exceeded")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allocation_bomb_hits_the_memory_limit() {
     let (_dir, runtime) = runtime_with(&["noop", "alloc-bomb"], |c| {
-        c.plugins.entry("alloc-bomb".into()).or_default().memory_limit_mb = Some(16);
+        c.plugins
+            .entry("alloc-bomb".into())
+            .or_default()
+            .memory_limit_mb = Some(16);
     })
     .await;
     let (opts, _) = options(None);
     let report = runtime.run(&job("alloc-bomb", ""), opts).await.unwrap();
-    assert_eq!(crash(&report.outcome), (CrashKind::MemoryLimit, "memory limit 16 MiB exceeded"));
+    assert_eq!(
+        crash(&report.outcome),
+        (CrashKind::MemoryLimit, "memory limit 16 MiB exceeded")
+    );
     assert_still_serves(&runtime).await;
 }
 
@@ -88,8 +111,14 @@ async fn guest_panic_is_reported_with_its_message() {
     let report = runtime.run(&job("trap", "panic"), opts).await.unwrap();
     let (kind, reason) = crash(&report.outcome);
     assert_eq!(kind, CrashKind::Panic);
-    assert!(reason.starts_with("plugin panicked: boom: the plugin gave up"), "{reason}");
-    assert!(events.has("panicked at"), "the panic's stderr reaches the job log");
+    assert!(
+        reason.starts_with("plugin panicked: boom: the plugin gave up"),
+        "{reason}"
+    );
+    assert!(
+        events.has("panicked at"),
+        "the panic's stderr reaches the job log"
+    );
     assert_still_serves(&runtime).await;
 }
 
@@ -104,7 +133,10 @@ async fn wasm_traps_are_reported_with_the_trap_text() {
         let report = runtime.run(&job("trap", spec), opts).await.unwrap();
         let (kind, reason) = crash(&report.outcome);
         assert_eq!(kind, CrashKind::Trap, "{spec}");
-        assert!(reason.starts_with("wasm trap: ") && reason.contains(text), "{spec}: {reason}");
+        assert!(
+            reason.starts_with("wasm trap: ") && reason.contains(text),
+            "{spec}: {reason}"
+        );
     }
     assert_still_serves(&runtime).await;
 }
@@ -129,11 +161,18 @@ async fn log_flood_is_capped_by_the_log_budget() {
     let (opts, events) = options(Some(Duration::from_millis(500)));
     let report = runtime.run(&job("log-flood", ""), opts).await.unwrap();
     assert_eq!(crash(&report.outcome).0, CrashKind::Deadline);
-    assert!(report.logs_dropped > 0, "lines beyond the budget are dropped");
+    assert!(
+        report.logs_dropped > 0,
+        "lines beyond the budget are dropped"
+    );
     let marker = "log limit of 65536 bytes reached; further lines are dropped";
     assert!(events.has(marker));
     // Everything kept fits the budget (plus the one marker line).
-    assert!(events.bytes() <= 64 * 1024 + marker.len(), "{} bytes kept", events.bytes());
+    assert!(
+        events.bytes() <= 64 * 1024 + marker.len(),
+        "{} bytes kept",
+        events.bytes()
+    );
     assert!(events.has("stdout 1 "), "stdout lines reach the log");
     assert_still_serves(&runtime).await;
 }
@@ -145,7 +184,10 @@ async fn host_sleep_past_the_deadline_is_cut_off() {
     let mut sleepy = job("noop", "");
     sleepy.labels.push(("sleep_ms".into(), "60000".into()));
     let report = runtime.run(&sleepy, opts).await.unwrap();
-    assert_eq!(crash(&report.outcome), (CrashKind::Deadline, "deadline 200ms exceeded"));
+    assert_eq!(
+        crash(&report.outcome),
+        (CrashKind::Deadline, "deadline 200ms exceeded")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +201,11 @@ async fn cancellation_wakes_a_sleeping_plugin() {
         let runtime = runtime.clone();
         async move { runtime.run(&sleepy, opts).await }
     });
-    assert!(eventually(Duration::from_secs(10), || events.has("sleeping 60000 ms")).await.is_some());
+    assert!(
+        eventually(Duration::from_secs(10), || events.has("sleeping 60000 ms"))
+            .await
+            .is_some()
+    );
     cancel.cancel();
     let report = tokio::time::timeout(Duration::from_secs(10), run)
         .await
@@ -209,13 +255,26 @@ async fn validate_returns_the_plugins_own_message() {
 async fn ungranted_import_is_rejected_naming_interface_and_config_key() {
     let (_dir, runtime) = runtime_with(&["noop", "net-probe"], |_| {}).await;
     assert!(runtime.plugin_for("net-probe").is_none());
-    let status = runtime.plugins().into_iter().find(|s| s.id == "net-probe").unwrap();
+    let status = runtime
+        .plugins()
+        .into_iter()
+        .find(|s| s.id == "net-probe")
+        .unwrap();
     assert_eq!(status.status, "rejected");
     let reason = status.rejection.unwrap();
     assert!(reason.contains("imports wasi:sockets/"), "{reason}");
-    assert!(reason.contains("`plugins.net-probe.grants = [\"network\"]`"), "{reason}");
+    assert!(
+        reason.contains("`plugins.net-probe.grants = [\"network\"]`"),
+        "{reason}"
+    );
     let denied = status.imports.iter().filter(|i| !i.granted).count();
-    assert!(denied > 0 && status.imports.iter().all(|i| i.granted || i.capability == Some("network")));
+    assert!(
+        denied > 0
+            && status
+                .imports
+                .iter()
+                .all(|i| i.granted || i.capability == Some("network"))
+    );
     assert_still_serves(&runtime).await;
 }
 
@@ -226,7 +285,9 @@ async fn granted_network_lets_the_plugin_connect() {
     let accepted = tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut buf = [0u8; 6];
-        tokio::io::AsyncReadExt::read_exact(&mut socket, &mut buf).await.unwrap();
+        tokio::io::AsyncReadExt::read_exact(&mut socket, &mut buf)
+            .await
+            .unwrap();
         buf
     });
     let (_dir, runtime) = runtime_with(&["net-probe"], |c| {
@@ -234,8 +295,16 @@ async fn granted_network_lets_the_plugin_connect() {
     })
     .await;
     let (opts, _) = options(None);
-    let report = runtime.run(&job("net-probe", &addr.to_string()), opts).await.unwrap();
-    assert_eq!(report.outcome, RunOutcome::Completed { output: format!("connected to {addr}") });
+    let report = runtime
+        .run(&job("net-probe", &addr.to_string()), opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Completed {
+            output: format!("connected to {addr}")
+        }
+    );
     assert_eq!(&accepted.await.unwrap(), b"probe\n");
 }
 
@@ -253,7 +322,12 @@ async fn a_full_pool_queues_jobs_instead_of_failing_them() {
         }));
     }
     for (i, run) in runs.into_iter().enumerate() {
-        assert_eq!(run.await.unwrap(), RunOutcome::Completed { output: i.to_string() });
+        assert_eq!(
+            run.await.unwrap(),
+            RunOutcome::Completed {
+                output: i.to_string()
+            }
+        );
     }
     assert_eq!(runtime.stats().free_slots, 2);
 }
@@ -267,11 +341,17 @@ async fn second_start_loads_from_the_cache() {
     cfg.runtime.cache_dir = Some(cache.path().to_owned());
 
     let first = runtime(cfg.clone()).await;
-    assert_eq!((first.stats().cache.compiled, first.stats().cache.hits), (1, 0));
+    assert_eq!(
+        (first.stats().cache.compiled, first.stats().cache.hits),
+        (1, 0)
+    );
     drop(first);
 
     let second = runtime(cfg).await;
-    assert_eq!((second.stats().cache.compiled, second.stats().cache.hits), (0, 1));
+    assert_eq!(
+        (second.stats().cache.compiled, second.stats().cache.hits),
+        (0, 1)
+    );
     assert_still_serves(&second).await;
 }
 
@@ -287,7 +367,10 @@ async fn a_corrupt_cache_entry_is_recompiled() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
     let again = runtime(cfg).await;
-    assert_eq!((again.stats().cache.compiled, again.stats().cache.hits), (1, 0));
+    assert_eq!(
+        (again.stats().cache.compiled, again.stats().cache.hits),
+        (1, 0)
+    );
     assert_still_serves(&again).await;
 }
 
@@ -295,10 +378,18 @@ async fn a_corrupt_cache_entry_is_recompiled() {
 async fn job_types_cannot_be_served_twice() {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["noop"]);
-    install_bytes(dir.path(), "noop-copy", &std::fs::read(plugin_file("noop")).unwrap());
+    install_bytes(
+        dir.path(),
+        "noop-copy",
+        &std::fs::read(plugin_file("noop")).unwrap(),
+    );
     let runtime = runtime(config(dir.path())).await;
     // Files load in name order, so `noop-copy.wasm` takes the type first.
-    let noop = runtime.plugins().into_iter().find(|s| s.id == "noop").unwrap();
+    let noop = runtime
+        .plugins()
+        .into_iter()
+        .find(|s| s.id == "noop")
+        .unwrap();
     let taken = LoadError::JobTypeTaken {
         job_type: "noop".into(),
         other: "noop-copy".into(),
@@ -312,7 +403,10 @@ async fn job_types_cannot_be_served_twice() {
 async fn pooling_falls_back_to_on_demand_when_the_reservation_fails() {
     // 4M slots of 64 MiB is more address space than x86-64 user space has.
     let (_dir, runtime) = runtime_with(&["noop"], |c| c.runtime.max_instances = 1 << 22).await;
-    assert_eq!(runtime.stats().allocator, jobhost::runtime::engine::Allocator::OnDemand);
+    assert_eq!(
+        runtime.stats().allocator,
+        jobhost::runtime::engine::Allocator::OnDemand
+    );
     assert_still_serves(&runtime).await;
 }
 
@@ -320,9 +414,20 @@ async fn pooling_falls_back_to_on_demand_when_the_reservation_fails() {
 async fn progress_and_logs_reach_the_events_sink() {
     let (_dir, runtime) = runtime_with(&["hello"], |_| {}).await;
     let (opts, events) = options(None);
-    let report = runtime.run(&job("hello", r#"{"name":"Ada"}"#), opts).await.unwrap();
-    assert_eq!(report.outcome, RunOutcome::Completed { output: r#"{"greeting":"hello, Ada"}"#.into() });
+    let report = runtime
+        .run(&job("hello", r#"{"name":"Ada"}"#), opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Completed {
+            output: r#"{"greeting":"hello, Ada"}"#.into()
+        }
+    );
     assert!(events.has("greeting Ada (attempt 1)"));
-    assert_eq!(events.progress.lock().unwrap().as_slice(), &[(100, "done".to_owned())]);
+    assert_eq!(
+        events.progress.lock().unwrap().as_slice(),
+        &[(100, "done".to_owned())]
+    );
     let _ = Arc::clone(&events);
 }

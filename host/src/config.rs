@@ -147,10 +147,7 @@ impl Config {
     }
 
     /// Applies environment overrides, reading variables through `var`.
-    pub fn apply_env(
-        &mut self,
-        var: impl Fn(&str) -> Option<String>,
-    ) -> Result<(), ConfigError> {
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let rt = &mut self.runtime;
         if let Some(v) = var("JOBHOST_PLUGINS_DIR") {
             rt.plugins_dir = PathBuf::from(v);
@@ -206,7 +203,10 @@ impl Config {
 
     /// Every configured memory limit with its config key, for range checks and pool sizing.
     fn memory_limits_mb(&self) -> Vec<(String, u64)> {
-        let mut limits = vec![("runtime.memory_limit_mb".to_owned(), self.runtime.memory_limit_mb)];
+        let mut limits = vec![(
+            "runtime.memory_limit_mb".to_owned(),
+            self.runtime.memory_limit_mb,
+        )];
         for (id, plugin) in &self.plugins {
             if let Some(mb) = plugin.memory_limit_mb {
                 limits.push((format!("plugins.{id}.memory_limit_mb"), mb));
@@ -272,7 +272,10 @@ mod tests {
     fn unknown_grant_is_rejected() {
         let config = Config::from_toml("[plugins.x]\ngrants = [\"teleport\"]\n").unwrap();
         let err = config.check().unwrap_err().to_string();
-        assert!(err.contains("plugins.x.grants") && err.contains("teleport"), "{err}");
+        assert!(
+            err.contains("plugins.x.grants") && err.contains("teleport"),
+            "{err}"
+        );
     }
 
     #[test]

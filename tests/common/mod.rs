@@ -76,18 +76,30 @@ impl JobEvents for Recorded {
         self.lines.lock().unwrap().push((level, message.to_owned()));
     }
     fn progress(&self, percent: u8, message: &str) {
-        self.progress.lock().unwrap().push((percent, message.to_owned()));
+        self.progress
+            .lock()
+            .unwrap()
+            .push((percent, message.to_owned()));
     }
 }
 
 impl Recorded {
     /// Total bytes of logged text.
     pub fn bytes(&self) -> usize {
-        self.lines.lock().unwrap().iter().map(|(_, l)| l.len()).sum()
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, l)| l.len())
+            .sum()
     }
     /// True if some line contains `needle`.
     pub fn has(&self, needle: &str) -> bool {
-        self.lines.lock().unwrap().iter().any(|(_, l)| l.contains(needle))
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, l)| l.contains(needle))
     }
 }
 

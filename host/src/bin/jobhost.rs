@@ -267,7 +267,14 @@ async fn plugins_inspect(config: Config, file: &Path, json: bool) -> Result<Exit
             println!("job types:   {}", info.job_types.join(", "));
             println!("description: {}", info.description);
             println!("requests:    {}", list_or_none(&info.capabilities));
-            println!("schema:      {}", if info.spec_schema.is_some() { "yes" } else { "no" });
+            println!(
+                "schema:      {}",
+                if info.spec_schema.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                }
+            );
         }
         Err(rejection) => {
             println!("status:      rejected");

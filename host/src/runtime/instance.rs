@@ -135,7 +135,8 @@ impl JobContext {
             return Err(());
         }
         if self.cancel.is_cancelled() && self.cancel_overdue(now) {
-            self.interrupted.store(INTERRUPTED_CANCEL, Ordering::Relaxed);
+            self.interrupted
+                .store(INTERRUPTED_CANCEL, Ordering::Relaxed);
             return Err(());
         }
         Ok(())
@@ -185,7 +186,10 @@ impl JobContext {
         // Rust prints "thread '..' panicked at src/lib.rs:1:2:\n<message>\n".
         let rest = &tail[at..];
         let mut lines = rest.lines();
-        let location = lines.next()?.trim_start_matches("panicked at ").trim_end_matches(':');
+        let location = lines
+            .next()?
+            .trim_start_matches("panicked at ")
+            .trim_end_matches(':');
         let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note:")).collect();
         Some(format!("{} ({location})", message.join(" ").trim()))
     }

@@ -37,10 +37,10 @@ use cache::{CacheStats, ComponentCache};
 use engine::Allocator;
 use instance::{CallSpec, Crash, JobState};
 pub use job::{CrashKind, DiscardEvents, JobEvents, JobInput, LogLevel, RunOutcome};
-use plugin::{Loader, Plugin, Rejection};
 pub use plugin::{LoadError, PluginInfo};
-use registry::{Registry, RejectedFile};
+use plugin::{Loader, Plugin, Rejection};
 pub use registry::PluginStatus;
+use registry::{Registry, RejectedFile};
 
 /// Errors setting up the runtime.
 #[derive(Debug, thiserror::Error)]
@@ -192,10 +192,7 @@ impl Runtime {
     pub fn new(config: Config) -> Result<Runtime, RuntimeError> {
         let (engine, allocator) =
             engine::build(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        engine::start_epoch_ticker(
-            &engine,
-            Duration::from_millis(config.runtime.epoch_tick_ms),
-        );
+        engine::start_epoch_ticker(&engine, Duration::from_millis(config.runtime.epoch_tick_ms));
         let mut linker = Linker::new(&engine);
         capabilities::link_all(&mut linker).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         let cache = Arc::new(ComponentCache::new(
@@ -203,7 +200,11 @@ impl Runtime {
             config.runtime.cache_dir.as_deref(),
         ));
         let slots = Semaphore::new(config.runtime.max_instances as usize);
-        tracing::info!(?allocator, max_instances = config.runtime.max_instances, "runtime ready");
+        tracing::info!(
+            ?allocator,
+            max_instances = config.runtime.max_instances,
+            "runtime ready"
+        );
         Ok(Runtime {
             inner: Arc::new(Inner {
                 config,

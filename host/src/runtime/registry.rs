@@ -156,7 +156,10 @@ impl Registry {
 }
 
 fn status(id: &str, entry: &Entry) -> PluginStatus {
-    let rejection = entry.rejected.as_ref().map(|r| r.rejection.error.to_string());
+    let rejection = entry
+        .rejected
+        .as_ref()
+        .map(|r| r.rejection.error.to_string());
     match (&entry.loaded, &entry.rejected) {
         (Some(plugin), _) => PluginStatus {
             id: id.to_owned(),

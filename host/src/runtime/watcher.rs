@@ -30,15 +30,14 @@ impl PluginWatcher {
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
         let debounce = Duration::from_millis(runtime.config().runtime.watch_debounce_ms);
-        let mut debouncer = new_debouncer(debounce, move |result: DebounceEventResult| {
-            match result {
+        let mut debouncer =
+            new_debouncer(debounce, move |result: DebounceEventResult| match result {
                 Ok(_) => {
                     let _ = tx.send(());
                 }
                 Err(e) => tracing::warn!("plugins folder watch error: {e}"),
-            }
-        })
-        .map_err(|e| watch_error(&e))?;
+            })
+            .map_err(|e| watch_error(&e))?;
         debouncer
             .watcher()
             .watch(&dir, RecursiveMode::NonRecursive)

@@ -26,6 +26,7 @@
 //! SDK and the host can never disagree about it.
 
 /// Generated bindings of the `job-plugin` world (use the re-exports below instead).
+#[allow(clippy::too_many_arguments)] // generated code
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({

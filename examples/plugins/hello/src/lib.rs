@@ -6,19 +6,29 @@ use jobhost_plugin_sdk::{Job, Outcome, Plugin, PluginInfo, export_plugin, log, p
 
 struct Hello;
 
-const SCHEMA: &str = r#"{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}"#;
+const SCHEMA: &str =
+    r#"{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}"#;
 
 /// Pulls `"name": "..."` out of the spec (a real plugin would use serde_json).
 fn name_of(spec: &str) -> Option<&str> {
-    let after = spec.split_once("\"name\"")?.1.trim_start().strip_prefix(':')?;
+    let after = spec
+        .split_once("\"name\"")?
+        .1
+        .trim_start()
+        .strip_prefix(':')?;
     let quoted = after.trim_start().strip_prefix('"')?;
     quoted.split_once('"').map(|(name, _)| name)
 }
 
 impl Plugin for Hello {
     fn describe() -> PluginInfo {
-        PluginInfo::new("hello", env!("CARGO_PKG_VERSION"), &["hello"], "Greets someone")
-            .with_spec_schema(SCHEMA)
+        PluginInfo::new(
+            "hello",
+            env!("CARGO_PKG_VERSION"),
+            &["hello"],
+            "Greets someone",
+        )
+        .with_spec_schema(SCHEMA)
     }
 
     fn validate(spec: String) -> Result<(), String> {

@@ -45,7 +45,8 @@ pub fn providing(interface: &str) -> Option<&'static dyn Capability> {
 
 /// True if `name` is a capability that can appear in a grant.
 pub fn is_grantable(name: &str) -> bool {
-    ALL.iter().any(|cap| !cap.always_granted() && cap.name() == name)
+    ALL.iter()
+        .any(|cap| !cap.always_granted() && cap.name() == name)
 }
 
 /// Names of the capabilities that can appear in a grant, for error messages.

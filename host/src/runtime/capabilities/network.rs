@@ -66,7 +66,11 @@ mod tests {
 
     #[test]
     fn metadata_and_link_local_are_blocked() {
-        for addr in ["169.254.169.254:80", "[fe80::1]:80", "[::ffff:169.254.169.254]:80"] {
+        for addr in [
+            "169.254.169.254:80",
+            "[fe80::1]:80",
+            "[::ffff:169.254.169.254]:80",
+        ] {
             assert!(is_blocked(addr.parse().unwrap()), "{addr}");
         }
         for addr in ["127.0.0.1:8080", "10.1.2.3:443", "[::1]:80"] {

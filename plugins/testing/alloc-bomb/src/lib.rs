@@ -6,7 +6,12 @@ struct AllocBomb;
 
 impl Plugin for AllocBomb {
     fn describe() -> PluginInfo {
-        PluginInfo::new("alloc-bomb", "0.1.0", &["alloc-bomb"], "Allocates without end (test plugin)")
+        PluginInfo::new(
+            "alloc-bomb",
+            "0.1.0",
+            &["alloc-bomb"],
+            "Allocates without end (test plugin)",
+        )
     }
     fn validate(_spec: String) -> Result<(), String> {
         Ok(())

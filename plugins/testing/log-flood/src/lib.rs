@@ -6,7 +6,12 @@ struct LogFlood;
 
 impl Plugin for LogFlood {
     fn describe() -> PluginInfo {
-        PluginInfo::new("log-flood", "0.1.0", &["log-flood"], "Logs without end (test plugin)")
+        PluginInfo::new(
+            "log-flood",
+            "0.1.0",
+            &["log-flood"],
+            "Logs without end (test plugin)",
+        )
     }
     fn validate(_spec: String) -> Result<(), String> {
         Ok(())

@@ -35,8 +35,13 @@ fn probe(addr: SocketAddrV4) -> Result<(), String> {
 
 impl Plugin for NetProbe {
     fn describe() -> PluginInfo {
-        PluginInfo::new("net-probe", "0.1.0", &["net-probe"], "Connects to ip:port (test plugin)")
-            .with_capabilities(&["network"])
+        PluginInfo::new(
+            "net-probe",
+            "0.1.0",
+            &["net-probe"],
+            "Connects to ip:port (test plugin)",
+        )
+        .with_capabilities(&["network"])
     }
     fn validate(spec: String) -> Result<(), String> {
         spec.parse::<SocketAddrV4>()

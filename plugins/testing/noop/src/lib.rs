@@ -9,7 +9,12 @@ struct Noop;
 
 impl Plugin for Noop {
     fn describe() -> PluginInfo {
-        PluginInfo::new("noop", env!("CARGO_PKG_VERSION"), &["noop"], "Returns its input")
+        PluginInfo::new(
+            "noop",
+            env!("CARGO_PKG_VERSION"),
+            &["noop"],
+            "Returns its input",
+        )
     }
 
     fn validate(spec: String) -> Result<(), String> {

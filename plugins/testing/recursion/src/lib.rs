@@ -13,7 +13,12 @@ fn deeper(depth: u64, pad: [u64; 16]) -> u64 {
 
 impl Plugin for Recursion {
     fn describe() -> PluginInfo {
-        PluginInfo::new("recursion", "0.1.0", &["recursion"], "Recurses forever (test plugin)")
+        PluginInfo::new(
+            "recursion",
+            "0.1.0",
+            &["recursion"],
+            "Recurses forever (test plugin)",
+        )
     }
     fn validate(_spec: String) -> Result<(), String> {
         Ok(())

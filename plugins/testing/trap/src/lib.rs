@@ -12,7 +12,9 @@ impl Plugin for Trap {
     fn validate(spec: String) -> Result<(), String> {
         match spec.as_str() {
             "panic" | "unreachable" | "oob" => Ok(()),
-            other => Err(format!("unknown trap kind {other:?}: use panic, unreachable or oob")),
+            other => Err(format!(
+                "unknown trap kind {other:?}: use panic, unreachable or oob"
+            )),
         }
     }
     fn run(job: Job) -> Outcome {

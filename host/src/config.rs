@@ -279,6 +279,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid_and_states_the_defaults() {
+        let example = include_str!("../../examples/jobhost.toml");
+        let config = Config::from_toml(example).unwrap();
+        config.check().unwrap();
+        let defaults = RuntimeConfig::default();
+        let as_toml = |r: &RuntimeConfig| toml::to_string(r).unwrap();
+        assert_eq!(as_toml(&config.runtime), as_toml(&defaults));
+        assert_eq!(config.plugin("net-probe").grants, ["network"]);
+    }
+
+    #[test]
     fn pool_slot_fits_the_largest_plugin_limit() {
         let config = Config::from_toml("[plugins.big]\nmemory_limit_mb = 256\n").unwrap();
         assert_eq!(config.max_memory_bytes(), 256 * 1024 * 1024);

@@ -85,8 +85,12 @@ enum PluginsCommand {
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // A node logs its progress; one-shot commands only say what went wrong.
+    init_logging(match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -103,13 +107,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default_level: &str) {
+    use std::io::IsTerminal;
     let filter = std::env::var("JOBHOST_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+        .unwrap_or_else(|_| default_level.into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         // A closed stderr (a supervisor gone away) must not crash the node.
         .log_internal_errors(false)
         .init();

@@ -12,7 +12,7 @@ fn jobhost(args: &[&str], config_file: Option<&Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobhost"));
     cmd.args(args)
         .env_remove("JOBHOST_CONFIG")
-        .env("JOBHOST_CACHE_DIR", "")
+        .env("JOBHOST_CACHE", "false")
         .env("JOBHOST_LOG", "warn");
     if let Some(file) = config_file {
         cmd.arg("--config").arg(file);
@@ -178,7 +178,7 @@ fn serve_loads_the_folder_and_stops_cleanly_on_sigterm() {
     install(dir.path(), &["noop"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
-        .env("JOBHOST_CACHE_DIR", "")
+        .env("JOBHOST_CACHE", "false")
         .env("JOBHOST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -274,7 +274,7 @@ fn serve_survives_its_stderr_being_closed() {
     install(dir.path(), &["noop"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
-        .env("JOBHOST_CACHE_DIR", "")
+        .env("JOBHOST_CACHE", "false")
         .env("JOBHOST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

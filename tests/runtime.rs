@@ -339,6 +339,7 @@ async fn second_start_loads_from_the_cache() {
     install(dir.path(), &["noop"]);
     let mut cfg = config(dir.path());
     cfg.runtime.cache_dir = Some(cache.path().to_owned());
+    cfg.runtime.cache = true;
 
     let first = runtime(cfg.clone()).await;
     assert_eq!(
@@ -362,6 +363,7 @@ async fn a_corrupt_cache_entry_is_recompiled() {
     install(dir.path(), &["noop"]);
     let mut cfg = config(dir.path());
     cfg.runtime.cache_dir = Some(cache.path().to_owned());
+    cfg.runtime.cache = true;
     drop(runtime(cfg.clone()).await);
     for entry in std::fs::read_dir(cache.path()).unwrap() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
@@ -430,4 +432,57 @@ async fn progress_and_logs_reach_the_events_sink() {
         &[(100, "done".to_owned())]
     );
     let _ = Arc::clone(&events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_keeps_only_what_is_served() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["noop"]);
+    let mut cfg = config(dir.path());
+    cfg.runtime.cache_dir = Some(cache.path().to_owned());
+    cfg.runtime.cache = true;
+    let entries = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    // An entry of another engine: kept while recent, pruned once a week old.
+    let foreign = cache.path().join("abc-0000000000000000.cwasm");
+    std::fs::write(&foreign, b"other engine").unwrap();
+
+    let runtime = runtime(cfg).await;
+    let v1 = runtime.plugin("noop").unwrap().digest.clone();
+    assert_eq!(entries().len(), 2);
+    assert!(entries().iter().any(|e| e.starts_with(&v1)));
+
+    // A new build replaces the old one in the cache too.
+    let mut v2_bytes = std::fs::read(plugin_file("noop")).unwrap();
+    v2_bytes.extend_from_slice(&[0, 4, 3, b'a', b'b', b'c']); // a custom section "abc"
+    install_bytes(dir.path(), "noop", &v2_bytes);
+    std::fs::File::options()
+        .write(true)
+        .open(&foreign)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(8 * 24 * 3600))
+        .unwrap();
+    runtime.sync_dir().await.unwrap();
+    let v2 = runtime.plugin("noop").unwrap().digest.clone();
+    assert_ne!(v1, v2);
+    let now = entries();
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert!(now[0].starts_with(&v2), "{now:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dotfiles_in_the_plugins_folder_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    install_bytes(dir.path(), ".partial-upload", b"half a component");
+    install(dir.path(), &["noop"]);
+    let runtime = runtime(config(dir.path())).await;
+    let ids: Vec<String> = runtime.plugins().into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, ["noop"]);
 }

@@ -60,7 +60,10 @@ pub struct Config {
 pub struct RuntimeConfig {
     /// Folder whose `.wasm` files are the loaded plugins; watched for changes.
     pub plugins_dir: PathBuf,
-    /// Folder for compiled components (keyed by content hash and engine); `None` disables it.
+    /// Keep compiled components on disk so a restart does not recompile.
+    pub cache: bool,
+    /// Folder of the compiled-component cache; default `$XDG_CACHE_HOME/jobhost` or
+    /// `~/.cache/jobhost`. One folder per node: a node prunes entries it does not use.
     pub cache_dir: Option<PathBuf>,
     /// Wall-clock deadline of one job attempt, in milliseconds, unless the job sets its own.
     pub default_timeout_ms: u64,
@@ -84,7 +87,8 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             plugins_dir: PathBuf::from("target/plugins"),
-            cache_dir: Some(PathBuf::from(".jobhost/cache")),
+            cache: true,
+            cache_dir: None,
             default_timeout_ms: 30_000,
             memory_limit_mb: 64,
             max_instances: 64,
@@ -98,6 +102,19 @@ impl Default for RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    /// Where compiled components are cached, if caching is on and a folder is known.
+    pub fn cache_folder(&self) -> Option<PathBuf> {
+        if !self.cache {
+            return None;
+        }
+        if let Some(dir) = &self.cache_dir {
+            return Some(dir.clone());
+        }
+        let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
+        let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"));
+        xdg.or(home).map(|base| base.join("jobhost"))
+    }
+
     /// The default per-job deadline.
     pub fn default_timeout(&self) -> Duration {
         Duration::from_millis(self.default_timeout_ms)
@@ -152,8 +169,11 @@ impl Config {
         if let Some(v) = var("JOBHOST_PLUGINS_DIR") {
             rt.plugins_dir = PathBuf::from(v);
         }
+        if let Some(v) = var("JOBHOST_CACHE") {
+            rt.cache = parse_env("JOBHOST_CACHE", v)?;
+        }
         if let Some(v) = var("JOBHOST_CACHE_DIR") {
-            rt.cache_dir = (!v.is_empty()).then(|| PathBuf::from(v));
+            rt.cache_dir = Some(PathBuf::from(v));
         }
         if let Some(v) = var("JOBHOST_DEFAULT_TIMEOUT_MS") {
             rt.default_timeout_ms = parse_env("JOBHOST_DEFAULT_TIMEOUT_MS", v)?;

@@ -51,7 +51,7 @@ pub fn install_bytes(dir: &Path, name: &str, bytes: &[u8]) {
 pub fn config(dir: &Path) -> Config {
     let mut config = Config::default();
     config.runtime.plugins_dir = dir.to_owned();
-    config.runtime.cache_dir = None;
+    config.runtime.cache = false;
     config.runtime.max_instances = 16;
     config.runtime.watch_debounce_ms = 100;
     config

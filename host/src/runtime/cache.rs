@@ -5,9 +5,11 @@
 //! settings), so a host upgrade or a config change misses the cache instead of loading
 //! code built for another engine. Writes go to a temporary file and are renamed into place.
 
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -84,6 +86,37 @@ impl ComponentCache {
         }
     }
 
+    /// Deletes entries this node no longer needs: those of this engine whose component is
+    /// not in `in_use` (SHA-256 digests), and those of other engines (another jobhost
+    /// version) untouched for [`FOREIGN_ENTRY_TTL`]. Returns how many were deleted.
+    pub fn prune(&self, in_use: &HashSet<String>) -> usize {
+        let Some(dir) = &self.dir else { return 0 };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Some((digest, key)) = parse_entry_name(&path) else {
+                continue;
+            };
+            let stale = if key == self.engine_key {
+                !in_use.contains(digest)
+            } else {
+                entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > FOREIGN_ENTRY_TTL)
+            };
+            if stale && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     fn compile(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
         let component = Component::new(engine, wasm)?;
         self.compiled.fetch_add(1, Ordering::Relaxed);
@@ -94,6 +127,15 @@ impl ComponentCache {
         let dir = self.dir.as_ref()?;
         Some(dir.join(format!("{digest}-{}.cwasm", self.engine_key)))
     }
+}
+
+/// How long an entry compiled by another engine is kept after its last write.
+pub const FOREIGN_ENTRY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `(digest, engine key)` of a cache file name `<digest>-<key>.cwasm`.
+fn parse_entry_name(path: &Path) -> Option<(&str, &str)> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".cwasm")?;
+    name.split_once('-')
 }
 
 fn store(entry: &Path, component: &Component) -> wasmtime::Result<()> {

@@ -197,7 +197,7 @@ impl Runtime {
         capabilities::link_all(&mut linker).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         let cache = Arc::new(ComponentCache::new(
             &engine,
-            config.runtime.cache_dir.as_deref(),
+            config.runtime.cache_folder().as_deref(),
         ));
         let slots = Semaphore::new(config.runtime.max_instances as usize);
         tracing::info!(
@@ -235,6 +235,7 @@ impl Runtime {
             linker: &self.inner.linker,
             cache: &self.inner.cache,
             config: &self.inner.config,
+            slots: &self.inner.slots,
         }
     }
 
@@ -263,6 +264,13 @@ impl Runtime {
                 tracing::info!(plugin = %id, "plugin removed");
                 report.removed.push(id);
             }
+        }
+        let pruned = self
+            .inner
+            .cache
+            .prune(&self.inner.registry.loaded_digests());
+        if pruned > 0 {
+            tracing::debug!(pruned, "removed unused compiled components from the cache");
         }
         Ok(report)
     }
@@ -463,6 +471,12 @@ fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "wasm") && path.is_file())
+        // Dotfiles are temporaries of editors and copy tools, not plugins.
+        .filter(|path| {
+            !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     files.sort();
     Ok(files)

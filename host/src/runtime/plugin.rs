@@ -211,6 +211,8 @@ pub(crate) struct Loader<'a> {
     pub linker: &'a Linker<JobState>,
     pub cache: &'a Arc<super::cache::ComponentCache>,
     pub config: &'a Config,
+    /// Instance slots: `describe` takes one like any call.
+    pub slots: &'a tokio::sync::Semaphore,
 }
 
 /// How long `describe` may take.
@@ -248,7 +250,10 @@ impl Loader<'_> {
             .instantiate_pre(&component)
             .and_then(JobPluginPre::new)
             .map_err(|e| reject(LoadError::WrongWorld(format!("{e:#}"))))?;
-        let info = describe(self.engine, &pre, &policy).await.map_err(reject)?;
+        let info = {
+            let _slot = self.slots.acquire().await.expect("slots never close");
+            describe(self.engine, &pre, &policy).await.map_err(reject)?
+        };
         Ok(Plugin {
             id,
             file: file.to_owned(),

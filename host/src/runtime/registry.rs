@@ -92,6 +92,15 @@ impl Registry {
         }
     }
 
+    /// Digests of every loaded plugin.
+    pub fn loaded_digests(&self) -> std::collections::HashSet<String> {
+        self.read()
+            .by_id
+            .values()
+            .filter_map(|e| e.loaded.as_ref().map(|p| p.digest.clone()))
+            .collect()
+    }
+
     /// Every known plugin id.
     pub fn ids(&self) -> Vec<String> {
         self.read().by_id.keys().cloned().collect()

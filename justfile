@@ -12,13 +12,23 @@ wasm_toolchain := env("JOBHOST_WASM_TOOLCHAIN", "auto")
 default:
     @just --list
 
-# Build the plugins and start a development node on them
-run *ARGS: plugins
+# Build the plugins and start a development node on them (with a local redis-server)
+run *ARGS: plugins redis-server
     cargo run --bin jobhost -- serve --dev --plugins-dir {{ plugins_out }} {{ ARGS }}
 
-# Build the plugins, then run every test against them
-test *ARGS: plugins
+# Build the plugins, then run every test against them (tests start their own redis-server)
+test *ARGS: plugins redis-server
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo test {{ ARGS }}
+
+# Install redis-server (Debian's package) if this machine has none
+redis-server:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v redis-server >/dev/null && exit 0
+    echo "installing redis-server" >&2
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 
 # Build every plugin to a component: target/plugins/NAME.wasm (test plugins in target/plugins/testing/)
 plugins:

@@ -172,12 +172,14 @@ fn run_local_runs_one_job_without_redis() {
     assert!(text(&out.stderr).contains("no plugin `missing`"));
 }
 
-#[test]
-fn serve_loads_the_folder_and_stops_cleanly_on_sigterm() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_loads_the_folder_and_stops_cleanly_on_sigterm() {
+    let redis = TestRedis::start().await;
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["noop"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
+        .args(["--redis-url", &redis.url()])
         .env("JOBHOST_CACHE", "false")
         .env("JOBHOST_LOG", "info")
         .stderr(Stdio::piped())
@@ -192,7 +194,7 @@ fn serve_loads_the_folder_and_stops_cleanly_on_sigterm() {
             .lines()
             .map_while(Result::ok)
         {
-            if line.contains("watching plugins folder") {
+            if line.contains("node started") {
                 let _ = ready_tx.send(());
             }
             seen.push(line);
@@ -210,6 +212,7 @@ fn serve_loads_the_folder_and_stops_cleanly_on_sigterm() {
         "{seen:?}"
     );
     assert!(seen.iter().any(|l| l.contains("shutting down")), "{seen:?}");
+    assert!(seen.iter().any(|l| l.contains("node stopped")), "{seen:?}");
     assert!(status.success(), "{status:?}: {seen:?}");
 }
 
@@ -268,12 +271,14 @@ fn wait_timeout(
     None
 }
 
-#[test]
-fn serve_survives_its_stderr_being_closed() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_survives_its_stderr_being_closed() {
+    let redis = TestRedis::start().await;
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["noop"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
+        .args(["--redis-url", &redis.url()])
         .env("JOBHOST_CACHE", "false")
         .env("JOBHOST_LOG", "info")
         .stderr(Stdio::piped())
@@ -287,4 +292,98 @@ fn serve_survives_its_stderr_being_closed() {
     sigterm(&child);
     let status = wait_timeout(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn serve_without_redis_says_how_to_configure_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
+        .env_remove("JOBHOST_REDIS_URL")
+        .env_remove("JOBHOST_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no Redis configured: set JOBHOST_REDIS_URL"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("jobhost serve --dev"), "{stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
+        .env(
+            "JOBHOST_REDIS_URL",
+            format!("redis://:hunter2@127.0.0.1:{}", jobhost::store::free_port()),
+        )
+        .env_remove("JOBHOST_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach Redis at redis://***@127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password never appears: {stderr}"
+    );
+}
+
+#[test]
+fn serve_dev_starts_and_stops_its_own_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let state = dir.path().join("redis");
+    let config = dir.path().join("dev.toml");
+    std::fs::write(
+        &config,
+        format!("[redis]\ndev_dir = {:?}\n", state.to_str().unwrap()),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        .args(["--config", config.to_str().unwrap(), "serve", "--dev"])
+        .args(["--plugins-dir", plugins.to_str().unwrap()])
+        .env_remove("JOBHOST_REDIS_URL")
+        .env("JOBHOST_CACHE", "false")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("node started") {
+                let _ = ready_tx.send(());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    let ready = ready_rx.recv_timeout(Duration::from_secs(30));
+    sigterm(&child);
+    let status = wait_timeout(&mut child, Duration::from_secs(15)).expect("exits after SIGTERM");
+    let seen = lines.join().unwrap();
+    assert!(ready.is_ok(), "{seen:?}");
+    assert!(status.success(), "{status:?} {seen:?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("started a local redis-server")),
+        "{seen:?}"
+    );
+    assert!(plugins.is_dir(), "--dev creates the plugins folder");
+    assert!(state.join("appendonlydir").is_dir(), "AOF is on");
+    // The child redis-server is gone: nothing listens on the dev port any more.
+    let log = std::fs::read_to_string(state.join("redis.log")).unwrap();
+    assert!(
+        log.contains("ready to exit, bye bye"),
+        "redis was shut down cleanly"
+    );
 }

@@ -52,6 +52,71 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// Per-plugin grants and limits, keyed by plugin id (the `.wasm` file name without extension).
     pub plugins: BTreeMap<String, PluginConfig>,
+    /// Where jobs, queues and nodes live.
+    pub redis: RedisConfig,
+    /// How this node takes and runs jobs.
+    pub worker: WorkerConfig,
+}
+
+/// The Redis shared by every node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://...`; empty: none configured
+    /// (`serve --dev` then starts a local one).
+    pub url: String,
+    /// Prefix of every key (and Redis Cluster hash tag); separates deployments on one Redis.
+    pub prefix: String,
+    /// How long finished jobs (record, attempts, log) are kept, in seconds.
+    pub retention_secs: u64,
+    /// How long an idempotency key returns its job, in seconds.
+    pub idempotency_ttl_secs: u64,
+    /// Most entries kept in one job's log stream.
+    pub log_max_entries: usize,
+    /// State folder of the local Redis started by `serve --dev`.
+    pub dev_dir: PathBuf,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: String::new(),
+            prefix: "jobhost".into(),
+            retention_secs: 7 * 24 * 3600,
+            idempotency_ttl_secs: 24 * 3600,
+            log_max_entries: 100_000,
+            dev_dir: PathBuf::from(".jobhost/redis"),
+        }
+    }
+}
+
+/// How a node takes and runs jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Jobs this node runs at once; 0 means `runtime.max_instances`.
+    pub concurrency: u32,
+    /// Lease on a claimed job, in ms: if the node does not renew it (it died, or lost
+    /// Redis) within this time, another node re-queues the job.
+    pub lease_ms: u64,
+    /// Interval of node heartbeats, in ms; the registration expires after three missed.
+    pub heartbeat_ms: u64,
+    /// On SIGTERM, time running jobs get to finish before they are stopped and re-queued.
+    pub shutdown_grace_ms: u64,
+    /// Fallback poll interval for new work when no notification arrives, in ms.
+    pub poll_ms: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 0,
+            lease_ms: 30_000,
+            heartbeat_ms: 5_000,
+            shutdown_grace_ms: 10_000,
+            poll_ms: 1_000,
+        }
+    }
 }
 
 /// Settings of the component runtime.
@@ -165,6 +230,15 @@ impl Config {
 
     /// Applies environment overrides, reading variables through `var`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = var("JOBHOST_REDIS_URL") {
+            self.redis.url = v;
+        }
+        if let Some(v) = var("JOBHOST_REDIS_PREFIX") {
+            self.redis.prefix = v;
+        }
+        if let Some(v) = var("JOBHOST_CONCURRENCY") {
+            self.worker.concurrency = parse_env("JOBHOST_CONCURRENCY", v)?;
+        }
         let rt = &mut self.runtime;
         if let Some(v) = var("JOBHOST_PLUGINS_DIR") {
             rt.plugins_dir = PathBuf::from(v);
@@ -202,6 +276,30 @@ impl Config {
         }
         if rt.epoch_tick_ms == 0 {
             return invalid("runtime.epoch_tick_ms must be at least 1".into());
+        }
+        let redis = &self.redis;
+        if !(redis.url.is_empty()
+            || redis.url.starts_with("redis://")
+            || redis.url.starts_with("rediss://"))
+        {
+            return invalid("redis.url must start with redis:// or rediss://".into());
+        }
+        let prefix_ok = !redis.prefix.is_empty()
+            && redis
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !prefix_ok {
+            return invalid(format!(
+                "redis.prefix {:?} must be letters, digits, '-', '_' or '.'",
+                redis.prefix
+            ));
+        }
+        let w = &self.worker;
+        if w.lease_ms < 1_000 || w.heartbeat_ms == 0 || w.poll_ms == 0 {
+            return invalid(
+                "worker.lease_ms must be at least 1000; heartbeat_ms and poll_ms at least 1".into(),
+            );
         }
         for (id, plugin) in self.plugins.iter() {
             for grant in &plugin.grants {
@@ -244,6 +342,14 @@ impl Config {
             .unwrap_or(self.runtime.memory_limit_mb)
             * 1024
             * 1024
+    }
+
+    /// Jobs this node runs at once.
+    pub fn concurrency(&self) -> u32 {
+        match self.worker.concurrency {
+            0 => self.runtime.max_instances,
+            n => n,
+        }
     }
 
     /// The config of plugin `id` (defaults when the file has no section for it).

@@ -9,3 +9,5 @@
 
 pub mod config;
 pub mod runtime;
+pub mod store;
+pub mod worker;

@@ -133,3 +133,55 @@ pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> Opt
     }
     check().then(|| start.elapsed())
 }
+
+/// A real `redis-server` of this test alone: own port, own state folder (AOF on).
+pub struct TestRedis {
+    pub server: jobhost::store::DevRedis,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestRedis {
+    /// Starts a fresh server on a free port.
+    pub async fn start() -> TestRedis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = jobhost::store::free_port();
+        let server = jobhost::store::DevRedis::start(dir.path(), Some(port))
+            .await
+            .expect("redis-server starts (install it, or run the tests with `just test`)");
+        TestRedis { server, dir }
+    }
+
+    /// Restarts it on the same port and data (AOF replayed).
+    pub async fn restart(&mut self) {
+        let port = self.server.port();
+        self.server.stop().await;
+        self.server = jobhost::store::DevRedis::start(self.dir.path(), Some(port))
+            .await
+            .expect("redis-server restarts");
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// A store on this server with default options.
+    pub async fn store(&self) -> jobhost::store::Store {
+        self.store_with(jobhost::store::StoreOptions::default())
+            .await
+    }
+
+    pub async fn store_with(&self, options: jobhost::store::StoreOptions) -> jobhost::store::Store {
+        jobhost::store::Store::connect(&self.url(), options)
+            .await
+            .unwrap()
+    }
+}
+
+/// A new job of `job_type` with `spec`, no retries beyond `max_attempts`.
+pub fn new_job(job_type: &str, spec: &str) -> jobhost::store::NewJob {
+    jobhost::store::NewJob {
+        job_type: job_type.to_owned(),
+        spec: spec.to_owned(),
+        ..Default::default()
+    }
+}

@@ -12,6 +12,9 @@ use jobhost::config::Config;
 use jobhost::runtime::{
     JobEvents, JobInput, LogLevel, PluginStatus, RunOptions, Runtime, plugin::ImportCheck,
 };
+use jobhost::store::{DevRedis, Store, StoreOptions};
+use jobhost::worker::{self, WorkerSettings};
+use tokio_util::sync::CancellationToken;
 
 /// A host for sandboxed job plugins (WebAssembly components).
 #[derive(Parser)]
@@ -26,11 +29,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node: load the plugins folder, reload it on change, serve until SIGINT/SIGTERM.
+    /// Run a node: load the plugins folder (reloading it on change), take jobs from Redis,
+    /// until SIGINT/SIGTERM.
     Serve {
-        /// Development mode: create the plugins folder if it is missing.
+        /// Development mode: create the plugins folder if missing, and start a local
+        /// redis-server (state in `redis.dev_dir`, AOF on) when no Redis URL is configured.
         #[arg(long)]
         dev: bool,
+        /// Redis URL (overrides `redis.url` and JOBHOST_REDIS_URL).
+        #[arg(long)]
+        redis_url: Option<String>,
         /// Plugins folder (overrides `runtime.plugins_dir`).
         #[arg(long)]
         plugins_dir: Option<PathBuf>,
@@ -124,8 +132,16 @@ fn init_logging(default_level: &str) {
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let mut config = Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Serve { dev, plugins_dir } => {
+        Command::Serve {
+            dev,
+            redis_url,
+            plugins_dir,
+        } => {
             set_dir(&mut config, plugins_dir);
+            if let Some(url) = redis_url {
+                config.redis.url = url;
+                config.check()?;
+            }
             serve(config, dev).await
         }
         Command::Plugins { command } => match command {
@@ -175,7 +191,9 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
             dir.display()
         );
     }
-    let runtime = Runtime::new(config)?;
+    // Keep the local Redis (if any) alive until the node has drained.
+    let (store, mut dev_redis) = connect_store(&config, dev).await?;
+    let runtime = Runtime::new(config.clone())?;
     let report = runtime.sync_dir().await?;
     tracing::info!(
         loaded = report.loaded.len(),
@@ -183,9 +201,65 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
         "plugins folder loaded"
     );
     let _watcher = runtime.watch()?;
+    let shutdown = CancellationToken::new();
+    let node = tokio::spawn(worker::run(
+        store,
+        runtime,
+        WorkerSettings::from_config(&config),
+        shutdown.clone(),
+    ));
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: no new jobs are claimed");
+    shutdown.cancel();
+    node.await.context("node task")?;
+    if let Some(redis) = dev_redis.as_mut() {
+        redis.stop().await;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Connects to the configured Redis; in `--dev` mode without one, starts a local
+/// `redis-server` child (AOF on) first.
+async fn connect_store(config: &Config, dev: bool) -> Result<(Store, Option<DevRedis>)> {
+    let options = StoreOptions {
+        prefix: config.redis.prefix.clone(),
+        retention: Duration::from_secs(config.redis.retention_secs),
+        idempotency_ttl: Duration::from_secs(config.redis.idempotency_ttl_secs),
+        log_max_entries: config.redis.log_max_entries,
+    };
+    let mut dev_redis = None;
+    let url = if !config.redis.url.is_empty() {
+        config.redis.url.clone()
+    } else if dev {
+        let redis = DevRedis::start(&config.redis.dev_dir, None).await?;
+        tracing::info!(
+            url = %redis.url(),
+            dir = %redis.dir().display(),
+            "started a local redis-server for development"
+        );
+        let url = redis.url();
+        dev_redis = Some(redis);
+        url
+    } else {
+        bail!(
+            "no Redis configured: set JOBHOST_REDIS_URL (or `redis.url` in the config file) \
+             to redis://host:port, or run `jobhost serve --dev` to start a local one"
+        );
+    };
+    let store = Store::connect(&url, options)
+        .await
+        .with_context(|| format!("cannot reach Redis at {}", redacted(&url)))?;
+    Ok((store, dev_redis))
+}
+
+/// `url` without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -405,4 +479,19 @@ async fn run_local(config: Config, local: LocalRun) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redacted("redis://:s3cret@db:6379/0"),
+            "redis://***@db:6379/0"
+        );
+        assert_eq!(redacted("rediss://u:p@h:1"), "rediss://***@h:1");
+        assert_eq!(redacted("redis://h:1"), "redis://h:1");
+    }
 }

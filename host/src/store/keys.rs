@@ -1,0 +1,109 @@
+//! Names of every Redis key (see the table in the module above).
+
+/// Builds keys under one prefix and Cluster hash tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys for deployment `prefix` (letters, digits, `-`, `_`, `.` are safe).
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: format!("{prefix}:{{{prefix}}}:"),
+        }
+    }
+
+    /// The common prefix, hash tag included (scripts build per-job keys from it).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    /// A job's record.
+    pub fn job(&self, id: &str) -> String {
+        self.key(&format!("job:{id}"))
+    }
+    /// A job's finished attempts.
+    pub fn attempts(&self, id: &str) -> String {
+        self.key(&format!("attempts:{id}"))
+    }
+    /// A job's log stream.
+    pub fn log(&self, id: &str) -> String {
+        self.key(&format!("log:{id}"))
+    }
+    /// The ready queue of a job type.
+    pub fn queue(&self, job_type: &str) -> String {
+        self.key(&format!("queue:{job_type}"))
+    }
+    /// The FIFO sequence counter.
+    pub fn seq(&self) -> String {
+        self.key("seq")
+    }
+    /// Scheduled jobs by run-at time.
+    pub fn delayed(&self) -> String {
+        self.key("delayed")
+    }
+    /// Running jobs by lease deadline.
+    pub fn running(&self) -> String {
+        self.key("running")
+    }
+    /// Dead jobs.
+    pub fn dead(&self) -> String {
+        self.key("dead")
+    }
+    /// Index of all jobs by creation time.
+    pub fn jobs(&self) -> String {
+        self.key("jobs")
+    }
+    /// An idempotency key.
+    pub fn idempotency(&self, key: &str) -> String {
+        self.key(&format!("idem:{key}"))
+    }
+    /// Cron definitions.
+    pub fn cron(&self) -> String {
+        self.key("cron")
+    }
+    /// Cron next-fire times.
+    pub fn cron_next(&self) -> String {
+        self.key("cron:next")
+    }
+    /// A node's registration.
+    pub fn node(&self, id: &str) -> String {
+        self.key(&format!("node:{id}"))
+    }
+    /// Live nodes by heartbeat expiry.
+    pub fn nodes(&self) -> String {
+        self.key("nodes")
+    }
+    /// The leader lease.
+    pub fn leader(&self) -> String {
+        self.key("leader")
+    }
+    /// The fencing token counter.
+    pub fn leader_token(&self) -> String {
+        self.key("leader:token")
+    }
+    /// The event channel.
+    pub fn events(&self) -> String {
+        self.key("events")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = Keys::new("jh");
+        assert_eq!(keys.job("a"), "jh:{jh}:job:a");
+        assert_eq!(keys.queue("noop"), "jh:{jh}:queue:noop");
+        for key in [keys.delayed(), keys.running(), keys.log("x"), keys.nodes()] {
+            assert!(key.starts_with("jh:{jh}:"), "{key}");
+        }
+    }
+}

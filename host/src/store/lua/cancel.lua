@@ -1,0 +1,27 @@
+-- Cancels a job. Queued or scheduled: removed and CANCELLED at once. Running: flagged, and
+-- the node running it is told on the event channel (and sees the flag at its next lease
+-- renewal); it records CANCELLED when the plugin has stopped.
+-- KEYS: 1 job hash, 2 delayed set, 3 attempts list
+-- ARGV: 1 id, 2 prefix, 3 event channel, 4 retention ms, 5 reason
+-- Returns 'not_found', 'cancelled', 'cancelling', or the final state it already had.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local f = redis.call('HMGET', KEYS[1], 'state', 'type')
+local state = f[1]
+if not state then return 'not_found' end
+if state == 'QUEUED' or state == 'SCHEDULED' then
+  redis.call('ZREM', ARGV[2] .. 'queue:' .. f[2], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'reason', ARGV[5], 'updated_ms', now,
+    'finished_ms', now, 'cancel', 1)
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+  if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4])) end
+  redis.call('PUBLISH', ARGV[3], 'done ' .. ARGV[1])
+  return 'cancelled'
+end
+if state == 'RUNNING' then
+  redis.call('HSET', KEYS[1], 'cancel', 1, 'updated_ms', now)
+  redis.call('PUBLISH', ARGV[3], 'cancel ' .. ARGV[1])
+  return 'cancelling'
+end
+return state

@@ -1,0 +1,43 @@
+-- Re-queues jobs whose lease expired (their node died or lost Redis): the attempt counts,
+-- and is recorded as lost. Any node may run this; it is idempotent.
+-- KEYS: 1 running set, 2 dead set, 3 sequence
+-- ARGV: 1 prefix, 2 limit, 3 event channel, 4 retention ms
+-- Returns the number of jobs handled.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix, limit = ARGV[1], tonumber(ARGV[2])
+local ids = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  local job = prefix .. 'job:' .. id
+  local f = redis.call('HMGET', job, 'state', 'node', 'attempts', 'max_attempts',
+    'started_ms', 'type', 'priority', 'cancel')
+  if f[1] == 'RUNNING' then
+    redis.call('RPUSH', prefix .. 'attempts:' .. id, cjson.encode({
+      attempt = tonumber(f[3]), node = f[2], started_ms = tonumber(f[5]), ended_ms = now,
+      outcome = 'lost', reason = 'lease expired: node ' .. f[2] .. ' stopped renewing it'}))
+    local state
+    if f[8] == '1' then
+      state = 'CANCELLED'
+    elseif tonumber(f[3]) < tonumber(f[4]) then
+      state = 'QUEUED'
+      local seq = redis.call('INCR', KEYS[3])
+      redis.call('ZADD', prefix .. 'queue:' .. f[6], (255 - tonumber(f[7])) * 4398046511104 + seq, id)
+      redis.call('PUBLISH', ARGV[3], 'ready ' .. f[6])
+    else
+      state = 'DEAD'
+      redis.call('ZADD', KEYS[2], now, id)
+    end
+    redis.call('HSET', job, 'state', state, 'updated_ms', now, 'last_node', f[2],
+      'reason', 'lease expired: node ' .. f[2] .. ' stopped renewing it')
+    redis.call('HDEL', job, 'node', 'lease_ms')
+    if state ~= 'QUEUED' then
+      local ttl = tonumber(ARGV[4])
+      redis.call('HSET', job, 'finished_ms', now)
+      redis.call('PEXPIRE', job, ttl)
+      redis.call('PEXPIRE', prefix .. 'attempts:' .. id, ttl)
+      redis.call('PUBLISH', ARGV[3], 'done ' .. id)
+    end
+  end
+end
+return #ids

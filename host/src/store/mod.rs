@@ -1,0 +1,1108 @@
+//! All Redis I/O: jobs, queues, leases, schedules, nodes, logs. Nothing else speaks Redis.
+//!
+//! # Key layout
+//!
+//! Every key starts with `<prefix>:{<prefix>}:`, e.g. `jobhost:{jobhost}:job:<id>`. The
+//! braces are a Redis Cluster hash tag: all keys of one deployment live in one slot, so
+//! every multi-key script is valid on Cluster as on a single Redis.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `job:<id>` | hash | the job record (fields below) |
+//! | `attempts:<id>` | list | one JSON record per finished attempt |
+//! | `log:<id>` | stream | the job's log lines (`attempt`, `level`, `msg`), capped |
+//! | `queue:<type>` | zset | ready jobs of a type; score = (255 − priority)·2⁴² + sequence |
+//! | `seq` | string | the FIFO sequence within a priority |
+//! | `delayed` | zset | SCHEDULED jobs (delayed, or waiting for a retry), score = run-at ms |
+//! | `running` | zset | RUNNING jobs, score = lease deadline ms |
+//! | `dead` | zset | DEAD jobs, score = time of death |
+//! | `jobs` | zset | every job, score = creation ms (for listings; swept after retention) |
+//! | `idem:<key>` | string | job id for an idempotency key |
+//! | `cron` | hash | cron schedule name → JSON definition |
+//! | `cron:next` | zset | cron schedule name → next fire ms |
+//! | `node:<id>` | hash | a host node's registration (expires with its heartbeat) |
+//! | `nodes` | zset | node id → heartbeat expiry ms |
+//! | `leader`, `leader:token` | string | leader lease `"<node> <token>"`, fencing counter |
+//! | `events` | pub/sub channel | `ready <type>`, `cancel <id>`, `done <id>` |
+//!
+//! Job hash fields: `id name type spec labels priority state attempts max_attempts
+//! timeout_ms created_ms updated_ms run_at_ms started_ms finished_ms lease_ms node last_node
+//! output reason cancel backoff_base_ms backoff_max_ms`.
+//!
+//! Every state transition is one Lua script (see `lua/`), so it is atomic; times come from
+//! the Redis server's clock, so nodes with skewed clocks agree.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+
+mod keys;
+mod server;
+
+pub use keys::Keys;
+pub use server::{DEV_PORT, DevRedis, DevRedisError, free_port};
+
+/// Errors talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis could not be reached or answered with an error.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A record in Redis does not have the expected shape.
+    #[error("corrupt record {key}: {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value given to the store is out of range.
+    #[error("invalid {0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    /// True when the error means Redis is unreachable (worth retrying later).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                    || matches!(
+                        e.kind(),
+                        redis::ErrorKind::Server(
+                            redis::ServerErrorKind::BusyLoading
+                                | redis::ServerErrorKind::TryAgain
+                                | redis::ServerErrorKind::MasterDown
+                        )
+                    )
+            }
+            _ => false,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Lifecycle state of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Waiting in a ready queue.
+    Queued,
+    /// Waiting for its run-at time (delayed, or backing off before a retry).
+    Scheduled,
+    /// Claimed by a node and running.
+    Running,
+    /// Finished successfully.
+    Succeeded,
+    /// Failed for good (the plugin said so).
+    Failed,
+    /// Cancelled.
+    Cancelled,
+    /// Retries exhausted.
+    Dead,
+}
+
+impl JobState {
+    /// The name stored in Redis and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "QUEUED",
+            JobState::Scheduled => "SCHEDULED",
+            JobState::Running => "RUNNING",
+            JobState::Succeeded => "SUCCEEDED",
+            JobState::Failed => "FAILED",
+            JobState::Cancelled => "CANCELLED",
+            JobState::Dead => "DEAD",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<JobState> {
+        Some(match s {
+            "QUEUED" => JobState::Queued,
+            "SCHEDULED" => JobState::Scheduled,
+            "RUNNING" => JobState::Running,
+            "SUCCEEDED" => JobState::Succeeded,
+            "FAILED" => JobState::Failed,
+            "CANCELLED" => JobState::Cancelled,
+            "DEAD" => JobState::Dead,
+            _ => return None,
+        })
+    }
+
+    /// True once the job will not run again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled | JobState::Dead
+        )
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Retry policy of a job: exponential backoff with jitter, capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = never retry).
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubles each time.
+    pub backoff_base_ms: u64,
+    /// Longest delay between attempts.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after failed attempt `attempt` (1-based): base·2^(attempt−1), capped, with
+    /// ±20 % jitter so a burst of failures does not retry in lockstep.
+    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+        let exp = self
+            .backoff_base_ms
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(32))
+            .min(self.backoff_max_ms);
+        let jittered = exp as f64 * (0.8 + 0.4 * jitter.clamp(0.0, 1.0));
+        Duration::from_millis(jittered as u64)
+    }
+}
+
+/// A job to create.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// A display name (optional).
+    pub name: String,
+    /// Job type; selects the plugin.
+    pub job_type: String,
+    /// The spec, already validated by the plugin.
+    pub spec: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// 0 (lowest) to 255 (highest); default 0.
+    pub priority: u8,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Deadline of one attempt, if not the plugin's default.
+    pub timeout_ms: Option<u64>,
+    /// Do not run before this time (Unix ms).
+    pub run_at_ms: Option<u64>,
+    /// Submitting twice with the same key returns the first job.
+    pub idempotency_key: Option<String>,
+}
+
+/// One finished attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// Node that ran it.
+    pub node: String,
+    /// When it started (Unix ms).
+    pub started_ms: u64,
+    /// When it ended (Unix ms).
+    pub ended_ms: u64,
+    /// `succeeded`, `failed`, `retry`, `crashed`, `cancelled`, `interrupted` or `lost`.
+    pub outcome: String,
+    /// Output excerpt or reason.
+    pub reason: String,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Job id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Job type.
+    pub job_type: String,
+    /// Spec.
+    pub spec: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Priority.
+    pub priority: u8,
+    /// Current state.
+    pub state: JobState,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Attempt deadline, if set.
+    pub timeout_ms: Option<u64>,
+    /// Creation time (Unix ms).
+    pub created_ms: u64,
+    /// Last change (Unix ms).
+    pub updated_ms: u64,
+    /// Next run time while SCHEDULED (Unix ms).
+    pub run_at_ms: Option<u64>,
+    /// Finish time once final (Unix ms).
+    pub finished_ms: Option<u64>,
+    /// Node running it while RUNNING.
+    pub node: Option<String>,
+    /// Output once SUCCEEDED.
+    pub output: Option<String>,
+    /// Reason of the last failure, retry or cancellation.
+    pub reason: Option<String>,
+    /// True once cancellation was requested.
+    pub cancel_requested: bool,
+    /// Finished attempts, oldest first.
+    pub history: Vec<AttemptRecord>,
+}
+
+/// A job claimed by a node: what its worker needs to run the attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    /// Job id.
+    pub id: String,
+    /// This attempt's number.
+    pub attempt: u32,
+    /// Job type.
+    pub job_type: String,
+    /// Spec.
+    pub spec: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Attempt deadline, if set.
+    pub timeout_ms: Option<u64>,
+    /// Cancellation was requested before the claim.
+    pub cancel_requested: bool,
+    /// Its retry policy (for the backoff after a crash).
+    pub retry: RetryPolicy,
+}
+
+/// How an attempt ended, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// Done; the job is SUCCEEDED.
+    Succeeded {
+        /// Output.
+        output: String,
+    },
+    /// Permanent failure; the job is FAILED.
+    Failed {
+        /// Reason.
+        reason: String,
+    },
+    /// Try again after `after` (SCHEDULED), or DEAD if attempts are exhausted.
+    Retry {
+        /// Delay.
+        after: Duration,
+        /// Reason.
+        reason: String,
+        /// Label of the attempt record: `retry` (plugin asked) or `crashed`.
+        outcome: &'static str,
+    },
+    /// Stopped on request; the job is CANCELLED.
+    Cancelled {
+        /// Reason.
+        reason: String,
+    },
+    /// The host stopped the attempt (shutdown): back to the queue, not counted.
+    Interrupted {
+        /// Reason.
+        reason: String,
+    },
+}
+
+/// Result of a cancel request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelResult {
+    /// No such job.
+    NotFound,
+    /// It was queued or scheduled and is now CANCELLED.
+    Cancelled,
+    /// It is running; its node has been told to stop it.
+    Cancelling,
+    /// It had already finished in this state.
+    AlreadyFinal(JobState),
+}
+
+/// What a node publishes about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Node id (unique per process).
+    pub id: String,
+    /// Host name.
+    pub hostname: String,
+    /// jobhost version.
+    pub version: String,
+    /// Job types it serves.
+    pub job_types: Vec<String>,
+    /// Jobs it runs at once.
+    pub capacity: u32,
+    /// Start time (Unix ms).
+    pub started_ms: u64,
+}
+
+/// A cron schedule: a job template fired on a cron expression.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronSchedule {
+    /// Unique name.
+    pub name: String,
+    /// Cron expression with seconds: `sec min hour day-of-month month day-of-week [year]`.
+    pub schedule: String,
+    /// The job each fire creates.
+    pub template: NewJob,
+}
+
+/// Events published by the store, seen by every node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A job of this type became ready.
+    Ready(String),
+    /// Cancellation of this running job was requested.
+    Cancel(String),
+    /// This job reached a final state.
+    Done(String),
+}
+
+impl Event {
+    fn parse(payload: &str) -> Option<Event> {
+        let (kind, arg) = payload.split_once(' ')?;
+        let arg = arg.to_owned();
+        Some(match kind {
+            "ready" => Event::Ready(arg),
+            "cancel" => Event::Cancel(arg),
+            "done" => Event::Done(arg),
+            _ => return None,
+        })
+    }
+}
+
+/// One log line of a job, as stored in its stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogEntry {
+    /// Stream entry id (`<ms>-<seq>`), usable as a resume cursor.
+    pub cursor: String,
+    /// Attempt that wrote it.
+    pub attempt: u32,
+    /// Level name.
+    pub level: String,
+    /// The line.
+    pub message: String,
+}
+
+struct Scripts {
+    enqueue: Script,
+    claim: Script,
+    renew: Script,
+    finish: Script,
+    reap: Script,
+    promote: Script,
+    cancel: Script,
+    leader: Script,
+    advance_cron: Script,
+    sweep: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            enqueue: Script::new(include_str!("lua/enqueue.lua")),
+            claim: Script::new(include_str!("lua/claim.lua")),
+            renew: Script::new(include_str!("lua/renew.lua")),
+            finish: Script::new(include_str!("lua/finish.lua")),
+            reap: Script::new(include_str!("lua/reap.lua")),
+            promote: Script::new(include_str!("lua/promote.lua")),
+            cancel: Script::new(include_str!("lua/cancel.lua")),
+            leader: Script::new(include_str!("lua/leader.lua")),
+            advance_cron: Script::new(include_str!("lua/advance_cron.lua")),
+            sweep: Script::new(include_str!("lua/sweep.lua")),
+        }
+    }
+}
+
+/// Settings of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Key prefix (also the Cluster hash tag).
+    pub prefix: String,
+    /// How long finished jobs (record, attempts, log) are kept.
+    pub retention: Duration,
+    /// How long an idempotency key maps to its job.
+    pub idempotency_ttl: Duration,
+    /// Most entries kept in one job's log stream (oldest trimmed beyond).
+    pub log_max_entries: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            prefix: "jobhost".into(),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            log_max_entries: 100_000,
+        }
+    }
+}
+
+/// The Redis-backed store. Cheap to clone; clones share one multiplexed connection that
+/// reconnects by itself.
+#[derive(Clone)]
+pub struct Store {
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Keys,
+    options: StoreOptions,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Store {
+    /// Connects to `url` (`redis://` or `rediss://`). Fails if Redis does not answer.
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Store> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(10)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let store = Store {
+            client,
+            conn,
+            keys: Keys::new(&options.prefix),
+            options,
+            scripts: std::sync::Arc::new(Scripts::new()),
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The store's settings.
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
+    /// Checks that Redis answers.
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Creates a job, or returns the existing one for its idempotency key. Returns the id
+    /// and whether it was created now.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<(String, bool)> {
+        if job.job_type.is_empty() {
+            return Err(StoreError::Invalid("job type: empty".into()));
+        }
+        if job.retry.max_attempts == 0 {
+            return Err(StoreError::Invalid(
+                "max attempts: must be at least 1".into(),
+            ));
+        }
+        let id = new_id();
+        let k = &self.keys;
+        let idem_key = match &job.idempotency_key {
+            Some(key) => k.idempotency(key),
+            None => k.job(&id), // same as KEYS[1]: the script reads that as "no key"
+        };
+        let labels = serde_json::to_string(&job.labels).expect("labels serialize");
+        let mut invocation = self.scripts.enqueue.prepare_invoke();
+        invocation
+            .key(k.job(&id))
+            .key(k.queue(&job.job_type))
+            .key(k.delayed())
+            .key(idem_key)
+            .key(k.seq())
+            .key(k.jobs())
+            .arg(&id)
+            .arg(job.run_at_ms.unwrap_or(0))
+            .arg(job.priority)
+            .arg(millis(self.options.idempotency_ttl))
+            .arg(k.events())
+            .arg(&job.job_type)
+            .arg("name")
+            .arg(&job.name)
+            .arg("type")
+            .arg(&job.job_type)
+            .arg("spec")
+            .arg(&job.spec)
+            .arg("labels")
+            .arg(labels)
+            .arg("priority")
+            .arg(job.priority)
+            .arg("attempts")
+            .arg(0)
+            .arg("max_attempts")
+            .arg(job.retry.max_attempts)
+            .arg("backoff_base_ms")
+            .arg(job.retry.backoff_base_ms)
+            .arg("backoff_max_ms")
+            .arg(job.retry.backoff_max_ms)
+            .arg("timeout_ms")
+            .arg(job.timeout_ms.unwrap_or(0))
+            .arg("cancel")
+            .arg(0);
+        let mut conn = self.conn.clone();
+        let (id, created): (String, u8) = invocation.invoke_async(&mut conn).await?;
+        Ok((id, created == 1))
+    }
+
+    /// The job `id` with its attempt history, if it exists (finished jobs expire after the
+    /// retention time).
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>> {
+        let mut conn = self.conn.clone();
+        let (fields, history): (BTreeMap<String, String>, Vec<String>) = redis::pipe()
+            .hgetall(self.keys.job(id))
+            .lrange(self.keys.attempts(id), 0, -1)
+            .query_async(&mut conn)
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let mut record = parse_job(&self.keys.job(id), fields)?;
+        record.history = history
+            .iter()
+            .map(|h| serde_json::from_str(h))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| StoreError::Corrupt {
+                key: self.keys.attempts(id),
+                reason: e.to_string(),
+            })?;
+        Ok(Some(record))
+    }
+
+    /// Claims up to `max` ready jobs of `job_types` for `node`, with a lease of `lease`.
+    pub async fn claim(
+        &self,
+        node: &str,
+        job_types: &[String],
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>> {
+        if job_types.is_empty() || max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.scripts.claim.prepare_invoke();
+        invocation.key(self.keys.running());
+        for job_type in job_types {
+            invocation.key(self.keys.queue(job_type));
+        }
+        invocation
+            .arg(self.keys.prefix())
+            .arg(node)
+            .arg(max)
+            .arg(millis(lease));
+        let mut conn = self.conn.clone();
+        let flat: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
+        flat.chunks(CLAIM_FIELDS)
+            .map(|c| parse_claim(&self.keys, c))
+            .collect::<Result<Vec<_>>>()
+    }
+
+    /// Extends the leases of `ids` held by `node`. Returns (ids whose cancellation was
+    /// requested, ids the node no longer holds).
+    pub async fn renew(
+        &self,
+        node: &str,
+        ids: &[String],
+        lease: Duration,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        if ids.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mut invocation = self.scripts.renew.prepare_invoke();
+        invocation
+            .key(self.keys.running())
+            .arg(self.keys.prefix())
+            .arg(node)
+            .arg(millis(lease));
+        for id in ids {
+            invocation.arg(id);
+        }
+        let mut conn = self.conn.clone();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Records the end of the claimed attempt `job` on `node`. Returns the job's new state,
+    /// or `None` if the node no longer held the attempt (its lease expired and the job was
+    /// re-queued): the result is then discarded.
+    pub async fn finish(
+        &self,
+        job: &ClaimedJob,
+        node: &str,
+        finish: &Finish,
+    ) -> Result<Option<JobState>> {
+        let (id, attempt) = (job.id.as_str(), job.attempt);
+        let k = &self.keys;
+        let (kind, text, delay, label) = match finish {
+            Finish::Succeeded { output } => ("succeeded", output.as_str(), 0, "succeeded"),
+            Finish::Failed { reason } => ("failed", reason.as_str(), 0, "failed"),
+            Finish::Retry {
+                after,
+                reason,
+                outcome,
+            } => ("retry", reason.as_str(), millis(*after), *outcome),
+            Finish::Cancelled { reason } => ("cancelled", reason.as_str(), 0, "cancelled"),
+            Finish::Interrupted { reason } => ("requeue", reason.as_str(), 0, "interrupted"),
+        };
+        let mut invocation = self.scripts.finish.prepare_invoke();
+        invocation
+            .key(k.job(id))
+            .key(k.running())
+            .key(k.delayed())
+            .key(k.dead())
+            .key(k.attempts(id))
+            .key(k.log(id))
+            .key(k.queue(&job.job_type))
+            .key(k.seq())
+            .arg(id)
+            .arg(node)
+            .arg(attempt)
+            .arg(kind)
+            .arg(text)
+            .arg(delay)
+            .arg(millis(self.options.retention))
+            .arg(k.events())
+            .arg(label);
+        let mut conn = self.conn.clone();
+        let state: String = invocation.invoke_async(&mut conn).await?;
+        if state == "stale" {
+            return Ok(None);
+        }
+        JobState::parse(&state)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: k.job(id),
+                reason: format!("unknown state {state:?}"),
+            })
+    }
+
+    /// Cancels `id`.
+    pub async fn cancel(&self, id: &str, reason: &str) -> Result<CancelResult> {
+        let mut invocation = self.scripts.cancel.prepare_invoke();
+        invocation
+            .key(self.keys.job(id))
+            .key(self.keys.delayed())
+            .key(self.keys.attempts(id))
+            .arg(id)
+            .arg(self.keys.prefix())
+            .arg(self.keys.events())
+            .arg(millis(self.options.retention))
+            .arg(reason);
+        let mut conn = self.conn.clone();
+        let answer: String = invocation.invoke_async(&mut conn).await?;
+        Ok(match answer.as_str() {
+            "not_found" => CancelResult::NotFound,
+            "cancelled" => CancelResult::Cancelled,
+            "cancelling" => CancelResult::Cancelling,
+            other => match JobState::parse(other) {
+                Some(state) => CancelResult::AlreadyFinal(state),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        key: self.keys.job(id),
+                        reason: format!("unknown state {other:?}"),
+                    });
+                }
+            },
+        })
+    }
+
+    /// Moves up to `limit` due delayed jobs to their ready queues.
+    pub async fn promote_due(&self, limit: usize) -> Result<usize> {
+        let mut invocation = self.scripts.promote.prepare_invoke();
+        invocation
+            .key(self.keys.delayed())
+            .key(self.keys.seq())
+            .arg(self.keys.prefix())
+            .arg(limit)
+            .arg(self.keys.events());
+        let mut conn = self.conn.clone();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Re-queues up to `limit` running jobs whose lease expired.
+    pub async fn reap_expired(&self, limit: usize) -> Result<usize> {
+        let mut invocation = self.scripts.reap.prepare_invoke();
+        invocation
+            .key(self.keys.running())
+            .key(self.keys.dead())
+            .key(self.keys.seq())
+            .arg(self.keys.prefix())
+            .arg(limit)
+            .arg(self.keys.events())
+            .arg(millis(self.options.retention));
+        let mut conn = self.conn.clone();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Drops index entries of expired jobs (up to `batch` per index).
+    pub async fn sweep(&self, batch: usize) -> Result<usize> {
+        let mut invocation = self.scripts.sweep.prepare_invoke();
+        invocation
+            .key(self.keys.jobs())
+            .key(self.keys.dead())
+            .arg(self.keys.prefix())
+            .arg(batch);
+        let mut conn = self.conn.clone();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Takes or keeps the leader lease for `node`. Returns the fencing token while leading.
+    pub async fn lead(&self, node: &str, ttl: Duration) -> Result<Option<u64>> {
+        let mut invocation = self.scripts.leader.prepare_invoke();
+        invocation
+            .key(self.keys.leader())
+            .key(self.keys.leader_token())
+            .arg(node)
+            .arg(millis(ttl));
+        let mut conn = self.conn.clone();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Gives up the leader lease if `node` holds it.
+    pub async fn resign(&self, node: &str, token: u64) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let current: Option<String> = conn.get(self.keys.leader()).await?;
+        if current.as_deref() == Some(format!("{node} {token}").as_str()) {
+            let _: () = conn.del(self.keys.leader()).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds or replaces a cron schedule; its first fire is `first_fire_ms`.
+    pub async fn put_cron(&self, cron: &CronSchedule, first_fire_ms: u64) -> Result<()> {
+        let json = serde_json::to_string(cron).expect("cron serializes");
+        let mut conn = self.conn.clone();
+        let _: () = redis::pipe()
+            .atomic()
+            .hset(self.keys.cron(), &cron.name, json)
+            .zadd(self.keys.cron_next(), &cron.name, first_fire_ms)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a cron schedule. Returns whether it existed.
+    pub async fn delete_cron(&self, name: &str) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let (removed, _): (u32, u32) = redis::pipe()
+            .atomic()
+            .hdel(self.keys.cron(), name)
+            .zrem(self.keys.cron_next(), name)
+            .query_async(&mut conn)
+            .await?;
+        Ok(removed == 1)
+    }
+
+    /// Cron schedules due at `now_ms`, with the fire time each is due for.
+    pub async fn due_crons(&self, now_ms: u64) -> Result<Vec<(CronSchedule, u64)>> {
+        let mut conn = self.conn.clone();
+        let due: Vec<(String, u64)> = conn
+            .zrangebyscore_withscores(self.keys.cron_next(), 0, now_ms)
+            .await?;
+        let mut out = Vec::with_capacity(due.len());
+        for (name, at) in due {
+            let json: Option<String> = conn.hget(self.keys.cron(), &name).await?;
+            let Some(json) = json else { continue };
+            let cron = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                key: self.keys.cron(),
+                reason: format!("{name}: {e}"),
+            })?;
+            out.push((cron, at));
+        }
+        Ok(out)
+    }
+
+    /// Moves cron `name` from fire `due_ms` to `next_ms`, fenced by the leader token.
+    /// Returns false if this node no longer leads or the fire was already handled.
+    pub async fn advance_cron(
+        &self,
+        node: &str,
+        token: u64,
+        name: &str,
+        due_ms: u64,
+        next_ms: u64,
+    ) -> Result<bool> {
+        let mut invocation = self.scripts.advance_cron.prepare_invoke();
+        invocation
+            .key(self.keys.leader())
+            .key(self.keys.cron_next())
+            .arg(format!("{node} {token}"))
+            .arg(name)
+            .arg(due_ms)
+            .arg(next_ms);
+        let mut conn = self.conn.clone();
+        let advanced: u8 = invocation.invoke_async(&mut conn).await?;
+        Ok(advanced == 1)
+    }
+
+    /// Registers or refreshes a host node; the registration expires after `ttl`.
+    pub async fn heartbeat(&self, node: &NodeInfo, ttl: Duration) -> Result<()> {
+        let json = serde_json::to_string(node).expect("node info serializes");
+        let expires = now_ms() + millis(ttl);
+        let mut conn = self.conn.clone();
+        let _: () = redis::pipe()
+            .set_ex(self.keys.node(&node.id), json, ttl.as_secs().max(1))
+            .zadd(self.keys.nodes(), &node.id, expires)
+            .zrembyscore(self.keys.nodes(), 0, now_ms())
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a node's registration (graceful shutdown).
+    pub async fn deregister(&self, node_id: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: () = redis::pipe()
+            .del(self.keys.node(node_id))
+            .zrem(self.keys.nodes(), node_id)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Nodes whose registration has not expired.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn
+            .zrangebyscore(self.keys.nodes(), now_ms(), "+inf")
+            .await?;
+        let mut nodes = Vec::with_capacity(ids.len());
+        for id in ids {
+            let json: Option<String> = conn.get(self.keys.node(&id)).await?;
+            if let Some(node) = json.and_then(|j| serde_json::from_str(&j).ok()) {
+                nodes.push(node);
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// Appends log lines of attempt `attempt` to job `id`'s stream, in one round trip.
+    pub async fn append_log(&self, id: &str, attempt: u32, lines: &[(&str, &str)]) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let key = self.keys.log(id);
+        let mut pipe = redis::pipe();
+        for (level, message) in lines {
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.options.log_max_entries)
+                .arg("*")
+                .arg("attempt")
+                .arg(attempt)
+                .arg("level")
+                .arg(*level)
+                .arg("msg")
+                .arg(*message)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        let _: () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Log entries of job `id` after `cursor` (from the start when `None`), up to `count`.
+    pub async fn read_log(
+        &self,
+        id: &str,
+        cursor: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let start = match cursor {
+            Some(c) => format!("({c}"),
+            None => "-".to_owned(),
+        };
+        let mut conn = self.conn.clone();
+        let reply: redis::streams::StreamRangeReply = conn
+            .xrange_count(self.keys.log(id), start, "+", count)
+            .await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|entry| {
+                let text = |f: &str| entry.get::<String>(f).unwrap_or_default();
+                LogEntry {
+                    attempt: text("attempt").parse().unwrap_or(0),
+                    level: text("level"),
+                    message: text("msg"),
+                    cursor: entry.id,
+                }
+            })
+            .collect())
+    }
+
+    /// Subscribes to the store's events. The stream ends if the subscription connection
+    /// drops; callers resubscribe.
+    pub async fn events(&self) -> Result<impl futures::Stream<Item = Event> + use<>> {
+        use futures::StreamExt;
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(self.keys.events()).await?;
+        Ok(pubsub.into_on_message().filter_map(|msg| async move {
+            let payload: String = msg.get_payload().ok()?;
+            Event::parse(&payload)
+        }))
+    }
+
+    /// Ids of jobs in `state` among the most recent `limit` jobs (newest first).
+    pub async fn recent_jobs(&self, limit: usize) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        Ok(conn
+            .zrevrange(self.keys.jobs(), 0, limit.saturating_sub(1) as isize)
+            .await?)
+    }
+}
+
+/// A new job id: time-ordered (ms) with 80 random bits, URL-safe.
+pub fn new_id() -> String {
+    let ms = now_ms();
+    let random: u128 = rand::random::<u128>() & ((1u128 << 80) - 1);
+    format!("{ms:012x}{random:020x}")
+}
+
+/// Unix time in ms by this host's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0)
+}
+
+fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<JobRecord> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason,
+    };
+    let mut take = |name: &str| f.remove(name).unwrap_or_default();
+    let num = |v: String| v.parse::<u64>().ok();
+    let state_text = take("state");
+    let state =
+        JobState::parse(&state_text).ok_or_else(|| corrupt(format!("state {state_text:?}")))?;
+    let labels = serde_json::from_str(&take("labels")).unwrap_or_default();
+    let timeout = num(take("timeout_ms")).filter(|t| *t > 0);
+    Ok(JobRecord {
+        id: take("id"),
+        name: take("name"),
+        job_type: take("type"),
+        spec: take("spec"),
+        labels,
+        priority: take("priority").parse().unwrap_or(0),
+        state,
+        attempts: take("attempts").parse().unwrap_or(0),
+        retry: RetryPolicy {
+            max_attempts: take("max_attempts").parse().unwrap_or(1),
+            backoff_base_ms: num(take("backoff_base_ms")).unwrap_or(1000),
+            backoff_max_ms: num(take("backoff_max_ms")).unwrap_or(300_000),
+        },
+        timeout_ms: timeout,
+        created_ms: num(take("created_ms")).unwrap_or(0),
+        updated_ms: num(take("updated_ms")).unwrap_or(0),
+        run_at_ms: num(take("run_at_ms")).filter(|_| state == JobState::Scheduled),
+        finished_ms: num(take("finished_ms")),
+        node: Some(take("node")).filter(|n| !n.is_empty()),
+        output: Some(take("output")).filter(|_| state == JobState::Succeeded),
+        reason: Some(take("reason")).filter(|r| !r.is_empty()),
+        cancel_requested: take("cancel") == "1",
+        history: Vec::new(),
+    })
+}
+
+/// Values per job in the claim script's reply.
+const CLAIM_FIELDS: usize = 10;
+
+fn parse_claim(keys: &Keys, c: &[redis::Value]) -> Result<ClaimedJob> {
+    let text = |i: usize| -> String {
+        c.get(i)
+            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    let id = text(0);
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        key: keys.job(&id),
+        reason: reason.to_owned(),
+    };
+    if c.len() != CLAIM_FIELDS {
+        return Err(corrupt("short claim reply"));
+    }
+    Ok(ClaimedJob {
+        attempt: text(1).parse().map_err(|_| corrupt("attempt"))?,
+        job_type: text(2),
+        spec: text(3),
+        labels: serde_json::from_str(&text(4)).unwrap_or_default(),
+        timeout_ms: text(5).parse().ok().filter(|t: &u64| *t > 0),
+        cancel_requested: text(6) == "1",
+        retry: RetryPolicy {
+            max_attempts: text(7).parse().map_err(|_| corrupt("max_attempts"))?,
+            backoff_base_ms: text(8).parse().map_err(|_| corrupt("backoff_base_ms"))?,
+            backoff_max_ms: text(9).parse().map_err(|_| corrupt("backoff_max_ms"))?,
+        },
+        id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            backoff_base_ms: 100,
+            backoff_max_ms: 1_000,
+        };
+        let mid = |attempt| policy.backoff(attempt, 0.5).as_millis();
+        assert_eq!(
+            [mid(1), mid(2), mid(3), mid(4), mid(5)],
+            [100, 200, 400, 800, 1000]
+        );
+        assert_eq!(policy.backoff(2, 0.0).as_millis(), 160);
+        assert_eq!(policy.backoff(2, 1.0).as_millis(), 240);
+        assert_eq!(policy.backoff(200, 0.5).as_millis(), 1000);
+    }
+
+    #[test]
+    fn ids_are_time_ordered_and_unique() {
+        let a = new_id();
+        std::thread::sleep(Duration::from_millis(2));
+        let b = new_id();
+        assert!(a < b && a.len() == 32 && b.len() == 32);
+        assert_ne!(new_id(), new_id());
+    }
+
+    #[test]
+    fn events_parse() {
+        assert_eq!(
+            Event::parse("ready noop"),
+            Some(Event::Ready("noop".into()))
+        );
+        assert_eq!(
+            Event::parse("cancel abc"),
+            Some(Event::Cancel("abc".into()))
+        );
+        assert_eq!(Event::parse("bogus"), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! A local `redis-server` child for development (`jobhost serve --dev`) and tests: its own
+//! state folder, AOF on, stopped with the parent.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why a local Redis could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum DevRedisError {
+    /// `redis-server` is not installed.
+    #[error(
+        "redis-server is not installed: install it (e.g. `apt-get install redis-server`) \
+         or point jobhost at a Redis with JOBHOST_REDIS_URL"
+    )]
+    NotInstalled,
+    /// The state folder could not be created.
+    #[error("cannot create Redis state folder {0}: {1}")]
+    StateDir(PathBuf, std::io::Error),
+    /// The process could not be started.
+    #[error("cannot start redis-server: {0}")]
+    Spawn(std::io::Error),
+    /// It started but did not answer.
+    #[error("redis-server on port {port} did not become ready: {reason} (log: {log})")]
+    NotReady {
+        /// Its port.
+        port: u16,
+        /// What failed.
+        reason: String,
+        /// Its log file.
+        log: PathBuf,
+    },
+}
+
+/// A `redis-server` child process.
+pub struct DevRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+/// The port `serve --dev` prefers for its Redis.
+pub const DEV_PORT: u16 = 6390;
+
+impl DevRedis {
+    /// Starts `redis-server` with its data in `dir` (AOF on) on `port`, or on
+    /// [`DEV_PORT`] if free, else on any free port. Waits until it answers.
+    pub async fn start(dir: &Path, port: Option<u16>) -> Result<DevRedis, DevRedisError> {
+        std::fs::create_dir_all(dir).map_err(|e| DevRedisError::StateDir(dir.to_owned(), e))?;
+        let dir =
+            std::fs::canonicalize(dir).map_err(|e| DevRedisError::StateDir(dir.to_owned(), e))?;
+        let port = port.unwrap_or_else(|| {
+            if TcpListener::bind(("127.0.0.1", DEV_PORT)).is_ok() {
+                DEV_PORT
+            } else {
+                free_port()
+            }
+        });
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&dir)
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+            ])
+            .args(["--daemonize", "no", "--protected-mode", "yes"])
+            .arg("--logfile")
+            .arg(dir.join("redis.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => DevRedisError::NotInstalled,
+                _ => DevRedisError::Spawn(e),
+            })?;
+        let mut redis = DevRedis {
+            child: Some(child),
+            port,
+            dir,
+        };
+        redis.wait_ready(Duration::from_secs(10)).await?;
+        Ok(redis)
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its state folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn wait_ready(&mut self, limit: Duration) -> Result<(), DevRedisError> {
+        let start = Instant::now();
+        let mut last = String::from("no answer");
+        while start.elapsed() < limit {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                last = format!("exited with {status}");
+                break;
+            }
+            match self.ping().await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(DevRedisError::NotReady {
+            port: self.port,
+            reason: last,
+            log: self.dir.join("redis.log"),
+        })
+    }
+
+    async fn ping(&self) -> redis::RedisResult<()> {
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Stops the server cleanly (`SHUTDOWN`, which fsyncs the AOF) and waits for it.
+    pub async fn stop(&mut self) {
+        if let Ok(client) = redis::Client::open(self.url())
+            && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+        {
+            let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").query_async(&mut conn).await;
+        }
+        if let Some(mut child) = self.child.take() {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for DevRedis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(DEV_PORT)
+}

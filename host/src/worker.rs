@@ -1,0 +1,617 @@
+//! A node's work loop: claim jobs from the shared queue, run them through the runtime,
+//! record the outcome. Also the node's housekeeping: heartbeat, lease renewal, re-queueing
+//! the jobs of dead nodes, promoting delayed jobs, firing cron schedules (leader only).
+//!
+//! Guarantees: at-least-once execution. A claimed job carries a lease that this node renews;
+//! if the node dies, the lease lapses and any other node re-queues the job (the attempt
+//! counts). A node that lost its lease discards its result (the store's `finish` is fenced
+//! by node and attempt number).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::runtime::{JobEvents, JobInput, LogLevel, RunError, RunOptions, RunOutcome, Runtime};
+use crate::store::{ClaimedJob, Event, Finish, NodeInfo, Store, StoreError};
+
+/// Settings of a node's worker, from [`Config`].
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// This node's id.
+    pub node_id: String,
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Lease on a claimed job.
+    pub lease: Duration,
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Grace period for running jobs on shutdown.
+    pub shutdown_grace: Duration,
+    /// Fallback poll interval.
+    pub poll: Duration,
+}
+
+impl WorkerSettings {
+    /// Settings from `config`, with a fresh node id.
+    pub fn from_config(config: &Config) -> Self {
+        let w = &config.worker;
+        WorkerSettings {
+            node_id: new_node_id(),
+            concurrency: config.concurrency() as usize,
+            lease: Duration::from_millis(w.lease_ms),
+            heartbeat: Duration::from_millis(w.heartbeat_ms),
+            shutdown_grace: Duration::from_millis(w.shutdown_grace_ms),
+            poll: Duration::from_millis(w.poll_ms),
+        }
+    }
+}
+
+/// A unique node id: `<hostname>-<pid>-<random>`.
+pub fn new_node_id() -> String {
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "node".into());
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+/// A job running on this node.
+struct Running {
+    cancel: CancellationToken,
+    /// Set when the node itself stops the job (shutdown): re-queue instead of CANCELLED.
+    interrupted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Shared state of one node's loops.
+struct Node {
+    store: Store,
+    runtime: Runtime,
+    settings: WorkerSettings,
+    running: Mutex<HashMap<String, Running>>,
+    wake: Notify,
+    stopping: CancellationToken,
+}
+
+/// Runs a node until `shutdown` fires, then drains: stops claiming, gives running jobs
+/// `shutdown_grace` to finish, interrupts and re-queues the rest, deregisters.
+pub async fn run(
+    store: Store,
+    runtime: Runtime,
+    settings: WorkerSettings,
+    shutdown: CancellationToken,
+) {
+    let node = Arc::new(Node {
+        store,
+        runtime,
+        settings,
+        running: Mutex::new(HashMap::new()),
+        wake: Notify::new(),
+        stopping: shutdown.clone(),
+    });
+    tracing::info!(
+        node = %node.settings.node_id,
+        concurrency = node.settings.concurrency,
+        "node started"
+    );
+    let background = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(node.clone().heartbeat_loop(background.clone()));
+    tasks.spawn(node.clone().event_loop(background.clone()));
+    tasks.spawn(node.clone().renew_loop(background.clone()));
+    tasks.spawn(node.clone().maintenance_loop(background.clone()));
+
+    let mut jobs = JoinSet::new();
+    node.clone().claim_loop(&mut jobs).await;
+
+    drain(&node, &mut jobs).await;
+    background.cancel();
+    while tasks.join_next().await.is_some() {}
+    if let Err(e) = node.store.deregister(&node.settings.node_id).await {
+        tracing::warn!("could not deregister node: {e}");
+    }
+    tracing::info!(node = %node.settings.node_id, "node stopped");
+}
+
+async fn drain(node: &Arc<Node>, jobs: &mut JoinSet<()>) {
+    if jobs.is_empty() {
+        return;
+    }
+    tracing::info!(
+        running = jobs.len(),
+        grace = ?node.settings.shutdown_grace,
+        "waiting for running jobs"
+    );
+    let waited = tokio::time::timeout(node.settings.shutdown_grace, async {
+        while jobs.join_next().await.is_some() {}
+    })
+    .await;
+    if waited.is_err() {
+        let running = node.running.lock().unwrap_or_else(|p| p.into_inner());
+        tracing::warn!(
+            jobs = running.len(),
+            "grace period over: stopping and re-queueing running jobs"
+        );
+        for job in running.values() {
+            job.interrupted
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            job.cancel.cancel();
+        }
+    }
+    while jobs.join_next().await.is_some() {}
+}
+
+/// Retries `op` while Redis is unreachable, with capped exponential backoff; gives up when
+/// `until` fires. Other errors are returned at once.
+async fn with_backoff<T, F, Fut>(what: &str, until: &CancellationToken, mut op: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut warned = false;
+    loop {
+        match op().await {
+            Ok(value) => {
+                if warned {
+                    tracing::info!("redis reachable again; {what} resumed");
+                }
+                return Some(value);
+            }
+            Err(e) if e.is_unavailable() => {
+                if !warned {
+                    tracing::error!("redis unreachable while trying to {what}: {e}; retrying");
+                    warned = true;
+                }
+            }
+            Err(e) => {
+                tracing::error!("cannot {what}: {e}");
+                return None;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = until.cancelled() => return None,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+impl Node {
+    fn id(&self) -> &str {
+        &self.settings.node_id
+    }
+
+    fn running_ids(&self) -> Vec<String> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.keys().cloned().collect()
+    }
+
+    fn cancel_local(&self, id: &str) {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(job) = running.get(id) {
+            tracing::info!(job = id, "cancelling running job");
+            job.cancel.cancel();
+        }
+    }
+
+    fn info(&self) -> NodeInfo {
+        let mut job_types: Vec<String> = self
+            .runtime
+            .plugins()
+            .into_iter()
+            .filter_map(|p| p.info)
+            .flat_map(|i| i.job_types)
+            .collect();
+        job_types.sort();
+        NodeInfo {
+            id: self.id().to_owned(),
+            hostname: hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            job_types,
+            capacity: self.settings.concurrency as u32,
+            started_ms: 0,
+        }
+    }
+
+    /// Claims work while there are free slots; sleeps until notified (or the poll interval)
+    /// when there is none. Returns when the node is stopping.
+    async fn claim_loop(self: Arc<Self>, jobs: &mut JoinSet<()>) {
+        while !self.stopping.is_cancelled() {
+            while jobs.try_join_next().is_some() {}
+            let free = self.settings.concurrency.saturating_sub(jobs.len());
+            let types = self.job_types();
+            let claimed = if free == 0 || types.is_empty() {
+                Vec::new()
+            } else {
+                let store = &self.store;
+                let (id, lease) = (self.id(), self.settings.lease);
+                with_backoff("claim jobs", &self.stopping, || {
+                    store.claim(id, &types, free, lease)
+                })
+                .await
+                .unwrap_or_default()
+            };
+            let got = claimed.len();
+            for job in claimed {
+                self.start(job, jobs);
+            }
+            if got > 0 && got == free {
+                continue; // maybe more waiting
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                Some(_) = jobs.join_next(), if !jobs.is_empty() => {}
+                () = tokio::time::sleep(self.settings.poll) => {}
+                () = self.stopping.cancelled() => {}
+            }
+        }
+    }
+
+    fn job_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self
+            .runtime
+            .plugins()
+            .into_iter()
+            .filter(|p| p.status == "loaded")
+            .filter_map(|p| p.info)
+            .flat_map(|i| i.job_types)
+            .collect();
+        types.sort();
+        types
+    }
+
+    fn start(self: &Arc<Self>, job: ClaimedJob, jobs: &mut JoinSet<()>) {
+        let cancel = CancellationToken::new();
+        if job.cancel_requested {
+            cancel.cancel();
+        }
+        let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                job.id.clone(),
+                Running {
+                    cancel: cancel.clone(),
+                    interrupted: interrupted.clone(),
+                },
+            );
+        let node = self.clone();
+        jobs.spawn(async move {
+            node.execute(&job, cancel, &interrupted).await;
+            node.running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&job.id);
+        });
+    }
+
+    async fn execute(
+        &self,
+        job: &ClaimedJob,
+        cancel: CancellationToken,
+        interrupted: &std::sync::atomic::AtomicBool,
+    ) {
+        let (log, writer) = JobLog::start(self.store.clone(), job.id.clone(), job.attempt);
+        let input = JobInput {
+            id: job.id.clone(),
+            job_type: job.job_type.clone(),
+            spec: job.spec.clone(),
+            attempt: job.attempt,
+            labels: job
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let options = RunOptions {
+            timeout: job.timeout_ms.map(Duration::from_millis),
+            cancel,
+            events: log,
+        };
+        let result = self.runtime.run(&input, options).await;
+        // Logs first, so a reader that sees the job finished has its whole log.
+        writer.await.ok();
+        let finish = to_finish(
+            job,
+            result,
+            interrupted.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        let store = &self.store;
+        // Recording the outcome outlives a shutdown: without it the job would wait for its
+        // lease to lapse. It gives up only if Redis stays away past the lease.
+        let give_up = CancellationToken::new();
+        let deadline = give_up.clone();
+        let lease = self.settings.lease;
+        tokio::spawn(async move {
+            tokio::time::sleep(lease).await;
+            deadline.cancel();
+        });
+        match with_backoff("record a job outcome", &give_up, || {
+            store.finish(job, &self.settings.node_id, &finish)
+        })
+        .await
+        {
+            Some(Some(state)) => {
+                tracing::debug!(job = %job.id, attempt = job.attempt, %state, "job attempt recorded")
+            }
+            Some(None) => tracing::warn!(
+                job = %job.id,
+                attempt = job.attempt,
+                "result discarded: the lease was lost and the job re-queued"
+            ),
+            None => tracing::error!(
+                job = %job.id,
+                "outcome not recorded; the job will be re-queued when its lease expires"
+            ),
+        }
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>, stop: CancellationToken) {
+        let ttl = self.settings.heartbeat * 3;
+        let mut info = self.info();
+        info.started_ms = crate::store::now_ms();
+        loop {
+            let current = NodeInfo {
+                job_types: self.info().job_types,
+                ..info.clone()
+            };
+            if let Err(e) = self.store.heartbeat(&current, ttl).await {
+                tracing::warn!("heartbeat failed: {e}");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.heartbeat) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    async fn event_loop(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            match self.store.events().await {
+                Ok(events) => {
+                    let mut events = std::pin::pin!(events);
+                    loop {
+                        tokio::select! {
+                            event = events.next() => match event {
+                                Some(Event::Ready(_)) => self.wake.notify_one(),
+                                Some(Event::Cancel(id)) => self.cancel_local(&id),
+                                Some(Event::Done(_)) => {}
+                                None => break,
+                            },
+                            () = stop.cancelled() => return,
+                        }
+                    }
+                    tracing::warn!("event subscription dropped; resubscribing");
+                }
+                Err(e) => tracing::warn!("cannot subscribe to events: {e}"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    async fn renew_loop(self: Arc<Self>, stop: CancellationToken) {
+        let every = self.settings.lease / 3;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = stop.cancelled() => return,
+            }
+            let ids = self.running_ids();
+            match self.store.renew(self.id(), &ids, self.settings.lease).await {
+                Ok((cancelled, lost)) => {
+                    for id in cancelled {
+                        self.cancel_local(&id);
+                    }
+                    for id in lost {
+                        tracing::warn!(job = %id, "lease lost; stopping the local attempt");
+                        self.cancel_local(&id);
+                    }
+                }
+                Err(e) => tracing::warn!("lease renewal failed: {e}"),
+            }
+        }
+    }
+
+    /// Work any node may do (idempotent scripts), and cron firing for the leader.
+    async fn maintenance_loop(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick: u64 = 0;
+        let mut leader_token;
+        loop {
+            tick += 1;
+            let store = &self.store;
+            if let Err(e) = store.promote_due(1000).await {
+                tracing::debug!("promote failed: {e}");
+            }
+            match store.reap_expired(1000).await {
+                Ok(n) if n > 0 => tracing::info!(jobs = n, "re-queued jobs of a lost node"),
+                Ok(_) => {}
+                Err(e) => tracing::debug!("reap failed: {e}"),
+            }
+            if tick.is_multiple_of(60)
+                && let Err(e) = store.sweep(1000).await
+            {
+                tracing::debug!("sweep failed: {e}");
+            }
+            leader_token = store
+                .lead(self.id(), Duration::from_secs(5))
+                .await
+                .unwrap_or_default();
+            if let Some(token) = leader_token {
+                fire_crons(store, self.id(), token).await;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                () = stop.cancelled() => break,
+            }
+        }
+        if let Some(token) = leader_token {
+            let _ = self.store.resign(self.id(), token).await;
+        }
+    }
+}
+
+/// Fires every due cron schedule once: enqueue (idempotent per fire time), then advance
+/// (fenced by the leader token), so neither a crash nor a lost leadership double-fires.
+async fn fire_crons(store: &Store, node: &str, token: u64) {
+    let now = crate::store::now_ms();
+    let due = match store.due_crons(now).await {
+        Ok(due) => due,
+        Err(e) => return tracing::debug!("cron read failed: {e}"),
+    };
+    for (cron, due_ms) in due {
+        let mut job = cron.template.clone();
+        job.idempotency_key = Some(format!("cron:{}:{due_ms}", cron.name));
+        if job.name.is_empty() {
+            job.name = cron.name.clone();
+        }
+        if let Err(e) = store.enqueue(&job).await {
+            tracing::warn!(cron = %cron.name, "cron fire failed: {e}");
+            continue;
+        }
+        let next = next_fire(&cron.schedule, now).unwrap_or(u64::MAX);
+        match store
+            .advance_cron(node, token, &cron.name, due_ms, next)
+            .await
+        {
+            Ok(true) => tracing::debug!(cron = %cron.name, "cron fired"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(cron = %cron.name, "cron advance failed: {e}"),
+        }
+    }
+}
+
+/// The first fire time of `schedule` after `after_ms` (Unix ms), if it has one.
+pub fn next_fire(schedule: &str, after_ms: u64) -> Option<u64> {
+    let schedule = cron::Schedule::from_str(schedule).ok()?;
+    let after = chrono_from_ms(after_ms)?;
+    let next = schedule.after(&after).next()?;
+    u64::try_from(next.timestamp_millis()).ok()
+}
+
+/// Checks a cron expression; the error says what is wrong.
+pub fn check_cron(schedule: &str) -> Result<(), String> {
+    cron::Schedule::from_str(schedule)
+        .map(|_| ())
+        .map_err(|e| format!("invalid cron expression {schedule:?}: {e} (expected 6 or 7 fields: sec min hour day month weekday [year])"))
+}
+
+fn chrono_from_ms(ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)
+}
+
+fn to_finish(
+    job: &ClaimedJob,
+    result: Result<crate::runtime::RunReport, RunError>,
+    interrupted: bool,
+) -> Finish {
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            return Finish::Interrupted {
+                reason: format!("{e} on this node"),
+            };
+        }
+    };
+    match report.outcome {
+        RunOutcome::Completed { output } => Finish::Succeeded { output },
+        RunOutcome::Failed { reason } => Finish::Failed { reason },
+        RunOutcome::Retry { after, reason } => Finish::Retry {
+            after,
+            reason,
+            outcome: "retry",
+        },
+        RunOutcome::Crashed { reason, .. } => Finish::Retry {
+            after: job.retry.backoff(job.attempt, rand::random::<f64>()),
+            reason,
+            outcome: "crashed",
+        },
+        RunOutcome::Cancelled if interrupted => Finish::Interrupted {
+            reason: "node shutting down".into(),
+        },
+        RunOutcome::Cancelled => Finish::Cancelled {
+            reason: "cancelled on request".into(),
+        },
+    }
+}
+
+/// Streams a job's log lines to Redis without ever blocking the plugin: lines go through a
+/// bounded channel to a writer task that appends them in batches.
+struct JobLog {
+    tx: mpsc::Sender<(LogLevel, String)>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+const LOG_CHANNEL: usize = 4096;
+const LOG_BATCH: usize = 256;
+
+impl JobLog {
+    fn start(store: Store, id: String, attempt: u32) -> (Arc<JobLog>, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<(LogLevel, String)>(LOG_CHANNEL);
+        let writer = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(LOG_BATCH);
+            while rx.recv_many(&mut batch, LOG_BATCH).await > 0 {
+                let lines: Vec<(String, &str)> = batch
+                    .iter()
+                    .map(|(level, line)| (level.to_string(), line.as_str()))
+                    .collect();
+                let refs: Vec<(&str, &str)> = lines.iter().map(|(l, m)| (l.as_str(), *m)).collect();
+                if let Err(e) = store.append_log(&id, attempt, &refs).await {
+                    tracing::warn!(job = %id, "cannot store log lines: {e}");
+                }
+                batch.clear();
+            }
+        });
+        let log = Arc::new(JobLog {
+            tx,
+            dropped: std::sync::atomic::AtomicU64::new(0),
+        });
+        (log, writer)
+    }
+
+    fn send(&self, level: LogLevel, line: String) {
+        if self.tx.try_send((level, line)).is_err() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl JobEvents for JobLog {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.send(level, message.to_owned());
+    }
+    fn progress(&self, percent: u8, message: &str) {
+        self.send(LogLevel::Info, format!("progress {percent}%: {message}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_next_fire_is_after_now() {
+        // Every 5 seconds; from 12:00:01.000 the next is 12:00:05.000.
+        let base = 1_700_000_000_000 - (1_700_000_000_000 % 60_000) + 1_000;
+        let next = next_fire("*/5 * * * * *", base).unwrap();
+        assert_eq!(next - base, 4_000);
+        assert!(check_cron("not a cron").unwrap_err().contains("not a cron"));
+        assert!(check_cron("0 */5 * * * *").is_ok());
+    }
+}

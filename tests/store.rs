@@ -242,7 +242,10 @@ async fn cancel_queued_scheduled_and_running_jobs() {
         store.cancel(&running, "user").await.unwrap(),
         CancelResult::Cancelling
     );
-    let (cancel_seen, lost) = store.renew(NODE, std::slice::from_ref(&running), LEASE).await.unwrap();
+    let (cancel_seen, lost) = store
+        .renew(NODE, std::slice::from_ref(&running), LEASE)
+        .await
+        .unwrap();
     assert_eq!((cancel_seen, lost), (vec![running.clone()], vec![]));
     // Whatever the plugin returns after the cancel (other than success), the job is CANCELLED.
     let failed = Finish::Failed {

@@ -412,6 +412,10 @@ mod tests {
         let defaults = RuntimeConfig::default();
         let as_toml = |r: &RuntimeConfig| toml::to_string(r).unwrap();
         assert_eq!(as_toml(&config.runtime), as_toml(&defaults));
+        let redis = |r: &RedisConfig| toml::to_string(r).unwrap();
+        assert_eq!(redis(&config.redis), redis(&RedisConfig::default()));
+        let worker = |w: &WorkerConfig| toml::to_string(w).unwrap();
+        assert_eq!(worker(&config.worker), worker(&WorkerConfig::default()));
         assert_eq!(config.plugin("net-probe").grants, ["network"]);
     }
 

@@ -97,9 +97,10 @@ lint:
         cargo clippy --profile plugin --target wasm32-wasip2 --workspace --exclude jobhost -- -D warnings; \
     else echo "skipping clippy on plugins: rustup has no wasm32-wasip2 target here"; fi
 
-# Plugin call overhead (fresh instance + no-op run): median and p99, pooling on and off
-bench: plugins
+# Benchmarks: plugin call overhead (pooling on/off), end-to-end jobs/s through Redis
+bench: plugins redis-server
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench call_overhead
+    JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench throughput
 
 # Start a new plugin from the template: plugins/NAME
 new-plugin NAME:

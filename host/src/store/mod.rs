@@ -465,6 +465,7 @@ pub struct Store {
     keys: Keys,
     options: StoreOptions,
     scripts: std::sync::Arc<Scripts>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -487,9 +488,23 @@ impl Store {
             keys: Keys::new(&options.prefix),
             options,
             scripts: std::sync::Arc::new(Scripts::new()),
+            requests: Default::default(),
         };
         store.ping().await?;
         Ok(store)
+    }
+
+    /// The connection, counting one request (a round trip: a command, a script or a
+    /// pipeline).
+    fn conn(&self) -> ConnectionManager {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.conn.clone()
+    }
+
+    /// Requests (round trips) this store and its clones have sent to Redis.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The key layout.
@@ -504,7 +519,7 @@ impl Store {
 
     /// Checks that Redis answers.
     pub async fn ping(&self) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
     }
@@ -563,7 +578,7 @@ impl Store {
             .arg(job.timeout_ms.unwrap_or(0))
             .arg("cancel")
             .arg(0);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let (id, created): (String, u8) = invocation.invoke_async(&mut conn).await?;
         Ok((id, created == 1))
     }
@@ -571,7 +586,7 @@ impl Store {
     /// The job `id` with its attempt history, if it exists (finished jobs expire after the
     /// retention time).
     pub async fn get(&self, id: &str) -> Result<Option<JobRecord>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let (fields, history): (BTreeMap<String, String>, Vec<String>) = redis::pipe()
             .hgetall(self.keys.job(id))
             .lrange(self.keys.attempts(id), 0, -1)
@@ -613,7 +628,7 @@ impl Store {
             .arg(node)
             .arg(max)
             .arg(millis(lease));
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let flat: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
         flat.chunks(CLAIM_FIELDS)
             .map(|c| parse_claim(&self.keys, c))
@@ -640,7 +655,7 @@ impl Store {
         for id in ids {
             invocation.arg(id);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         Ok(invocation.invoke_async(&mut conn).await?)
     }
 
@@ -685,7 +700,7 @@ impl Store {
             .arg(millis(self.options.retention))
             .arg(k.events())
             .arg(label);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let state: String = invocation.invoke_async(&mut conn).await?;
         if state == "stale" {
             return Ok(None);
@@ -710,7 +725,7 @@ impl Store {
             .arg(self.keys.events())
             .arg(millis(self.options.retention))
             .arg(reason);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let answer: String = invocation.invoke_async(&mut conn).await?;
         Ok(match answer.as_str() {
             "not_found" => CancelResult::NotFound,
@@ -737,7 +752,7 @@ impl Store {
             .arg(self.keys.prefix())
             .arg(limit)
             .arg(self.keys.events());
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         Ok(invocation.invoke_async(&mut conn).await?)
     }
 
@@ -752,7 +767,7 @@ impl Store {
             .arg(limit)
             .arg(self.keys.events())
             .arg(millis(self.options.retention));
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         Ok(invocation.invoke_async(&mut conn).await?)
     }
 
@@ -764,7 +779,7 @@ impl Store {
             .key(self.keys.dead())
             .arg(self.keys.prefix())
             .arg(batch);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         Ok(invocation.invoke_async(&mut conn).await?)
     }
 
@@ -776,13 +791,13 @@ impl Store {
             .key(self.keys.leader_token())
             .arg(node)
             .arg(millis(ttl));
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         Ok(invocation.invoke_async(&mut conn).await?)
     }
 
     /// Gives up the leader lease if `node` holds it.
     pub async fn resign(&self, node: &str, token: u64) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let current: Option<String> = conn.get(self.keys.leader()).await?;
         if current.as_deref() == Some(format!("{node} {token}").as_str()) {
             let _: () = conn.del(self.keys.leader()).await?;
@@ -793,7 +808,7 @@ impl Store {
     /// Adds or replaces a cron schedule; its first fire is `first_fire_ms`.
     pub async fn put_cron(&self, cron: &CronSchedule, first_fire_ms: u64) -> Result<()> {
         let json = serde_json::to_string(cron).expect("cron serializes");
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let _: () = redis::pipe()
             .atomic()
             .hset(self.keys.cron(), &cron.name, json)
@@ -805,7 +820,7 @@ impl Store {
 
     /// Removes a cron schedule. Returns whether it existed.
     pub async fn delete_cron(&self, name: &str) -> Result<bool> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let (removed, _): (u32, u32) = redis::pipe()
             .atomic()
             .hdel(self.keys.cron(), name)
@@ -817,7 +832,7 @@ impl Store {
 
     /// Cron schedules due at `now_ms`, with the fire time each is due for.
     pub async fn due_crons(&self, now_ms: u64) -> Result<Vec<(CronSchedule, u64)>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let due: Vec<(String, u64)> = conn
             .zrangebyscore_withscores(self.keys.cron_next(), 0, now_ms)
             .await?;
@@ -852,7 +867,7 @@ impl Store {
             .arg(name)
             .arg(due_ms)
             .arg(next_ms);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let advanced: u8 = invocation.invoke_async(&mut conn).await?;
         Ok(advanced == 1)
     }
@@ -861,7 +876,7 @@ impl Store {
     pub async fn heartbeat(&self, node: &NodeInfo, ttl: Duration) -> Result<()> {
         let json = serde_json::to_string(node).expect("node info serializes");
         let expires = now_ms() + millis(ttl);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let _: () = redis::pipe()
             .set_ex(self.keys.node(&node.id), json, ttl.as_secs().max(1))
             .zadd(self.keys.nodes(), &node.id, expires)
@@ -873,7 +888,7 @@ impl Store {
 
     /// Removes a node's registration (graceful shutdown).
     pub async fn deregister(&self, node_id: &str) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let _: () = redis::pipe()
             .del(self.keys.node(node_id))
             .zrem(self.keys.nodes(), node_id)
@@ -884,7 +899,7 @@ impl Store {
 
     /// Nodes whose registration has not expired.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let ids: Vec<String> = conn
             .zrangebyscore(self.keys.nodes(), now_ms(), "+inf")
             .await?;
@@ -920,7 +935,7 @@ impl Store {
                 .arg(*message)
                 .ignore();
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let _: () = pipe.query_async(&mut conn).await?;
         Ok(())
     }
@@ -936,7 +951,7 @@ impl Store {
             Some(c) => format!("({c}"),
             None => "-".to_owned(),
         };
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let reply: redis::streams::StreamRangeReply = conn
             .xrange_count(self.keys.log(id), start, "+", count)
             .await?;
@@ -969,7 +984,7 @@ impl Store {
 
     /// Ids of jobs in `state` among the most recent `limit` jobs (newest first).
     pub async fn recent_jobs(&self, limit: usize) -> Result<Vec<String>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         Ok(conn
             .zrevrange(self.keys.jobs(), 0, limit.saturating_sub(1) as isize)
             .await?)

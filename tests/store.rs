@@ -516,3 +516,73 @@ async fn bad_input_is_refused_with_a_reason() {
             .contains("max attempts")
     );
 }
+
+#[tokio::test]
+async fn rediss_urls_connect_over_tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_file, key_file) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let port = jobhost::store::free_port();
+    let mut server = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--tls-cert-file")
+        .arg(&cert_file)
+        .arg("--tls-key-file")
+        .arg(&key_file)
+        .arg("--tls-ca-cert-file")
+        .arg(&cert_file)
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("rediss://localhost:{port}");
+    let options = |ca: Option<std::path::PathBuf>| StoreOptions {
+        tls: jobhost::store::TlsFiles {
+            ca_file: ca,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut connected = None;
+    for _ in 0..100 {
+        if let Ok(store) = Store::connect(&url, options(Some(cert_file.clone()))).await {
+            connected = Some(store);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let store = connected.expect("TLS connection with the private CA");
+    let (id, _) = store.enqueue(&new_job("noop", "over tls")).await.unwrap();
+    assert_eq!(store.get(&id).await.unwrap().unwrap().spec, "over tls");
+    // Without the CA the server's certificate is not trusted.
+    assert!(Store::connect(&url, options(None)).await.is_err());
+    // TLS files with a plain URL are a configuration mistake, said as such.
+    let err = Store::connect(
+        &format!("redis://localhost:{port}"),
+        options(Some(cert_file.clone())),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("not rediss://"), "{err}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -75,6 +75,12 @@ pub struct RedisConfig {
     pub log_max_entries: usize,
     /// State folder of the local Redis started by `serve --dev`.
     pub dev_dir: PathBuf,
+    /// CA certificate (PEM) for `rediss://` servers signed by a private CA.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for Redis servers that require client authentication.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Client private key (PEM), with `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for RedisConfig {
@@ -86,6 +92,9 @@ impl Default for RedisConfig {
             idempotency_ttl_secs: 24 * 3600,
             log_max_entries: 100_000,
             dev_dir: PathBuf::from(".jobhost/redis"),
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

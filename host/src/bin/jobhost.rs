@@ -12,7 +12,7 @@ use jobhost::config::Config;
 use jobhost::runtime::{
     JobEvents, JobInput, LogLevel, PluginStatus, RunOptions, Runtime, plugin::ImportCheck,
 };
-use jobhost::store::{DevRedis, Store, StoreOptions};
+use jobhost::store::{DevRedis, Store, StoreOptions, TlsFiles};
 use jobhost::worker::{self, WorkerSettings};
 use tokio_util::sync::CancellationToken;
 
@@ -226,6 +226,11 @@ async fn connect_store(config: &Config, dev: bool) -> Result<(Store, Option<DevR
         retention: Duration::from_secs(config.redis.retention_secs),
         idempotency_ttl: Duration::from_secs(config.redis.idempotency_ttl_secs),
         log_max_entries: config.redis.log_max_entries,
+        tls: TlsFiles {
+            ca_file: config.redis.tls_ca_file.clone(),
+            cert_file: config.redis.tls_cert_file.clone(),
+            key_file: config.redis.tls_key_file.clone(),
+        },
     };
     let mut dev_redis = None;
     let url = if !config.redis.url.is_empty() {

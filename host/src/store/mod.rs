@@ -443,6 +443,20 @@ pub struct StoreOptions {
     pub idempotency_ttl: Duration,
     /// Most entries kept in one job's log stream (oldest trimmed beyond).
     pub log_max_entries: usize,
+    /// TLS settings for `rediss://` URLs.
+    pub tls: TlsFiles,
+}
+
+/// PEM files for TLS to Redis (`rediss://`). Without a CA file the system's trust store is
+/// used; a client certificate and key are for servers that require client authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificate(s) that sign the server's certificate.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate.
+    pub cert_file: Option<std::path::PathBuf>,
+    /// Client private key.
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -452,6 +466,7 @@ impl Default for StoreOptions {
             retention: Duration::from_secs(7 * 24 * 3600),
             idempotency_ttl: Duration::from_secs(24 * 3600),
             log_max_entries: 100_000,
+            tls: TlsFiles::default(),
         }
     }
 }
@@ -475,7 +490,7 @@ fn millis(d: Duration) -> u64 {
 impl Store {
     /// Connects to `url` (`redis://` or `rediss://`). Fails if Redis does not answer.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Store> {
-        let client = redis::Client::open(url)?;
+        let client = client(url, &options.tls)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(10)))
@@ -989,6 +1004,44 @@ impl Store {
             .zrevrange(self.keys.jobs(), 0, limit.saturating_sub(1) as isize)
             .await?)
     }
+}
+
+/// A client for `url`, with the TLS files when they are set.
+fn client(url: &str, tls: &TlsFiles) -> Result<redis::Client> {
+    // rustls needs one process-wide crypto provider; installing it twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if *tls == TlsFiles::default() {
+        return Ok(redis::Client::open(url)?);
+    }
+    if !url.starts_with("rediss://") {
+        return Err(StoreError::Invalid(
+            "redis TLS files are set but the URL is not rediss://".into(),
+        ));
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| StoreError::Invalid(format!("TLS file {}: {e}", path.display())))
+    };
+    let client_tls = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(StoreError::Invalid(
+                "redis TLS client certificate and key must be set together".into(),
+            ));
+        }
+    };
+    let root_cert = tls.ca_file.as_deref().map(read).transpose()?;
+    Ok(redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )?)
 }
 
 /// A new job id: time-ordered (ms) with 80 random bits, URL-safe.

@@ -185,3 +185,115 @@ pub fn new_job(job_type: &str, spec: &str) -> jobhost::store::NewJob {
         ..Default::default()
     }
 }
+
+/// A real 3-shard Redis Cluster (three `redis-server --cluster-enabled yes` processes joined
+/// with `redis-cli --cluster create`), no replicas.
+pub struct TestCluster {
+    servers: Vec<std::process::Child>,
+    ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Starts the three nodes, creates the cluster, waits until it is ok.
+    pub async fn start() -> TestCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..3).map(|_| jobhost::store::free_port()).collect();
+        let servers = ports
+            .iter()
+            .map(|port| {
+                let node_dir = dir.path().join(port.to_string());
+                std::fs::create_dir(&node_dir).unwrap();
+                std::process::Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args([
+                        "--cluster-enabled",
+                        "yes",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ])
+                    .arg("--dir")
+                    .arg(&node_dir)
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("redis-server starts")
+            })
+            .collect();
+        let mut cluster = TestCluster {
+            servers,
+            ports,
+            _dir: dir,
+        };
+        for port in &cluster.ports {
+            wait_ping(*port).await;
+        }
+        let mut create = std::process::Command::new("redis-cli");
+        create.args(["--cluster", "create"]);
+        for port in &cluster.ports {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        cluster.wait_ok().await;
+        cluster
+    }
+
+    async fn wait_ok(&mut self) {
+        for _ in 0..200 {
+            let ok = self.ports.iter().all(|port| {
+                std::process::Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "cluster", "info"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+                    .unwrap_or(false)
+            });
+            if ok {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("cluster never became ok");
+    }
+
+    /// Seed URLs, comma-separated (the form `redis.url` takes for a cluster).
+    pub fn url(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for server in &mut self.servers {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+}
+
+async fn wait_ping(port: u16) {
+    for _ in 0..200 {
+        let pong = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "ping"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+            .unwrap_or(false);
+        if pong {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("redis-server on {port} did not answer");
+}

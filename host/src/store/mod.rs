@@ -35,12 +35,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
+mod conn;
 mod keys;
 mod server;
+
+use conn::Conn;
 
 pub use keys::Keys;
 pub use server::{DEV_PORT, DevRedis, DevRedisError, free_port};
@@ -476,7 +478,7 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     client: redis::Client,
-    conn: ConnectionManager,
+    conn: Conn,
     keys: Keys,
     options: StoreOptions,
     scripts: std::sync::Arc<Scripts>,
@@ -488,15 +490,29 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl Store {
-    /// Connects to `url` (`redis://` or `rediss://`). Fails if Redis does not answer.
+    /// Connects to `url` (`redis://` or `rediss://`); several comma-separated URLs are the
+    /// seed nodes of a Redis Cluster. Fails if Redis does not answer.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Store> {
-        let client = client(url, &options.tls)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let seeds: Vec<&str> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
+        let Some(first) = seeds.first() else {
+            return Err(StoreError::Invalid("redis url: empty".into()));
+        };
+        // Pub/sub is cluster-wide, so any one node serves subscriptions.
+        let client = client(first, &options.tls)?;
+        let conn = if seeds.len() > 1 {
+            if options.tls != TlsFiles::default() {
+                return Err(StoreError::Invalid(
+                    "redis TLS files are not supported with a cluster URL list yet".into(),
+                ));
+            }
+            Conn::cluster(&seeds).await?
+        } else {
+            Conn::single(client.clone()).await?
+        };
         let store = Store {
             client,
             conn,
@@ -511,7 +527,7 @@ impl Store {
 
     /// The connection, counting one request (a round trip: a command, a script or a
     /// pipeline).
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.conn.clone()

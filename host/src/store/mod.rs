@@ -1013,7 +1013,7 @@ impl Store {
         }))
     }
 
-    /// Ids of jobs in `state` among the most recent `limit` jobs (newest first).
+    /// Ids of the most recent `limit` jobs (newest first).
     pub async fn recent_jobs(&self, limit: usize) -> Result<Vec<String>> {
         let mut conn = self.conn();
         Ok(conn

@@ -185,27 +185,10 @@ async fn serve_loads_the_folder_and_stops_cleanly_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let lines = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("node started") {
-                let _ = ready_tx.send(());
-            }
-            seen.push(line);
-        }
-        seen
-    });
-    let ready = ready_rx.recv_timeout(Duration::from_secs(30));
-    sigterm(&child);
+    let ready = ready_then_sigterm(&mut child);
     let status = wait_timeout(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
-    let seen = lines.join().unwrap();
-    assert!(ready.is_ok(), "never ready: {seen:?}");
+    let seen = ready.lines.join().unwrap();
+    assert!(ready.ready, "never ready: {seen:?}");
     assert!(
         seen.iter()
             .any(|l| l.contains("plugin loaded") && l.contains("noop")),
@@ -246,6 +229,36 @@ fn a_bad_config_file_is_reported_with_the_key() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// What a `serve` process printed around its start and SIGTERM.
+struct ServeRun {
+    ready: bool,
+    lines: std::thread::JoinHandle<Vec<String>>,
+}
+
+/// Reads the child's stderr to the end (so it never blocks on a full pipe), waits until the
+/// node says it started, then sends SIGTERM.
+fn ready_then_sigterm(child: &mut std::process::Child) -> ServeRun {
+    let stderr = child.stderr.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("node started") {
+                let _ = ready_tx.send(());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    let ready = ready_rx.recv_timeout(Duration::from_secs(30)).is_ok();
+    sigterm(child);
+    ServeRun { ready, lines }
 }
 
 fn sigterm(child: &std::process::Child) {
@@ -351,27 +364,10 @@ fn serve_dev_starts_and_stops_its_own_redis() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let lines = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("node started") {
-                let _ = ready_tx.send(());
-            }
-            seen.push(line);
-        }
-        seen
-    });
-    let ready = ready_rx.recv_timeout(Duration::from_secs(30));
-    sigterm(&child);
+    let ready = ready_then_sigterm(&mut child);
     let status = wait_timeout(&mut child, Duration::from_secs(15)).expect("exits after SIGTERM");
-    let seen = lines.join().unwrap();
-    assert!(ready.is_ok(), "{seen:?}");
+    let seen = ready.lines.join().unwrap();
+    assert!(ready.ready, "{seen:?}");
     assert!(status.success(), "{status:?} {seen:?}");
     assert!(
         seen.iter()

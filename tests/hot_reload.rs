@@ -82,7 +82,7 @@ async fn a_replaced_component_serves_the_next_job_while_the_running_one_finishes
     // A job that is still running when the new version lands.
     let (opts, events) = options(None);
     let mut long = job("noop", "old");
-    long.labels.push(("sleep_ms".into(), "1500".into()));
+    long.labels.insert("sleep_ms".into(), "1500".into());
     let running = tokio::spawn({
         let runtime = runtime.clone();
         async move { runtime.run(&long, opts).await.unwrap() }

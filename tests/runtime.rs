@@ -182,7 +182,7 @@ async fn host_sleep_past_the_deadline_is_cut_off() {
     let (_dir, runtime) = runtime_with(&["noop"], |_| {}).await;
     let (opts, _) = options(Some(Duration::from_millis(200)));
     let mut sleepy = job("noop", "");
-    sleepy.labels.push(("sleep_ms".into(), "60000".into()));
+    sleepy.labels.insert("sleep_ms".into(), "60000".into());
     let report = runtime.run(&sleepy, opts).await.unwrap();
     assert_eq!(
         crash(&report.outcome),
@@ -196,7 +196,7 @@ async fn cancellation_wakes_a_sleeping_plugin() {
     let (opts, events) = options(None);
     let cancel = opts.cancel.clone();
     let mut sleepy = job("noop", "");
-    sleepy.labels.push(("sleep_ms".into(), "60000".into()));
+    sleepy.labels.insert("sleep_ms".into(), "60000".into());
     let run = tokio::spawn({
         let runtime = runtime.clone();
         async move { runtime.run(&sleepy, opts).await }
@@ -315,7 +315,7 @@ async fn a_full_pool_queues_jobs_instead_of_failing_them() {
     for i in 0..6 {
         let runtime = runtime.clone();
         let mut sleepy = job("noop", &i.to_string());
-        sleepy.labels.push(("sleep_ms".into(), "200".into()));
+        sleepy.labels.insert("sleep_ms".into(), "200".into());
         runs.push(tokio::spawn(async move {
             let (opts, _) = options(None);
             runtime.run(&sleepy, opts).await.unwrap().outcome

@@ -5,7 +5,9 @@
 //! (which builds the plugins first). `JOBHOST_BENCH_POOLING=on|off` measures one mode only,
 //! which is handy under a profiler.
 
-use std::path::PathBuf;
+#[path = "support.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,27 +17,9 @@ use jobhost::runtime::{DiscardEvents, JobInput, RunOptions, Runtime};
 const WARMUP: usize = 500;
 const SAMPLES: usize = 20_000;
 
-fn plugins_dir() -> PathBuf {
-    let dir = std::env::var_os("JOBHOST_TEST_PLUGINS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
-    let dir = dir.join("testing");
-    assert!(
-        dir.join("noop.wasm").is_file(),
-        "no noop.wasm in {}: run `just bench`",
-        dir.display()
-    );
-    dir
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
-
 async fn measure(pooling: bool) -> (Vec<Duration>, String) {
     let mut config = Config::default();
-    config.runtime.plugins_dir = plugins_dir();
+    config.runtime.plugins_dir = support::test_plugins_dir();
     config.runtime.cache_dir = None;
     config.runtime.pooling = pooling;
     let runtime = Runtime::new(config).expect("runtime");
@@ -46,7 +30,7 @@ async fn measure(pooling: bool) -> (Vec<Duration>, String) {
         job_type: "noop".into(),
         spec: "{}".into(),
         attempt: 1,
-        labels: Vec::new(),
+        labels: Default::default(),
     };
     let options = RunOptions::new(Arc::new(DiscardEvents));
     for _ in 0..WARMUP {
@@ -85,8 +69,8 @@ fn main() {
             "{:<8} {:<10} {:>10.1?} {:>10.1?} {:>10.1?}",
             if pooling { "on" } else { "off" },
             allocator,
-            percentile(&samples, 0.5),
-            percentile(&samples, 0.99),
+            support::percentile(&samples, 0.5),
+            support::percentile(&samples, 0.99),
             samples[0],
         );
     }

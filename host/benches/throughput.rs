@@ -5,7 +5,9 @@
 //!
 //! Run with `just bench` (which builds the plugins and installs redis-server first).
 
-use std::path::PathBuf;
+#[path = "support.rs"]
+mod support;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -18,23 +20,6 @@ use tokio_util::sync::CancellationToken;
 const BURST: usize = 5_000;
 const ONE_BY_ONE: usize = 200;
 const CONCURRENCY: usize = 32;
-
-fn plugins_dir() -> PathBuf {
-    let dir = std::env::var_os("JOBHOST_TEST_PLUGINS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
-    let dir = dir.join("testing");
-    assert!(
-        dir.join("noop.wasm").is_file(),
-        "no noop.wasm in {}: run `just bench`",
-        dir.display()
-    );
-    dir
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn noop() -> NewJob {
     NewJob {
@@ -52,7 +37,7 @@ struct Node {
 
 async fn start_node(url: &str, options: &StoreOptions) -> Node {
     let mut config = Config::default();
-    config.runtime.plugins_dir = plugins_dir();
+    config.runtime.plugins_dir = support::test_plugins_dir();
     config.runtime.cache = false;
     let runtime = Runtime::new(config).unwrap();
     runtime.sync_dir().await.unwrap();
@@ -142,10 +127,10 @@ async fn run(nodes: usize, url: &str) {
         "{nodes} node{}  {per_second:>7.0} jobs/s   start latency: burst p50 {:>4} ms p99 {:>4} ms, \
          one at a time p50 {:>2} ms p99 {:>2} ms   {per_job:.2} Redis round trips/job",
         if nodes == 1 { " " } else { "s" },
-        percentile(&busy, 0.5),
-        percentile(&busy, 0.99),
-        percentile(&idle, 0.5),
-        percentile(&idle, 0.99),
+        support::percentile(&busy, 0.5),
+        support::percentile(&busy, 0.99),
+        support::percentile(&idle, 0.5),
+        support::percentile(&idle, 0.99),
     );
 }
 

@@ -310,11 +310,7 @@ impl Node {
             job_type: job.job_type.clone(),
             spec: job.spec.clone(),
             attempt: job.attempt,
-            labels: job
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            labels: job.labels.clone(),
         };
         let options = RunOptions {
             timeout: job.timeout_ms.map(Duration::from_millis),

@@ -110,7 +110,7 @@ pub fn job(job_type: &str, spec: &str) -> JobInput {
         job_type: job_type.to_owned(),
         spec: spec.to_owned(),
         attempt: 1,
-        labels: Vec::new(),
+        labels: Default::default(),
     }
 }
 

@@ -461,7 +461,7 @@ async fn run_local(config: Config, local: LocalRun) -> Result<ExitCode> {
         job_type,
         spec: local.spec,
         attempt: 1,
-        labels: Vec::new(),
+        labels: Default::default(),
     };
     let mut options = RunOptions::new(Arc::new(StderrEvents));
     options.timeout = local.timeout;

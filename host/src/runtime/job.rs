@@ -61,8 +61,8 @@ pub struct JobInput {
     pub spec: String,
     /// Attempt number, from 1.
     pub attempt: u32,
-    /// Labels as key/value pairs.
-    pub labels: Vec<(String, String)>,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// How an attempt ended.

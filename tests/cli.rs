@@ -240,6 +240,11 @@ struct ServeRun {
 /// Reads the child's stderr to the end (so it never blocks on a full pipe), waits until the
 /// node says it started, then sends SIGTERM.
 fn ready_then_sigterm(child: &mut std::process::Child) -> ServeRun {
+    sigterm_on_line(child, "node started")
+}
+
+/// Like [`ready_then_sigterm`], on the first stderr line containing `needle`.
+fn sigterm_on_line(child: &mut std::process::Child, needle: &'static str) -> ServeRun {
     let stderr = child.stderr.take().unwrap();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let lines = std::thread::spawn(move || {
@@ -249,7 +254,7 @@ fn ready_then_sigterm(child: &mut std::process::Child) -> ServeRun {
             .lines()
             .map_while(Result::ok)
         {
-            if line.contains("node started") {
+            if line.contains(needle) {
                 let _ = ready_tx.send(());
             }
             seen.push(line);
@@ -382,4 +387,26 @@ fn serve_dev_starts_and_stops_its_own_redis() {
         log.contains("ready to exit, bye bye"),
         "redis was shut down cleanly"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_startup_still_drains_and_exits_cleanly() {
+    let redis = TestRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["noop"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
+        .args(["--redis-url", &redis.url()])
+        .env("JOBHOST_CACHE", "false")
+        .env("JOBHOST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The very first log line comes long before the node is up.
+    let run = sigterm_on_line(&mut child, "");
+    let status = wait_timeout(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
+    let seen = run.lines.join().unwrap();
+    assert!(run.ready, "{seen:?}");
+    assert!(status.success(), "{status:?}: {seen:?}");
+    assert!(seen.iter().any(|l| l.contains("shutting down")), "{seen:?}");
 }

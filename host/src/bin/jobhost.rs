@@ -179,6 +179,7 @@ fn set_dir(config: &mut Config, dir: Option<PathBuf>) {
 }
 
 async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
+    let mut signal = ShutdownSignal::install()?;
     let dir = config.runtime.plugins_dir.clone();
     if dev && !dir.exists() {
         std::fs::create_dir_all(&dir)
@@ -208,7 +209,7 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
         WorkerSettings::from_config(&config),
         shutdown.clone(),
     ));
-    shutdown_signal().await;
+    signal.received().await;
     tracing::info!("shutting down: no new jobs are claimed");
     shutdown.cancel();
     node.await.context("node task")?;
@@ -267,12 +268,27 @@ fn redacted(url: &str) -> String {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGINT/SIGTERM, caught from the moment it is created (so a signal that arrives while the
+/// node is still starting is not lost, nor fatal).
+struct ShutdownSignal {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    fn install() -> Result<ShutdownSignal> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignal {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 
@@ -466,8 +482,9 @@ async fn run_local(config: Config, local: LocalRun) -> Result<ExitCode> {
     let mut options = RunOptions::new(Arc::new(StderrEvents));
     options.timeout = local.timeout;
     let cancel = options.cancel.clone();
+    let mut signal = ShutdownSignal::install()?;
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.received().await;
         cancel.cancel();
     });
     let report = runtime.run(&job, options).await?;

@@ -56,6 +56,30 @@ pub struct Config {
     pub redis: RedisConfig,
     /// How this node takes and runs jobs.
     pub worker: WorkerConfig,
+    /// The APIs this node serves.
+    pub api: ApiConfig,
+}
+
+/// The APIs a node serves and their input limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address of the gRPC API.
+    pub grpc_addr: String,
+    /// Largest job spec accepted, in bytes.
+    pub max_spec_bytes: usize,
+    /// Most labels on one job.
+    pub max_labels: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            grpc_addr: "0.0.0.0:50051".into(),
+            max_spec_bytes: 1024 * 1024,
+            max_labels: 64,
+        }
+    }
 }
 
 /// The Redis shared by every node.
@@ -245,6 +269,9 @@ impl Config {
         if let Some(v) = var("JOBHOST_REDIS_PREFIX") {
             self.redis.prefix = v;
         }
+        if let Some(v) = var("JOBHOST_GRPC_ADDR") {
+            self.api.grpc_addr = v;
+        }
         if let Some(v) = var("JOBHOST_CONCURRENCY") {
             self.worker.concurrency = parse_env("JOBHOST_CONCURRENCY", v)?;
         }
@@ -302,6 +329,12 @@ impl Config {
             return invalid(format!(
                 "redis.prefix {:?} must be letters, digits, '-', '_' or '.'",
                 redis.prefix
+            ));
+        }
+        if self.api.grpc_addr.parse::<std::net::SocketAddr>().is_err() {
+            return invalid(format!(
+                "api.grpc_addr {:?} must be an address like 0.0.0.0:50051",
+                self.api.grpc_addr
             ));
         }
         let w = &self.worker;
@@ -425,6 +458,8 @@ mod tests {
         assert_eq!(redis(&config.redis), redis(&RedisConfig::default()));
         let worker = |w: &WorkerConfig| toml::to_string(w).unwrap();
         assert_eq!(worker(&config.worker), worker(&WorkerConfig::default()));
+        let api = |a: &ApiConfig| toml::to_string(a).unwrap();
+        assert_eq!(api(&config.api), api(&ApiConfig::default()));
         assert_eq!(config.plugin("net-probe").grants, ["network"]);
     }
 

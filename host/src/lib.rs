@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod config;
 pub mod runtime;
 pub mod store;

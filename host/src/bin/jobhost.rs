@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use jobhost::api::grpc;
 use jobhost::config::Config;
 use jobhost::runtime::{
     JobEvents, JobInput, LogLevel, PluginStatus, RunOptions, Runtime, plugin::ImportCheck,
@@ -39,6 +40,9 @@ enum Command {
         /// Redis URL (overrides `redis.url` and JOBHOST_REDIS_URL).
         #[arg(long)]
         redis_url: Option<String>,
+        /// gRPC listen address (overrides `api.grpc_addr` and JOBHOST_GRPC_ADDR).
+        #[arg(long)]
+        grpc_addr: Option<String>,
         /// Plugins folder (overrides `runtime.plugins_dir`).
         #[arg(long)]
         plugins_dir: Option<PathBuf>,
@@ -135,13 +139,17 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Serve {
             dev,
             redis_url,
+            grpc_addr,
             plugins_dir,
         } => {
             set_dir(&mut config, plugins_dir);
             if let Some(url) = redis_url {
                 config.redis.url = url;
-                config.check()?;
             }
+            if let Some(addr) = grpc_addr {
+                config.api.grpc_addr = addr;
+            }
+            config.check()?;
             serve(config, dev).await
         }
         Command::Plugins { command } => match command {
@@ -202,6 +210,16 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
         "plugins folder loaded"
     );
     let _watcher = runtime.watch()?;
+    let (listener, grpc_addr) = grpc::bind(&config.api).await?;
+    let api_stop = CancellationToken::new();
+    let api = tokio::spawn(grpc::serve(
+        listener,
+        store.clone(),
+        runtime.clone(),
+        config.api.clone(),
+        api_stop.clone(),
+    ));
+    tracing::info!(addr = %grpc_addr, "gRPC API listening");
     let shutdown = CancellationToken::new();
     let node = tokio::spawn(worker::run(
         store,
@@ -209,10 +227,23 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
         WorkerSettings::from_config(&config),
         shutdown.clone(),
     ));
-    signal.received().await;
+    tokio::select! {
+        () = signal.received() => {}
+        result = api => {
+            // The API server only ends by itself on an error; the node cannot serve without it.
+            shutdown.cancel();
+            node.await.context("node task")?;
+            return Err(match result {
+                Ok(Err(e)) => e.into(),
+                Ok(Ok(())) => anyhow::anyhow!("gRPC server stopped unexpectedly"),
+                Err(e) => anyhow::anyhow!("gRPC server task failed: {e}"),
+            });
+        }
+    }
     tracing::info!("shutting down: no new jobs are claimed");
     shutdown.cancel();
     node.await.context("node task")?;
+    api_stop.cancel();
     if let Some(redis) = dev_redis.as_mut() {
         redis.stop().await;
     }

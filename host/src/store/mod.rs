@@ -16,7 +16,7 @@
 //! | `delayed` | zset | SCHEDULED jobs (delayed, or waiting for a retry), score = run-at ms |
 //! | `running` | zset | RUNNING jobs, score = lease deadline ms |
 //! | `dead` | zset | DEAD jobs, score = time of death |
-//! | `jobs` | zset | every job, score = creation ms (for listings; swept after retention) |
+//! | `jobs` | zset | every job id, score 0: ordered by id, which is time-ordered (listings; swept after retention) |
 //! | `idem:<key>` | string | job id for an idempotency key |
 //! | `cron` | hash | cron schedule name → JSON definition |
 //! | `cron:next` | zset | cron schedule name → next fire ms |
@@ -1013,6 +1013,71 @@ impl Store {
         }))
     }
 
+    /// One page of jobs, newest first, that match `filter`, after `cursor` (a job id from
+    /// the previous page). Returns the page and the cursor of the next one, if any.
+    ///
+    /// Records are read in batches of `page_size`; at most [`LIST_SCAN_LIMIT`] are examined
+    /// per call, so a selective filter may return a short page with a cursor to go on.
+    pub async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        page_size: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<JobRecord>, Option<String>)> {
+        let page_size = page_size.clamp(1, 1000);
+        let mut page = Vec::new();
+        let mut position = cursor.map(str::to_owned);
+        let mut scanned = 0;
+        loop {
+            let upper = match &position {
+                Some(id) => format!("({id}"),
+                None => "+".to_owned(),
+            };
+            let batch_size = page_size.max(100);
+            let mut conn = self.conn();
+            let ids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(self.keys.jobs())
+                .arg(&upper)
+                .arg("-")
+                .arg("BYLEX")
+                .arg("REV")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(batch_size)
+                .query_async(&mut conn)
+                .await?;
+            if ids.is_empty() {
+                return Ok((page, None));
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hgetall(self.keys.job(id));
+            }
+            let mut conn = self.conn();
+            let records: Vec<BTreeMap<String, String>> = pipe.query_async(&mut conn).await?;
+            for (id, fields) in ids.iter().zip(records) {
+                position = Some(id.clone());
+                scanned += 1;
+                if fields.is_empty() {
+                    continue; // expired, not swept yet
+                }
+                let record = parse_job(&self.keys.job(id), fields)?;
+                if filter.matches(&record) {
+                    page.push(record);
+                    if page.len() == page_size {
+                        return Ok((page, position));
+                    }
+                }
+            }
+            if ids.len() < batch_size {
+                return Ok((page, None));
+            }
+            if scanned >= LIST_SCAN_LIMIT {
+                return Ok((page, position));
+            }
+        }
+    }
+
     /// Ids of the most recent `limit` jobs (newest first).
     pub async fn recent_jobs(&self, limit: usize) -> Result<Vec<String>> {
         let mut conn = self.conn();
@@ -1058,6 +1123,32 @@ fn client(url: &str, tls: &TlsFiles) -> Result<redis::Client> {
             root_cert,
         },
     )?)
+}
+
+/// Most job records one [`Store::list_jobs`] call examines.
+pub const LIST_SCAN_LIMIT: usize = 10_000;
+
+/// Which jobs a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only this state.
+    pub state: Option<JobState>,
+    /// Only this job type.
+    pub job_type: Option<String>,
+    /// Only jobs carrying all these labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl JobFilter {
+    /// True if `job` passes the filter.
+    pub fn matches(&self, job: &JobRecord) -> bool {
+        self.state.is_none_or(|s| s == job.state)
+            && self.job_type.as_ref().is_none_or(|t| *t == job.job_type)
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| job.labels.get(k) == Some(v))
+    }
 }
 
 /// A new job id: time-ordered (ms) with 80 random bits, URL-safe.

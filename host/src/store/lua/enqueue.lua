@@ -14,7 +14,7 @@ local run_at = tonumber(ARGV[2])
 local fields = {}
 for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'id', id, 'created_ms', now, 'updated_ms', now, unpack(fields))
-redis.call('ZADD', KEYS[6], now, id)
+redis.call('ZADD', KEYS[6], 0, id) -- ids are time-ordered: the index is ordered by id
 if run_at > now then
   redis.call('HSET', KEYS[1], 'state', 'SCHEDULED', 'run_at_ms', run_at)
   redis.call('ZADD', KEYS[3], run_at, id)

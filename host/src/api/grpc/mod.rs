@@ -1,0 +1,123 @@
+//! The gRPC server: `jobhost.v1.JobScheduler`, `grpc.health.v1.Health` and server
+//! reflection, on one port.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+mod convert;
+mod scheduler;
+
+pub use scheduler::Scheduler;
+
+use crate::api::proto::{self, job_scheduler_server::JobSchedulerServer};
+use crate::config::ApiConfig;
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// Errors starting the gRPC server.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    /// The address is taken or not ours.
+    #[error("cannot listen on {addr} (api.grpc_addr): {reason}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server failed.
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Room for everything in a request besides the spec (labels, names, keys).
+const REQUEST_OVERHEAD: usize = 64 * 1024;
+
+/// The service name health is reported for, besides the whole server ("").
+const SCHEDULER_SERVICE: &str = "jobhost.v1.JobScheduler";
+
+/// Binds `api.grpc_addr`; returns the listener and its actual address (port 0 picks one).
+pub async fn bind(config: &ApiConfig) -> Result<(tokio::net::TcpListener, SocketAddr), GrpcError> {
+    let bind_error = |reason: String| GrpcError::Bind {
+        addr: config.grpc_addr.clone(),
+        reason,
+    };
+    let addr: SocketAddr = config
+        .grpc_addr
+        .parse()
+        .map_err(|e: std::net::AddrParseError| bind_error(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| bind_error(e.to_string()))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| bind_error(e.to_string()))?;
+    Ok((listener, local))
+}
+
+/// Serves the gRPC API on `listener` until `shutdown` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    runtime: Runtime,
+    config: ApiConfig,
+    shutdown: CancellationToken,
+) -> Result<(), GrpcError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let max_request = config.max_spec_bytes + REQUEST_OVERHEAD;
+    let scheduler = JobSchedulerServer::new(Scheduler::new(store.clone(), runtime.clone(), config))
+        .max_decoding_message_size(max_request);
+    let health_task = tokio::spawn(report_health(health, store, runtime, shutdown.clone()));
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let result = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(scheduler)
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await;
+    health_task.abort();
+    Ok(result?)
+}
+
+/// Keeps `grpc.health.v1` current: SERVING while Redis answers and at least one plugin is
+/// loaded, NOT_SERVING otherwise.
+async fn report_health(
+    health: tonic_health::server::HealthReporter,
+    store: Store,
+    runtime: Runtime,
+    stop: CancellationToken,
+) {
+    let mut last = None;
+    loop {
+        let redis_ok = store.ping().await.is_ok();
+        let plugins_ok = runtime.plugins().iter().any(|p| p.status == "loaded");
+        let status = if redis_ok && plugins_ok {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
+            if status == ServingStatus::NotServing {
+                tracing::warn!(redis_ok, plugins_ok, "health: NOT_SERVING");
+            } else {
+                tracing::info!("health: SERVING");
+            }
+            health.set_service_status("", status).await;
+            health.set_service_status(SCHEDULER_SERVICE, status).await;
+            last = Some(status);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}

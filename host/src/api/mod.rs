@@ -1,0 +1,13 @@
+//! The APIs a node serves. `grpc`: the scheduler API, health and reflection.
+
+pub mod grpc;
+
+/// Generated types and services of `proto/jobhost/v1`.
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    tonic::include_proto!("jobhost.v1");
+
+    /// The encoded descriptor set of `proto/`, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/jobhost_descriptor.bin"));
+}

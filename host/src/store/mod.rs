@@ -1151,11 +1151,21 @@ impl JobFilter {
     }
 }
 
-/// A new job id: time-ordered (ms) with 80 random bits, URL-safe.
+/// A new job id: 48 bits of Unix ms then 80 bits that start random, in hex. Ids made by one
+/// process increase strictly (within a millisecond the low bits count up, as in monotonic
+/// ULIDs), so listings by id are in creation order; across nodes, to the millisecond.
 pub fn new_id() -> String {
-    let ms = now_ms();
-    let random: u128 = rand::random::<u128>() & ((1u128 << 80) - 1);
-    format!("{ms:012x}{random:020x}")
+    static LAST: std::sync::Mutex<(u64, u128)> = std::sync::Mutex::new((0, 0));
+    const LOW_BITS: u128 = (1u128 << 80) - 1;
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let now = now_ms();
+    let (ms, low) = if now > last.0 {
+        (now, rand::random::<u128>() & (LOW_BITS >> 1)) // room to count up
+    } else {
+        (last.0, (last.1 + 1) & LOW_BITS)
+    };
+    *last = (ms, low);
+    format!("{ms:012x}{low:020x}")
 }
 
 /// Unix time in ms by this host's clock.
@@ -1257,6 +1267,12 @@ mod tests {
         assert_eq!(policy.backoff(2, 0.0).as_millis(), 160);
         assert_eq!(policy.backoff(2, 1.0).as_millis(), 240);
         assert_eq!(policy.backoff(200, 0.5).as_millis(), 1000);
+    }
+
+    #[test]
+    fn ids_made_in_one_millisecond_still_increase() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `noop`: returns its spec as output. With a label `sleep_ms`, first sleeps that long
-//! (cut short by cancellation). Rejects specs starting with `reject:` in `validate`.
+//! (cut short by cancellation), logging before and after. Rejects specs starting with
+//! `reject:` in `validate`.
 
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ impl Plugin for Noop {
             if !sleep(Duration::from_millis(ms)) {
                 return Outcome::Failed("cancelled while sleeping".into());
             }
+            log::info(&format!("slept {ms} ms"));
         }
         Outcome::Completed(job.spec)
     }

@@ -1,0 +1,640 @@
+//! The gRPC API end to end: a real `jobhost serve` process, a real redis-server, a tonic
+//! client.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use jobhost::api::proto::job_scheduler_client::JobSchedulerClient;
+use jobhost::api::proto::{
+    CancelJobRequest, GetJobRequest, JobState, ListJobsRequest, ListNodesRequest,
+    ListPluginsRequest, ScheduleJobRequest, StreamJobLogsRequest, TimerJob,
+};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic::transport::Channel;
+
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(redis_url: &str, plugins: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin_dir = dir.path().join("plugins");
+        std::fs::create_dir(&plugin_dir).unwrap();
+        install(&plugin_dir, plugins);
+        let port = jobhost::store::free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+            .args(["serve", "--plugins-dir", plugin_dir.to_str().unwrap()])
+            .args(["--redis-url", redis_url, "--grpc-addr", &addr])
+            .env("JOBHOST_CACHE", "false")
+            .env("JOBHOST_LOG", "warn")
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("serve.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let server = Server {
+            child,
+            addr,
+            _dir: dir,
+        };
+        server.wait_serving().await;
+        server
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn client(&self) -> JobSchedulerClient<Channel> {
+        JobSchedulerClient::new(self.channel().await)
+    }
+
+    async fn health(&self) -> Option<i32> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: "jobhost.v1.JobScheduler".into(),
+        };
+        Some(health.check(request).await.ok()?.into_inner().status)
+    }
+
+    async fn wait_health(&self, want: tonic_health::ServingStatus) {
+        let start = Instant::now();
+        while self.health().await != Some(want as i32) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "health never became {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_serving(&self) {
+        self.wait_health(tonic_health::ServingStatus::Serving).await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn schedule(job_type: &str, spec: &str) -> ScheduleJobRequest {
+    ScheduleJobRequest {
+        job_type: job_type.into(),
+        spec: spec.into(),
+        ..Default::default()
+    }
+}
+
+async fn wait_state(
+    client: &mut JobSchedulerClient<Channel>,
+    id: &str,
+    state: JobState,
+) -> jobhost::api::proto::Job {
+    let start = Instant::now();
+    loop {
+        let job = client
+            .get_job(GetJobRequest { job_id: id.into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .job
+            .unwrap();
+        if job.state == state as i32 {
+            return job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "job stuck in {:?}: {job:?}",
+            job.state()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_job_runs_to_succeeded() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hello"]).await;
+    let mut client = server.client().await;
+    let mut request = schedule("hello", r#"{"name": "Ada"}"#);
+    request.labels.insert("team".into(), "infra".into());
+    let response = client.schedule_job(request).await.unwrap().into_inner();
+    assert!(response.created);
+    let job = response.job.unwrap();
+    // A node may have picked it up already.
+    assert!(
+        matches!(
+            job.state(),
+            JobState::Queued | JobState::Running | JobState::Succeeded
+        ),
+        "{job:?}"
+    );
+    assert!(job.created_at.is_some());
+
+    let done = wait_state(&mut client, &job.id, JobState::Succeeded).await;
+    assert_eq!(done.output, r#"{"greeting":"hello, Ada"}"#);
+    assert_eq!(done.labels["team"], "infra");
+    assert_eq!(done.history.len(), 1);
+    assert_eq!(done.history[0].outcome, "succeeded");
+    // The older name answers the same.
+    let status = client
+        .get_job_status(GetJobRequest {
+            job_id: job.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.job.unwrap().state(), JobState::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_the_right_codes_and_messages() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hello", "noop"]).await;
+    let mut client = server.client().await;
+
+    let err = client
+        .schedule_job(schedule("hello", "{}"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains(r#"spec must be JSON like {"name": "Ada"}"#),
+        "{}",
+        err.message()
+    );
+
+    let err = client
+        .schedule_job(schedule("teleport", "{}"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message()
+            .contains("no loaded plugin serves job type `teleport`"),
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("hello, noop"), "{}", err.message());
+
+    let err = client.schedule_job(schedule("", "")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let big = "x".repeat(1024 * 1024 + 1);
+    let err = client
+        .schedule_job(schedule("noop", &big))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains("the limit is 1048576 bytes (api.max_spec_bytes)"),
+        "{}",
+        err.message()
+    );
+
+    let way_too_big = "x".repeat(3 * 1024 * 1024);
+    let err = client
+        .schedule_job(schedule("noop", &way_too_big))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+
+    let mut many = schedule("noop", "");
+    for i in 0..65 {
+        many.labels.insert(format!("k{i}"), "v".into());
+    }
+    let err = client.schedule_job(many).await.unwrap_err();
+    assert!(
+        err.message().contains("the limit is 64 (api.max_labels)"),
+        "{}",
+        err.message()
+    );
+
+    let mut loud = schedule("noop", "");
+    loud.priority = 256;
+    assert_eq!(
+        client.schedule_job(loud).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+
+    let mut cron = schedule("noop", "");
+    cron.name = "c".into();
+    cron.cron = "every tuesday".into();
+    let err = client.schedule_job(cron).await.unwrap_err();
+    assert!(
+        err.message().contains("invalid cron expression"),
+        "{}",
+        err.message()
+    );
+
+    let err = client
+        .get_job(GetJobRequest {
+            job_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = client
+        .get_job(GetJobRequest {
+            job_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = client
+        .list_jobs(ListJobsRequest {
+            page_token: "forged".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = client
+        .list_jobs(ListJobsRequest {
+            state: 42,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // The server is still fine.
+    assert!(client.schedule_job(schedule("noop", "ok")).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typed_timer_job_maps_to_the_timer_type() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let mut client = server.client().await;
+    let request = ScheduleJobRequest {
+        name: "my-timer".into(),
+        timer_job: Some(TimerJob {
+            duration_seconds: 300,
+            timer_name: "build-timeout".into(),
+            control_plane_endpoint: String::new(),
+        }),
+        ..Default::default()
+    };
+    let err = client.schedule_job(request).await.unwrap_err();
+    // No timer plugin is loaded here: the typed form resolved to the `timer` type.
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("job type `timer`"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_return_the_first_job() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let mut client = server.client().await;
+    let mut request = schedule("noop", "once");
+    request.idempotency_key = "deploy-7".into();
+    let first = client
+        .schedule_job(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let second = client.schedule_job(request).await.unwrap().into_inner();
+    assert!(first.created && !second.created);
+    assert_eq!(first.job.unwrap().id, second.job.unwrap().id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_a_queued_and_a_running_job() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let mut client = server.client().await;
+    let mut later = schedule("noop", "");
+    later.run_at = Some(prost_types::Timestamp {
+        seconds: (jobhost::store::now_ms() / 1000 + 3600) as i64,
+        nanos: 0,
+    });
+    let scheduled = client
+        .schedule_job(later)
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(scheduled.state(), JobState::Scheduled);
+    let cancelled = client
+        .cancel_job(CancelJobRequest {
+            job_id: scheduled.id.clone(),
+            reason: "not needed".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(cancelled.state(), JobState::Cancelled);
+    assert_eq!(cancelled.reason, "not needed");
+
+    let mut sleepy = schedule("noop", "");
+    sleepy.labels.insert("sleep_ms".into(), "60000".into());
+    let running = client
+        .schedule_job(sleepy)
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    wait_state(&mut client, &running.id, JobState::Running).await;
+    client
+        .cancel_job(CancelJobRequest {
+            job_id: running.id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap();
+    let done = wait_state(&mut client, &running.id, JobState::Cancelled).await;
+    assert_eq!(done.history[0].outcome, "cancelled");
+
+    let err = client
+        .cancel_job(CancelJobRequest {
+            job_id: running.id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = client
+        .cancel_job(CancelJobRequest {
+            job_id: "nope".into(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_stream_history_then_live_lines_until_the_job_ends() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let mut client = server.client().await;
+    let mut sleepy = schedule("noop", "");
+    sleepy.labels.insert("sleep_ms".into(), "1500".into());
+    let job = client
+        .schedule_job(sleepy)
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    wait_state(&mut client, &job.id, JobState::Running).await;
+    // The job has logged "sleeping 1500 ms" (history); its stdout comes later (live).
+    let mut stream = client
+        .stream_job_logs(StreamJobLogsRequest {
+            job_id: job.id.clone(),
+            follow: true,
+            after: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut lines = Vec::new();
+    let started = Instant::now();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stream.next())
+        .await
+        .expect("stream ends")
+    {
+        lines.push(line.unwrap().message);
+    }
+    // History first, then the line the job wrote after the stream opened, then the end.
+    assert_eq!(lines, ["sleeping 1500 ms", "slept 1500 ms"]);
+    assert!(started.elapsed() >= Duration::from_millis(500), "{lines:?}");
+    let final_state = client
+        .get_job(GetJobRequest {
+            job_id: job.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(final_state.state(), JobState::Succeeded);
+
+    // Without follow: history only, then the stream ends.
+    let history: Vec<_> = client
+        .stream_job_logs(StreamJobLogsRequest {
+            job_id: job.id.clone(),
+            follow: false,
+            after: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
+    assert_eq!(history.len(), lines.len());
+    let err = client
+        .stream_job_logs(StreamJobLogsRequest {
+            job_id: "nope".into(),
+            follow: true,
+            after: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_jobs_filters_and_pages_through_everything() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop", "hello"]).await;
+    let mut client = server.client().await;
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let mut request = schedule("noop", &i.to_string());
+        request.labels.insert(
+            "parity".into(),
+            if i % 2 == 0 { "even" } else { "odd" }.into(),
+        );
+        ids.push(
+            client
+                .schedule_job(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .job
+                .unwrap()
+                .id,
+        );
+    }
+    client
+        .schedule_job(schedule("hello", r#"{"name":"x"}"#))
+        .await
+        .unwrap();
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = client
+            .list_jobs(ListJobsRequest {
+                job_type: "noop".into(),
+                page_size: 10,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        seen.extend(page.jobs.into_iter().map(|j| j.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 3);
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first, "every noop job once, newest first");
+
+    let mut even = ListJobsRequest {
+        page_size: 100,
+        ..Default::default()
+    };
+    even.labels.insert("parity".into(), "even".into());
+    let evens = client.list_jobs(even).await.unwrap().into_inner().jobs;
+    assert_eq!(evens.len(), 13);
+
+    for id in &ids {
+        wait_state(&mut client, id, JobState::Succeeded).await;
+    }
+    let succeeded = client
+        .list_jobs(ListJobsRequest {
+            state: JobState::Succeeded as i32,
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
+    assert!(succeeded.len() >= 25);
+    assert!(succeeded.iter().all(|j| j.state() == JobState::Succeeded));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_and_nodes_are_listed() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop", "net-probe"]).await;
+    let mut client = server.client().await;
+    let plugins = client
+        .list_plugins(ListPluginsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .plugins;
+    let noop = plugins.iter().find(|p| p.id == "noop").unwrap();
+    assert_eq!(
+        (noop.status.as_str(), noop.job_types.as_slice()),
+        ("loaded", &["noop".to_owned()][..])
+    );
+    let probe = plugins.iter().find(|p| p.id == "net-probe").unwrap();
+    assert_eq!(probe.status, "rejected");
+    assert!(
+        probe.rejection.contains("plugins.net-probe.grants"),
+        "{}",
+        probe.rejection
+    );
+    let start = Instant::now();
+    loop {
+        let nodes = client
+            .list_nodes(ListNodesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .nodes;
+        if let Some(node) = nodes.first() {
+            assert_eq!(node.job_types, ["noop"]);
+            assert!(node.capacity > 0);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the node never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_redis_down_and_up() {
+    let mut redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let port = redis.server.port();
+    redis.server.stop().await;
+    server
+        .wait_health(tonic_health::ServingStatus::NotServing)
+        .await;
+    redis.server = jobhost::store::DevRedis::start(redis.dir.path(), Some(port))
+        .await
+        .unwrap();
+    server
+        .wait_health(tonic_health::ServingStatus::Serving)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer: {response:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "jobhost.v1.JobScheduler"
+        ]
+    );
+}

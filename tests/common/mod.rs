@@ -2,6 +2,8 @@
 //! temporary folder, and an events sink that records what a job logged.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

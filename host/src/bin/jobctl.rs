@@ -1,24 +1,633 @@
-//! `jobctl`: the command-line client of a jobhost server.
+//! `jobctl`: the command-line client of the jobhost scheduler API (gRPC).
 //!
-//! The server's gRPC API (and with it `jobctl schedule | get | list | cancel | logs`) is not
-//! built yet; until then this binary only reports its version, so scripts fail loudly rather
-//! than silently.
+//! Exit codes: 0 success; 1 the request failed (or, with `schedule --wait`, the job did not
+//! succeed); 2 usage error.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use jobhost::api::proto::job_scheduler_client::JobSchedulerClient;
+use jobhost::api::proto::{
+    CancelJobRequest, GetJobRequest, Job, JobState, ListJobsRequest, ListNodesRequest,
+    ListPluginsRequest, LogLine, Node, Plugin, ScheduleJobRequest, StreamJobLogsRequest,
+};
+use serde_json::{Value, json};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+/// Client of a jobhost server: schedule jobs, watch them, list plugins and nodes.
+#[derive(Parser)]
+#[command(name = "jobctl", version)]
+struct Cli {
+    /// The server: URL or host:port.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "JOBHOST_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// Print JSON instead of text (for scripts).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Schedule a job (or, with --cron, a schedule).
+    Schedule(ScheduleArgs),
+    /// Show one job with its attempts.
+    Get {
+        /// Job id.
+        id: String,
+    },
+    /// List jobs, newest first.
+    List {
+        /// Only jobs in this state (queued, scheduled, running, succeeded, failed, cancelled, dead).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs of this type.
+        #[arg(long = "type")]
+        job_type: Option<String>,
+        /// Only jobs with this label (repeatable): key=value.
+        #[arg(long = "label", value_parser = key_value)]
+        labels: Vec<(String, String)>,
+        /// Jobs per page.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Continue from a previous page.
+        #[arg(long)]
+        page_token: Option<String>,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// Job id.
+        id: String,
+        /// Why (recorded on the job).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Print a job's log; with -f, keep following until the job ends.
+    Logs {
+        /// Job id.
+        id: String,
+        /// Follow live lines until the job ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// List the plugins of the server's node.
+    Plugins,
+    /// List the live host nodes.
+    Nodes,
+}
+
+#[derive(clap::Args)]
+struct ScheduleArgs {
+    /// Job type (the plugin that runs it).
+    #[arg(long = "type")]
+    job_type: String,
+    /// The spec, inline.
+    #[arg(long, conflicts_with = "spec_file")]
+    spec: Option<String>,
+    /// The spec, from a file (`-` reads standard input).
+    #[arg(long)]
+    spec_file: Option<std::path::PathBuf>,
+    /// Display name (required with --cron).
+    #[arg(long, default_value = "")]
+    name: String,
+    /// A label (repeatable): key=value.
+    #[arg(long = "label", value_parser = key_value)]
+    labels: Vec<(String, String)>,
+    /// 0 (lowest, default) to 255.
+    #[arg(long, default_value_t = 0)]
+    priority: u32,
+    /// Attempts in all (default 3).
+    #[arg(long, default_value_t = 0)]
+    max_attempts: u32,
+    /// Deadline of one attempt, in ms (default: the plugin's).
+    #[arg(long, default_value_t = 0)]
+    timeout_ms: u64,
+    /// Start no earlier than this RFC 3339 time (e.g. 2026-12-01T08:00:00Z).
+    #[arg(long, conflicts_with = "delay")]
+    run_at: Option<String>,
+    /// Start after this delay: 30s, 5m, 2h.
+    #[arg(long)]
+    delay: Option<String>,
+    /// Cron expression with seconds: a schedule that creates a job per fire.
+    #[arg(long)]
+    cron: Option<String>,
+    /// Scheduling twice with the same key returns the first job.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Wait until the job ends; exit 1 unless it SUCCEEDED.
+    #[arg(long, conflicts_with = "cron")]
+    wait: bool,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected key=value, got {s:?}"))
+}
+
+/// A failure, with the exit code it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn request(message: impl Into<String>) -> Self {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+    fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(status: tonic::Status) -> Self {
+        Failure::request(format!("{:?}: {}", status.code(), status.message()))
+    }
+}
+
+type Outcome = Result<(), Failure>;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("--version" | "-V") => {
-            println!("jobctl {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    let cli = Cli::parse(); // exits 2 on usage errors
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jobctl: {e}");
+            return ExitCode::FAILURE;
         }
-        _ => {
-            eprintln!(
-                "jobctl: the jobhost gRPC API is not available in this version yet; \
-                 for local plugin work use `jobhost plugins list|inspect` and `jobhost run-local`"
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                eprintln!("jobctl: {}", failure.message);
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Outcome {
+    let server = if cli.server.contains("://") {
+        cli.server.clone()
+    } else {
+        format!("http://{}", cli.server)
+    };
+    let endpoint = Channel::from_shared(server.clone())
+        .map_err(|e| Failure::usage(format!("invalid --server {server:?}: {e}")))?
+        .connect_timeout(Duration::from_secs(5));
+    let channel = endpoint.connect().await.map_err(|e| {
+        Failure::request(format!(
+            "cannot reach jobhost at {server}: {e} (set --server or JOBHOST_SERVER)"
+        ))
+    })?;
+    let mut client = JobSchedulerClient::new(channel).max_decoding_message_size(64 << 20);
+    let json = cli.json;
+    match cli.command {
+        Command::Schedule(args) => schedule(&mut client, args, json).await,
+        Command::Get { id } => {
+            let job = get(&mut client, &id).await?;
+            print_job(&job, json);
+            Ok(())
+        }
+        Command::List {
+            state,
+            job_type,
+            labels,
+            limit,
+            page_token,
+        } => {
+            let request = ListJobsRequest {
+                state: match state {
+                    Some(s) => parse_state(&s)? as i32,
+                    None => 0,
+                },
+                job_type: job_type.unwrap_or_default(),
+                labels: labels.into_iter().collect(),
+                page_size: limit,
+                page_token: page_token.unwrap_or_default(),
+            };
+            let page = client.list_jobs(request).await?.into_inner();
+            print_list(&page.jobs, &page.next_page_token, json);
+            Ok(())
+        }
+        Command::Cancel { id, reason } => {
+            let request = CancelJobRequest {
+                job_id: id,
+                reason: reason.unwrap_or_default(),
+            };
+            let job = client.cancel_job(request).await?.into_inner().job;
+            if let Some(job) = job {
+                if json {
+                    println!("{}", job_json(&job));
+                } else {
+                    let note = if job.state() == JobState::Running {
+                        " (stopping on its node)"
+                    } else {
+                        ""
+                    };
+                    println!("job {} {}{note}", job.id, state_name(job.state()));
+                }
+            }
+            Ok(())
+        }
+        Command::Logs { id, follow } => logs(&mut client, id, follow, json).await,
+        Command::Plugins => {
+            let plugins = client
+                .list_plugins(ListPluginsRequest {})
+                .await?
+                .into_inner()
+                .plugins;
+            print_plugins(&plugins, json);
+            Ok(())
+        }
+        Command::Nodes => {
+            let nodes = client
+                .list_nodes(ListNodesRequest {})
+                .await?
+                .into_inner()
+                .nodes;
+            print_nodes(&nodes, json);
+            Ok(())
+        }
+    }
+}
+
+async fn schedule(
+    client: &mut JobSchedulerClient<Channel>,
+    args: ScheduleArgs,
+    json: bool,
+) -> Outcome {
+    let spec = match (args.spec, args.spec_file) {
+        (Some(spec), _) => spec,
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut spec = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut spec)
+                .map_err(|e| Failure::usage(format!("reading the spec from stdin: {e}")))?;
+            spec
+        }
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| Failure::usage(format!("reading {}: {e}", path.display())))?,
+        (None, None) => String::new(),
+    };
+    let run_at = match (args.run_at, args.delay) {
+        (Some(at), _) => Some(parse_time(&at)?),
+        (None, Some(delay)) => {
+            let delay = parse_delay(&delay)?;
+            Some(timestamp(
+                jobhost::store::now_ms() + u64::try_from(delay.as_millis()).unwrap_or(0),
+            ))
+        }
+        (None, None) => None,
+    };
+    let request = ScheduleJobRequest {
+        name: args.name,
+        job_type: args.job_type,
+        spec,
+        labels: args.labels.into_iter().collect::<HashMap<_, _>>(),
+        priority: args.priority,
+        max_attempts: args.max_attempts,
+        timeout_ms: args.timeout_ms,
+        run_at,
+        cron: args.cron.unwrap_or_default(),
+        idempotency_key: args.idempotency_key.unwrap_or_default(),
+        ..Default::default()
+    };
+    let response = client.schedule_job(request).await?.into_inner();
+    if let Some(schedule) = response.schedule {
+        if json {
+            println!(
+                "{}",
+                json!({"schedule": schedule.name, "cron": schedule.cron,
+                       "job_type": schedule.job_type,
+                       "next_fire": schedule.next_fire.as_ref().map(time_text)})
             );
-            ExitCode::from(2)
+        } else {
+            println!(
+                "schedule {} ({}) created; next fire {}",
+                schedule.name,
+                schedule.cron,
+                schedule
+                    .next_fire
+                    .as_ref()
+                    .map(time_text)
+                    .unwrap_or_default()
+            );
         }
+        return Ok(());
+    }
+    let job = response
+        .job
+        .ok_or_else(|| Failure::request("the server returned no job"))?;
+    if !args.wait {
+        if json {
+            println!("{}", job_json(&job));
+        } else {
+            let existing = if response.created {
+                ""
+            } else {
+                " (existing, same idempotency key)"
+            };
+            println!("job {} {}{existing}", job.id, state_name(job.state()));
+        }
+        return Ok(());
+    }
+    let job = wait(client, &job.id).await?;
+    print_job(&job, json);
+    if job.state() == JobState::Succeeded {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: 1,
+            message: String::new(),
+        })
+    }
+}
+
+async fn get(client: &mut JobSchedulerClient<Channel>, id: &str) -> Result<Job, Failure> {
+    client
+        .get_job(GetJobRequest { job_id: id.into() })
+        .await?
+        .into_inner()
+        .job
+        .ok_or_else(|| Failure::request("the server returned no job"))
+}
+
+async fn wait(client: &mut JobSchedulerClient<Channel>, id: &str) -> Result<Job, Failure> {
+    loop {
+        let job = get(client, id).await?;
+        if matches!(
+            job.state(),
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled | JobState::Dead
+        ) {
+            return Ok(job);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn logs(
+    client: &mut JobSchedulerClient<Channel>,
+    id: String,
+    follow: bool,
+    json: bool,
+) -> Outcome {
+    let request = StreamJobLogsRequest {
+        job_id: id,
+        follow,
+        after: String::new(),
+    };
+    let mut stream = client.stream_job_logs(request).await?.into_inner();
+    while let Some(line) = stream.next().await {
+        print_log_line(&line?, json);
+    }
+    Ok(())
+}
+
+fn parse_state(s: &str) -> Result<JobState, Failure> {
+    let wanted = format!("JOB_STATE_{}", s.to_ascii_uppercase());
+    JobState::from_str_name(&wanted).ok_or_else(|| {
+        Failure::usage(format!(
+            "unknown state {s:?}: use queued, scheduled, running, succeeded, failed, cancelled or dead"
+        ))
+    })
+}
+
+fn parse_time(s: &str) -> Result<prost_types::Timestamp, Failure> {
+    let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|e| {
+        Failure::usage(format!(
+            "--run-at {s:?} is not an RFC 3339 time ({e}), e.g. 2026-12-01T08:00:00Z"
+        ))
+    })?;
+    Ok(prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    })
+}
+
+fn parse_delay(s: &str) -> Result<Duration, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "--delay {s:?}: use a number with s, m or h, e.g. 30s"
+        ))
+    };
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+fn timestamp(ms: u64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: (ms / 1000) as i64,
+        nanos: ((ms % 1000) * 1_000_000) as i32,
+    }
+}
+
+fn time_text(t: &prost_types::Timestamp) -> String {
+    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn state_name(state: JobState) -> &'static str {
+    state
+        .as_str_name()
+        .strip_prefix("JOB_STATE_")
+        .unwrap_or("UNSPECIFIED")
+}
+
+fn job_json(job: &Job) -> Value {
+    let time = |t: &Option<prost_types::Timestamp>| t.as_ref().map(time_text);
+    json!({
+        "id": job.id, "name": job.name, "job_type": job.job_type, "spec": job.spec,
+        "labels": job.labels, "priority": job.priority, "state": state_name(job.state()),
+        "attempts": job.attempts, "max_attempts": job.max_attempts,
+        "timeout_ms": job.timeout_ms, "created_at": time(&job.created_at),
+        "updated_at": time(&job.updated_at), "run_at": time(&job.run_at),
+        "finished_at": time(&job.finished_at), "node": job.node, "output": job.output,
+        "reason": job.reason, "cancel_requested": job.cancel_requested,
+        "history": job.history.iter().map(|a| json!({
+            "attempt": a.attempt, "node": a.node, "started_at": time(&a.started_at),
+            "ended_at": time(&a.ended_at), "outcome": a.outcome, "reason": a.reason,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_job(job: &Job, json: bool) {
+    if json {
+        println!("{}", job_json(job));
+        return;
+    }
+    let time = |t: &Option<prost_types::Timestamp>| t.as_ref().map(time_text).unwrap_or_default();
+    println!("id:        {}", job.id);
+    if !job.name.is_empty() {
+        println!("name:      {}", job.name);
+    }
+    println!("type:      {}", job.job_type);
+    println!("state:     {}", state_name(job.state()));
+    println!("attempts:  {} of {}", job.attempts, job.max_attempts);
+    if !job.node.is_empty() {
+        println!("node:      {}", job.node);
+    }
+    println!("created:   {}", time(&job.created_at));
+    if job.run_at.is_some() {
+        println!("runs at:   {}", time(&job.run_at));
+    }
+    if job.finished_at.is_some() {
+        println!("finished:  {}", time(&job.finished_at));
+    }
+    if !job.output.is_empty() {
+        println!("output:    {}", job.output);
+    }
+    if !job.reason.is_empty() {
+        println!("reason:    {}", job.reason);
+    }
+    for a in &job.history {
+        println!(
+            "attempt {}: {} on {} ({} .. {}){}",
+            a.attempt,
+            a.outcome,
+            a.node,
+            time(&a.started_at),
+            time(&a.ended_at),
+            if a.reason.is_empty() || a.outcome == "succeeded" {
+                String::new()
+            } else {
+                format!(": {}", a.reason)
+            }
+        );
+    }
+}
+
+fn print_list(jobs: &[Job], next: &str, json: bool) {
+    if json {
+        let jobs: Vec<Value> = jobs.iter().map(job_json).collect();
+        println!("{}", json!({"jobs": jobs, "next_page_token": next}));
+        return;
+    }
+    println!(
+        "{:<34} {:<10} {:<16} {:<8} {:<24} NAME",
+        "ID", "STATE", "TYPE", "ATTEMPTS", "CREATED"
+    );
+    for job in jobs {
+        println!(
+            "{:<34} {:<10} {:<16} {:<8} {:<24} {}",
+            job.id,
+            state_name(job.state()),
+            job.job_type,
+            format!("{}/{}", job.attempts, job.max_attempts),
+            job.created_at.as_ref().map(time_text).unwrap_or_default(),
+            job.name
+        );
+    }
+    if !next.is_empty() {
+        println!("more: jobctl list --page-token {next}");
+    }
+}
+
+fn print_log_line(line: &LogLine, json: bool) {
+    if json {
+        println!(
+            "{}",
+            json!({"cursor": line.cursor, "attempt": line.attempt, "level": line.level, "message": line.message})
+        );
+    } else {
+        println!(
+            "[attempt {}] {:<5} {}",
+            line.attempt, line.level, line.message
+        );
+    }
+}
+
+fn print_plugins(plugins: &[Plugin], json: bool) {
+    if json {
+        let list: Vec<Value> = plugins
+            .iter()
+            .map(|p| {
+                json!({"id": p.id, "status": p.status, "name": p.name, "version": p.version,
+                       "job_types": p.job_types, "description": p.description,
+                       "capabilities": p.capabilities, "grants": p.grants,
+                       "rejection": p.rejection, "digest": p.digest})
+            })
+            .collect();
+        println!("{}", Value::Array(list));
+        return;
+    }
+    println!(
+        "{:<16} {:<9} {:<10} {:<24} DETAIL",
+        "ID", "STATUS", "VERSION", "JOB TYPES"
+    );
+    for p in plugins {
+        let detail = if p.rejection.is_empty() {
+            &p.description
+        } else {
+            &p.rejection
+        };
+        println!(
+            "{:<16} {:<9} {:<10} {:<24} {detail}",
+            p.id,
+            p.status,
+            if p.version.is_empty() {
+                "-"
+            } else {
+                &p.version
+            },
+            p.job_types.join(",")
+        );
+    }
+}
+
+fn print_nodes(nodes: &[Node], json: bool) {
+    if json {
+        let list: Vec<Value> = nodes
+            .iter()
+            .map(|n| {
+                json!({"id": n.id, "hostname": n.hostname, "version": n.version,
+                       "job_types": n.job_types, "capacity": n.capacity,
+                       "started_at": n.started_at.as_ref().map(time_text)})
+            })
+            .collect();
+        println!("{}", Value::Array(list));
+        return;
+    }
+    println!(
+        "{:<40} {:<20} {:<8} {:<8} JOB TYPES",
+        "ID", "HOST", "VERSION", "CAPACITY"
+    );
+    for n in nodes {
+        println!(
+            "{:<40} {:<20} {:<8} {:<8} {}",
+            n.id,
+            n.hostname,
+            n.version,
+            n.capacity,
+            n.job_types.join(",")
+        );
     }
 }

@@ -1,0 +1,91 @@
+//! A real `jobhost serve` process for API tests.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jobhost::api::proto::job_scheduler_client::JobSchedulerClient;
+use tonic::transport::Channel;
+
+use super::install;
+
+/// A real `jobhost serve` process on a free gRPC port, its log in a temp folder.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start(redis_url: &str, plugins: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin_dir = dir.path().join("plugins");
+        std::fs::create_dir(&plugin_dir).unwrap();
+        install(&plugin_dir, plugins);
+        let port = jobhost::store::free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+            .args(["serve", "--plugins-dir", plugin_dir.to_str().unwrap()])
+            .args(["--redis-url", redis_url, "--grpc-addr", &addr])
+            .env("JOBHOST_CACHE", "false")
+            .env("JOBHOST_LOG", "warn")
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("serve.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let server = Server {
+            child,
+            addr,
+            _dir: dir,
+        };
+        server.wait_serving().await;
+        server
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn client(&self) -> JobSchedulerClient<Channel> {
+        JobSchedulerClient::new(self.channel().await)
+    }
+
+    pub async fn health(&self) -> Option<i32> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: "jobhost.v1.JobScheduler".into(),
+        };
+        Some(health.check(request).await.ok()?.into_inner().status)
+    }
+
+    pub async fn wait_health(&self, want: tonic_health::ServingStatus) {
+        let start = Instant::now();
+        while self.health().await != Some(want as i32) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "health never became {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_serving(&self) {
+        self.wait_health(tonic_health::ServingStatus::Serving).await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -102,6 +102,27 @@ bench: plugins redis-server
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench call_overhead
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench throughput
 
+# The Python client example against a fresh development server (venv in target/py)
+example-python: plugins redis-server
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd "{{ root }}"
+    venv="{{ root }}/target/py"
+    [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r examples/clients/python/requirements.txt
+    PATH="$venv/bin:$PATH" examples/clients/python/generate.sh
+    cargo build -q --bin jobhost
+    work=$(mktemp -d); port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    printf '[redis]\ndev_dir = "%s/redis"\n' "$work" > "$work/jobhost.toml"
+    target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    "$target_dir/debug/jobhost" --config "$work/jobhost.toml" serve --dev \
+        --plugins-dir "{{ plugins_out }}" --grpc-addr "127.0.0.1:$port" 2> "$work/serve.log" &
+    server=$!
+    trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+    for _ in $(seq 100); do grep -q "gRPC API listening" "$work/serve.log" && break; sleep 0.1; done
+    "$venv/bin/python3" examples/clients/python/schedule.py --server "127.0.0.1:$port" \
+        --type hello --spec '{"name": "Python"}'
+
 # Start a new plugin from the template: plugins/NAME
 new-plugin NAME:
     #!/usr/bin/env bash

@@ -179,6 +179,10 @@ pub struct RuntimeConfig {
     pub watch_debounce_ms: u64,
     /// Interval of the epoch ticker that enforces deadlines and cancellation, in ms.
     pub epoch_tick_ms: u64,
+    /// Connect and response timeout of a plugin's outbound HTTP request, in ms.
+    pub http_timeout_ms: u64,
+    /// Largest response body a plugin may receive, in bytes.
+    pub http_max_response_bytes: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -195,6 +199,8 @@ impl Default for RuntimeConfig {
             cancel_grace_ms: 2_000,
             watch_debounce_ms: 200,
             epoch_tick_ms: 10,
+            http_timeout_ms: 30_000,
+            http_max_response_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -230,6 +236,9 @@ pub struct PluginConfig {
     pub memory_limit_mb: Option<u64>,
     /// Deadline of one attempt in ms (overrides `runtime.default_timeout_ms`).
     pub timeout_ms: Option<u64>,
+    /// Hosts the plugin may send HTTP requests to (with the `http` grant): `*`,
+    /// `example.com`, `https://*.example.com`, `http://127.0.0.1:8080`. Empty denies all.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Config {
@@ -344,6 +353,11 @@ impl Config {
             );
         }
         for (id, plugin) in self.plugins.iter() {
+            for pattern in &plugin.allowed_hosts {
+                if let Err(e) = crate::runtime::capabilities::http::HostPattern::parse(pattern) {
+                    return invalid(format!("plugins.{id}.allowed_hosts: {e}"));
+                }
+            }
             for grant in &plugin.grants {
                 if !crate::runtime::capabilities::is_grantable(grant) {
                     return invalid(format!(

@@ -11,6 +11,8 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::capabilities;
+use super::capabilities::http::HttpPolicy;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::job::{CrashKind, JobEvents, LogLevel, human_duration};
 use super::output::GuestOutput;
 use super::plugin::PluginPolicy;
@@ -244,6 +246,8 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// The data of a plugin call's [`Store`].
 pub struct JobState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_policy: HttpPolicy,
     table: ResourceTable,
     limiter: MemoryLimiter,
     context: Arc<JobContext>,
@@ -253,6 +257,16 @@ impl JobState {
     /// The call's shared context.
     pub fn context(&self) -> &JobContext {
         &self.context
+    }
+}
+
+impl WasiHttpView for JobState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.http_policy,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
     }
 }
 
@@ -280,6 +294,14 @@ pub fn new_store(
     }
     let state = JobState {
         wasi: wasi.build(),
+        http: WasiHttpCtx::new(),
+        http_policy: HttpPolicy::new(
+            &policy.id,
+            policy.allowed_hosts.clone(),
+            policy.http_timeout,
+            policy.http_max_response_bytes,
+            context.clone(),
+        ),
         table: ResourceTable::new(),
         limiter: MemoryLimiter {
             limit: policy.memory_bytes,

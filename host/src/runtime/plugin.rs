@@ -14,6 +14,7 @@ use wasmtime::component::{Component, Linker};
 
 use super::bindings::{self, JobPluginPre};
 use super::capabilities;
+use super::capabilities::http::HostPattern;
 use super::instance::{self, CallSpec, Crash, JobState};
 use super::job::DiscardEvents;
 use crate::config::Config;
@@ -112,8 +113,16 @@ pub struct ImportCheck {
 /// The sandbox a plugin's instances get: grants and limits from config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginPolicy {
+    /// The plugin id (its config section).
+    pub id: String,
     /// Granted capability names.
     pub grants: Vec<String>,
+    /// Where it may send HTTP requests.
+    pub allowed_hosts: std::sync::Arc<[HostPattern]>,
+    /// Connect and response timeout of its HTTP requests.
+    pub http_timeout: Duration,
+    /// Largest HTTP response body it may receive.
+    pub http_max_response_bytes: u64,
     /// Memory cap of one instance, in bytes.
     pub memory_bytes: usize,
     /// Default deadline of one job attempt.
@@ -128,7 +137,16 @@ impl PluginPolicy {
             .memory_limit_mb
             .unwrap_or(config.runtime.memory_limit_mb);
         PluginPolicy {
+            id: id.to_owned(),
             grants: plugin.grants,
+            // Patterns were checked with the config; a bad one here is simply dropped.
+            allowed_hosts: plugin
+                .allowed_hosts
+                .iter()
+                .filter_map(|p| HostPattern::parse(p).ok())
+                .collect(),
+            http_timeout: Duration::from_millis(config.runtime.http_timeout_ms),
+            http_max_response_bytes: config.runtime.http_max_response_bytes,
             memory_bytes: usize::try_from(mb * 1024 * 1024).unwrap_or(usize::MAX),
             timeout: Duration::from_millis(
                 plugin

@@ -45,6 +45,8 @@ pub use bindings::jobhost::plugin::types::{Job, Label, Outcome, PluginInfo, Retr
 
 use std::time::Duration;
 
+pub mod http;
+
 impl PluginInfo {
     /// Builds a description with no capabilities and no spec schema.
     pub fn new(name: &str, version: &str, job_types: &[&str], description: &str) -> Self {

@@ -14,6 +14,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use super::instance::JobState;
 
 pub mod host;
+pub mod http;
 pub mod network;
 pub mod wasi;
 
@@ -34,7 +35,12 @@ pub trait Capability: Send + Sync + 'static {
 }
 
 /// Every capability this host knows, in link order.
-pub static ALL: &[&dyn Capability] = &[&host::HostApi, &wasi::WasiBase, &network::Network];
+pub static ALL: &[&dyn Capability] = &[
+    &host::HostApi,
+    &wasi::WasiBase,
+    &network::Network,
+    &http::Http,
+];
 
 /// The capability providing WIT interface `interface` (e.g. `wasi:sockets/tcp@0.2.3`).
 pub fn providing(interface: &str) -> Option<&'static dyn Capability> {

@@ -30,4 +30,5 @@ against_a_cluster!(
     the_leader_lease_is_exclusive_and_fences_cron_advances,
     host_nodes_register_expire_and_deregister,
     bad_input_is_refused_with_a_reason,
+    the_sweep_passes_long_lived_jobs_and_clears_leftover_keys,
 );

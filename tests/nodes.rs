@@ -151,10 +151,16 @@ async fn a_killed_node_loses_no_job_and_only_its_jobs_run_twice() {
     for node in &mut nodes {
         assert!(sigterm_and_wait(node).success());
     }
-    assert!(
-        store.nodes().await.unwrap().is_empty(),
-        "the survivors deregistered; the killed node expired"
-    );
+    // The survivors deregister at once; the killed node's registration lapses after three
+    // missed heartbeats (1.5 s here).
+    let start = Instant::now();
+    while !store.nodes().await.unwrap().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a node registration outlived its TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,8 +191,9 @@ async fn every_job_completes_across_a_redis_restart() {
     }
     assert!(sigterm_and_wait(&mut node).success());
     let log = std::fs::read_to_string(&log).unwrap();
+    // The event subscription always notices a restart; requests in flight may, too.
     assert!(
-        log.contains("redis unreachable"),
+        log.contains("event subscription dropped") || log.contains("redis unreachable"),
         "the outage was logged:\n{log}"
     );
 }

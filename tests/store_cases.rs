@@ -493,3 +493,68 @@ pub async fn bad_input_is_refused_with_a_reason(url: &str) {
             .contains("max attempts")
     );
 }
+
+pub async fn the_sweep_passes_long_lived_jobs_and_clears_leftover_keys(url: &str) {
+    let store = Store::connect(
+        url,
+        StoreOptions {
+            retention: Duration::from_millis(200),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Three jobs that stay (queued for a type nobody serves), then two that finish.
+    for _ in 0..3 {
+        store.enqueue(&new_job("nobody", "")).await.unwrap();
+    }
+    let mut finished = Vec::new();
+    for _ in 0..2 {
+        let (id, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+        let claimed = store
+            .claim(NODE, &types(&["noop"]), 1, LEASE)
+            .await
+            .unwrap()
+            .remove(0);
+        store.append_log(&id, 1, &[("INFO", "line")]).await.unwrap();
+        store
+            .finish(
+                &claimed,
+                NODE,
+                &Finish::Succeeded {
+                    output: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+        finished.push(id);
+    }
+    // A cancelled job's log expires with it too.
+    let (cancelled, _) = store.enqueue(&new_job("nobody", "")).await.unwrap();
+    store
+        .append_log(&cancelled, 1, &[("INFO", "before cancel")])
+        .await
+        .unwrap();
+    store.cancel(&cancelled, "test").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        store
+            .read_log(&cancelled, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut dropped = 0;
+    for _ in 0..6 {
+        dropped += store.sweep(2).await.unwrap();
+    }
+    assert_eq!(
+        dropped, 3,
+        "two finished jobs and the cancelled one, past the three that stay"
+    );
+    assert_eq!(store.recent_jobs(100).await.unwrap().len(), 3);
+    for id in &finished {
+        assert!(store.read_log(id, None, 10).await.unwrap().is_empty());
+    }
+}

@@ -67,6 +67,9 @@ pub fn new_node_id() -> String {
 
 /// A job running on this node.
 struct Running {
+    /// The attempt this entry is for: a job re-claimed by this same node after its lease
+    /// lapsed must not be confused with the stale attempt still winding down.
+    attempt: u32,
     cancel: CancellationToken,
     /// Set when the node itself stops the job (shutdown): re-queue instead of CANCELLED.
     interrupted: Arc<std::sync::atomic::AtomicBool>,
@@ -231,7 +234,12 @@ impl Node {
         while !self.stopping.is_cancelled() {
             while jobs.try_join_next().is_some() {}
             let free = self.settings.concurrency.saturating_sub(jobs.len());
-            let types = self.job_types();
+            let mut types = self.job_types();
+            // Queues are drained in the order given: rotate it so no type starves another.
+            if !types.is_empty() {
+                let shift = rand::random::<u32>() as usize % types.len();
+                types.rotate_left(shift);
+            }
             let claimed = if free == 0 || types.is_empty() {
                 Vec::new()
             } else {
@@ -278,23 +286,31 @@ impl Node {
             cancel.cancel();
         }
         let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        self.running
+        let entry = Running {
+            attempt: job.attempt,
+            cancel: cancel.clone(),
+            interrupted: interrupted.clone(),
+        };
+        let stale = self
+            .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                job.id.clone(),
-                Running {
-                    cancel: cancel.clone(),
-                    interrupted: interrupted.clone(),
-                },
-            );
+            .insert(job.id.clone(), entry);
+        if let Some(stale) = stale {
+            // Our earlier attempt lost its lease; its result would be discarded anyway.
+            tracing::warn!(job = %job.id, attempt = stale.attempt, "stopping a superseded attempt");
+            stale.cancel.cancel();
+        }
         let node = self.clone();
         jobs.spawn(async move {
             node.execute(&job, cancel, &interrupted).await;
-            node.running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&job.id);
+            let mut running = node.running.lock().unwrap_or_else(|p| p.into_inner());
+            if running
+                .get(&job.id)
+                .is_some_and(|r| r.attempt == job.attempt)
+            {
+                running.remove(&job.id);
+            }
         });
     }
 
@@ -304,7 +320,7 @@ impl Node {
         cancel: CancellationToken,
         interrupted: &std::sync::atomic::AtomicBool,
     ) {
-        let (log, writer) = JobLog::start(self.store.clone(), job.id.clone(), job.attempt);
+        let (log, writer, dropped) = JobLog::start(self.store.clone(), job.id.clone(), job.attempt);
         let input = JobInput {
             id: job.id.clone(),
             job_type: job.job_type.clone(),
@@ -320,6 +336,14 @@ impl Node {
         let result = self.runtime.run(&input, options).await;
         // Logs first, so a reader that sees the job finished has its whole log.
         writer.await.ok();
+        let dropped = dropped.load(std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            let line = format!("{dropped} log lines dropped: Redis could not keep up");
+            let _ = self
+                .store
+                .append_log(&job.id, job.attempt, &[("WARN", &line)])
+                .await;
+        }
         let finish = to_finish(
             job,
             result,
@@ -401,16 +425,29 @@ impl Node {
         }
     }
 
+    /// Renews the leases of running jobs on a fixed beat (a slow call does not push the
+    /// next one back), each call bounded well under the lease. If no renewal has succeeded
+    /// for most of a lease, the node fences itself: other nodes are about to re-queue these
+    /// jobs, so the local attempts stop rather than run twice.
     async fn renew_loop(self: Arc<Self>, stop: CancellationToken) {
-        let every = self.settings.lease / 3;
+        let lease = self.settings.lease;
+        let mut beat = tokio::time::interval(lease / 6);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_ok = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                () = tokio::time::sleep(every) => {}
+                _ = beat.tick() => {}
                 () = stop.cancelled() => return,
             }
             let ids = self.running_ids();
-            match self.store.renew(self.id(), &ids, self.settings.lease).await {
-                Ok((cancelled, lost)) => {
+            if ids.is_empty() {
+                last_ok = tokio::time::Instant::now();
+                continue;
+            }
+            let renewal = self.store.renew(self.id(), &ids, lease);
+            match tokio::time::timeout(lease / 6, renewal).await {
+                Ok(Ok((cancelled, lost))) => {
+                    last_ok = tokio::time::Instant::now();
                     for id in cancelled {
                         self.cancel_local(&id);
                     }
@@ -419,7 +456,18 @@ impl Node {
                         self.cancel_local(&id);
                     }
                 }
-                Err(e) => tracing::warn!("lease renewal failed: {e}"),
+                Ok(Err(e)) => tracing::warn!("lease renewal failed: {e}"),
+                Err(_) => tracing::warn!("lease renewal timed out"),
+            }
+            if last_ok.elapsed() > lease * 5 / 6 {
+                tracing::error!(
+                    jobs = ids.len(),
+                    "leases not renewed for {:?}: stopping local attempts before other nodes re-run them",
+                    last_ok.elapsed()
+                );
+                for id in &ids {
+                    self.cancel_local(id);
+                }
             }
         }
     }
@@ -550,14 +598,24 @@ fn to_finish(
 /// bounded channel to a writer task that appends them in batches.
 struct JobLog {
     tx: mpsc::Sender<(LogLevel, String)>,
-    dropped: std::sync::atomic::AtomicU64,
+    /// Lines dropped because the writer fell behind (shared with the caller, which must
+    /// not hold the sender: the writer ends when every sender is gone).
+    dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 const LOG_CHANNEL: usize = 4096;
 const LOG_BATCH: usize = 256;
 
 impl JobLog {
-    fn start(store: Store, id: String, attempt: u32) -> (Arc<JobLog>, tokio::task::JoinHandle<()>) {
+    fn start(
+        store: Store,
+        id: String,
+        attempt: u32,
+    ) -> (
+        Arc<JobLog>,
+        tokio::task::JoinHandle<()>,
+        Arc<std::sync::atomic::AtomicU64>,
+    ) {
         let (tx, mut rx) = mpsc::channel::<(LogLevel, String)>(LOG_CHANNEL);
         let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(LOG_BATCH);
@@ -573,11 +631,12 @@ impl JobLog {
                 batch.clear();
             }
         });
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let log = Arc::new(JobLog {
             tx,
-            dropped: std::sync::atomic::AtomicU64::new(0),
+            dropped: dropped.clone(),
         });
-        (log, writer)
+        (log, writer, dropped)
     }
 
     fn send(&self, level: LogLevel, line: String) {

@@ -12,10 +12,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::capabilities;
 use super::capabilities::http::HttpPolicy;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::job::{CrashKind, JobEvents, LogLevel, human_duration};
 use super::output::GuestOutput;
 use super::plugin::PluginPolicy;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Limits and hooks of one plugin call.
 pub struct CallSpec {
@@ -118,8 +118,16 @@ impl JobContext {
         self.log(LogLevel::Warn, line);
     }
 
-    /// Forwards a progress report.
+    /// Forwards a progress report; its message counts against the log budget like a line.
     pub fn progress(&self, percent: u8, message: &str) {
+        {
+            let mut budget = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            if budget.used + message.len() > budget.limit {
+                budget.dropped += 1;
+                return;
+            }
+            budget.used += message.len();
+        }
         self.events.progress(percent, message);
     }
 

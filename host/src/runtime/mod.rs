@@ -83,6 +83,9 @@ pub enum ValidateError {
     /// No loaded plugin serves the job type.
     #[error("no loaded plugin serves job type `{0}`")]
     NoPlugin(String),
+    /// Every instance slot stayed busy for the whole validation budget.
+    #[error("all plugin instance slots are busy; try again shortly")]
+    Busy,
     /// The plugin rejected the spec; the message is the plugin's.
     #[error("{0}")]
     Invalid(String),
@@ -374,7 +377,10 @@ impl Runtime {
         let plugin = self
             .plugin_for(job_type)
             .ok_or_else(|| ValidateError::NoPlugin(job_type.to_owned()))?;
-        let _slot = self.inner.slots.acquire().await.expect("slots never close");
+        let _slot = tokio::time::timeout(VALIDATE_TIMEOUT, self.inner.slots.acquire())
+            .await
+            .map_err(|_| ValidateError::Busy)?
+            .expect("slots never close");
         let call = CallSpec {
             timeout: plugin.policy.timeout.min(VALIDATE_TIMEOUT),
             cancel: CancellationToken::new(),

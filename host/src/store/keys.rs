@@ -63,6 +63,10 @@ impl Keys {
     pub fn idempotency(&self, key: &str) -> String {
         self.key(&format!("idem:{key}"))
     }
+    /// Where the index sweep resumes.
+    pub fn sweep_cursor(&self) -> String {
+        self.key("sweep:cursor")
+    }
     /// Cron definitions.
     pub fn cron(&self) -> String {
         self.key("cron")

@@ -23,6 +23,7 @@
 //! | `node:<id>` | hash | a host node's registration (expires with its heartbeat) |
 //! | `nodes` | zset | node id → heartbeat expiry ms |
 //! | `leader`, `leader:token` | string | leader lease `"<node> <token>"`, fencing counter |
+//! | `sweep:cursor` | string | where the retention sweep of `jobs` resumes |
 //! | `events` | pub/sub channel | `ready <type>`, `cancel <id>`, `done <id>` |
 //!
 //! Job hash fields: `id name type spec labels priority state attempts max_attempts
@@ -81,6 +82,8 @@ impl StoreError {
                             redis::ServerErrorKind::BusyLoading
                                 | redis::ServerErrorKind::TryAgain
                                 | redis::ServerErrorKind::MasterDown
+                                | redis::ServerErrorKind::ClusterDown
+                                | redis::ServerErrorKind::ReadOnly
                         )
                     )
             }
@@ -415,6 +418,7 @@ struct Scripts {
     leader: Script,
     advance_cron: Script,
     sweep: Script,
+    resign: Script,
 }
 
 impl Scripts {
@@ -430,6 +434,7 @@ impl Scripts {
             leader: Script::new(include_str!("lua/leader.lua")),
             advance_cron: Script::new(include_str!("lua/advance_cron.lua")),
             sweep: Script::new(include_str!("lua/sweep.lua")),
+            resign: Script::new(include_str!("lua/resign.lua")),
         }
     }
 }
@@ -808,6 +813,7 @@ impl Store {
         invocation
             .key(self.keys.jobs())
             .key(self.keys.dead())
+            .key(self.keys.sweep_cursor())
             .arg(self.keys.prefix())
             .arg(batch);
         let mut conn = self.conn();
@@ -828,11 +834,12 @@ impl Store {
 
     /// Gives up the leader lease if `node` holds it.
     pub async fn resign(&self, node: &str, token: u64) -> Result<()> {
+        let mut invocation = self.scripts.resign.prepare_invoke();
+        invocation
+            .key(self.keys.leader())
+            .arg(format!("{node} {token}"));
         let mut conn = self.conn();
-        let current: Option<String> = conn.get(self.keys.leader()).await?;
-        if current.as_deref() == Some(format!("{node} {token}").as_str()) {
-            let _: () = conn.del(self.keys.leader()).await?;
-        }
+        let _: u8 = invocation.invoke_async(&mut conn).await?;
         Ok(())
     }
 
@@ -871,11 +878,11 @@ impl Store {
         for (name, at) in due {
             let json: Option<String> = conn.hget(self.keys.cron(), &name).await?;
             let Some(json) = json else { continue };
-            let cron = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
-                key: self.keys.cron(),
-                reason: format!("{name}: {e}"),
-            })?;
-            out.push((cron, at));
+            match serde_json::from_str(&json) {
+                Ok(cron) => out.push((cron, at)),
+                // One bad definition must not stop the others from firing.
+                Err(e) => tracing::error!(cron = %name, "unreadable cron schedule skipped: {e}"),
+            }
         }
         Ok(out)
     }
@@ -1239,10 +1246,15 @@ fn parse_claim(keys: &Keys, c: &[redis::Value]) -> Result<ClaimedJob> {
         labels: serde_json::from_str(&text(4)).unwrap_or_default(),
         timeout_ms: text(5).parse().ok().filter(|t: &u64| *t > 0),
         cancel_requested: text(6) == "1",
-        retry: RetryPolicy {
-            max_attempts: text(7).parse().map_err(|_| corrupt("max_attempts"))?,
-            backoff_base_ms: text(8).parse().map_err(|_| corrupt("backoff_base_ms"))?,
-            backoff_max_ms: text(9).parse().map_err(|_| corrupt("backoff_max_ms"))?,
+        // The claim already happened in Redis: a damaged optional field must not orphan
+        // the job, so defaults stand in for it.
+        retry: {
+            let defaults = RetryPolicy::default();
+            RetryPolicy {
+                max_attempts: text(7).parse().unwrap_or(1),
+                backoff_base_ms: text(8).parse().unwrap_or(defaults.backoff_base_ms),
+                backoff_max_ms: text(9).parse().unwrap_or(defaults.backoff_max_ms),
+            }
         },
         id,
     })

@@ -43,7 +43,8 @@ const SCHEMA: &str = r#"{"type":"object","required":["url"],"additionalPropertie
 "timeout_ms":{"type":"integer","minimum":1},"success_statuses":{"type":"array","items":{"type":"integer"}}}}"#;
 
 fn parse(spec: &str) -> Result<Spec, String> {
-    let spec: Spec = serde_json::from_str(spec).map_err(|e| format!("invalid webhook spec: {e}"))?;
+    let spec: Spec =
+        serde_json::from_str(spec).map_err(|e| format!("invalid webhook spec: {e}"))?;
     http::split_url(&spec.url).map_err(|e| e.to_string())?;
     if spec.timeout_ms == 0 {
         return Err("timeout_ms must be at least 1".into());
@@ -53,16 +54,24 @@ fn parse(spec: &str) -> Result<Spec, String> {
 
 /// Retry with the job's own backoff (an `after_ms` of 0 lets the host choose).
 fn retry(reason: String) -> Outcome {
-    Outcome::Retry(RetryRequest { after_ms: 0, reason })
+    Outcome::Retry(RetryRequest {
+        after_ms: 0,
+        reason,
+    })
 }
 
 struct Webhook;
 
 impl Plugin for Webhook {
     fn describe() -> PluginInfo {
-        PluginInfo::new("webhook", env!("CARGO_PKG_VERSION"), &["webhook"], "Delivers an HTTP request")
-            .with_capabilities(&["http"])
-            .with_spec_schema(SCHEMA)
+        PluginInfo::new(
+            "webhook",
+            env!("CARGO_PKG_VERSION"),
+            &["webhook"],
+            "Delivers an HTTP request",
+        )
+        .with_capabilities(&["http"])
+        .with_spec_schema(SCHEMA)
     }
 
     fn validate(spec: String) -> Result<(), String> {
@@ -82,7 +91,10 @@ impl Plugin for Webhook {
             body: spec.body.as_bytes(),
             timeout: Some(Duration::from_millis(spec.timeout_ms)),
         };
-        log::info(&format!("{} {} (attempt {})", spec.method, spec.url, job.attempt));
+        log::info(&format!(
+            "{} {} (attempt {})",
+            spec.method, spec.url, job.attempt
+        ));
         let response = match http::send(&request) {
             Ok(response) => response,
             Err(http::Error::Denied(message)) => return Outcome::Failed(message),
@@ -99,7 +111,10 @@ impl Plugin for Webhook {
             log::info(&format!("delivered: {status}"));
             return Outcome::Completed(format!("{{\"status\":{status}}}"));
         }
-        let excerpt: String = String::from_utf8_lossy(&response.body).chars().take(200).collect();
+        let excerpt: String = String::from_utf8_lossy(&response.body)
+            .chars()
+            .take(200)
+            .collect();
         if status >= 500 || status == 408 || status == 429 {
             retry(format!("HTTP {status}: {excerpt}"))
         } else {

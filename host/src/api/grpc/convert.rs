@@ -27,9 +27,12 @@ pub fn timestamp(ms: u64) -> Timestamp {
     }
 }
 
-/// A protobuf timestamp as Unix ms; before 1970 is refused.
+/// Seconds at 10000-01-01T00:00:00Z: later times are refused.
+const YEAR_10000: i64 = 253_402_300_800;
+
+/// A protobuf timestamp as Unix ms; before 1970 or after year 9999 is refused.
 pub fn timestamp_ms(t: &Timestamp) -> Result<u64, Status> {
-    if t.seconds < 0 || !(0..1_000_000_000).contains(&t.nanos) {
+    if !(0..YEAR_10000).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) {
         return Err(Status::invalid_argument(format!(
             "timestamp {}s {}ns is out of range",
             t.seconds, t.nanos
@@ -198,14 +201,13 @@ mod tests {
     fn timestamps_round_trip_and_refuse_nonsense() {
         let t = timestamp(1_700_000_123_456);
         assert_eq!(timestamp_ms(&t).unwrap(), 1_700_000_123_456);
-        let bad = Timestamp {
-            seconds: -1,
-            nanos: 0,
-        };
-        assert_eq!(
-            timestamp_ms(&bad).unwrap_err().code(),
-            tonic::Code::InvalidArgument
-        );
+        for (seconds, nanos) in [(-1, 0), (i64::MAX, 0), (0, -5)] {
+            let bad = Timestamp { seconds, nanos };
+            assert_eq!(
+                timestamp_ms(&bad).unwrap_err().code(),
+                tonic::Code::InvalidArgument
+            );
+        }
     }
 
     #[test]

@@ -106,6 +106,9 @@ impl Scheduler {
                 "invalid spec for job type `{}`: {message}",
                 job.job_type
             ))),
+            Err(ValidateError::Busy) => Err(Status::unavailable(
+                "all plugin instance slots are busy; retry shortly",
+            )),
             Err(ValidateError::Crashed(reason)) => Err(Status::invalid_argument(format!(
                 "the `{}` plugin could not validate the spec: {reason}",
                 job.job_type
@@ -399,17 +402,25 @@ fn async_stream(
                 }
             };
             if finished {
-                if let Ok(rest) = store
-                    .read_log(&req.job_id, cursor.as_deref(), LOG_BATCH)
-                    .await
-                {
+                // Drain what was written before the job ended, however much it is.
+                loop {
+                    let Ok(rest) = store
+                        .read_log(&req.job_id, cursor.as_deref(), LOG_BATCH)
+                        .await
+                    else {
+                        return;
+                    };
+                    let more = rest.len() == LOG_BATCH;
                     for entry in rest {
+                        cursor = Some(entry.cursor.clone());
                         if tx.send(Ok(convert::log_line(entry))).await.is_err() {
                             return;
                         }
                     }
+                    if !more {
+                        return;
+                    }
                 }
-                return;
             }
             tokio::select! {
                 () = tokio::time::sleep(LOG_POLL) => {}

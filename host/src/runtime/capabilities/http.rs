@@ -70,7 +70,10 @@ impl HostPattern {
             }
             _ => (rest, None),
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         if host != "*" && host.contains('*') && !host.starts_with("*.") {
             return Err(bad("a wildcard may only be `*` or a leading `*.`"));
         }
@@ -137,11 +140,7 @@ impl HttpPolicy {
                 "request to {host} denied: link-local and cloud metadata addresses are never allowed"
             ));
         }
-        if self
-            .allowed
-            .iter()
-            .any(|p| p.matches(scheme, host, port))
-        {
+        if self.allowed.iter().any(|p| p.matches(scheme, host, port)) {
             return None;
         }
         Some(format!(
@@ -198,7 +197,8 @@ impl WasiHttpHooks for HttpPolicy {
                 context.log(LogLevel::Warn, &refusal);
                 return Err(HttpError::InternalError(Some(refusal)));
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             let response = response.map(|body| CappedBody::new(body, limit).boxed_unsync());
             Ok((
                 response,
@@ -214,9 +214,14 @@ async fn resolves_to_blocked(host: &str, port: Option<u16>) -> Option<String> {
     if host.parse::<IpAddr>().is_ok() {
         return None; // literal addresses were checked before
     }
-    let addrs = tokio::net::lookup_host((host, port.unwrap_or(443))).await.ok()?;
+    let addrs = tokio::net::lookup_host((host, port.unwrap_or(443)))
+        .await
+        .ok()?;
     addrs.into_iter().find(|a| is_blocked(*a)).map(|a| {
-        format!("request to {host} denied: it resolves to {}, a link-local address", a.ip())
+        format!(
+            "request to {host} denied: it resolves to {}, a link-local address",
+            a.ip()
+        )
     })
 }
 
@@ -274,7 +279,9 @@ mod tests {
     use super::*;
 
     fn allowed(pattern: &str, scheme: &str, host: &str, port: u16) -> bool {
-        HostPattern::parse(pattern).unwrap().matches(scheme, host, port)
+        HostPattern::parse(pattern)
+            .unwrap()
+            .matches(scheme, host, port)
     }
 
     #[test]
@@ -284,9 +291,24 @@ mod tests {
         assert!(allowed("example.com", "http", "EXAMPLE.com", 80));
         assert!(!allowed("example.com", "https", "example.com", 8443));
         assert!(!allowed("example.com", "https", "evil-example.com", 443));
-        assert!(allowed("https://*.example.com", "https", "api.example.com", 443));
-        assert!(!allowed("https://*.example.com", "https", "example.com", 443));
-        assert!(!allowed("https://*.example.com", "http", "api.example.com", 80));
+        assert!(allowed(
+            "https://*.example.com",
+            "https",
+            "api.example.com",
+            443
+        ));
+        assert!(!allowed(
+            "https://*.example.com",
+            "https",
+            "example.com",
+            443
+        ));
+        assert!(!allowed(
+            "https://*.example.com",
+            "http",
+            "api.example.com",
+            80
+        ));
         assert!(allowed("http://127.0.0.1:8080", "http", "127.0.0.1", 8080));
         assert!(!allowed("http://127.0.0.1:8080", "http", "127.0.0.1", 8081));
     }

@@ -15,7 +15,8 @@ if state == 'QUEUED' or state == 'SCHEDULED' then
   redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'reason', ARGV[5], 'updated_ms', now,
     'finished_ms', now, 'cancel', 1)
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
-  if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4])) end
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]))
+  redis.call('PEXPIRE', ARGV[2] .. 'log:' .. ARGV[1], tonumber(ARGV[4]))
   redis.call('PUBLISH', ARGV[3], 'done ' .. ARGV[1])
   return 'cancelled'
 end

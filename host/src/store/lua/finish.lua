@@ -54,7 +54,7 @@ if state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' or state ==
   local ttl = tonumber(ARGV[7])
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[5], ttl)
-  if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('PEXPIRE', KEYS[6], ttl) end
+  redis.call('PEXPIRE', KEYS[6], ttl)
   redis.call('PUBLISH', ARGV[8], 'done ' .. id)
 else
   redis.call('HSET', KEYS[1], 'last_node', node)

@@ -10,10 +10,10 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local job = prefix .. 'job:' .. id
   local f = redis.call('HMGET', job, 'state', 'type', 'priority')
-  if f[1] == 'SCHEDULED' then
+  if f[1] == 'SCHEDULED' and f[2] then
     local seq = redis.call('INCR', KEYS[2])
     redis.call('HSET', job, 'state', 'QUEUED', 'updated_ms', now)
-    redis.call('ZADD', prefix .. 'queue:' .. f[2], (255 - tonumber(f[3])) * 4398046511104 + seq, id)
+    redis.call('ZADD', prefix .. 'queue:' .. f[2], (255 - (tonumber(f[3]) or 0)) * 4398046511104 + seq, id)
     redis.call('PUBLISH', ARGV[3], 'ready ' .. f[2])
     moved = moved + 1
   end

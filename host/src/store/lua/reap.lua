@@ -14,28 +14,29 @@ for _, id in ipairs(ids) do
     'started_ms', 'type', 'priority', 'cancel')
   if f[1] == 'RUNNING' then
     redis.call('RPUSH', prefix .. 'attempts:' .. id, cjson.encode({
-      attempt = tonumber(f[3]), node = f[2], started_ms = tonumber(f[5]), ended_ms = now,
-      outcome = 'lost', reason = 'lease expired: node ' .. f[2] .. ' stopped renewing it'}))
+      attempt = tonumber(f[3]) or 0, node = f[2] or '', started_ms = tonumber(f[5]) or 0, ended_ms = now,
+      outcome = 'lost', reason = 'lease expired: node ' .. (f[2] or '?') .. ' stopped renewing it'}))
     local state
     if f[8] == '1' then
       state = 'CANCELLED'
-    elseif tonumber(f[3]) < tonumber(f[4]) then
+    elseif (tonumber(f[3]) or 1) < (tonumber(f[4]) or 1) and f[6] then
       state = 'QUEUED'
       local seq = redis.call('INCR', KEYS[3])
-      redis.call('ZADD', prefix .. 'queue:' .. f[6], (255 - tonumber(f[7])) * 4398046511104 + seq, id)
+      redis.call('ZADD', prefix .. 'queue:' .. f[6], (255 - (tonumber(f[7]) or 0)) * 4398046511104 + seq, id)
       redis.call('PUBLISH', ARGV[3], 'ready ' .. f[6])
     else
       state = 'DEAD'
       redis.call('ZADD', KEYS[2], now, id)
     end
-    redis.call('HSET', job, 'state', state, 'updated_ms', now, 'last_node', f[2],
-      'reason', 'lease expired: node ' .. f[2] .. ' stopped renewing it')
+    redis.call('HSET', job, 'state', state, 'updated_ms', now, 'last_node', f[2] or '',
+      'reason', 'lease expired: node ' .. (f[2] or '?') .. ' stopped renewing it')
     redis.call('HDEL', job, 'node', 'lease_ms')
     if state ~= 'QUEUED' then
       local ttl = tonumber(ARGV[4])
       redis.call('HSET', job, 'finished_ms', now)
       redis.call('PEXPIRE', job, ttl)
       redis.call('PEXPIRE', prefix .. 'attempts:' .. id, ttl)
+      redis.call('PEXPIRE', prefix .. 'log:' .. id, ttl)
       redis.call('PUBLISH', ARGV[3], 'done ' .. id)
     end
   end

@@ -575,6 +575,12 @@ fn to_finish(
     match report.outcome {
         RunOutcome::Completed { output } => Finish::Succeeded { output },
         RunOutcome::Failed { reason } => Finish::Failed { reason },
+        // A delay of zero leaves it to the job's backoff policy.
+        RunOutcome::Retry { after, reason } if after.is_zero() => Finish::Retry {
+            after: job.retry.backoff(job.attempt, rand::random::<f64>()),
+            reason,
+            outcome: "retry",
+        },
         RunOutcome::Retry { after, reason } => Finish::Retry {
             after,
             reason,

@@ -67,6 +67,17 @@ pub struct Request<'a> {
 pub fn send(request: &Request<'_>) -> Result<Response, Error> {
     let (scheme, authority, path) = split_url(request.url)?;
     let headers = Fields::new();
+    let has_length = request
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+    if !request.body.is_empty() && !has_length {
+        // A known length instead of chunked encoding: some receivers insist on it.
+        let length = request.body.len().to_string();
+        headers
+            .append("content-length", length.as_bytes())
+            .map_err(|e| Error::Invalid(format!("content-length: {e:?}")))?;
+    }
     for (name, value) in request.headers {
         headers
             .append(name, value.as_bytes())
@@ -129,9 +140,11 @@ pub fn send(request: &Request<'_>) -> Result<Response, Error> {
             Ok(chunk) => body.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,
             Err(StreamError::LastOperationFailed(e)) => {
+                // The host's debug text may carry a backtrace: its first line is the message.
+                let text = e.to_debug_string();
+                let message = text.lines().next().unwrap_or("stream error");
                 return Err(Error::Connection(format!(
-                    "reading the response: {}",
-                    e.to_debug_string()
+                    "reading the response: {message}"
                 )));
             }
         }

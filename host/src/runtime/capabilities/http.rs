@@ -172,20 +172,14 @@ impl WasiHttpHooks for HttpPolicy {
             self.context.log(LogLevel::Warn, &refusal);
             return Box::new(async move { Err(HttpError::InternalError(Some(refusal))) });
         }
-        let timeout = self.timeout;
+        // The plugin may ask for shorter timeouts, never longer ones than the host's.
+        let cap =
+            |asked: Option<Duration>| Some(asked.map_or(self.timeout, |t| t.min(self.timeout)));
+        let asked = options.unwrap_or_default();
         let options = RequestOptions {
-            connect_timeout: options
-                .as_ref()
-                .and_then(|o| o.connect_timeout)
-                .or(Some(timeout)),
-            first_byte_timeout: options
-                .as_ref()
-                .and_then(|o| o.first_byte_timeout)
-                .or(Some(timeout)),
-            between_bytes_timeout: options
-                .as_ref()
-                .and_then(|o| o.between_bytes_timeout)
-                .or(Some(timeout)),
+            connect_timeout: cap(asked.connect_timeout),
+            first_byte_timeout: cap(asked.first_byte_timeout),
+            between_bytes_timeout: cap(asked.between_bytes_timeout),
         };
         let host = request.uri().host().unwrap_or("").to_owned();
         let port = request.uri().port_u16();

@@ -8,13 +8,21 @@ use common::receiver::{Answer, Receiver};
 use common::*;
 use jobhost::runtime::{RunOutcome, Runtime};
 
+/// The signing secret the webhook runtime's config points at (a file, never inline).
+const SECRET: &str = "s3cret-do-not-log";
+
 async fn webhook_runtime(allowed: &[String]) -> (tempfile::TempDir, Runtime) {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["webhook"]);
+    let secret_file = dir.path().join("signing.secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
     let mut config = config(dir.path());
     let plugin = config.plugins.entry("webhook".into()).or_default();
     plugin.grants = vec!["http".into()];
     plugin.allowed_hosts = allowed.to_vec();
+    plugin
+        .secrets
+        .insert("signing".into(), format!("file:{}", secret_file.display()));
     config.runtime.http_timeout_ms = 1_000;
     config.runtime.http_max_response_bytes = 64 * 1024;
     (dir, runtime(config).await)
@@ -253,4 +261,38 @@ async fn through_the_queue_a_500_is_retried_once_then_succeeds_and_a_404_fails_a
     assert_eq!(failed.reason.as_deref(), Some("HTTP 404: gone"));
     stop.cancel();
     node.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_delivery_verifies_with_the_secret_which_is_never_logged() {
+    use hmac::{Hmac, Mac};
+
+    let receiver = Receiver::start(vec![]).await;
+    let (_dir, runtime) = webhook_runtime(&[format!("http://127.0.0.1:{}", receiver.port)]).await;
+    let signed = spec(&receiver.url("/"), r#", "signing": {"secret": "signing"}"#);
+    let (outcome, events) = run(&runtime, &signed).await;
+    assert!(outcome.is_completed(), "{outcome:?}");
+    let got = &receiver.received()[0];
+    let timestamp = got.header("x-jobhost-timestamp").unwrap();
+    let signature = got.header("x-jobhost-signature").unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{}", String::from_utf8_lossy(&got.body)).as_bytes());
+    mac.verify_slice(&hex::decode(signature).unwrap())
+        .expect("the signature verifies");
+    let logged: Vec<String> = events
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, l)| l.clone())
+        .collect();
+    assert!(logged.iter().all(|l| !l.contains(SECRET)), "{logged:?}");
+
+    // A secret name the config does not define fails with what to set.
+    let unknown = spec(&receiver.url("/"), r#", "signing": {"secret": "other"}"#);
+    let (outcome, _) = run(&runtime, &unknown).await;
+    let RunOutcome::Failed { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("plugins.<id>.secrets.other"), "{reason}");
 }

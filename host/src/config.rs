@@ -239,6 +239,40 @@ pub struct PluginConfig {
     /// Hosts the plugin may send HTTP requests to (with the `http` grant): `*`,
     /// `example.com`, `https://*.example.com`, `http://127.0.0.1:8080`. Empty denies all.
     pub allowed_hosts: Vec<String>,
+    /// Secrets the plugin may read by name: `env:VARIABLE` or `file:/path` (never the value
+    /// itself, so config files can be shared and logged).
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// Where a secret's value comes from. Only the source is kept; the value is read when a
+/// plugin asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable.
+    Env(String),
+    /// A file (its content, trailing newline trimmed).
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// Parses `env:NAME` or `file:/path`.
+    pub fn parse(source: &str) -> Result<SecretSource, String> {
+        match source.split_once(':') {
+            Some(("env", name)) if !name.is_empty() => Ok(SecretSource::Env(name.to_owned())),
+            Some(("file", path)) if !path.is_empty() => Ok(SecretSource::File(path.into())),
+            _ => Err("must be env:VARIABLE or file:/path (not the secret itself)".into()),
+        }
+    }
+
+    /// The value, if the variable or file exists.
+    pub fn read(&self) -> Option<String> {
+        match self {
+            SecretSource::Env(name) => std::env::var(name).ok(),
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .ok()
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned()),
+        }
+    }
 }
 
 impl Config {
@@ -353,6 +387,11 @@ impl Config {
             );
         }
         for (id, plugin) in self.plugins.iter() {
+            for (name, source) in &plugin.secrets {
+                if let Err(e) = SecretSource::parse(source) {
+                    return invalid(format!("plugins.{id}.secrets.{name}: {e}"));
+                }
+            }
             for pattern in &plugin.allowed_hosts {
                 if let Err(e) = crate::runtime::capabilities::http::HostPattern::parse(pattern) {
                     return invalid(format!("plugins.{id}.allowed_hosts: {e}"));

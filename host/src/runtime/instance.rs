@@ -15,6 +15,7 @@ use super::capabilities::http::HttpPolicy;
 use super::job::{CrashKind, JobEvents, LogLevel, human_duration};
 use super::output::GuestOutput;
 use super::plugin::PluginPolicy;
+use crate::config::SecretSource;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Limits and hooks of one plugin call.
@@ -256,6 +257,7 @@ pub struct JobState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     http_policy: HttpPolicy,
+    secrets: std::sync::Arc<std::collections::BTreeMap<String, SecretSource>>,
     table: ResourceTable,
     limiter: MemoryLimiter,
     context: Arc<JobContext>,
@@ -265,6 +267,11 @@ impl JobState {
     /// The call's shared context.
     pub fn context(&self) -> &JobContext {
         &self.context
+    }
+
+    /// The plugin's secret `name`, read from its source now (env or file).
+    pub fn secret(&self, name: &str) -> Option<String> {
+        self.secrets.get(name)?.read()
     }
 }
 
@@ -310,6 +317,7 @@ pub fn new_store(
             policy.http_max_response_bytes,
             context.clone(),
         ),
+        secrets: policy.secrets.clone(),
         table: ResourceTable::new(),
         limiter: MemoryLimiter {
             limit: policy.memory_bytes,

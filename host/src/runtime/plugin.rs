@@ -18,6 +18,7 @@ use super::capabilities::http::HostPattern;
 use super::instance::{self, CallSpec, Crash, JobState};
 use super::job::DiscardEvents;
 use crate::config::Config;
+use crate::config::SecretSource;
 
 /// Why a plugin file was not loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,6 +124,8 @@ pub struct PluginPolicy {
     pub http_timeout: Duration,
     /// Largest HTTP response body it may receive.
     pub http_max_response_bytes: u64,
+    /// Where its secrets come from, by name.
+    pub secrets: std::sync::Arc<std::collections::BTreeMap<String, crate::config::SecretSource>>,
     /// Memory cap of one instance, in bytes.
     pub memory_bytes: usize,
     /// Default deadline of one job attempt.
@@ -147,6 +150,15 @@ impl PluginPolicy {
                 .collect(),
             http_timeout: Duration::from_millis(config.runtime.http_timeout_ms),
             http_max_response_bytes: config.runtime.http_max_response_bytes,
+            secrets: std::sync::Arc::new(
+                plugin
+                    .secrets
+                    .iter()
+                    .filter_map(|(name, source)| {
+                        Some((name.clone(), SecretSource::parse(source).ok()?))
+                    })
+                    .collect(),
+            ),
             memory_bytes: usize::try_from(mb * 1024 * 1024).unwrap_or(usize::MAX),
             timeout: Duration::from_millis(
                 plugin

@@ -120,6 +120,11 @@ pub fn progress(percent: u8, message: &str) {
     bindings::jobhost::plugin::host::progress(percent, message);
 }
 
+/// The secret configured for this plugin under `name` (`plugins.<id>.secrets`).
+pub fn secret(name: &str) -> Option<String> {
+    bindings::jobhost::plugin::host::secret(name)
+}
+
 /// True once the job was cancelled.
 pub fn is_cancelled() -> bool {
     bindings::jobhost::plugin::host::is_cancelled()

@@ -2,6 +2,11 @@
 //!
 //! Spec (JSON): `url` (required), `method` (default POST), `headers` (object), `body`
 //! (string), `timeout_ms` (default 10000), `success_statuses` (default: any 2xx).
+//! Optional `signing`: `{"secret": NAME}` signs the delivery with HMAC-SHA256 over
+//! `"<timestamp>.<body>"`, hex, in `x-jobhost-signature` (plus the Unix-seconds timestamp in
+//! `x-jobhost-timestamp`; both names can be changed with `signature_header` and
+//! `timestamp_header`). The secret comes from the host config (`plugins.<id>.secrets.NAME`),
+//! never from the spec, and is never logged.
 //! Outcome: a success status completes with `{"status": N}`; 5xx, 408, 429, timeouts and
 //! connection errors ask for a retry (the job's backoff); any other status fails with the
 //! status and an excerpt of the body.
@@ -27,6 +32,35 @@ struct Spec {
     timeout_ms: u64,
     #[serde(default)]
     success_statuses: Vec<u16>,
+    #[serde(default)]
+    signing: Option<Signing>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Signing {
+    secret: String,
+    #[serde(default = "signature_header")]
+    signature_header: String,
+    #[serde(default = "timestamp_header")]
+    timestamp_header: String,
+}
+
+fn signature_header() -> String {
+    "x-jobhost-signature".into()
+}
+
+fn timestamp_header() -> String {
+    "x-jobhost-timestamp".into()
+}
+
+/// `(timestamp header, signature header)` for `body` signed with `secret` at `timestamp`.
+fn sign(secret: &str, timestamp: u64, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn post() -> String {
@@ -40,7 +74,9 @@ fn ten_seconds() -> u64 {
 const SCHEMA: &str = r#"{"type":"object","required":["url"],"additionalProperties":false,
 "properties":{"url":{"type":"string"},"method":{"type":"string"},
 "headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string"},
-"timeout_ms":{"type":"integer","minimum":1},"success_statuses":{"type":"array","items":{"type":"integer"}}}}"#;
+"timeout_ms":{"type":"integer","minimum":1},"success_statuses":{"type":"array","items":{"type":"integer"}},
+"signing":{"type":"object","required":["secret"],"properties":{"secret":{"type":"string"},
+"signature_header":{"type":"string"},"timestamp_header":{"type":"string"}}}}}"#;
 
 fn parse(spec: &str) -> Result<Spec, String> {
     let spec: Spec =
@@ -83,7 +119,24 @@ impl Plugin for Webhook {
             Ok(spec) => spec,
             Err(e) => return Outcome::Failed(e),
         };
-        let headers: Vec<(String, String)> = spec.headers.into_iter().collect();
+        let mut headers: Vec<(String, String)> = spec.headers.into_iter().collect();
+        if let Some(signing) = &spec.signing {
+            let Some(secret) = jobhost_plugin_sdk::secret(&signing.secret) else {
+                return Outcome::Failed(format!(
+                    "signing secret `{0}` is not configured: set plugins.<id>.secrets.{0} in the host config",
+                    signing.secret
+                ));
+            };
+            let timestamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            headers.push((signing.timestamp_header.clone(), timestamp.to_string()));
+            headers.push((
+                signing.signature_header.clone(),
+                sign(&secret, timestamp, &spec.body),
+            ));
+        }
         let request = Request {
             method: &spec.method,
             url: &spec.url,

@@ -47,6 +47,10 @@ impl host::Host for JobState {
         Ok(self.context().cancel.is_cancelled())
     }
 
+    fn secret(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+        Ok(JobState::secret(self, &name))
+    }
+
     async fn sleep(&mut self, ms: u64) -> bool {
         let cancel = self.context().cancel.clone();
         tokio::select! {

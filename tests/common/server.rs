@@ -17,13 +17,21 @@ pub struct Server {
 
 impl Server {
     pub async fn start(redis_url: &str, plugins: &[&str]) -> Server {
+        Server::start_with(redis_url, plugins, "").await
+    }
+
+    /// Like [`Server::start`], with extra TOML config (e.g. plugin grants).
+    pub async fn start_with(redis_url: &str, plugins: &[&str], config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let config_file = dir.path().join("jobhost.toml");
+        std::fs::write(&config_file, config).unwrap();
         let plugin_dir = dir.path().join("plugins");
         std::fs::create_dir(&plugin_dir).unwrap();
         install(&plugin_dir, plugins);
         let port = jobhost::store::free_port();
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+            .args(["--config", config_file.to_str().unwrap()])
             .args(["serve", "--plugins-dir", plugin_dir.to_str().unwrap()])
             .args(["--redis-url", redis_url, "--grpc-addr", &addr])
             .env("JOBHOST_CACHE", "false")

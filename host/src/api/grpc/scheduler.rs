@@ -36,7 +36,8 @@ impl Scheduler {
     }
 
     /// Turns a request into a job to create, or says what is wrong with it.
-    fn new_job(&self, req: ScheduleJobRequest) -> Result<NewJob, Status> {
+    /// `for_cron`: the job is a cron template (fired later), so no run-at is fixed now.
+    fn new_job(&self, req: ScheduleJobRequest, for_cron: bool) -> Result<NewJob, Status> {
         let (job_type, spec) = match req.timer_job {
             Some(_) if !req.job_type.is_empty() && req.job_type != "timer" => {
                 return Err(Status::invalid_argument(format!(
@@ -80,7 +81,14 @@ impl Scheduler {
                 retry.max_attempts
             )));
         }
-        let run_at_ms = req.run_at.map(|t| convert::timestamp_ms(&t)).transpose()?;
+        let mut run_at_ms = req.run_at.map(|t| convert::timestamp_ms(&t)).transpose()?;
+        let spec = if job_type == TIMER_TYPE && !for_cron {
+            let (spec, due) = timer_due(&spec, run_at_ms)?;
+            run_at_ms = Some(due);
+            spec
+        } else {
+            spec
+        };
         Ok(NewJob {
             name: req.name,
             job_type,
@@ -165,6 +173,31 @@ impl Scheduler {
     }
 }
 
+/// The job type of timers, whose wait is scheduled here rather than run in a plugin.
+const TIMER_TYPE: &str = "timer";
+
+/// A timer fires `duration_seconds` after it is scheduled (or after `run_at`, if given).
+/// The wait becomes the job's run-at time, a delayed job in Redis that holds no instance or
+/// worker; the due time is written into the spec as `fire_at_ms` for the plugin's report.
+/// A spec that is not JSON is left for the plugin's `validate` to refuse.
+fn timer_due(spec: &str, run_at_ms: Option<u64>) -> Result<(String, u64), Status> {
+    let now = crate::store::now_ms();
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(spec) else {
+        return Ok((spec.to_owned(), run_at_ms.unwrap_or(now)));
+    };
+    let seconds = fields
+        .get("duration_seconds")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    let due = run_at_ms
+        .unwrap_or(now)
+        .checked_add(seconds.saturating_mul(1000))
+        .filter(|due| *due < 253_402_300_800_000)
+        .ok_or_else(|| Status::invalid_argument("duration_seconds is too large"))?;
+    fields.insert("fire_at_ms".into(), due.into());
+    Ok((serde_json::Value::Object(fields).to_string(), due))
+}
+
 fn served_types(runtime: &Runtime) -> String {
     let mut types: Vec<String> = runtime
         .plugins()
@@ -222,7 +255,7 @@ impl JobScheduler for Scheduler {
     ) -> Result<Response<ScheduleJobResponse>, Status> {
         let mut req = request.into_inner();
         let (name, cron) = (req.name.clone(), std::mem::take(&mut req.cron));
-        let job = self.new_job(req)?;
+        let job = self.new_job(req, !cron.is_empty())?;
         self.validate(&job).await?;
         if !cron.is_empty() {
             return Ok(Response::new(self.schedule_cron(name, cron, job).await?));

@@ -1,0 +1,159 @@
+//! Timer jobs: the wait is a delayed job in Redis; when due, the timer fires and reports to
+//! its control plane exactly once.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::receiver::Receiver;
+use common::server::Server;
+use common::*;
+use jobhost::api::proto::{
+    CancelJobRequest, GetJobRequest, JobState, ScheduleJobRequest, TimerJob,
+};
+
+fn grants(port: u16) -> String {
+    format!(
+        "[worker]\npoll_ms = 100\n\n[plugins.timer]\ngrants = [\"http\"]\nallowed_hosts = [\"http://127.0.0.1:{port}\"]\n"
+    )
+}
+
+fn timer(seconds: i64, name: &str, endpoint: &str) -> ScheduleJobRequest {
+    ScheduleJobRequest {
+        timer_job: Some(TimerJob {
+            duration_seconds: seconds,
+            timer_name: name.into(),
+            control_plane_endpoint: endpoint.into(),
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_fires_once_when_due_and_reports_to_its_control_plane() {
+    let receiver = Receiver::start(vec![]).await;
+    let redis = TestRedis::start().await;
+    let server = Server::start_with(&redis.url(), &["timer"], &grants(receiver.port)).await;
+    let mut client = server.client().await;
+    let scheduled_at = jobhost::store::now_ms();
+    let job = client
+        .schedule_job(timer(2, "build-timeout", &receiver.url("/timers")))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(
+        job.state(),
+        JobState::Scheduled,
+        "the wait is a delayed job, not a running one"
+    );
+
+    let start = Instant::now();
+    let done = loop {
+        let job = client
+            .get_job(GetJobRequest {
+                job_id: job.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .job
+            .unwrap();
+        if job.state() == JobState::Succeeded {
+            break job;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{job:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "exactly one callback");
+    assert_eq!(
+        (got[0].method.as_str(), got[0].path.as_str()),
+        ("POST", "/timers")
+    );
+    let report: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(report["job_id"], done.id.as_str());
+    assert_eq!(report["timer_name"], "build-timeout");
+    let due = report["scheduled_at_ms"].as_u64().unwrap();
+    let fired = report["fired_at_ms"].as_u64().unwrap();
+    assert!(
+        due >= scheduled_at + 2_000 && due <= scheduled_at + 3_000,
+        "due {due}, scheduled {scheduled_at}"
+    );
+    assert!(fired >= due, "fired {fired} before due {due}");
+    // Nothing more arrives later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_cancelled_before_it_fires_never_calls_back() {
+    let receiver = Receiver::start(vec![]).await;
+    let redis = TestRedis::start().await;
+    let server = Server::start_with(&redis.url(), &["timer"], &grants(receiver.port)).await;
+    let mut client = server.client().await;
+    let job = client
+        .schedule_job(timer(1, "never", &receiver.url("/timers")))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    let cancelled = client
+        .cancel_job(CancelJobRequest {
+            job_id: job.id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(cancelled.state(), JobState::Cancelled);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(receiver.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_pending_timers_all_fire() {
+    let redis = TestRedis::start().await;
+    let config = "[worker]\nconcurrency = 64\n\n[plugins.timer]\ngrants = [\"http\"]\n";
+    let server = Server::start_with(&redis.url(), &["timer"], config).await;
+    let mut client = server.client().await;
+    let mut ids = Vec::with_capacity(10_000);
+    for i in 0..10_000 {
+        let request = ScheduleJobRequest {
+            job_type: "timer".into(),
+            spec: format!(r#"{{"duration_seconds": 2, "timer_name": "t{i}"}}"#),
+            ..Default::default()
+        };
+        ids.push(
+            client
+                .schedule_job(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .job
+                .unwrap()
+                .id,
+        );
+    }
+    let store = redis.store().await;
+    let start = Instant::now();
+    loop {
+        let records = futures::future::join_all(ids.iter().map(|id| store.get(id))).await;
+        let done = records
+            .iter()
+            .filter(|r| matches!(r, Ok(Some(j)) if j.state == jobhost::store::JobState::Succeeded))
+            .count();
+        if done == ids.len() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{done} of 10000 timers fired"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

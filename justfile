@@ -116,7 +116,7 @@ example-python: plugins redis-server
     printf '[redis]\ndev_dir = "%s/redis"\n' "$work" > "$work/jobhost.toml"
     target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
     "$target_dir/debug/jobhost" --config "$work/jobhost.toml" serve --dev \
-        --plugins-dir "{{ plugins_out }}" --grpc-addr "127.0.0.1:$port" 2> "$work/serve.log" &
+        --plugins-dir "{{ plugins_out }}" --grpc-addr "127.0.0.1:$port" --http-addr 127.0.0.1:0 2> "$work/serve.log" &
     server=$!
     trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
     for _ in $(seq 100); do grep -q "gRPC API listening" "$work/serve.log" && break; sleep 0.1; done

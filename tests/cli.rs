@@ -179,7 +179,14 @@ async fn serve_loads_the_folder_and_stops_cleanly_on_sigterm() {
     install(dir.path(), &["noop"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
-        .args(["--redis-url", &redis.url(), "--grpc-addr", "127.0.0.1:0"])
+        .args([
+            "--redis-url",
+            &redis.url(),
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
         .env("JOBHOST_CACHE", "false")
         .env("JOBHOST_LOG", "info")
         .stderr(Stdio::piped())
@@ -296,7 +303,14 @@ async fn serve_survives_its_stderr_being_closed() {
     install(dir.path(), &["noop"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
-        .args(["--redis-url", &redis.url(), "--grpc-addr", "127.0.0.1:0"])
+        .args([
+            "--redis-url",
+            &redis.url(),
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
         .env("JOBHOST_CACHE", "false")
         .env("JOBHOST_LOG", "info")
         .stderr(Stdio::piped())
@@ -364,7 +378,7 @@ fn serve_dev_starts_and_stops_its_own_redis() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["--config", config.to_str().unwrap(), "serve", "--dev"])
         .args(["--plugins-dir", plugins.to_str().unwrap()])
-        .args(["--grpc-addr", "127.0.0.1:0"])
+        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .env_remove("JOBHOST_REDIS_URL")
         .env("JOBHOST_CACHE", "false")
         .stderr(Stdio::piped())
@@ -397,7 +411,14 @@ async fn sigterm_during_startup_still_drains_and_exits_cleanly() {
     install(dir.path(), &["noop"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
-        .args(["--redis-url", &redis.url(), "--grpc-addr", "127.0.0.1:0"])
+        .args([
+            "--redis-url",
+            &redis.url(),
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
         .env("JOBHOST_CACHE", "false")
         .env("JOBHOST_LOG", "info")
         .stderr(Stdio::piped())

@@ -18,7 +18,7 @@ fn node_config(dir: &Path, redis_url: &str) -> std::path::PathBuf {
         format!(
             "[redis]\nurl = {redis_url:?}\n\n[runtime]\ncache = false\nmax_instances = 16\n\n\
              [worker]\nconcurrency = 8\nlease_ms = 2000\nheartbeat_ms = 500\npoll_ms = 200\n\
-             shutdown_grace_ms = 2000\n\n[api]\ngrpc_addr = \"127.0.0.1:0\"\n"
+             shutdown_grace_ms = 2000\n\n[api]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n"
         ),
     )
     .unwrap();

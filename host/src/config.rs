@@ -58,6 +58,24 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// The APIs this node serves.
     pub api: ApiConfig,
+    /// Inbound webhook triggers: `POST /v1/hooks/<name>` starts the job described here.
+    pub hooks: BTreeMap<String, HookConfig>,
+}
+
+/// A job template started by `POST /v1/hooks/<name>`, with the request body as its spec.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HookConfig {
+    /// The job type to start.
+    pub job_type: String,
+    /// Where the hook's bearer token comes from: `env:VARIABLE` or `file:/path`.
+    pub token: String,
+    /// Labels put on every job it starts.
+    pub labels: BTreeMap<String, String>,
+    /// Priority of its jobs (0-255).
+    pub priority: u8,
+    /// Attempts in all (0 means the default, 3).
+    pub max_attempts: u32,
 }
 
 /// The APIs a node serves and their input limits.
@@ -70,6 +88,10 @@ pub struct ApiConfig {
     pub max_spec_bytes: usize,
     /// Most labels on one job.
     pub max_labels: usize,
+    /// Address of the HTTP API (webhook triggers, health).
+    pub http_addr: String,
+    /// Largest request body a webhook trigger accepts, in bytes.
+    pub max_hook_body_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -78,6 +100,8 @@ impl Default for ApiConfig {
             grpc_addr: "0.0.0.0:50051".into(),
             max_spec_bytes: 1024 * 1024,
             max_labels: 64,
+            http_addr: "0.0.0.0:8080".into(),
+            max_hook_body_bytes: 1024 * 1024,
         }
     }
 }
@@ -315,6 +339,9 @@ impl Config {
         if let Some(v) = var("JOBHOST_GRPC_ADDR") {
             self.api.grpc_addr = v;
         }
+        if let Some(v) = var("JOBHOST_HTTP_ADDR") {
+            self.api.http_addr = v;
+        }
         if let Some(v) = var("JOBHOST_CONCURRENCY") {
             self.worker.concurrency = parse_env("JOBHOST_CONCURRENCY", v)?;
         }
@@ -379,6 +406,28 @@ impl Config {
                 "api.grpc_addr {:?} must be an address like 0.0.0.0:50051",
                 self.api.grpc_addr
             ));
+        }
+        if self.api.http_addr.parse::<std::net::SocketAddr>().is_err() {
+            return invalid(format!(
+                "api.http_addr {:?} must be an address like 0.0.0.0:8080",
+                self.api.http_addr
+            ));
+        }
+        for (name, hook) in &self.hooks {
+            if hook.job_type.is_empty() {
+                return invalid(format!("hooks.{name}.job_type is required"));
+            }
+            if let Err(e) = SecretSource::parse(&hook.token) {
+                return invalid(format!("hooks.{name}.token: {e}"));
+            }
+            let name_ok = name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+            if !name_ok {
+                return invalid(format!(
+                    "hook name {name:?}: use letters, digits, '-' and '_'"
+                ));
+            }
         }
         let w = &self.worker;
         if w.lease_ms < 1_000 || w.heartbeat_ms == 0 || w.poll_ms == 0 {

@@ -12,6 +12,8 @@ use super::install;
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// The HTTP API's address.
+    pub http_addr: String,
     _dir: tempfile::TempDir,
 }
 
@@ -30,10 +32,18 @@ impl Server {
         install(&plugin_dir, plugins);
         let port = jobhost::store::free_port();
         let addr = format!("127.0.0.1:{port}");
+        let http_addr = format!("127.0.0.1:{}", jobhost::store::free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
             .args(["--config", config_file.to_str().unwrap()])
             .args(["serve", "--plugins-dir", plugin_dir.to_str().unwrap()])
-            .args(["--redis-url", redis_url, "--grpc-addr", &addr])
+            .args([
+                "--redis-url",
+                redis_url,
+                "--grpc-addr",
+                &addr,
+                "--http-addr",
+                &http_addr,
+            ])
             .env("JOBHOST_CACHE", "false")
             .env("JOBHOST_LOG", "warn")
             .stderr(Stdio::from(
@@ -44,6 +54,7 @@ impl Server {
         let server = Server {
             child,
             addr,
+            http_addr,
             _dir: dir,
         };
         server.wait_serving().await;

@@ -1,6 +1,9 @@
-//! The APIs a node serves. `grpc`: the scheduler API, health and reflection.
+//! The APIs a node serves. `grpc`: the scheduler API, health and reflection; `http`:
+//! inbound webhook triggers and health; `submit`: job submission shared by both.
 
 pub mod grpc;
+pub mod http;
+pub mod submit;
 
 /// Generated types and services of `proto/jobhost/v1`.
 #[allow(missing_docs, clippy::all)]

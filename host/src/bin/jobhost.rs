@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use jobhost::api::grpc;
+use jobhost::api::{grpc, http};
 use jobhost::config::Config;
 use jobhost::runtime::{
     JobEvents, JobInput, LogLevel, PluginStatus, RunOptions, Runtime, plugin::ImportCheck,
@@ -43,6 +43,9 @@ enum Command {
         /// gRPC listen address (overrides `api.grpc_addr` and JOBHOST_GRPC_ADDR).
         #[arg(long)]
         grpc_addr: Option<String>,
+        /// HTTP listen address (overrides `api.http_addr` and JOBHOST_HTTP_ADDR).
+        #[arg(long)]
+        http_addr: Option<String>,
         /// Plugins folder (overrides `runtime.plugins_dir`).
         #[arg(long)]
         plugins_dir: Option<PathBuf>,
@@ -140,8 +143,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             dev,
             redis_url,
             grpc_addr,
+            http_addr,
             plugins_dir,
         } => {
+            if let Some(addr) = http_addr {
+                config.api.http_addr = addr;
+            }
             set_dir(&mut config, plugins_dir);
             if let Some(url) = redis_url {
                 config.redis.url = url;
@@ -220,6 +227,17 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
         api_stop.clone(),
     ));
     tracing::info!(addr = %grpc_addr, "gRPC API listening");
+    let (http_listener, http_addr) = http::bind(&config).await?;
+    let http_api = {
+        let (store, runtime, config, stop) = (
+            store.clone(),
+            runtime.clone(),
+            config.clone(),
+            api_stop.clone(),
+        );
+        tokio::spawn(async move { http::serve(http_listener, store, runtime, &config, stop).await })
+    };
+    tracing::info!(addr = %http_addr, hooks = config.hooks.len(), "HTTP API listening");
     let shutdown = CancellationToken::new();
     let node = tokio::spawn(worker::run(
         store,
@@ -244,6 +262,9 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
     shutdown.cancel();
     node.await.context("node task")?;
     api_stop.cancel();
+    if let Ok(Err(e)) = http_api.await {
+        tracing::warn!("HTTP API: {e}");
+    }
     if let Some(redis) = dev_redis.as_mut() {
         redis.stop().await;
     }

@@ -14,8 +14,9 @@ use crate::api::proto::{
     ListJobsResponse, ListNodesRequest, ListNodesResponse, ListPluginsRequest, ListPluginsResponse,
     LogLine, ScheduleJobRequest, ScheduleJobResponse, StreamJobLogsRequest,
 };
+use crate::api::submit::{SubmitError, submit};
 use crate::config::ApiConfig;
-use crate::runtime::{Runtime, ValidateError};
+use crate::runtime::Runtime;
 use crate::store::{CancelResult, CronSchedule, JobFilter, NewJob, RetryPolicy, Store};
 
 /// The scheduler service of one node.
@@ -102,28 +103,6 @@ impl Scheduler {
         })
     }
 
-    /// Asks the plugin serving the job type whether the spec is acceptable.
-    async fn validate(&self, job: &NewJob) -> Result<(), Status> {
-        match self.runtime.validate(&job.job_type, &job.spec).await {
-            Ok(()) => Ok(()),
-            Err(ValidateError::NoPlugin(job_type)) => Err(Status::failed_precondition(format!(
-                "no loaded plugin serves job type `{job_type}` (served here: {})",
-                served_types(&self.runtime)
-            ))),
-            Err(ValidateError::Invalid(message)) => Err(Status::invalid_argument(format!(
-                "invalid spec for job type `{}`: {message}",
-                job.job_type
-            ))),
-            Err(ValidateError::Busy) => Err(Status::unavailable(
-                "all plugin instance slots are busy; retry shortly",
-            )),
-            Err(ValidateError::Crashed(reason)) => Err(Status::invalid_argument(format!(
-                "the `{}` plugin could not validate the spec: {reason}",
-                job.job_type
-            ))),
-        }
-    }
-
     async fn job(&self, id: &str) -> Result<crate::api::proto::Job, Status> {
         if id.is_empty() {
             return Err(Status::invalid_argument("job_id is required"));
@@ -198,22 +177,6 @@ fn timer_due(spec: &str, run_at_ms: Option<u64>) -> Result<(String, u64), Status
     Ok((serde_json::Value::Object(fields).to_string(), due))
 }
 
-fn served_types(runtime: &Runtime) -> String {
-    let mut types: Vec<String> = runtime
-        .plugins()
-        .into_iter()
-        .filter(|p| p.status == "loaded")
-        .filter_map(|p| p.info)
-        .flat_map(|i| i.job_types)
-        .collect();
-    types.sort();
-    if types.is_empty() {
-        "none".into()
-    } else {
-        types.join(", ")
-    }
-}
-
 fn check_labels(
     labels: &std::collections::HashMap<String, String>,
     max: usize,
@@ -256,11 +219,17 @@ impl JobScheduler for Scheduler {
         let mut req = request.into_inner();
         let (name, cron) = (req.name.clone(), std::mem::take(&mut req.cron));
         let job = self.new_job(req, !cron.is_empty())?;
-        self.validate(&job).await?;
         if !cron.is_empty() {
+            // A schedule's template is checked now, as a job would be.
+            self.runtime
+                .validate(&job.job_type, &job.spec)
+                .await
+                .map_err(|e| submit_status(SubmitError::from_validate(e, &job, &self.runtime)))?;
             return Ok(Response::new(self.schedule_cron(name, cron, job).await?));
         }
-        let (id, created) = self.store.enqueue(&job).await.map_err(store_status)?;
+        let (id, created) = submit(&self.store, &self.runtime, &job)
+            .await
+            .map_err(submit_status)?;
         let job = self.job(&id).await?;
         Ok(Response::new(ScheduleJobResponse {
             job: Some(job),
@@ -462,4 +431,16 @@ fn async_stream(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// A refused submission as a gRPC status.
+fn submit_status(error: SubmitError) -> Status {
+    match error {
+        SubmitError::NoPlugin { .. } => Status::failed_precondition(error.to_string()),
+        SubmitError::Invalid { .. } | SubmitError::ValidateCrashed { .. } => {
+            Status::invalid_argument(error.to_string())
+        }
+        SubmitError::Busy => Status::unavailable(error.to_string()),
+        SubmitError::Store(e) => store_status(e),
+    }
 }

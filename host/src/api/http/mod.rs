@@ -1,0 +1,220 @@
+//! The HTTP API (axum): inbound webhook triggers and a liveness probe.
+//!
+//! `POST /v1/hooks/{name}` starts the job template configured under `[hooks.<name>]` with
+//! the request body as its spec, like a Chainlink webhook job run, and answers 202 with the
+//! job id. Each hook has its own bearer token. Errors are JSON `{code, message}`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::submit::{SubmitError, submit};
+use crate::config::{Config, HookConfig, SecretSource};
+use crate::runtime::Runtime;
+use crate::store::{NewJob, RetryPolicy, Store};
+
+/// Errors starting the HTTP server.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The address is taken or not ours.
+    #[error("cannot listen on {addr} (api.http_addr): {reason}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server failed.
+    #[error("HTTP server: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+struct AppState {
+    store: Store,
+    runtime: Runtime,
+    hooks: BTreeMap<String, HookConfig>,
+}
+
+/// Binds `api.http_addr`; returns the listener and its actual address.
+pub async fn bind(config: &Config) -> Result<(tokio::net::TcpListener, SocketAddr), HttpError> {
+    let addr = config.api.http_addr.clone();
+    let bind_error = |reason: String| HttpError::Bind {
+        addr: addr.clone(),
+        reason,
+    };
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| bind_error(e.to_string()))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| bind_error(e.to_string()))?;
+    Ok((listener, local))
+}
+
+/// The router, for serving and for tests.
+pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
+    let state = Arc::new(AppState {
+        store,
+        runtime,
+        hooks: config.hooks.clone(),
+    });
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/hooks/{name}", post(trigger))
+        .layer(DefaultBodyLimit::max(config.api.max_hook_body_bytes))
+        .with_state(state)
+}
+
+/// Serves the HTTP API on `listener` until `shutdown` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    runtime: Runtime,
+    config: &Config,
+    shutdown: CancellationToken,
+) -> Result<(), HttpError> {
+    let app = router(store, runtime, config);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// A JSON error answer.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({"code": code, "message": message.into()});
+    (status, axum::Json(body)).into_response()
+}
+
+async fn trigger(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(hook) = state.hooks.get(&name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no hook named {name:?}"),
+        );
+    };
+    if !authorized(&headers, &hook.token) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "missing or wrong bearer token for this hook",
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RESOURCE_EXHAUSTED",
+                "request body is over the limit of api.max_hook_body_bytes",
+            );
+        }
+        Err(rejection) => {
+            return error(
+                rejection.status(),
+                "INVALID_ARGUMENT",
+                rejection.body_text(),
+            );
+        }
+    };
+    let Ok(spec) = String::from_utf8(body.to_vec()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "the body must be UTF-8 text",
+        );
+    };
+    let defaults = RetryPolicy::default();
+    let job = NewJob {
+        name: format!("hook:{name}"),
+        job_type: hook.job_type.clone(),
+        spec,
+        labels: hook.labels.clone(),
+        priority: hook.priority,
+        retry: RetryPolicy {
+            max_attempts: if hook.max_attempts == 0 {
+                defaults.max_attempts
+            } else {
+                hook.max_attempts
+            },
+            ..defaults
+        },
+        ..Default::default()
+    };
+    match submit(&state.store, &state.runtime, &job).await {
+        Ok((id, _)) => (StatusCode::ACCEPTED, axum::Json(json!({"job_id": id}))).into_response(),
+        Err(e @ (SubmitError::Invalid { .. } | SubmitError::ValidateCrashed { .. })) => {
+            error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", e.to_string())
+        }
+        Err(e @ SubmitError::NoPlugin { .. }) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "FAILED_PRECONDITION",
+            e.to_string(),
+        ),
+        Err(e @ SubmitError::Busy) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            e.to_string(),
+        ),
+        Err(SubmitError::Store(e)) => {
+            tracing::warn!(hook = %name, "hook trigger failed: {e}");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "the job store is unavailable; retry shortly",
+            )
+        }
+    }
+}
+
+/// True if the request carries `Authorization: Bearer <token>` matching the hook's token.
+/// The token is read from its source on each request (so it can be rotated) and compared
+/// in constant time; a hook whose token source is missing accepts nothing.
+fn authorized(headers: &HeaderMap, source: &str) -> bool {
+    let Some(expected) = SecretSource::parse(source).ok().and_then(|s| s.read()) else {
+        return false;
+    };
+    let Some(given) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    constant_time_eq(given.as_bytes(), expected.as_bytes()) && !expected.is_empty()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

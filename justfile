@@ -97,10 +97,11 @@ lint:
         cargo clippy --profile plugin --target wasm32-wasip2 --workspace --exclude jobhost -- -D warnings; \
     else echo "skipping clippy on plugins: rustup has no wasm32-wasip2 target here"; fi
 
-# Benchmarks: plugin call overhead (pooling on/off), end-to-end jobs/s through Redis
+# Benchmarks: plugin call overhead (pooling on/off), jobs/s through Redis, 100k pending timers
 bench: plugins redis-server
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench call_overhead
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench throughput
+    JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench timers
 
 # The Python client example against a fresh development server (venv in target/py)
 example-python: plugins redis-server

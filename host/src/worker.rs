@@ -199,6 +199,18 @@ impl Node {
         running.keys().cloned().collect()
     }
 
+    /// Drops `job`'s attempt from the running set (if it is still this attempt's entry), so
+    /// lease renewal stops covering it.
+    fn forget(&self, job: &ClaimedJob) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running
+            .get(&job.id)
+            .is_some_and(|r| r.attempt == job.attempt)
+        {
+            running.remove(&job.id);
+        }
+    }
+
     fn cancel_local(&self, id: &str) {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(job) = running.get(id) {
@@ -304,13 +316,7 @@ impl Node {
         let node = self.clone();
         jobs.spawn(async move {
             node.execute(&job, cancel, &interrupted).await;
-            let mut running = node.running.lock().unwrap_or_else(|p| p.into_inner());
-            if running
-                .get(&job.id)
-                .is_some_and(|r| r.attempt == job.attempt)
-            {
-                running.remove(&job.id);
-            }
+            node.forget(&job);
         });
     }
 
@@ -334,6 +340,9 @@ impl Node {
             events: log,
         };
         let result = self.runtime.run(&input, options).await;
+        // The plugin is done: renewals stop covering it before its outcome is recorded (a
+        // renewal racing the record would otherwise report the finished job as lost).
+        self.forget(job);
         // Logs first, so a reader that sees the job finished has its whole log.
         writer.await.ok();
         let dropped = dropped.load(std::sync::atomic::Ordering::Relaxed);
@@ -452,8 +461,12 @@ impl Node {
                         self.cancel_local(&id);
                     }
                     for id in lost {
-                        tracing::warn!(job = %id, "lease lost; stopping the local attempt");
-                        self.cancel_local(&id);
+                        // A job that finished while this renewal was in flight is no longer
+                        // running here: only a still-running attempt has really lost its lease.
+                        if self.running_ids().contains(&id) {
+                            tracing::warn!(job = %id, "lease lost; stopping the local attempt");
+                            self.cancel_local(&id);
+                        }
                     }
                 }
                 Ok(Err(e)) => tracing::warn!("lease renewal failed: {e}"),
@@ -487,7 +500,7 @@ impl Node {
                 Ok(_) => {}
                 Err(e) => tracing::debug!("reap failed: {e}"),
             }
-            if tick.is_multiple_of(60)
+            if tick.is_multiple_of(150)
                 && let Err(e) = store.sweep(1000).await
             {
                 tracing::debug!("sweep failed: {e}");
@@ -500,7 +513,7 @@ impl Node {
                 fire_crons(store, self.id(), token).await;
             }
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                () = tokio::time::sleep(MAINTENANCE_TICK) => {}
                 () = stop.cancelled() => break,
             }
         }
@@ -509,6 +522,10 @@ impl Node {
         }
     }
 }
+
+/// How often a node promotes due delayed jobs, re-queues lost ones and checks leadership:
+/// the granularity of delayed jobs and timers.
+const MAINTENANCE_TICK: Duration = Duration::from_millis(100);
 
 /// Fires every due cron schedule once: enqueue (idempotent per fire time), then advance
 /// (fenced by the leader token), so neither a crash nor a lost leadership double-fires.

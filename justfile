@@ -14,7 +14,7 @@ default:
 
 # Build the plugins and start a development node on them (with a local redis-server)
 run *ARGS: plugins redis-server
-    cargo run --bin jobhost -- serve --dev --plugins-dir {{ plugins_out }} {{ ARGS }}
+    cargo run --bin jobhost -- --config examples/jobhost.toml serve --dev --plugins-dir {{ plugins_out }} {{ ARGS }}
 
 # Build the plugins, then run every test against them (tests start their own redis-server)
 test *ARGS: plugins redis-server

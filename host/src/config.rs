@@ -566,6 +566,26 @@ mod tests {
     }
 
     #[test]
+    fn the_job_examples_are_valid_config() {
+        for example in [
+            include_str!("../../examples/jobs/timer-with-callback.toml"),
+            include_str!("../../examples/jobs/cron-webhook.toml"),
+            include_str!("../../examples/jobs/inbound-hook.toml"),
+        ] {
+            Config::from_toml(example).unwrap().check().unwrap();
+        }
+    }
+
+    #[test]
+    fn secrets_are_sources_not_values() {
+        assert_eq!(SecretSource::parse("env:X"), Ok(SecretSource::Env("X".into())));
+        assert!(SecretSource::parse("hunter2").is_err());
+        let config = Config::from_toml("[plugins.w.secrets]\nk = \"hunter2\"\n").unwrap();
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.contains("plugins.w.secrets.k") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
     fn pool_slot_fits_the_largest_plugin_limit() {
         let config = Config::from_toml("[plugins.big]\nmemory_limit_mb = 256\n").unwrap();
         assert_eq!(config.max_memory_bytes(), 256 * 1024 * 1024);

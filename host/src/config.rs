@@ -578,11 +578,17 @@ mod tests {
 
     #[test]
     fn secrets_are_sources_not_values() {
-        assert_eq!(SecretSource::parse("env:X"), Ok(SecretSource::Env("X".into())));
+        assert_eq!(
+            SecretSource::parse("env:X"),
+            Ok(SecretSource::Env("X".into()))
+        );
         assert!(SecretSource::parse("hunter2").is_err());
         let config = Config::from_toml("[plugins.w.secrets]\nk = \"hunter2\"\n").unwrap();
         let err = config.check().unwrap_err().to_string();
-        assert!(err.contains("plugins.w.secrets.k") && !err.contains("hunter2"), "{err}");
+        assert!(
+            err.contains("plugins.w.secrets.k") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,6 +3,17 @@
 //! Exit codes: 0 success; 1 the request failed (or, with `schedule --wait`, the job did not
 //! succeed); 2 usage error.
 
+/// `println!` that ends the process quietly when stdout is closed (e.g. piped to `head`),
+/// instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -239,14 +250,14 @@ async fn run(cli: Cli) -> Outcome {
             let job = client.cancel_job(request).await?.into_inner().job;
             if let Some(job) = job {
                 if json {
-                    println!("{}", job_json(&job));
+                    outln!("{}", job_json(&job));
                 } else {
                     let note = if job.state() == JobState::Running {
                         " (stopping on its node)"
                     } else {
                         ""
                     };
-                    println!("job {} {}{note}", job.id, state_name(job.state()));
+                    outln!("job {} {}{note}", job.id, state_name(job.state()));
                 }
             }
             Ok(())
@@ -316,14 +327,14 @@ async fn schedule(
     let response = client.schedule_job(request).await?.into_inner();
     if let Some(schedule) = response.schedule {
         if json {
-            println!(
+            outln!(
                 "{}",
                 json!({"schedule": schedule.name, "cron": schedule.cron,
                        "job_type": schedule.job_type,
                        "next_fire": schedule.next_fire.as_ref().map(time_text)})
             );
         } else {
-            println!(
+            outln!(
                 "schedule {} ({}) created; next fire {}",
                 schedule.name,
                 schedule.cron,
@@ -341,14 +352,14 @@ async fn schedule(
         .ok_or_else(|| Failure::request("the server returned no job"))?;
     if !args.wait {
         if json {
-            println!("{}", job_json(&job));
+            outln!("{}", job_json(&job));
         } else {
             let existing = if response.created {
                 ""
             } else {
                 " (existing, same idempotency key)"
             };
-            println!("job {} {}{existing}", job.id, state_name(job.state()));
+            outln!("job {} {}{existing}", job.id, state_name(job.state()));
         }
         return Ok(());
     }
@@ -481,35 +492,35 @@ fn job_json(job: &Job) -> Value {
 
 fn print_job(job: &Job, json: bool) {
     if json {
-        println!("{}", job_json(job));
+        outln!("{}", job_json(job));
         return;
     }
     let time = |t: &Option<prost_types::Timestamp>| t.as_ref().map(time_text).unwrap_or_default();
-    println!("id:        {}", job.id);
+    outln!("id:        {}", job.id);
     if !job.name.is_empty() {
-        println!("name:      {}", job.name);
+        outln!("name:      {}", job.name);
     }
-    println!("type:      {}", job.job_type);
-    println!("state:     {}", state_name(job.state()));
-    println!("attempts:  {} of {}", job.attempts, job.max_attempts);
+    outln!("type:      {}", job.job_type);
+    outln!("state:     {}", state_name(job.state()));
+    outln!("attempts:  {} of {}", job.attempts, job.max_attempts);
     if !job.node.is_empty() {
-        println!("node:      {}", job.node);
+        outln!("node:      {}", job.node);
     }
-    println!("created:   {}", time(&job.created_at));
+    outln!("created:   {}", time(&job.created_at));
     if job.run_at.is_some() {
-        println!("runs at:   {}", time(&job.run_at));
+        outln!("runs at:   {}", time(&job.run_at));
     }
     if job.finished_at.is_some() {
-        println!("finished:  {}", time(&job.finished_at));
+        outln!("finished:  {}", time(&job.finished_at));
     }
     if !job.output.is_empty() {
-        println!("output:    {}", job.output);
+        outln!("output:    {}", job.output);
     }
     if !job.reason.is_empty() {
-        println!("reason:    {}", job.reason);
+        outln!("reason:    {}", job.reason);
     }
     for a in &job.history {
-        println!(
+        outln!(
             "attempt {}: {} on {} ({} .. {}){}",
             a.attempt,
             a.outcome,
@@ -528,15 +539,19 @@ fn print_job(job: &Job, json: bool) {
 fn print_list(jobs: &[Job], next: &str, json: bool) {
     if json {
         let jobs: Vec<Value> = jobs.iter().map(job_json).collect();
-        println!("{}", json!({"jobs": jobs, "next_page_token": next}));
+        outln!("{}", json!({"jobs": jobs, "next_page_token": next}));
         return;
     }
-    println!(
+    outln!(
         "{:<34} {:<10} {:<16} {:<8} {:<24} NAME",
-        "ID", "STATE", "TYPE", "ATTEMPTS", "CREATED"
+        "ID",
+        "STATE",
+        "TYPE",
+        "ATTEMPTS",
+        "CREATED"
     );
     for job in jobs {
-        println!(
+        outln!(
             "{:<34} {:<10} {:<16} {:<8} {:<24} {}",
             job.id,
             state_name(job.state()),
@@ -547,20 +562,22 @@ fn print_list(jobs: &[Job], next: &str, json: bool) {
         );
     }
     if !next.is_empty() {
-        println!("more: jobctl list --page-token {next}");
+        outln!("more: jobctl list --page-token {next}");
     }
 }
 
 fn print_log_line(line: &LogLine, json: bool) {
     if json {
-        println!(
+        outln!(
             "{}",
             json!({"cursor": line.cursor, "attempt": line.attempt, "level": line.level, "message": line.message})
         );
     } else {
-        println!(
+        outln!(
             "[attempt {}] {:<5} {}",
-            line.attempt, line.level, line.message
+            line.attempt,
+            line.level,
+            line.message
         );
     }
 }
@@ -576,12 +593,15 @@ fn print_plugins(plugins: &[Plugin], json: bool) {
                        "rejection": p.rejection, "digest": p.digest})
             })
             .collect();
-        println!("{}", Value::Array(list));
+        outln!("{}", Value::Array(list));
         return;
     }
-    println!(
+    outln!(
         "{:<16} {:<9} {:<10} {:<24} DETAIL",
-        "ID", "STATUS", "VERSION", "JOB TYPES"
+        "ID",
+        "STATUS",
+        "VERSION",
+        "JOB TYPES"
     );
     for p in plugins {
         let detail = if p.rejection.is_empty() {
@@ -589,7 +609,7 @@ fn print_plugins(plugins: &[Plugin], json: bool) {
         } else {
             &p.rejection
         };
-        println!(
+        outln!(
             "{:<16} {:<9} {:<10} {:<24} {detail}",
             p.id,
             p.status,
@@ -613,15 +633,18 @@ fn print_nodes(nodes: &[Node], json: bool) {
                        "started_at": n.started_at.as_ref().map(time_text)})
             })
             .collect();
-        println!("{}", Value::Array(list));
+        outln!("{}", Value::Array(list));
         return;
     }
-    println!(
+    outln!(
         "{:<40} {:<20} {:<8} {:<8} JOB TYPES",
-        "ID", "HOST", "VERSION", "CAPACITY"
+        "ID",
+        "HOST",
+        "VERSION",
+        "CAPACITY"
     );
     for n in nodes {
-        println!(
+        outln!(
             "{:<40} {:<20} {:<8} {:<8} {}",
             n.id,
             n.hostname,

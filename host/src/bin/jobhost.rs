@@ -1,5 +1,16 @@
 //! `jobhost`: the job host server and its operator commands.
 
+/// `println!` that ends the process quietly when stdout is closed (e.g. piped to `head`),
+/// instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -349,16 +360,19 @@ async fn plugins_list(config: Config, json: bool) -> Result<ExitCode> {
     runtime.sync_dir().await?;
     let statuses = runtime.plugins();
     if json {
-        println!("{}", serde_json::to_string_pretty(&statuses)?);
+        outln!("{}", serde_json::to_string_pretty(&statuses)?);
         return Ok(ExitCode::SUCCESS);
     }
     if statuses.is_empty() {
-        println!("no .wasm files in {}", runtime.plugins_dir().display());
+        outln!("no .wasm files in {}", runtime.plugins_dir().display());
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<16} {:<9} {:<10} {:<24} DETAIL",
-        "ID", "STATUS", "VERSION", "JOB TYPES"
+        "ID",
+        "STATUS",
+        "VERSION",
+        "JOB TYPES"
     );
     for status in &statuses {
         print_status_row(status);
@@ -380,9 +394,12 @@ fn print_status_row(status: &PluginStatus) {
         Some(reason) => reason.clone(),
         None => description.to_owned(),
     };
-    println!(
+    outln!(
         "{:<16} {:<9} {:<10} {:<24} {detail}",
-        status.id, status.status, version, job_types
+        status.id,
+        status.status,
+        version,
+        job_types
     );
 }
 
@@ -405,22 +422,22 @@ async fn plugins_inspect(config: Config, file: &Path, json: bool) -> Result<Exit
                 "imports": imports,
             }),
         };
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(code);
     }
-    println!("id:          {}", inspection.id);
-    println!("file:        {}", file.display());
+    outln!("id:          {}", inspection.id);
+    outln!("file:        {}", file.display());
     match &inspection.result {
         Ok(plugin) => {
             let info = &plugin.info;
-            println!("status:      loadable");
-            println!("sha256:      {}", plugin.digest);
-            println!("name:        {}", info.name);
-            println!("version:     {}", info.version);
-            println!("job types:   {}", info.job_types.join(", "));
-            println!("description: {}", info.description);
-            println!("requests:    {}", list_or_none(&info.capabilities));
-            println!(
+            outln!("status:      loadable");
+            outln!("sha256:      {}", plugin.digest);
+            outln!("name:        {}", info.name);
+            outln!("version:     {}", info.version);
+            outln!("job types:   {}", info.job_types.join(", "));
+            outln!("description: {}", info.description);
+            outln!("requests:    {}", list_or_none(&info.capabilities));
+            outln!(
                 "schema:      {}",
                 if info.spec_schema.is_some() {
                     "yes"
@@ -430,11 +447,11 @@ async fn plugins_inspect(config: Config, file: &Path, json: bool) -> Result<Exit
             );
         }
         Err(rejection) => {
-            println!("status:      rejected");
+            outln!("status:      rejected");
             if let Some(digest) = &rejection.digest {
-                println!("sha256:      {digest}");
+                outln!("sha256:      {digest}");
             }
-            println!("reason:      {}", rejection.error);
+            outln!("reason:      {}", rejection.error);
         }
     }
     print_imports(&imports);
@@ -453,14 +470,14 @@ fn print_imports(imports: &[ImportCheck]) {
     if imports.is_empty() {
         return;
     }
-    println!("imports:");
+    outln!("imports:");
     for import in imports {
         let verdict = match (import.capability, import.granted) {
             (None, _) => "not provided by this host".to_owned(),
             (Some(cap), true) => format!("granted ({cap})"),
             (Some(cap), false) => format!("NOT granted (needs `{cap}`)"),
         };
-        println!("  {:<44} {verdict}", import.interface);
+        outln!("  {:<44} {verdict}", import.interface);
     }
 }
 
@@ -541,10 +558,10 @@ async fn run_local(config: Config, local: LocalRun) -> Result<ExitCode> {
     });
     let report = runtime.run(&job, options).await?;
     if local.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         match &report.outcome {
-            jobhost::runtime::RunOutcome::Completed { output } => println!("{output}"),
+            jobhost::runtime::RunOutcome::Completed { output } => outln!("{output}"),
             other => eprintln!("{other}"),
         }
     }

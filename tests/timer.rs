@@ -157,3 +157,46 @@ async fn ten_thousand_pending_timers_all_fire() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_callback_is_retried_by_the_jobs_policy() {
+    use common::receiver::Answer;
+    let receiver = Receiver::start(vec![Answer::status(503, "control plane restarting")]).await;
+    let redis = TestRedis::start().await;
+    let server = Server::start_with(&redis.url(), &["timer"], &grants(receiver.port)).await;
+    let mut client = server.client().await;
+    let mut request = timer(0, "retry-me", &receiver.url("/timers"));
+    request.backoff_base_ms = 200;
+    let job = client
+        .schedule_job(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    let start = Instant::now();
+    let done = loop {
+        let job = client
+            .get_job(GetJobRequest {
+                job_id: job.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .job
+            .unwrap();
+        if job.state() == JobState::Succeeded {
+            break job;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{job:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let outcomes: Vec<&str> = done.history.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["retry", "succeeded"]);
+    assert_eq!(done.history[0].reason, "callback: HTTP 503");
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "one failed callback, one delivered"
+    );
+}

@@ -5,48 +5,20 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::server::Server;
+use common::server::{Server, wait_state};
 use common::*;
-use jobhost::api::proto::job_scheduler_client::JobSchedulerClient;
 use jobhost::api::proto::{
     CancelJobRequest, GetJobRequest, JobState, ListJobsRequest, ListNodesRequest,
     ListPluginsRequest, ScheduleJobRequest, StreamJobLogsRequest, TimerJob,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
-use tonic::transport::Channel;
 
 fn schedule(job_type: &str, spec: &str) -> ScheduleJobRequest {
     ScheduleJobRequest {
         job_type: job_type.into(),
         spec: spec.into(),
         ..Default::default()
-    }
-}
-
-async fn wait_state(
-    client: &mut JobSchedulerClient<Channel>,
-    id: &str,
-    state: JobState,
-) -> jobhost::api::proto::Job {
-    let start = Instant::now();
-    loop {
-        let job = client
-            .get_job(GetJobRequest { job_id: id.into() })
-            .await
-            .unwrap()
-            .into_inner()
-            .job
-            .unwrap();
-        if job.state == state as i32 {
-            return job;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "job stuck in {:?}: {job:?}",
-            job.state()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -2,12 +2,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::receiver::http_request;
-use common::server::Server;
+use common::server::{Server, wait_state};
 use common::*;
-use jobhost::api::proto::{GetJobRequest, JobState};
+use jobhost::api::proto::JobState;
 
 async fn server_with_hook(redis: &TestRedis, token_file: &std::path::Path) -> Server {
     let config = format!(
@@ -40,21 +38,7 @@ async fn a_hook_with_the_right_token_starts_its_job() {
     let id = answer["job_id"].as_str().unwrap().to_owned();
 
     let mut client = server.client().await;
-    let start = Instant::now();
-    let job = loop {
-        let job = client
-            .get_job(GetJobRequest { job_id: id.clone() })
-            .await
-            .unwrap()
-            .into_inner()
-            .job
-            .unwrap();
-        if job.state() == JobState::Succeeded {
-            break job;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "{job:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let job = wait_state(&mut client, &id, JobState::Succeeded).await;
     assert_eq!(job.output, r#"{"greeting":"hello, hook"}"#);
     assert_eq!(job.name, "hook:deploy");
     assert_eq!(job.labels["source"], "ci");

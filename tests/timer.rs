@@ -6,11 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::receiver::Receiver;
-use common::server::Server;
+use common::server::{Server, wait_state};
 use common::*;
-use jobhost::api::proto::{
-    CancelJobRequest, GetJobRequest, JobState, ScheduleJobRequest, TimerJob,
-};
+use jobhost::api::proto::{CancelJobRequest, JobState, ScheduleJobRequest, TimerJob};
 
 fn grants(port: u16) -> String {
     format!(
@@ -49,23 +47,7 @@ async fn a_timer_fires_once_when_due_and_reports_to_its_control_plane() {
         "the wait is a delayed job, not a running one"
     );
 
-    let start = Instant::now();
-    let done = loop {
-        let job = client
-            .get_job(GetJobRequest {
-                job_id: job.id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .job
-            .unwrap();
-        if job.state() == JobState::Succeeded {
-            break job;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{job:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let done = wait_state(&mut client, &job.id, JobState::Succeeded).await;
     let got = receiver.received();
     assert_eq!(got.len(), 1, "exactly one callback");
     assert_eq!(
@@ -174,23 +156,7 @@ async fn a_failed_callback_is_retried_by_the_jobs_policy() {
         .into_inner()
         .job
         .unwrap();
-    let start = Instant::now();
-    let done = loop {
-        let job = client
-            .get_job(GetJobRequest {
-                job_id: job.id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .job
-            .unwrap();
-        if job.state() == JobState::Succeeded {
-            break job;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{job:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let done = wait_state(&mut client, &job.id, JobState::Succeeded).await;
     let outcomes: Vec<&str> = done.history.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["retry", "succeeded"]);
     assert_eq!(done.history[0].reason, "callback: HTTP 503");

@@ -220,14 +220,7 @@ impl Node {
     }
 
     fn info(&self) -> NodeInfo {
-        let mut job_types: Vec<String> = self
-            .runtime
-            .plugins()
-            .into_iter()
-            .filter_map(|p| p.info)
-            .flat_map(|i| i.job_types)
-            .collect();
-        job_types.sort();
+        let job_types = self.runtime.job_types();
         NodeInfo {
             id: self.id().to_owned(),
             hostname: hostname::get()
@@ -246,7 +239,7 @@ impl Node {
         while !self.stopping.is_cancelled() {
             while jobs.try_join_next().is_some() {}
             let free = self.settings.concurrency.saturating_sub(jobs.len());
-            let mut types = self.job_types();
+            let mut types = self.runtime.job_types();
             // Queues are drained in the order given: rotate it so no type starves another.
             if !types.is_empty() {
                 let shift = rand::random::<u32>() as usize % types.len();
@@ -277,19 +270,6 @@ impl Node {
                 () = self.stopping.cancelled() => {}
             }
         }
-    }
-
-    fn job_types(&self) -> Vec<String> {
-        let mut types: Vec<String> = self
-            .runtime
-            .plugins()
-            .into_iter()
-            .filter(|p| p.status == "loaded")
-            .filter_map(|p| p.info)
-            .flat_map(|i| i.job_types)
-            .collect();
-        types.sort();
-        types
     }
 
     fn start(self: &Arc<Self>, job: ClaimedJob, jobs: &mut JoinSet<()>) {

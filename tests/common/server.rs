@@ -108,3 +108,30 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Polls `GetJob` until job `id` is in `state` (30 s at most) and returns it.
+pub async fn wait_state(
+    client: &mut JobSchedulerClient<Channel>,
+    id: &str,
+    state: jobhost::api::proto::JobState,
+) -> jobhost::api::proto::Job {
+    let start = Instant::now();
+    loop {
+        let job = client
+            .get_job(jobhost::api::proto::GetJobRequest { job_id: id.into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .job
+            .unwrap();
+        if job.state == state as i32 {
+            return job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "job stuck in {:?}: {job:?}",
+            job.state()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -76,14 +76,7 @@ pub async fn submit(
 
 /// The job types this node serves, for messages.
 pub fn served_types(runtime: &Runtime) -> String {
-    let mut types: Vec<String> = runtime
-        .plugins()
-        .into_iter()
-        .filter(|p| p.status == "loaded")
-        .filter_map(|p| p.info)
-        .flat_map(|i| i.job_types)
-        .collect();
-    types.sort();
+    let types = runtime.job_types();
     if types.is_empty() {
         "none".into()
     } else {

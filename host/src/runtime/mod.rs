@@ -353,6 +353,11 @@ impl Runtime {
         self.inner.registry.statuses()
     }
 
+    /// The job types served by loaded plugins, sorted.
+    pub fn job_types(&self) -> Vec<String> {
+        self.inner.registry.job_types()
+    }
+
     /// The plugin serving `job_type`.
     pub fn plugin_for(&self, job_type: &str) -> Option<Arc<Plugin>> {
         self.inner.registry.serving(job_type)

@@ -101,6 +101,13 @@ impl Registry {
             .collect()
     }
 
+    /// The job types served now, sorted.
+    pub fn job_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.read().by_type.keys().cloned().collect();
+        types.sort();
+        types
+    }
+
     /// Every known plugin id.
     pub fn ids(&self) -> Vec<String> {
         self.read().by_id.keys().cloned().collect()

@@ -10,5 +10,6 @@
 pub mod api;
 pub mod config;
 pub mod runtime;
+pub mod sandbox;
 pub mod store;
 pub mod worker;

@@ -1,0 +1,300 @@
+//! Native processes under cgroups: the only code that touches cgroups and signals.
+//!
+//! A job process is placed in a fresh cgroup (CPU quota, memory cap without swap, pids cap)
+//! before it executes anything, leads its own process group, and is stopped as a whole:
+//! SIGTERM to the group, a grace period, then SIGKILL to everything left in the cgroup —
+//! which includes children that ignore SIGTERM and ones that escaped the group with setsid.
+//! Supports cgroup v2 and v1 (or hybrid); which one is detected at start.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+pub mod cgroup;
+pub mod signal;
+
+pub use cgroup::{CgroupError, Hierarchy, JobCgroup, Limits};
+
+/// Name of jobhost's own cgroup, under which job cgroups are created.
+pub const PARENT: &str = "jobhost";
+
+/// What to run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// Executable (a path, or a name looked up in PATH).
+    pub program: String,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// Environment (nothing else is inherited).
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+}
+
+/// Why a process could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The executable does not exist.
+    #[error("no such executable: {0}")]
+    NotFound(String),
+    /// The host has no usable cgroups.
+    #[error("this host cannot confine processes: no writable cgroup hierarchy")]
+    Unconfined,
+    /// The cgroup could not be set up.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// The process could not be started.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// The executable.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitReport {
+    /// Exit code, if it exited.
+    pub code: Option<i32>,
+    /// Signal that ended it, if one did.
+    pub signal: Option<i32>,
+    /// True if the kernel's OOM killer struck in its cgroup.
+    pub oom_killed: bool,
+    /// CPU time of the whole cgroup.
+    pub cpu_time: Duration,
+    /// Peak memory of the whole cgroup, bytes.
+    pub peak_memory: u64,
+}
+
+/// The host's cgroup setup.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    hierarchy: Option<Hierarchy>,
+}
+
+impl Sandbox {
+    /// Detects the cgroup layout and prepares jobhost's parent cgroup; without a writable
+    /// hierarchy, processes cannot be confined (see [`SpawnError::Unconfined`]).
+    pub fn detect() -> Sandbox {
+        Sandbox::detect_at(Path::new("/sys/fs/cgroup"))
+    }
+
+    fn detect_at(mount: &Path) -> Sandbox {
+        let hierarchy = if mount.join("cgroup.controllers").exists() {
+            prepare_v2(mount).ok()
+        } else if mount.join("memory").is_dir() {
+            prepare_v1(mount).ok()
+        } else {
+            None
+        };
+        match &hierarchy {
+            Some(Hierarchy::V2 { root }) => tracing::info!(root = %root.display(), "cgroup v2"),
+            Some(Hierarchy::V1 { mount }) => {
+                tracing::info!(mount = %mount.display(), "cgroup v1 (hybrid)")
+            }
+            None => tracing::warn!("no writable cgroup hierarchy: processes cannot be confined"),
+        }
+        Sandbox { hierarchy }
+    }
+
+    /// The detected layout, if any.
+    pub fn hierarchy(&self) -> Option<&Hierarchy> {
+        self.hierarchy.as_ref()
+    }
+
+    /// Starts `command` in a fresh cgroup `name` with `limits`. Its stdout and stderr are
+    /// piped; stdin is closed.
+    pub fn spawn(
+        &self,
+        name: &str,
+        command: &CommandSpec,
+        limits: Limits,
+    ) -> Result<SandboxedProcess, SpawnError> {
+        let hierarchy = self.hierarchy.as_ref().ok_or(SpawnError::Unconfined)?;
+        let cgroup = JobCgroup::create(hierarchy, name, limits)?;
+        match start(&cgroup, command) {
+            Ok(child) => Ok(SandboxedProcess { child, cgroup }),
+            Err(e) => {
+                let _ = cgroup.remove();
+                Err(e)
+            }
+        }
+    }
+}
+
+fn prepare_v1(mount: &Path) -> Result<Hierarchy, CgroupError> {
+    for controller in ["cpu", "cpuacct", "memory", "pids", "freezer"] {
+        let dir = mount.join(controller).join(PARENT);
+        fs::create_dir_all(&dir).map_err(|source| CgroupError::Io { path: dir, source })?;
+    }
+    Ok(Hierarchy::V1 {
+        mount: mount.to_owned(),
+    })
+}
+
+fn prepare_v2(mount: &Path) -> Result<Hierarchy, CgroupError> {
+    let root = mount.join(PARENT);
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CgroupError::Io { path, source }
+    };
+    fs::create_dir_all(&root).map_err(io_err(&root))?;
+    // Controllers must be enabled down to jobhost's subtree; jobhost's own cgroup holds no
+    // processes, so the no-internal-processes rule allows it.
+    for dir in [mount, root.as_path()] {
+        let control = dir.join("cgroup.subtree_control");
+        fs::write(&control, "+cpu +memory +pids").map_err(io_err(&control))?;
+    }
+    Ok(Hierarchy::V2 { root })
+}
+
+fn start(cgroup: &JobCgroup, command: &CommandSpec) -> Result<tokio::process::Child, SpawnError> {
+    // Opened before fork: the child only writes its pid to them (no allocation after fork).
+    let procs: Vec<fs::File> = cgroup
+        .procs_files()
+        .iter()
+        .map(|path| {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|source| CgroupError::Io {
+                    path: path.clone(),
+                    source,
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let fds: Vec<i32> = procs.iter().map(|f| f.as_raw_fd()).collect();
+    let mut cmd = tokio::process::Command::new(&command.program);
+    cmd.args(&command.args)
+        .env_clear()
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(cwd) = &command.cwd {
+        cmd.current_dir(cwd);
+    }
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (setpgid, getpid, write) on a stack buffer.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut buf = [0u8; 20];
+            let text = format_pid(libc::getpid(), &mut buf);
+            for fd in &fds {
+                if libc::write(*fd, text.as_ptr().cast(), text.len()) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => SpawnError::NotFound(command.program.clone()),
+        _ => SpawnError::Spawn {
+            program: command.program.clone(),
+            source,
+        },
+    })?;
+    drop(procs);
+    Ok(child)
+}
+
+/// `pid` in decimal, in `buf`, without allocating.
+fn format_pid(pid: i32, buf: &mut [u8; 20]) -> &[u8] {
+    let mut n = pid.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// A process running in its own cgroup.
+pub struct SandboxedProcess {
+    child: tokio::process::Child,
+    cgroup: JobCgroup,
+}
+
+impl SandboxedProcess {
+    /// Its process id (also its process group id).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Its stdout (once).
+    pub fn stdout(&mut self) -> Option<tokio::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// Its stderr (once).
+    pub fn stderr(&mut self) -> Option<tokio::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
+    /// Pids in its cgroup right now (itself and every descendant, escaped or not).
+    pub fn pids(&self) -> Vec<i32> {
+        self.cgroup.pids()
+    }
+
+    /// Waits for the process to exit, then kills whatever it left behind in its cgroup and
+    /// removes the cgroup.
+    pub async fn wait(mut self) -> Result<ExitReport, CgroupError> {
+        let status = self.child.wait().await;
+        self.finish(status.ok())
+    }
+
+    /// Stops the whole process tree: SIGTERM to its group, `grace` to exit, then SIGKILL to
+    /// everything in its cgroup until it is empty; removes the cgroup.
+    pub async fn stop(mut self, grace: Duration) -> Result<ExitReport, CgroupError> {
+        let pgid = self.child.id().map(|p| p as i32).unwrap_or(0);
+        signal::kill_group(pgid, signal::SIGTERM);
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => status.ok(),
+            Err(_) => {
+                let cgroup = &self.cgroup;
+                cgroup.kill_all()?;
+                self.child.wait().await.ok()
+            }
+        };
+        self.finish(status)
+    }
+
+    fn finish(self, status: Option<std::process::ExitStatus>) -> Result<ExitReport, CgroupError> {
+        use std::os::unix::process::ExitStatusExt;
+        // Descendants may outlive the main process: the job ends with all of them.
+        self.cgroup.kill_all()?;
+        let report = ExitReport {
+            code: status.and_then(|s| s.code()),
+            signal: status.and_then(|s| s.signal()),
+            oom_killed: self.cgroup.oom_killed(),
+            cpu_time: self.cgroup.cpu_time(),
+            peak_memory: self.cgroup.peak_memory(),
+        };
+        self.cgroup.remove()?;
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_format_without_allocating() {
+        let mut buf = [0u8; 20];
+        assert_eq!(format_pid(0, &mut buf), b"0");
+        assert_eq!(format_pid(4_194_304, &mut buf), b"4194304");
+    }
+}

@@ -1,0 +1,168 @@
+//! Native processes in real cgroups (run as root): limits hold, OOM is reported, fork bombs
+//! are capped, and a stop leaves nothing behind.
+
+use std::time::{Duration, Instant};
+
+use jobhost::sandbox::{CommandSpec, Limits, Sandbox, SpawnError, signal};
+
+fn sh(script: &str) -> CommandSpec {
+    CommandSpec {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        cwd: None,
+    }
+}
+
+fn name(test: &str) -> String {
+    format!("test-{test}-{}", std::process::id())
+}
+
+fn sandbox() -> Sandbox {
+    let sandbox = Sandbox::detect();
+    assert!(
+        sandbox.hierarchy().is_some(),
+        "these tests need root and a writable cgroup hierarchy"
+    );
+    sandbox
+}
+
+#[tokio::test]
+async fn exit_codes_are_reported_and_the_cgroup_is_removed() {
+    let sandbox = sandbox();
+    let process = sandbox
+        .spawn(&name("exit"), &sh("exit 7"), Limits::default())
+        .unwrap();
+    let report = process.wait().await.unwrap();
+    assert_eq!(
+        (report.code, report.signal, report.oom_killed),
+        (Some(7), None, false)
+    );
+    let leftover = std::path::Path::new("/sys/fs/cgroup/pids/jobhost").join(name("exit"));
+    assert!(!leftover.exists(), "cgroup removed");
+}
+
+#[tokio::test]
+async fn a_memory_hog_is_oom_killed_and_reported() {
+    let sandbox = sandbox();
+    let limits = Limits {
+        memory_mb: 32,
+        ..Limits::default()
+    };
+    // python3 allocates and touches 256 MiB.
+    let hog = CommandSpec {
+        program: "python3".into(),
+        args: vec![
+            "-c".into(),
+            "b = bytearray(256 * 1024 * 1024); print(len(b))".into(),
+        ],
+        env: vec![("PATH".into(), "/usr/bin:/bin:/usr/local/bin".into())],
+        cwd: None,
+    };
+    let report = sandbox
+        .spawn(&name("oom"), &hog, limits)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert!(report.oom_killed, "{report:?}");
+    assert_eq!(report.signal, Some(signal::SIGKILL), "{report:?}");
+    assert!(report.peak_memory <= 33 * 1024 * 1024, "{report:?}");
+}
+
+#[tokio::test]
+async fn cpu_is_held_to_its_quota() {
+    let sandbox = sandbox();
+    let limits = Limits {
+        cpu_percent: 20,
+        ..Limits::default()
+    };
+    let process = sandbox
+        .spawn(&name("cpu"), &sh("while :; do :; done"), limits)
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = process.stop(Duration::from_millis(100)).await.unwrap();
+    let used = report.cpu_time.as_secs_f64();
+    // 20 % of one core over ~2 s is ~0.4 s of CPU; allow scheduling slack either way.
+    assert!(
+        (0.25..=0.55).contains(&used),
+        "used {used:.3} s of CPU in ~2 s at 20 %"
+    );
+}
+
+#[tokio::test]
+async fn a_fork_bomb_is_capped_by_pids_and_stopped_cleanly() {
+    let sandbox = sandbox();
+    let limits = Limits {
+        pids: 32,
+        ..Limits::default()
+    };
+    let bomb = sh("bomb() { bomb | bomb & }; bomb; sleep 30");
+    let process = sandbox.spawn(&name("bomb"), &bomb, limits).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let count = process.pids().len();
+    assert!(count <= 32, "{count} processes despite a cap of 32");
+    let pids = process.pids();
+    process.stop(Duration::from_millis(100)).await.unwrap();
+    assert!(
+        pids.iter().all(|p| !signal::alive(*p)),
+        "every bomb process is gone"
+    );
+}
+
+#[tokio::test]
+async fn stop_kills_children_that_ignore_sigterm_or_escaped_with_setsid() {
+    let sandbox = sandbox();
+    let script = r#"trap "" TERM
+setsid sh -c 'trap "" TERM; sleep 1000' &
+sh -c 'trap "" TERM; sleep 1000' &
+sleep 1000"#;
+    let process = sandbox
+        .spawn(&name("stop"), &sh(script), Limits::default())
+        .unwrap();
+    let start = Instant::now();
+    while process.pids().len() < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "children did not start: {:?}",
+            process.pids()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pids = process.pids();
+    let report = process.stop(Duration::from_millis(100)).await.unwrap();
+    assert_eq!(
+        report.signal,
+        Some(signal::SIGKILL),
+        "the shell ignored SIGTERM: {report:?}"
+    );
+    for pid in pids {
+        assert!(!signal::alive(pid), "pid {pid} survived the stop");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_executable_is_a_clear_error() {
+    let sandbox = sandbox();
+    let missing = CommandSpec {
+        program: "/no/such/tool".into(),
+        ..Default::default()
+    };
+    let err = sandbox
+        .spawn(&name("missing"), &missing, Limits::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, SpawnError::NotFound(_)), "{err:?}");
+    assert_eq!(err.to_string(), "no such executable: /no/such/tool");
+}
+
+#[tokio::test]
+async fn a_limit_the_kernel_refuses_is_an_error_not_a_silent_no_op() {
+    let sandbox = sandbox();
+    let bad = Limits {
+        cpu_percent: 0,
+        ..Limits::default()
+    };
+    let err = sandbox.spawn(&name("bad"), &sh("true"), bad).err();
+    assert!(err.is_some(), "a zero CPU quota is refused by the kernel");
+}

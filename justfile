@@ -102,6 +102,7 @@ bench: plugins redis-server
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench call_overhead
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench throughput
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench timers
+    cargo bench --profile dev --bench spawn
 
 # The Python client example against a fresh development server (venv in target/py)
 example-python: plugins redis-server

@@ -69,6 +69,7 @@ async fn rediss_urls_connect_over_tls_with_a_private_ca() {
         .arg("--dir")
         .arg(dir.path())
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let url = format!("rediss://localhost:{port}");

@@ -1,4 +1,5 @@
-//! Helpers shared by the benchmarks.
+//! Helpers shared by the benchmarks (each bench uses a subset).
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 

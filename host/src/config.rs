@@ -60,6 +60,42 @@ pub struct Config {
     pub api: ApiConfig,
     /// Inbound webhook triggers: `POST /v1/hooks/<name>` starts the job described here.
     pub hooks: BTreeMap<String, HookConfig>,
+    /// Native processes (the `process` capability): defaults and maxima of their limits.
+    pub sandbox: SandboxConfig,
+}
+
+/// Limits of native job processes. Whatever a plugin asks for is clamped to the maxima.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// CPU percent of one core when the job does not say.
+    pub default_cpu_percent: u32,
+    /// Highest CPU percent a job may have.
+    pub max_cpu_percent: u32,
+    /// Memory cap in MiB when the job does not say.
+    pub default_memory_mb: u64,
+    /// Highest memory cap in MiB.
+    pub max_memory_mb: u64,
+    /// Process/thread cap when the job does not say (a fork bomb hits it).
+    pub default_pids: u64,
+    /// Highest process/thread cap.
+    pub max_pids: u64,
+    /// On stop: time between SIGTERM to the process group and SIGKILL to the whole cgroup.
+    pub stop_grace_ms: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            default_cpu_percent: 100,
+            max_cpu_percent: 100,
+            default_memory_mb: 512,
+            max_memory_mb: 4096,
+            default_pids: 512,
+            max_pids: 4096,
+            stop_grace_ms: 100,
+        }
+    }
 }
 
 /// A job template started by `POST /v1/hooks/<name>`, with the request body as its spec.
@@ -266,6 +302,8 @@ pub struct PluginConfig {
     /// Secrets the plugin may read by name: `env:VARIABLE` or `file:/path` (never the value
     /// itself, so config files can be shared and logged).
     pub secrets: BTreeMap<String, String>,
+    /// Executables the plugin may start (with the `process` grant); empty allows any.
+    pub executables: Vec<String>,
 }
 
 /// Where a secret's value comes from. Only the source is kept; the value is read when a
@@ -429,6 +467,22 @@ impl Config {
                 ));
             }
         }
+        let sb = &self.sandbox;
+        for (name, default, max) in [
+            (
+                "cpu_percent",
+                u64::from(sb.default_cpu_percent),
+                u64::from(sb.max_cpu_percent),
+            ),
+            ("memory_mb", sb.default_memory_mb, sb.max_memory_mb),
+            ("pids", sb.default_pids, sb.max_pids),
+        ] {
+            if default == 0 || default > max {
+                return invalid(format!(
+                    "sandbox.default_{name} ({default}) must be between 1 and sandbox.max_{name} ({max})"
+                ));
+            }
+        }
         let w = &self.worker;
         if w.lease_ms < 1_000 || w.heartbeat_ms == 0 || w.poll_ms == 0 {
             return invalid(
@@ -562,6 +616,8 @@ mod tests {
         assert_eq!(worker(&config.worker), worker(&WorkerConfig::default()));
         let api = |a: &ApiConfig| toml::to_string(a).unwrap();
         assert_eq!(api(&config.api), api(&ApiConfig::default()));
+        let sandbox = |s: &SandboxConfig| toml::to_string(s).unwrap();
+        assert_eq!(sandbox(&config.sandbox), sandbox(&SandboxConfig::default()));
         assert_eq!(config.plugin("net-probe").grants, ["network"]);
     }
 

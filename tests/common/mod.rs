@@ -201,39 +201,43 @@ impl TestCluster {
     /// Starts the three nodes, creates the cluster, waits until it is ok.
     pub async fn start() -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> = (0..3).map(|_| jobhost::store::free_port()).collect();
-        let servers = ports
-            .iter()
-            .map(|port| {
-                let node_dir = dir.path().join(port.to_string());
-                std::fs::create_dir(&node_dir).unwrap();
-                std::process::Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args([
-                        "--cluster-enabled",
-                        "yes",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                    ])
-                    .arg("--dir")
-                    .arg(&node_dir)
-                    .stdout(std::process::Stdio::null())
-                    .spawn()
-                    .expect("redis-server starts")
-            })
-            .collect();
+        let ports = cluster_ports();
+        // Built one server at a time into the struct, so a failure part-way still kills the
+        // ones already started (and none holds the test's output pipes).
         let mut cluster = TestCluster {
-            servers,
-            ports,
+            servers: Vec::new(),
+            ports: ports.clone(),
             _dir: dir,
         };
+        for port in &ports {
+            let node_dir = cluster._dir.path().join(port.to_string());
+            std::fs::create_dir(&node_dir).unwrap();
+            let server = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(&node_dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server starts");
+            cluster.servers.push(server);
+        }
         for port in &cluster.ports {
             wait_ping(*port).await;
         }
-        let mut create = std::process::Command::new("redis-cli");
-        create.args(["--cluster", "create"]);
+        // `redis-cli --cluster create` waits for the nodes to join without end when they
+        // cannot: bound it.
+        let mut create = std::process::Command::new("timeout");
+        create.args(["60", "redis-cli", "--cluster", "create"]);
         for port in &cluster.ports {
             create.arg(format!("127.0.0.1:{port}"));
         }
@@ -284,6 +288,32 @@ impl Drop for TestCluster {
             let _ = server.wait();
         }
     }
+}
+
+/// Three distinct free ports whose cluster bus ports (port + 10000) are free too.
+fn cluster_ports() -> Vec<u16> {
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < 3 {
+        let port = 20_000 + (rand_u16() % 30_000);
+        if !ports.contains(&port) && free(port) && free(port + 10_000) {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+/// A random number without a test-only dependency.
+fn rand_u16() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish() as u16
 }
 
 async fn wait_ping(port: u16) {

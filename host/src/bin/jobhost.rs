@@ -221,6 +221,7 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
     // Keep the local Redis (if any) alive until the node has drained.
     let (store, mut dev_redis) = connect_store(&config, dev).await?;
     let runtime = Runtime::new(config.clone())?;
+    runtime.detect_sandbox();
     let report = runtime.sync_dir().await?;
     tracing::info!(
         loaded = report.loaded.len(),

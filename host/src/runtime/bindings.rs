@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     world: "job-plugin",
     imports: {
         "jobhost:plugin/host.sleep": async,
+        "jobhost:plugin/process.run": async,
         default: trappable,
     },
     exports: { default: async },

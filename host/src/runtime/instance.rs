@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::capabilities;
 use super::capabilities::http::HttpPolicy;
+use super::capabilities::process::ProcessHost;
 use super::job::{CrashKind, JobEvents, LogLevel, human_duration};
 use super::output::GuestOutput;
 use super::plugin::PluginPolicy;
@@ -30,6 +31,8 @@ pub struct CallSpec {
     pub events: Arc<dyn JobEvents>,
     /// Bytes of log kept for this call.
     pub log_limit: usize,
+    /// Native-process support (the `process` capability).
+    pub process: Arc<ProcessHost>,
 }
 
 /// Shared between the store, the host functions and the runtime for one call.
@@ -258,6 +261,9 @@ pub struct JobState {
     http: WasiHttpCtx,
     http_policy: HttpPolicy,
     secrets: std::sync::Arc<std::collections::BTreeMap<String, SecretSource>>,
+    process: Arc<ProcessHost>,
+    plugin_id: String,
+    executables: Arc<[String]>,
     table: ResourceTable,
     limiter: MemoryLimiter,
     context: Arc<JobContext>,
@@ -267,6 +273,21 @@ impl JobState {
     /// The call's shared context.
     pub fn context(&self) -> &JobContext {
         &self.context
+    }
+
+    /// The process-wide native-process support.
+    pub fn process_host(&self) -> Arc<ProcessHost> {
+        self.process.clone()
+    }
+
+    /// The plugin's id and its allowed executables (empty: any).
+    pub fn process_policy(&self) -> (String, Arc<[String]>) {
+        (self.plugin_id.clone(), self.executables.clone())
+    }
+
+    /// The call's shared context, as a handle that outlives a borrow of the state.
+    pub fn context_arc(&self) -> Arc<JobContext> {
+        self.context.clone()
     }
 
     /// The plugin's secret `name`, read from its source now (env or file).
@@ -318,6 +339,9 @@ pub fn new_store(
             context.clone(),
         ),
         secrets: policy.secrets.clone(),
+        process: spec.process.clone(),
+        plugin_id: policy.id.clone(),
+        executables: policy.executables.clone(),
         table: ResourceTable::new(),
         limiter: MemoryLimiter {
             limit: policy.memory_bytes,

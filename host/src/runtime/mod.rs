@@ -179,6 +179,7 @@ struct Inner {
     registry: Registry,
     slots: Semaphore,
     sync_lock: Mutex<()>,
+    process: Arc<capabilities::process::ProcessHost>,
 }
 
 /// The component runtime of a node. Cheap to clone.
@@ -203,6 +204,9 @@ impl Runtime {
             config.runtime.cache_folder().as_deref(),
         ));
         let slots = Semaphore::new(config.runtime.max_instances as usize);
+        let process = Arc::new(capabilities::process::ProcessHost::new(
+            config.sandbox.clone(),
+        ));
         tracing::info!(
             ?allocator,
             max_instances = config.runtime.max_instances,
@@ -218,6 +222,7 @@ impl Runtime {
                 registry: Registry::default(),
                 slots,
                 sync_lock: Mutex::new(()),
+                process,
             }),
         })
     }
@@ -239,6 +244,7 @@ impl Runtime {
             cache: &self.inner.cache,
             config: &self.inner.config,
             slots: &self.inner.slots,
+            process: &self.inner.process,
         }
     }
 
@@ -353,6 +359,12 @@ impl Runtime {
         self.inner.registry.statuses()
     }
 
+    /// Detects (and logs) the host's cgroup setup for native processes now rather than at
+    /// the first process job. Returns whether processes can be confined.
+    pub fn detect_sandbox(&self) -> bool {
+        self.inner.process.sandbox().hierarchy().is_some()
+    }
+
     /// The job types served by loaded plugins, sorted.
     pub fn job_types(&self) -> Vec<String> {
         self.inner.registry.job_types()
@@ -392,6 +404,7 @@ impl Runtime {
             cancel_grace: Duration::ZERO,
             events: Arc::new(DiscardEvents),
             log_limit: 64 * 1024,
+            process: self.inner.process.clone(),
         };
         let (mut store, context) = instance::new_store(&self.inner.engine, &plugin.policy, &call);
         let result = instance::contained(&context, async {
@@ -421,6 +434,7 @@ impl Runtime {
             cancel_grace: Duration::from_millis(self.inner.config.runtime.cancel_grace_ms),
             events: options.events,
             log_limit: self.inner.config.runtime.log_limit_bytes,
+            process: self.inner.process.clone(),
         };
         let started = Instant::now();
         let (mut store, context) = instance::new_store(&self.inner.engine, &plugin.policy, &call);

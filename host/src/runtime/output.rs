@@ -53,7 +53,8 @@ impl GuestOutput {
         }
     }
 
-    fn write_bytes(&self, bytes: &[u8]) {
+    /// Appends raw output; complete lines go to the log.
+    pub fn write_bytes(&self, bytes: &[u8]) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.extend_from_slice(bytes);
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {

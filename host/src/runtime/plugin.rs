@@ -124,6 +124,8 @@ pub struct PluginPolicy {
     pub http_timeout: Duration,
     /// Largest HTTP response body it may receive.
     pub http_max_response_bytes: u64,
+    /// Executables it may start (empty: any).
+    pub executables: std::sync::Arc<[String]>,
     /// Where its secrets come from, by name.
     pub secrets: std::sync::Arc<std::collections::BTreeMap<String, crate::config::SecretSource>>,
     /// Memory cap of one instance, in bytes.
@@ -150,6 +152,7 @@ impl PluginPolicy {
                 .collect(),
             http_timeout: Duration::from_millis(config.runtime.http_timeout_ms),
             http_max_response_bytes: config.runtime.http_max_response_bytes,
+            executables: plugin.executables.iter().cloned().collect(),
             secrets: std::sync::Arc::new(
                 plugin
                     .secrets
@@ -243,6 +246,8 @@ pub(crate) struct Loader<'a> {
     pub config: &'a Config,
     /// Instance slots: `describe` takes one like any call.
     pub slots: &'a tokio::sync::Semaphore,
+    /// Native-process support, for the stores it creates.
+    pub process: &'a std::sync::Arc<super::capabilities::process::ProcessHost>,
 }
 
 /// How long `describe` may take.
@@ -282,7 +287,9 @@ impl Loader<'_> {
             .map_err(|e| reject(LoadError::WrongWorld(format!("{e:#}"))))?;
         let info = {
             let _slot = self.slots.acquire().await.expect("slots never close");
-            describe(self.engine, &pre, &policy).await.map_err(reject)?
+            describe(self.engine, &pre, &policy, self.process)
+                .await
+                .map_err(reject)?
         };
         Ok(Plugin {
             id,
@@ -373,6 +380,7 @@ async fn describe(
     engine: &wasmtime::Engine,
     pre: &JobPluginPre<JobState>,
     policy: &PluginPolicy,
+    process: &std::sync::Arc<super::capabilities::process::ProcessHost>,
 ) -> Result<PluginInfo, LoadError> {
     let spec = CallSpec {
         timeout: DESCRIBE_TIMEOUT,
@@ -380,6 +388,7 @@ async fn describe(
         cancel_grace: Duration::ZERO,
         events: Arc::new(DiscardEvents),
         log_limit: 64 * 1024,
+        process: process.clone(),
     };
     let (mut store, context) = instance::new_store(engine, policy, &spec);
     let call = async {

@@ -117,7 +117,10 @@ impl Sandbox {
         let hierarchy = self.hierarchy.as_ref().ok_or(SpawnError::Unconfined)?;
         let cgroup = JobCgroup::create(hierarchy, name, limits)?;
         match start(&cgroup, command) {
-            Ok(child) => Ok(SandboxedProcess { child, cgroup }),
+            Ok(child) => Ok(SandboxedProcess {
+                child,
+                cgroup: Some(cgroup),
+            }),
             Err(e) => {
                 let _ = cgroup.remove();
                 Err(e)
@@ -221,10 +224,11 @@ fn format_pid(pid: i32, buf: &mut [u8; 20]) -> &[u8] {
     &buf[i..]
 }
 
-/// A process running in its own cgroup.
+/// A process running in its own cgroup. Dropping it before [`SandboxedProcess::report`]
+/// kills the whole tree and removes the cgroup, so an abandoned job leaves nothing behind.
 pub struct SandboxedProcess {
     child: tokio::process::Child,
-    cgroup: JobCgroup,
+    cgroup: Option<JobCgroup>,
 }
 
 impl SandboxedProcess {
@@ -243,47 +247,77 @@ impl SandboxedProcess {
         self.child.stderr.take()
     }
 
-    /// Pids in its cgroup right now (itself and every descendant, escaped or not).
-    pub fn pids(&self) -> Vec<i32> {
-        self.cgroup.pids()
+    fn cgroup(&self) -> &JobCgroup {
+        self.cgroup.as_ref().expect("the cgroup lives until report")
     }
 
-    /// Waits for the process to exit, then kills whatever it left behind in its cgroup and
-    /// removes the cgroup.
-    pub async fn wait(mut self) -> Result<ExitReport, CgroupError> {
-        let status = self.child.wait().await;
-        self.finish(status.ok())
+    /// Pids in its cgroup right now (itself and every descendant, escaped or not).
+    pub fn pids(&self) -> Vec<i32> {
+        self.cgroup().pids()
+    }
+
+    /// Waits until the main process exits.
+    pub async fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.wait().await.ok()
     }
 
     /// Stops the whole process tree: SIGTERM to its group, `grace` to exit, then SIGKILL to
-    /// everything in its cgroup until it is empty; removes the cgroup.
-    pub async fn stop(mut self, grace: Duration) -> Result<ExitReport, CgroupError> {
+    /// everything in its cgroup until it is empty. Returns the main process's status.
+    pub async fn terminate(
+        &mut self,
+        grace: Duration,
+    ) -> Result<Option<std::process::ExitStatus>, CgroupError> {
         let pgid = self.child.id().map(|p| p as i32).unwrap_or(0);
         signal::kill_group(pgid, signal::SIGTERM);
-        let status = match tokio::time::timeout(grace, self.child.wait()).await {
-            Ok(status) => status.ok(),
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => Ok(status.ok()),
             Err(_) => {
-                let cgroup = &self.cgroup;
-                cgroup.kill_all()?;
-                self.child.wait().await.ok()
+                self.cgroup().kill_all()?;
+                Ok(self.child.wait().await.ok())
             }
-        };
-        self.finish(status)
+        }
     }
 
-    fn finish(self, status: Option<std::process::ExitStatus>) -> Result<ExitReport, CgroupError> {
+    /// Kills whatever the process left behind in its cgroup (descendants may outlive it: the
+    /// job ends with all of them), reads the cgroup's accounting and removes it.
+    pub fn report(
+        mut self,
+        status: Option<std::process::ExitStatus>,
+    ) -> Result<ExitReport, CgroupError> {
         use std::os::unix::process::ExitStatusExt;
-        // Descendants may outlive the main process: the job ends with all of them.
-        self.cgroup.kill_all()?;
+        let cgroup = self.cgroup.take().expect("reported once");
+        cgroup.kill_all()?;
         let report = ExitReport {
             code: status.and_then(|s| s.code()),
             signal: status.and_then(|s| s.signal()),
-            oom_killed: self.cgroup.oom_killed(),
-            cpu_time: self.cgroup.cpu_time(),
-            peak_memory: self.cgroup.peak_memory(),
+            oom_killed: cgroup.oom_killed(),
+            cpu_time: cgroup.cpu_time(),
+            peak_memory: cgroup.peak_memory(),
         };
-        self.cgroup.remove()?;
+        cgroup.remove()?;
         Ok(report)
+    }
+
+    /// Waits for the process to exit, then reports (see [`SandboxedProcess::report`]).
+    pub async fn wait(mut self) -> Result<ExitReport, CgroupError> {
+        let status = self.exited().await;
+        self.report(status)
+    }
+
+    /// Stops the tree (see [`SandboxedProcess::terminate`]), then reports.
+    pub async fn stop(mut self, grace: Duration) -> Result<ExitReport, CgroupError> {
+        let status = self.terminate(grace).await?;
+        self.report(status)
+    }
+}
+
+impl Drop for SandboxedProcess {
+    fn drop(&mut self) {
+        if let Some(cgroup) = self.cgroup.take()
+            && let Err(e) = cgroup.kill_all().and_then(|()| cgroup.remove())
+        {
+            tracing::error!("abandoned job process not cleaned up: {e}");
+        }
     }
 }
 

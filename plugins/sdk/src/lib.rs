@@ -47,6 +47,11 @@ use std::time::Duration;
 
 pub mod http;
 
+/// Native processes confined in cgroups (needs the `process` grant).
+pub mod process {
+    pub use crate::bindings::jobhost::plugin::process::{Command, ExitReport, Limits, run};
+}
+
 impl PluginInfo {
     /// Builds a description with no capabilities and no spec schema.
     pub fn new(name: &str, version: &str, job_types: &[&str], description: &str) -> Self {

@@ -20,7 +20,7 @@ impl Capability for HostApi {
         "host"
     }
     fn interfaces(&self) -> &'static [&'static str] {
-        &["jobhost:plugin/"]
+        &["jobhost:plugin/host@", "jobhost:plugin/types@"]
     }
     fn always_granted(&self) -> bool {
         true

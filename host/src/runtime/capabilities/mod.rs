@@ -16,6 +16,7 @@ use super::instance::JobState;
 pub mod host;
 pub mod http;
 pub mod network;
+pub mod process;
 pub mod wasi;
 
 /// One capability a plugin may be given.
@@ -40,6 +41,7 @@ pub static ALL: &[&dyn Capability] = &[
     &wasi::WasiBase,
     &network::Network,
     &http::Http,
+    &process::Process,
 ];
 
 /// The capability providing WIT interface `interface` (e.g. `wasi:sockets/tcp@0.2.3`).

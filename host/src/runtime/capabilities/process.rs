@@ -1,0 +1,155 @@
+//! `jobhost:plugin/process`: native processes confined in cgroups (grant: `process`).
+//!
+//! The plugin describes the command; the host clamps the limits to `sandbox.*` maxima,
+//! checks the executable against `plugins.<id>.executables` (when set), starts it through
+//! [`crate::sandbox`], and streams its stdout and stderr into the job log. Cancellation
+//! stops the whole process tree; a deadline that drops the call does too (the sandboxed
+//! process is killed when dropped).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use wasmtime::component::Linker;
+
+use super::Capability;
+use crate::config::SandboxConfig;
+use crate::runtime::bindings::jobhost::plugin::process;
+use crate::runtime::instance::JobState;
+use crate::runtime::output::GuestOutput;
+use crate::sandbox::{CommandSpec, Limits, Sandbox};
+
+/// The `process` capability.
+pub struct Process;
+
+impl Capability for Process {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["jobhost:plugin/process"]
+    }
+    fn link(&self, _linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
+        // Linked with the rest of the jobhost:plugin world (see `host.rs`); a plugin only
+        // imports it, and so only needs the grant, if it calls `run`.
+        Ok(())
+    }
+}
+
+/// Process-wide state of the capability: the detected cgroup setup and the operator's limits.
+pub struct ProcessHost {
+    sandbox: std::sync::OnceLock<Sandbox>,
+    config: SandboxConfig,
+}
+
+impl ProcessHost {
+    /// Process support with `config`; cgroups are detected on first use.
+    pub fn new(config: SandboxConfig) -> Self {
+        ProcessHost {
+            sandbox: std::sync::OnceLock::new(),
+            config,
+        }
+    }
+
+    /// The cgroup setup, detected (and logged) once.
+    pub fn sandbox(&self) -> &Sandbox {
+        self.sandbox.get_or_init(Sandbox::detect)
+    }
+
+    /// `asked`, with defaults filled in and every value clamped to the configured maxima.
+    fn limits(&self, asked: &process::Limits) -> Limits {
+        let c = &self.config;
+        Limits {
+            cpu_percent: asked
+                .cpu_percent
+                .unwrap_or(c.default_cpu_percent)
+                .clamp(1, c.max_cpu_percent),
+            memory_mb: asked
+                .memory_mb
+                .unwrap_or(c.default_memory_mb)
+                .clamp(1, c.max_memory_mb),
+            pids: asked.pids.unwrap_or(c.default_pids).clamp(1, c.max_pids),
+        }
+    }
+}
+
+impl process::Host for JobState {
+    async fn run(&mut self, command: process::Command) -> Result<process::ExitReport, String> {
+        let host = self.process_host();
+        let (plugin, executables) = self.process_policy();
+        if !executables.is_empty() && !executables.contains(&command.program) {
+            return Err(format!(
+                "executable {:?} is not in plugins.{plugin}.executables",
+                command.program
+            ));
+        }
+        let limits = host.limits(&command.limits);
+        let spec = CommandSpec {
+            program: command.program,
+            args: command.args,
+            env: command.env,
+            cwd: command.cwd.map(Into::into),
+        };
+        let name = format!("{plugin}-{:016x}", rand::random::<u64>());
+        let mut child = host
+            .sandbox()
+            .spawn(&name, &spec, limits)
+            .map_err(|e| e.to_string())?;
+        let context = self.context_arc();
+        let readers = [
+            child
+                .stdout()
+                .map(|out| pump(out, GuestOutput::stdout(context.clone()))),
+            child
+                .stderr()
+                .map(|err| pump(err, GuestOutput::stderr(context.clone()))),
+        ];
+        let grace = Duration::from_millis(host.config.stop_grace_ms);
+        let timeout = command
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::MAX);
+        let mut timed_out = false;
+        let status = tokio::select! {
+            status = child.exited() => status,
+            () = context.cancel.cancelled() => child.terminate(grace).await.map_err(|e| e.to_string())?,
+            () = tokio::time::sleep(timeout) => {
+                timed_out = true;
+                child.terminate(grace).await.map_err(|e| e.to_string())?
+            }
+        };
+        for reader in readers.into_iter().flatten() {
+            // Output still in the pipes is read to the end; a descendant holding them open is
+            // killed by `report` below, which closes them.
+            let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+        }
+        let report = child.report(status).map_err(|e| e.to_string())?;
+        Ok(process::ExitReport {
+            code: report.code,
+            signal: report.signal,
+            oom_killed: report.oom_killed,
+            cpu_ms: u64::try_from(report.cpu_time.as_millis()).unwrap_or(u64::MAX),
+            peak_memory_bytes: report.peak_memory,
+            timed_out,
+        })
+    }
+}
+
+/// Copies a pipe into the job log, line by line, until it closes.
+fn pump(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    sink: GuestOutput,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match pipe.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink.write_bytes(&buf[..n]),
+            }
+        }
+    })
+}
+
+/// Shared handle type stored in each store.
+pub type SharedProcessHost = Arc<ProcessHost>;

@@ -166,3 +166,30 @@ async fn a_limit_the_kernel_refuses_is_an_error_not_a_silent_no_op() {
     let err = sandbox.spawn(&name("bad"), &sh("true"), bad).err();
     assert!(err.is_some(), "a zero CPU quota is refused by the kernel");
 }
+
+#[tokio::test]
+async fn a_restarted_node_removes_the_cgroups_a_crashed_one_left() {
+    let sandbox = sandbox();
+    // A pid that existed and is gone: the "crashed node".
+    let mut gone = std::process::Command::new("/bin/true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let name = format!("{dead_pid}-orphan-{}", std::process::id());
+    let process = sandbox
+        .spawn(&name, &sh("sleep 1000"), Limits::default())
+        .unwrap();
+    let pids = process.pids();
+    // The crash: nobody cleans up.
+    std::mem::forget(process);
+    assert!(pids.iter().all(|p| signal::alive(*p)));
+
+    assert!(sandbox.reap_orphans() >= 1);
+    for pid in pids {
+        assert!(!signal::alive(pid), "orphaned job process {pid} survived");
+    }
+    assert!(
+        !std::path::Path::new("/sys/fs/cgroup/pids/jobhost")
+            .join(&name)
+            .exists()
+    );
+}

@@ -125,6 +125,19 @@ fn write_checked(
 impl JobCgroup {
     /// Creates the cgroup `name` under jobhost's part of `hierarchy`, with `limits`.
     pub fn create(hierarchy: &Hierarchy, name: &str, limits: Limits) -> Result<Self, CgroupError> {
+        let cgroup = JobCgroup::existing(hierarchy, name);
+        for (_, dir) in &cgroup.dirs {
+            fs::create_dir_all(dir).map_err(io_error(dir))?;
+        }
+        if let Err(e) = cgroup.apply(limits) {
+            let _ = cgroup.remove();
+            return Err(e);
+        }
+        Ok(cgroup)
+    }
+
+    /// The cgroup `name` as it may already exist (for cleanup), without creating anything.
+    pub fn existing(hierarchy: &Hierarchy, name: &str) -> Self {
         let (dirs, v2) = match hierarchy {
             Hierarchy::V2 { root } => (vec![("", root.join(name))], true),
             Hierarchy::V1 { mount } => (
@@ -135,15 +148,7 @@ impl JobCgroup {
                 false,
             ),
         };
-        for (_, dir) in &dirs {
-            fs::create_dir_all(dir).map_err(io_error(dir))?;
-        }
-        let cgroup = JobCgroup { dirs, v2 };
-        if let Err(e) = cgroup.apply(limits) {
-            let _ = cgroup.remove();
-            return Err(e);
-        }
-        Ok(cgroup)
+        JobCgroup { dirs, v2 }
     }
 
     fn dir(&self, controller: &str) -> &Path {

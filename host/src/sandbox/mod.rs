@@ -106,6 +106,54 @@ impl Sandbox {
         self.hierarchy.as_ref()
     }
 
+    /// A cgroup name for a job of this node: it starts with this process's pid, so a node
+    /// restarted after a crash can tell its predecessor's leftovers from live nodes' jobs.
+    pub fn job_name(tag: &str) -> String {
+        format!(
+            "{}-{tag}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        )
+    }
+
+    /// Kills and removes job cgroups left by a node process that no longer exists (a crash
+    /// or SIGKILL skips the cleanup). Their jobs come back through their expired leases.
+    /// Returns how many were removed.
+    pub fn reap_orphans(&self) -> usize {
+        let Some(hierarchy) = &self.hierarchy else {
+            return 0;
+        };
+        let listing = match hierarchy {
+            Hierarchy::V2 { root } => root.clone(),
+            Hierarchy::V1 { mount } => mount.join("pids").join(PARENT),
+        };
+        let Ok(entries) = fs::read_dir(&listing) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(owner) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            if !entry.path().is_dir() || owner == std::process::id() as i32 || signal::alive(owner)
+            {
+                continue;
+            }
+            let cgroup = JobCgroup::existing(hierarchy, &name);
+            match cgroup.kill_all().and_then(|()| cgroup.remove()) {
+                Ok(()) => {
+                    tracing::warn!(cgroup = %name, "removed the cgroup of a job left by a crashed node");
+                    removed += 1;
+                }
+                Err(e) => {
+                    tracing::error!(cgroup = %name, "cannot remove an orphaned job cgroup: {e}")
+                }
+            }
+        }
+        removed
+    }
+
     /// Starts `command` in a fresh cgroup `name` with `limits`. Its stdout and stderr are
     /// piped; stdin is closed.
     pub fn spawn(

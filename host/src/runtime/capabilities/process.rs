@@ -51,9 +51,14 @@ impl ProcessHost {
         }
     }
 
-    /// The cgroup setup, detected (and logged) once.
+    /// The cgroup setup, detected (and logged) once; leftovers of a crashed node are removed
+    /// then.
     pub fn sandbox(&self) -> &Sandbox {
-        self.sandbox.get_or_init(Sandbox::detect)
+        self.sandbox.get_or_init(|| {
+            let sandbox = Sandbox::detect();
+            sandbox.reap_orphans();
+            sandbox
+        })
     }
 
     /// `asked`, with defaults filled in and every value clamped to the configured maxima.
@@ -90,7 +95,7 @@ impl process::Host for JobState {
             env: command.env,
             cwd: command.cwd.map(Into::into),
         };
-        let name = format!("{plugin}-{:016x}", rand::random::<u64>());
+        let name = Sandbox::job_name(&plugin);
         let mut child = host
             .sandbox()
             .spawn(&name, &spec, limits)

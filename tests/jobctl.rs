@@ -170,3 +170,60 @@ async fn cancel_and_delayed_jobs() {
     let job: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(job["reason"], "changed my mind");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_worker_commands_create_stream_and_stop_shell_jobs() {
+    let redis = TestRedis::start().await;
+    let config = "[plugins.shell]\ngrants = [\"process\"]\n";
+    let server = Server::start_with(&redis.url(), &["shell"], config).await;
+    let addr = server.addr.as_str();
+
+    let out = jobctl(
+        addr,
+        &[
+            "create",
+            "--max-cpu",
+            "50",
+            "--max-memory",
+            "64",
+            "/bin/sh",
+            "-c",
+            "echo hello; echo world",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("Job created:\nID: "), "{text}");
+    assert!(
+        text.contains("Command: /bin/sh -c echo hello; echo world"),
+        "{text}"
+    );
+    let id = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("ID: ")
+        .to_owned();
+    let out = jobctl(addr, &["stream", &id]);
+    assert_eq!(stdout(&out), "hello\nworld\n");
+
+    let out = jobctl(addr, &["create", "/bin/sleep", "60"]);
+    let id = stdout(&out)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("ID: ")
+        .to_owned();
+    let mut client = server.client().await;
+    common::server::wait_state(&mut client, &id, jobhost::api::proto::JobState::Running).await;
+    let out = jobctl(addr, &["stop", &id]);
+    assert_eq!(
+        stdout(&out),
+        format!("Job stopped successfully:\nID: {id}\nStatus: STOPPED\n")
+    );
+    common::server::wait_state(&mut client, &id, jobhost::api::proto::JobState::Cancelled).await;
+
+    let out = jobctl(addr, &["create", "--max-iobps", "1000", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not supported yet"));
+}

@@ -95,6 +95,31 @@ enum Command {
     Plugins,
     /// List the live host nodes.
     Nodes,
+    /// Run a command as a shell job (the Job Worker's `create`).
+    Create {
+        /// CPU limit, percent of one core.
+        #[arg(long)]
+        max_cpu: Option<u32>,
+        /// Memory limit, MB.
+        #[arg(long)]
+        max_memory: Option<u64>,
+        /// I/O limit, bytes/s (not supported yet: refused when set).
+        #[arg(long)]
+        max_iobps: Option<u64>,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Stop a job (the Job Worker's `stop`; shown as STOPPED).
+    Stop {
+        /// Job id.
+        id: String,
+    },
+    /// Stream a job's output: history, then live until it ends (the Job Worker's `stream`).
+    Stream {
+        /// Job id.
+        id: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -272,6 +297,47 @@ async fn run(cli: Cli) -> Outcome {
             print_plugins(&plugins, json);
             Ok(())
         }
+        Command::Create {
+            max_cpu,
+            max_memory,
+            max_iobps,
+            command,
+        } => create(&mut client, max_cpu, max_memory, max_iobps, command, json).await,
+        Command::Stop { id } => {
+            let request = CancelJobRequest {
+                job_id: id,
+                reason: "stopped with jobctl stop".into(),
+            };
+            let job = client
+                .cancel_job(request)
+                .await?
+                .into_inner()
+                .job
+                .ok_or_else(|| Failure::request("the server returned no job"))?;
+            if json {
+                outln!("{}", job_json(&job));
+            } else {
+                outln!("Job stopped successfully:\nID: {}\nStatus: STOPPED", job.id);
+            }
+            Ok(())
+        }
+        Command::Stream { id } => {
+            let request = StreamJobLogsRequest {
+                job_id: id,
+                follow: true,
+                after: String::new(),
+            };
+            let mut stream = client.stream_job_logs(request).await?.into_inner();
+            while let Some(line) = stream.next().await {
+                let line = line?;
+                if json {
+                    print_log_line(&line, true);
+                } else {
+                    outln!("{}", line.message);
+                }
+            }
+            Ok(())
+        }
         Command::Nodes => {
             let nodes = client
                 .list_nodes(ListNodesRequest {})
@@ -373,6 +439,50 @@ async fn schedule(
             message: String::new(),
         })
     }
+}
+
+/// The Job Worker's `create`: a shell job running `command`.
+async fn create(
+    client: &mut JobSchedulerClient<Channel>,
+    max_cpu: Option<u32>,
+    max_memory: Option<u64>,
+    max_iobps: Option<u64>,
+    command: Vec<String>,
+    json: bool,
+) -> Outcome {
+    if max_iobps.is_some_and(|b| b > 0) {
+        return Err(Failure::usage(
+            "--max-iobps: I/O bandwidth limits are not supported yet",
+        ));
+    }
+    let (program, args) = command.split_first().expect("clap requires a command");
+    let spec = json!({
+        "command": program, "args": args,
+        "limits": {"cpu_percent": max_cpu, "memory_mb": max_memory},
+    });
+    let request = ScheduleJobRequest {
+        job_type: "shell".into(),
+        spec: spec.to_string(),
+        ..Default::default()
+    };
+    let job = client
+        .schedule_job(request)
+        .await?
+        .into_inner()
+        .job
+        .ok_or_else(|| Failure::request("the server returned no job"))?;
+    if json {
+        outln!("{}", job_json(&job));
+    } else {
+        outln!(
+            "Job created:\nID: {}\nCommand: {}\nStatus: {}\nStartTime: {}",
+            job.id,
+            command.join(" "),
+            state_name(job.state()),
+            job.created_at.as_ref().map(time_text).unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 async fn get(client: &mut JobSchedulerClient<Channel>, id: &str) -> Result<Job, Failure> {

@@ -529,3 +529,21 @@ async fn reflection_lists_the_services() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_jobs_on_a_host_without_cgroups_are_a_failed_precondition() {
+    let redis = TestRedis::start().await;
+    let config = "[sandbox]\ncgroup_root = \"/nonexistent/cgroup\"\n\n[plugins.shell]\ngrants = [\"process\"]\n";
+    let server = Server::start_with(&redis.url(), &["shell"], config).await;
+    let mut client = server.client().await;
+    let err = client
+        .schedule_job(schedule("shell", r#"{"command": "/bin/true"}"#))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("sandbox.allow_unconfined"),
+        "{}",
+        err.message()
+    );
+}

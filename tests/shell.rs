@@ -185,3 +185,39 @@ async fn executables_and_grants_are_enforced() {
 async fn runtime_for(dir: &std::path::Path) -> Runtime {
     runtime(config(dir)).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cgroups_shell_jobs_are_refused_unless_unconfined_is_allowed() {
+    let (_dir, refusing) =
+        shell_runtime(|c| c.sandbox.cgroup_root = "/nonexistent/cgroup".into()).await;
+    let err = refusing
+        .validate("shell", &spec("/bin/echo", &["hi"], ""))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, jobhost::runtime::ValidateError::Unavailable(_)),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("sandbox.allow_unconfined = true"),
+        "{message}"
+    );
+
+    let (_dir, unconfined) = shell_runtime(|c| {
+        c.sandbox.cgroup_root = "/nonexistent/cgroup".into();
+        c.sandbox.allow_unconfined = true;
+    })
+    .await;
+    unconfined
+        .validate("shell", &spec("/bin/echo", &["hi"], ""))
+        .await
+        .unwrap();
+    let (opts, events) = options(None);
+    let report = unconfined
+        .run(&job("shell", &spec("/bin/echo", &["unconfined"], "")), opts)
+        .await
+        .unwrap();
+    assert!(report.outcome.is_completed(), "{:?}", report.outcome);
+    assert!(events.has("unconfined"));
+}

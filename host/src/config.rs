@@ -82,6 +82,11 @@ pub struct SandboxConfig {
     pub max_pids: u64,
     /// On stop: time between SIGTERM to the process group and SIGKILL to the whole cgroup.
     pub stop_grace_ms: u64,
+    /// Where the cgroup filesystem is mounted.
+    pub cgroup_root: PathBuf,
+    /// Where no writable cgroup hierarchy exists (not root, no cgroupfs), run processes
+    /// anyway, without limits (a warning per job). Off: such jobs are refused.
+    pub allow_unconfined: bool,
 }
 
 impl Default for SandboxConfig {
@@ -94,6 +99,8 @@ impl Default for SandboxConfig {
             default_pids: 512,
             max_pids: 4096,
             stop_grace_ms: 100,
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            allow_unconfined: false,
         }
     }
 }

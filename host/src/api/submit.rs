@@ -34,6 +34,9 @@ pub enum SubmitError {
     /// Every instance slot stayed busy.
     #[error("all plugin instance slots are busy; retry shortly")]
     Busy,
+    /// The job type needs something this host cannot provide.
+    #[error("{0}")]
+    Unavailable(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -56,6 +59,7 @@ impl SubmitError {
                 reason,
             },
             ValidateError::Busy => SubmitError::Busy,
+            ValidateError::Unavailable(message) => SubmitError::Unavailable(message),
         }
     }
 }

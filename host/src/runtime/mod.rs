@@ -86,6 +86,9 @@ pub enum ValidateError {
     /// Every instance slot stayed busy for the whole validation budget.
     #[error("all plugin instance slots are busy; try again shortly")]
     Busy,
+    /// The job type needs something this host cannot provide (e.g. confined processes).
+    #[error("{0}")]
+    Unavailable(String),
     /// The plugin rejected the spec; the message is the plugin's.
     #[error("{0}")]
     Invalid(String),
@@ -394,6 +397,18 @@ impl Runtime {
         let plugin = self
             .plugin_for(job_type)
             .ok_or_else(|| ValidateError::NoPlugin(job_type.to_owned()))?;
+        let needs_processes = plugin
+            .imports
+            .iter()
+            .any(|i| i.capability == Some("process"));
+        if needs_processes && !self.inner.process.sandbox().can_run() {
+            return Err(ValidateError::Unavailable(format!(
+                "job type `{job_type}` runs native processes, but {}",
+                crate::sandbox::SpawnError::Unconfined
+                    .to_string()
+                    .trim_start_matches("this ")
+            )));
+        }
         let _slot = tokio::time::timeout(VALIDATE_TIMEOUT, self.inner.slots.acquire())
             .await
             .map_err(|_| ValidateError::Busy)?

@@ -39,8 +39,11 @@ pub enum SpawnError {
     /// The executable does not exist.
     #[error("no such executable: {0}")]
     NotFound(String),
-    /// The host has no usable cgroups.
-    #[error("this host cannot confine processes: no writable cgroup hierarchy")]
+    /// The host has no usable cgroups and running unconfined is not allowed.
+    #[error(
+        "this host cannot confine processes (no writable cgroup hierarchy: run jobhost as root, \
+         or set sandbox.allow_unconfined = true to run them without limits)"
+    )]
     Unconfined,
     /// The cgroup could not be set up.
     #[error(transparent)]
@@ -74,16 +77,19 @@ pub struct ExitReport {
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     hierarchy: Option<Hierarchy>,
+    allow_unconfined: bool,
 }
 
 impl Sandbox {
     /// Detects the cgroup layout and prepares jobhost's parent cgroup; without a writable
     /// hierarchy, processes cannot be confined (see [`SpawnError::Unconfined`]).
     pub fn detect() -> Sandbox {
-        Sandbox::detect_at(Path::new("/sys/fs/cgroup"))
+        Sandbox::detect_at(Path::new("/sys/fs/cgroup"), false)
     }
 
-    fn detect_at(mount: &Path) -> Sandbox {
+    /// Like [`Sandbox::detect`] for cgroupfs mounted at `mount`; `allow_unconfined` lets
+    /// processes run without limits where no hierarchy is usable.
+    pub fn detect_at(mount: &Path, allow_unconfined: bool) -> Sandbox {
         let hierarchy = if mount.join("cgroup.controllers").exists() {
             prepare_v2(mount).ok()
         } else if mount.join("memory").is_dir() {
@@ -96,9 +102,22 @@ impl Sandbox {
             Some(Hierarchy::V1 { mount }) => {
                 tracing::info!(mount = %mount.display(), "cgroup v1 (hybrid)")
             }
-            None => tracing::warn!("no writable cgroup hierarchy: processes cannot be confined"),
+            None if allow_unconfined => tracing::warn!(
+                "no writable cgroup hierarchy: processes will run UNCONFINED (sandbox.allow_unconfined)"
+            ),
+            None => tracing::warn!(
+                "no writable cgroup hierarchy: process jobs are refused (see sandbox.allow_unconfined)"
+            ),
         }
-        Sandbox { hierarchy }
+        Sandbox {
+            hierarchy,
+            allow_unconfined,
+        }
+    }
+
+    /// True if processes can be started: confined, or unconfined where that is allowed.
+    pub fn can_run(&self) -> bool {
+        self.hierarchy.is_some() || self.allow_unconfined
     }
 
     /// The detected layout, if any.
@@ -162,13 +181,20 @@ impl Sandbox {
         command: &CommandSpec,
         limits: Limits,
     ) -> Result<SandboxedProcess, SpawnError> {
-        let hierarchy = self.hierarchy.as_ref().ok_or(SpawnError::Unconfined)?;
+        let Some(hierarchy) = &self.hierarchy else {
+            if !self.allow_unconfined {
+                return Err(SpawnError::Unconfined);
+            }
+            tracing::warn!(
+                job = name,
+                "running a process UNCONFINED: no CPU, memory or pids limits"
+            );
+            let child = start(&[], command)?;
+            return Ok(SandboxedProcess::new(child, None));
+        };
         let cgroup = JobCgroup::create(hierarchy, name, limits)?;
-        match start(&cgroup, command) {
-            Ok(child) => Ok(SandboxedProcess {
-                child,
-                cgroup: Some(cgroup),
-            }),
+        match start(&cgroup.procs_files(), command) {
+            Ok(child) => Ok(SandboxedProcess::new(child, Some(cgroup))),
             Err(e) => {
                 let _ = cgroup.remove();
                 Err(e)
@@ -203,10 +229,12 @@ fn prepare_v2(mount: &Path) -> Result<Hierarchy, CgroupError> {
     Ok(Hierarchy::V2 { root })
 }
 
-fn start(cgroup: &JobCgroup, command: &CommandSpec) -> Result<tokio::process::Child, SpawnError> {
+fn start(
+    procs_files: &[PathBuf],
+    command: &CommandSpec,
+) -> Result<tokio::process::Child, SpawnError> {
     // Opened before fork: the child only writes its pid to them (no allocation after fork).
-    let procs: Vec<fs::File> = cgroup
-        .procs_files()
+    let procs: Vec<fs::File> = procs_files
         .iter()
         .map(|path| {
             fs::OpenOptions::new()
@@ -272,14 +300,27 @@ fn format_pid(pid: i32, buf: &mut [u8; 20]) -> &[u8] {
     &buf[i..]
 }
 
-/// A process running in its own cgroup. Dropping it before [`SandboxedProcess::report`]
-/// kills the whole tree and removes the cgroup, so an abandoned job leaves nothing behind.
+/// A process running in its own cgroup (or unconfined, where that is allowed). Dropping it
+/// before [`SandboxedProcess::report`] kills the whole tree and removes the cgroup, so an
+/// abandoned job leaves nothing behind.
 pub struct SandboxedProcess {
     child: tokio::process::Child,
     cgroup: Option<JobCgroup>,
+    pgid: i32,
+    reported: bool,
 }
 
 impl SandboxedProcess {
+    fn new(child: tokio::process::Child, cgroup: Option<JobCgroup>) -> Self {
+        let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+        SandboxedProcess {
+            child,
+            cgroup,
+            pgid,
+            reported: false,
+        }
+    }
+
     /// Its process id (also its process group id).
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
@@ -295,18 +336,29 @@ impl SandboxedProcess {
         self.child.stderr.take()
     }
 
-    fn cgroup(&self) -> &JobCgroup {
-        self.cgroup.as_ref().expect("the cgroup lives until report")
-    }
-
-    /// Pids in its cgroup right now (itself and every descendant, escaped or not).
+    /// Pids in its cgroup right now (itself and every descendant, escaped or not); without
+    /// a cgroup, only the main process.
     pub fn pids(&self) -> Vec<i32> {
-        self.cgroup().pids()
+        match &self.cgroup {
+            Some(cgroup) => cgroup.pids(),
+            None => vec![self.pgid],
+        }
     }
 
     /// Waits until the main process exits.
     pub async fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.wait().await.ok()
+    }
+
+    /// SIGKILL to everything: the cgroup when confined, else the process group.
+    fn kill_everything(&self) -> Result<(), CgroupError> {
+        match &self.cgroup {
+            Some(cgroup) => cgroup.kill_all(),
+            None => {
+                signal::kill_group(self.pgid, signal::SIGKILL);
+                Ok(())
+            }
+        }
     }
 
     /// Stops the whole process tree: SIGTERM to its group, `grace` to exit, then SIGKILL to
@@ -315,34 +367,39 @@ impl SandboxedProcess {
         &mut self,
         grace: Duration,
     ) -> Result<Option<std::process::ExitStatus>, CgroupError> {
-        let pgid = self.child.id().map(|p| p as i32).unwrap_or(0);
-        signal::kill_group(pgid, signal::SIGTERM);
+        signal::kill_group(self.pgid, signal::SIGTERM);
         match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(status) => Ok(status.ok()),
             Err(_) => {
-                self.cgroup().kill_all()?;
+                self.kill_everything()?;
                 Ok(self.child.wait().await.ok())
             }
         }
     }
 
-    /// Kills whatever the process left behind in its cgroup (descendants may outlive it: the
-    /// job ends with all of them), reads the cgroup's accounting and removes it.
+    /// Kills whatever the process left behind (descendants may outlive it: the job ends
+    /// with all of them), reads the cgroup's accounting and removes the cgroup. Unconfined
+    /// processes have no accounting (zeros).
     pub fn report(
         mut self,
         status: Option<std::process::ExitStatus>,
     ) -> Result<ExitReport, CgroupError> {
         use std::os::unix::process::ExitStatusExt;
-        let cgroup = self.cgroup.take().expect("reported once");
-        cgroup.kill_all()?;
-        let report = ExitReport {
+        self.reported = true;
+        self.kill_everything()?;
+        let mut report = ExitReport {
             code: status.and_then(|s| s.code()),
             signal: status.and_then(|s| s.signal()),
-            oom_killed: cgroup.oom_killed(),
-            cpu_time: cgroup.cpu_time(),
-            peak_memory: cgroup.peak_memory(),
+            oom_killed: false,
+            cpu_time: Duration::ZERO,
+            peak_memory: 0,
         };
-        cgroup.remove()?;
+        if let Some(cgroup) = self.cgroup.take() {
+            report.oom_killed = cgroup.oom_killed();
+            report.cpu_time = cgroup.cpu_time();
+            report.peak_memory = cgroup.peak_memory();
+            cgroup.remove()?;
+        }
         Ok(report)
     }
 
@@ -361,9 +418,16 @@ impl SandboxedProcess {
 
 impl Drop for SandboxedProcess {
     fn drop(&mut self) {
-        if let Some(cgroup) = self.cgroup.take()
-            && let Err(e) = cgroup.kill_all().and_then(|()| cgroup.remove())
-        {
+        if self.reported {
+            return;
+        }
+        let cleaned = self
+            .kill_everything()
+            .and_then(|()| match self.cgroup.take() {
+                Some(cgroup) => cgroup.remove(),
+                None => Ok(()),
+            });
+        if let Err(e) = cleaned {
             tracing::error!("abandoned job process not cleaned up: {e}");
         }
     }

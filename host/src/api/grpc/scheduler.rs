@@ -436,7 +436,9 @@ fn async_stream(
 /// A refused submission as a gRPC status.
 fn submit_status(error: SubmitError) -> Status {
     match error {
-        SubmitError::NoPlugin { .. } => Status::failed_precondition(error.to_string()),
+        SubmitError::NoPlugin { .. } | SubmitError::Unavailable(_) => {
+            Status::failed_precondition(error.to_string())
+        }
         SubmitError::Invalid { .. } | SubmitError::ValidateCrashed { .. } => {
             Status::invalid_argument(error.to_string())
         }

@@ -162,7 +162,7 @@ async fn trigger(
         Err(e @ (SubmitError::Invalid { .. } | SubmitError::ValidateCrashed { .. })) => {
             error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", e.to_string())
         }
-        Err(e @ SubmitError::NoPlugin { .. }) => error(
+        Err(e @ (SubmitError::NoPlugin { .. } | SubmitError::Unavailable(_))) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "FAILED_PRECONDITION",
             e.to_string(),

@@ -55,7 +55,8 @@ impl ProcessHost {
     /// then.
     pub fn sandbox(&self) -> &Sandbox {
         self.sandbox.get_or_init(|| {
-            let sandbox = Sandbox::detect();
+            let sandbox =
+                Sandbox::detect_at(&self.config.cgroup_root, self.config.allow_unconfined);
             sandbox.reap_orphans();
             sandbox
         })

@@ -223,7 +223,13 @@ async fn job_worker_commands_create_stream_and_stop_shell_jobs() {
     );
     common::server::wait_state(&mut client, &id, jobhost::api::proto::JobState::Cancelled).await;
 
-    let out = jobctl(addr, &["create", "--max-iobps", "1000", "/bin/true"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not supported yet"));
+    let out = jobctl(addr, &["create", "--max-iobps", "1048576", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let id = stdout(&out)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("ID: ")
+        .to_owned();
+    common::server::wait_state(&mut client, &id, jobhost::api::proto::JobState::Succeeded).await;
 }

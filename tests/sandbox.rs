@@ -193,3 +193,38 @@ async fn a_restarted_node_removes_the_cgroups_a_crashed_one_left() {
             .exists()
     );
 }
+
+#[tokio::test]
+async fn direct_writes_are_throttled_to_the_io_limit() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let (major, minor) =
+        jobhost::sandbox::disk_of(dir.path()).expect("/var/tmp is on a block device");
+    let bps = 2 * 1024 * 1024;
+    let limits = Limits {
+        io: Some((major, minor, bps)),
+        ..Limits::default()
+    };
+    let file = dir.path().join("out");
+    // 6 MiB of direct I/O at 2 MiB/s: about 3 s. (On cgroup v1 buffered writes are not
+    // charged, which is why the job writes with O_DIRECT.)
+    let script = format!(
+        "dd if=/dev/zero of={} bs=1M count=6 oflag=direct 2>/dev/null",
+        file.display()
+    );
+    let start = Instant::now();
+    let report = sandbox
+        .spawn(&name("io"), &sh(&script), limits)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let took = start.elapsed().as_secs_f64();
+    assert_eq!(report.code, Some(0), "{report:?}");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 6 * 1024 * 1024);
+    let rate = 6.0 * 1024.0 * 1024.0 / took;
+    assert!(
+        (0.6 * bps as f64..=1.3 * bps as f64).contains(&rate),
+        "wrote at {rate:.0} B/s under a {bps} B/s limit ({took:.2} s)"
+    );
+}

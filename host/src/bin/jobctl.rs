@@ -103,7 +103,7 @@ enum Command {
         /// Memory limit, MB.
         #[arg(long)]
         max_memory: Option<u64>,
-        /// I/O limit, bytes/s (not supported yet: refused when set).
+        /// I/O limit, bytes/s (read and write, on the disk of the working directory).
         #[arg(long)]
         max_iobps: Option<u64>,
         /// The command and its arguments.
@@ -450,15 +450,12 @@ async fn create(
     command: Vec<String>,
     json: bool,
 ) -> Outcome {
-    if max_iobps.is_some_and(|b| b > 0) {
-        return Err(Failure::usage(
-            "--max-iobps: I/O bandwidth limits are not supported yet",
-        ));
-    }
     let (program, args) = command.split_first().expect("clap requires a command");
+    // The Job Worker treats 0 as "no limit".
+    let io_bps = max_iobps.filter(|b| *b > 0);
     let spec = json!({
         "command": program, "args": args,
-        "limits": {"cpu_percent": max_cpu, "memory_mb": max_memory},
+        "limits": {"cpu_percent": max_cpu, "memory_mb": max_memory, "io_bps": io_bps},
     });
     let request = ScheduleJobRequest {
         job_type: "shell".into(),

@@ -35,6 +35,10 @@ pub struct Limits {
     pub memory_mb: u64,
     /// Most processes and threads at once (a fork bomb hits this).
     pub pids: u64,
+    /// Read and write bandwidth on one disk, bytes/s: `(major, minor, bps)` of the whole
+    /// disk holding the job's working directory. On v1 only direct I/O and fsync'd
+    /// writeback are charged (buffered writes are not throttled); v2 charges writeback too.
+    pub io: Option<(u32, u32, u64)>,
 }
 
 impl Default for Limits {
@@ -43,12 +47,14 @@ impl Default for Limits {
             cpu_percent: 100,
             memory_mb: 512,
             pids: 512,
+            io: None,
         }
     }
 }
 
 /// The v1 controllers a job cgroup spans, in creation order.
-const V1_CONTROLLERS: &[&str] = &["cpu", "cpuacct", "memory", "pids", "freezer"];
+pub(super) const V1_CONTROLLERS: &[&str] =
+    &["cpu", "cpuacct", "memory", "pids", "freezer", "blkio"];
 
 /// CFS period used for CPU limits.
 const CPU_PERIOD_US: u64 = 100_000;
@@ -174,6 +180,18 @@ impl JobCgroup {
             // No swap, where the kernel has swap accounting.
             let _ = write(&dir.join("memory.swap.max"), "0");
             write_checked(&dir.join("pids.max"), &limits.pids.to_string(), same)?;
+            if let Some((major, minor, bps)) = limits.io {
+                let line = format!("{major}:{minor} rbps={bps} wbps={bps}");
+                write(&dir.join("io.max"), &line)?;
+                let kept = read(&dir.join("io.max"))?;
+                if !kept.contains(&format!("rbps={bps} wbps={bps}")) {
+                    return Err(CgroupError::NotApplied {
+                        path: dir.join("io.max"),
+                        wanted: line,
+                        got: kept,
+                    });
+                }
+            }
         } else {
             let cpu = self.dir("cpu");
             write_checked(
@@ -199,6 +217,16 @@ impl JobCgroup {
                 &limits.pids.to_string(),
                 same,
             )?;
+            if let Some((major, minor, bps)) = limits.io {
+                let blkio = self.dir("blkio");
+                let line = format!("{major}:{minor} {bps}");
+                for file in [
+                    "blkio.throttle.read_bps_device",
+                    "blkio.throttle.write_bps_device",
+                ] {
+                    write_checked(&blkio.join(file), &line, same)?;
+                }
+            }
         }
         Ok(())
     }

@@ -204,7 +204,7 @@ impl Sandbox {
 }
 
 fn prepare_v1(mount: &Path) -> Result<Hierarchy, CgroupError> {
-    for controller in ["cpu", "cpuacct", "memory", "pids", "freezer"] {
+    for controller in cgroup::V1_CONTROLLERS {
         let dir = mount.join(controller).join(PARENT);
         fs::create_dir_all(&dir).map_err(|source| CgroupError::Io { path: dir, source })?;
     }
@@ -225,6 +225,8 @@ fn prepare_v2(mount: &Path) -> Result<Hierarchy, CgroupError> {
     for dir in [mount, root.as_path()] {
         let control = dir.join("cgroup.subtree_control");
         fs::write(&control, "+cpu +memory +pids").map_err(io_err(&control))?;
+        // I/O limits need the io controller, which not every host delegates.
+        let _ = fs::write(&control, "+io");
     }
     Ok(Hierarchy::V2 { root })
 }
@@ -283,6 +285,26 @@ fn start(
     })?;
     drop(procs);
     Ok(child)
+}
+
+/// `(major, minor)` of the whole disk that holds `path` (a partition's parent disk), for
+/// I/O limits; `None` when `path` is not on a block device (tmpfs, overlay, network).
+pub fn disk_of(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = fs::metadata(path).ok()?.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    if !sys.exists() {
+        return None;
+    }
+    if sys.join("partition").exists() {
+        // The parent directory of a partition's sysfs node is its disk.
+        let disk = fs::canonicalize(&sys).ok()?.parent()?.join("dev");
+        let text = fs::read_to_string(disk).ok()?;
+        let (ma, mi) = text.trim().split_once(':')?;
+        return Some((ma.parse().ok()?, mi.parse().ok()?));
+    }
+    Some((major, minor))
 }
 
 /// `pid` in decimal, in `buf`, without allocating.

@@ -2,7 +2,8 @@
 //!
 //! Spec (JSON): `command` (required), `args`, `env` (object; the whole environment, PATH
 //! defaults to /usr/local/bin:/usr/bin:/bin), `cwd`, `limits` {`cpu_percent` (default 100),
-//! `memory_mb` (default 512), `pids`}, `timeout_ms`. The host clamps limits to its
+//! `memory_mb` (default 512), `pids`, `io_bps` (read and write bytes/s on the disk holding
+//! `cwd`; default unlimited)}, `timeout_ms`. The host clamps limits to its
 //! configured maxima. Output goes to the job log; exit code 0 completes with a summary,
 //! anything else fails saying how it ended.
 
@@ -34,12 +35,13 @@ struct SpecLimits {
     cpu_percent: Option<u32>,
     memory_mb: Option<u64>,
     pids: Option<u64>,
+    io_bps: Option<u64>,
 }
 
 const SCHEMA: &str = r#"{"type":"object","required":["command"],"properties":{"command":{"type":"string","minLength":1},
 "args":{"type":"array","items":{"type":"string"}},"env":{"type":"object","additionalProperties":{"type":"string"}},
 "cwd":{"type":"string"},"timeout_ms":{"type":"integer","minimum":1},
-"limits":{"type":"object","properties":{"cpu_percent":{"type":"integer","minimum":1},"memory_mb":{"type":"integer","minimum":1},"pids":{"type":"integer","minimum":1}}}}}"#;
+"limits":{"type":"object","properties":{"cpu_percent":{"type":"integer","minimum":1},"memory_mb":{"type":"integer","minimum":1},"pids":{"type":"integer","minimum":1},"io_bps":{"type":"integer","minimum":1}}}}}"#;
 
 fn parse(spec: &str) -> Result<Spec, String> {
     let spec: Spec = serde_json::from_str(spec).map_err(|e| format!("invalid shell spec: {e}"))?;
@@ -50,6 +52,7 @@ fn parse(spec: &str) -> Result<Spec, String> {
         spec.limits.cpu_percent.map(u64::from),
         spec.limits.memory_mb,
         spec.limits.pids,
+        spec.limits.io_bps,
     ];
     if zero.contains(&Some(0)) {
         return Err("limits must be at least 1".into());
@@ -92,6 +95,7 @@ impl Plugin for Shell {
                 cpu_percent: spec.limits.cpu_percent,
                 memory_mb: spec.limits.memory_mb,
                 pids: spec.limits.pids,
+                io_bps: spec.limits.io_bps,
             },
             timeout_ms: spec.timeout_ms,
         };

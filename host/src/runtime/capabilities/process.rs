@@ -63,9 +63,22 @@ impl ProcessHost {
     }
 
     /// `asked`, with defaults filled in and every value clamped to the configured maxima.
-    fn limits(&self, asked: &process::Limits) -> Limits {
+    /// An I/O limit applies to the disk holding `cwd`.
+    fn limits(&self, asked: &process::Limits, cwd: &std::path::Path) -> Result<Limits, String> {
         let c = &self.config;
-        Limits {
+        let io = match asked.io_bps {
+            None => None,
+            Some(bps) => {
+                let (major, minor) = crate::sandbox::disk_of(cwd).ok_or_else(|| {
+                    format!(
+                        "an I/O limit needs the working directory on a block device; {} is not",
+                        cwd.display()
+                    )
+                })?;
+                Some((major, minor, bps.max(1)))
+            }
+        };
+        Ok(Limits {
             cpu_percent: asked
                 .cpu_percent
                 .unwrap_or(c.default_cpu_percent)
@@ -75,7 +88,8 @@ impl ProcessHost {
                 .unwrap_or(c.default_memory_mb)
                 .clamp(1, c.max_memory_mb),
             pids: asked.pids.unwrap_or(c.default_pids).clamp(1, c.max_pids),
-        }
+            io,
+        })
     }
 }
 
@@ -89,7 +103,8 @@ impl process::Host for JobState {
                 command.program
             ));
         }
-        let limits = host.limits(&command.limits);
+        let cwd = command.cwd.clone().unwrap_or_else(|| "/".into());
+        let limits = host.limits(&command.limits, std::path::Path::new(&cwd))?;
         let spec = CommandSpec {
             program: command.program,
             args: command.args,

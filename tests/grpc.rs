@@ -547,3 +547,84 @@ async fn shell_jobs_on_a_host_without_cgroups_are_a_failed_precondition() {
         err.message()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_megabytes_of_output_reach_five_live_readers_and_a_late_one_identically() {
+    let redis = TestRedis::start().await;
+    let config =
+        "[runtime]\nlog_limit_bytes = 134217728\n\n[plugins.shell]\ngrants = [\"process\"]\n";
+    let server = Server::start_with(&redis.url(), &["shell"], config).await;
+    let mut client = server.client().await;
+    // ~50 MB of base64 in 8000-character lines, written as fast as the process can.
+    let spec = r#"{"command": "/bin/sh", "args": ["-c", "head -c 37500000 /dev/urandom | base64 -w 8000"]}"#;
+    let job = client
+        .schedule_job(schedule("shell", spec))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    let readers: Vec<_> = (0..5)
+        .map(|_| {
+            let channel_client = client.clone();
+            let id = job.id.clone();
+            tokio::spawn(async move {
+                let mut client = channel_client;
+                let mut stream = client
+                    .stream_job_logs(StreamJobLogsRequest {
+                        job_id: id,
+                        follow: true,
+                        after: String::new(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+                let mut bytes = 0usize;
+                while let Some(line) = stream.next().await {
+                    let line = line.unwrap().message;
+                    bytes += line.len() + 1;
+                    sha2::Digest::update(&mut hasher, line.as_bytes());
+                    sha2::Digest::update(&mut hasher, b"\n");
+                }
+                (bytes, sha2::Digest::finalize(hasher).to_vec())
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for reader in readers {
+        results.push(
+            tokio::time::timeout(Duration::from_secs(120), reader)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let done = wait_state(&mut client, &job.id, JobState::Succeeded).await;
+    assert_eq!(done.state(), JobState::Succeeded);
+    let (bytes, digest) = results[0].clone();
+    assert!(bytes >= 50_000_000, "only {bytes} bytes of output arrived");
+    assert!(
+        results.iter().all(|r| *r == (bytes, digest.clone())),
+        "readers saw different bytes"
+    );
+    // A reader that comes after the job ended gets the whole history.
+    let late: Vec<_> = client
+        .stream_job_logs(StreamJobLogsRequest {
+            job_id: job.id.clone(),
+            follow: true,
+            after: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    for line in late {
+        let line = line.unwrap().message;
+        sha2::Digest::update(&mut hasher, line.as_bytes());
+        sha2::Digest::update(&mut hasher, b"\n");
+    }
+    assert_eq!(sha2::Digest::finalize(hasher).to_vec(), digest);
+}

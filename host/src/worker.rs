@@ -651,6 +651,10 @@ impl JobLog {
 }
 
 impl JobEvents for JobLog {
+    fn backlog(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     fn log(&self, level: LogLevel, message: &str) {
         self.send(level, message.to_owned());
     }

@@ -135,6 +135,11 @@ impl JobContext {
         self.events.progress(percent, message);
     }
 
+    /// Lines waiting to be delivered by the events sink.
+    pub fn backlog(&self) -> usize {
+        self.events.backlog()
+    }
+
     /// Lines dropped because the log budget was spent.
     pub fn logs_dropped(&self) -> u64 {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).dropped

@@ -40,6 +40,11 @@ pub trait JobEvents: Send + Sync {
     fn log(&self, level: LogLevel, message: &str);
     /// A progress report, `percent` in 0..=100.
     fn progress(&self, percent: u8, message: &str);
+    /// Lines accepted but not yet delivered. A producer that can wait (a native process's
+    /// output pipe) pauses while this is high, so output is never dropped for being fast.
+    fn backlog(&self) -> usize {
+        0
+    }
 }
 
 /// A sink that drops everything (for validation and describe calls).

@@ -53,6 +53,11 @@ impl GuestOutput {
         }
     }
 
+    /// Lines waiting to be delivered (see [`crate::runtime::JobEvents::backlog`]).
+    pub fn backlog(&self) -> usize {
+        self.context.backlog()
+    }
+
     /// Appends raw output; complete lines go to the log.
     pub fn write_bytes(&self, bytes: &[u8]) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());

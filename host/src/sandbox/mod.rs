@@ -373,7 +373,7 @@ impl SandboxedProcess {
     }
 
     /// SIGKILL to everything: the cgroup when confined, else the process group.
-    fn kill_everything(&self) -> Result<(), CgroupError> {
+    pub fn kill_everything(&self) -> Result<(), CgroupError> {
         match &self.cgroup {
             Some(cgroup) => cgroup.kill_all(),
             None => {

@@ -139,10 +139,11 @@ impl process::Host for JobState {
                 child.terminate(grace).await.map_err(|e| e.to_string())?
             }
         };
+        // The job ends with its main process: descendants still holding the pipes open are
+        // killed, then whatever is left in the pipes is read to the end.
+        child.kill_everything().map_err(|e| e.to_string())?;
         for reader in readers.into_iter().flatten() {
-            // Output still in the pipes is read to the end; a descendant holding them open is
-            // killed by `report` below, which closes them.
-            let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+            let _ = reader.await;
         }
         let report = child.report(status).map_err(|e| e.to_string())?;
         Ok(process::ExitReport {
@@ -156,6 +157,11 @@ impl process::Host for JobState {
     }
 }
 
+/// Backlog (lines) above which a process's output pipe is not read until it drains: the
+/// process then blocks on its writes, so fast output is never dropped and memory stays
+/// bounded.
+const BACKLOG_HIGH: usize = 1024;
+
 /// Copies a pipe into the job log, line by line, until it closes.
 fn pump(
     mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
@@ -164,6 +170,9 @@ fn pump(
     tokio::spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
+            while sink.backlog() > BACKLOG_HIGH {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
             match pipe.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => sink.write_bytes(&buf[..n]),

@@ -177,21 +177,7 @@ async fn serve_loads_the_folder_and_stops_cleanly_on_sigterm() {
     let redis = TestRedis::start().await;
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["noop"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
-        .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
-        .args([
-            "--redis-url",
-            &redis.url(),
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .env("JOBHOST_CACHE", "false")
-        .env("JOBHOST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(&redis.url(), dir.path());
     let ready = ready_then_sigterm(&mut child);
     let status = wait_timeout(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
     let seen = ready.lines.join().unwrap();
@@ -273,6 +259,25 @@ fn sigterm_on_line(child: &mut std::process::Child, needle: &'static str) -> Ser
     ServeRun { ready, lines }
 }
 
+/// `jobhost serve` on `plugins` and `redis_url`, any free ports, stderr piped.
+fn spawn_serve(redis_url: &str, plugins: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        .args(["serve", "--plugins-dir", plugins.to_str().unwrap()])
+        .args([
+            "--redis-url",
+            redis_url,
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .env("JOBHOST_CACHE", "false")
+        .env("JOBHOST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn sigterm(child: &std::process::Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -301,21 +306,7 @@ async fn serve_survives_its_stderr_being_closed() {
     let redis = TestRedis::start().await;
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["noop"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
-        .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
-        .args([
-            "--redis-url",
-            &redis.url(),
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .env("JOBHOST_CACHE", "false")
-        .env("JOBHOST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(&redis.url(), dir.path());
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut first = String::new();
     std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
@@ -409,21 +400,7 @@ async fn sigterm_during_startup_still_drains_and_exits_cleanly() {
     let redis = TestRedis::start().await;
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["noop"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
-        .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
-        .args([
-            "--redis-url",
-            &redis.url(),
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .env("JOBHOST_CACHE", "false")
-        .env("JOBHOST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(&redis.url(), dir.path());
     // The very first log line comes long before the node is up.
     let run = sigterm_on_line(&mut child, "");
     let status = wait_timeout(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");

@@ -570,7 +570,7 @@ async fn fifty_megabytes_of_output_reach_five_live_readers_and_a_late_one_identi
             let id = job.id.clone();
             tokio::spawn(async move {
                 let mut client = channel_client;
-                let mut stream = client
+                let stream = client
                     .stream_job_logs(StreamJobLogsRequest {
                         job_id: id,
                         follow: true,
@@ -579,15 +579,7 @@ async fn fifty_megabytes_of_output_reach_five_live_readers_and_a_late_one_identi
                     .await
                     .unwrap()
                     .into_inner();
-                let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-                let mut bytes = 0usize;
-                while let Some(line) = stream.next().await {
-                    let line = line.unwrap().message;
-                    bytes += line.len() + 1;
-                    sha2::Digest::update(&mut hasher, line.as_bytes());
-                    sha2::Digest::update(&mut hasher, b"\n");
-                }
-                (bytes, sha2::Digest::finalize(hasher).to_vec())
+                digest_lines(stream).await
             })
         })
         .collect();
@@ -609,7 +601,7 @@ async fn fifty_megabytes_of_output_reach_five_live_readers_and_a_late_one_identi
         "readers saw different bytes"
     );
     // A reader that comes after the job ended gets the whole history.
-    let late: Vec<_> = client
+    let late = client
         .stream_job_logs(StreamJobLogsRequest {
             job_id: job.id.clone(),
             follow: true,
@@ -617,14 +609,22 @@ async fn fifty_megabytes_of_output_reach_five_live_readers_and_a_late_one_identi
         })
         .await
         .unwrap()
-        .into_inner()
-        .collect()
-        .await;
-    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-    for line in late {
+        .into_inner();
+    assert_eq!(digest_lines(late).await, (bytes, digest));
+}
+
+/// Bytes (lines plus newlines) and SHA-256 of everything a log stream delivers.
+async fn digest_lines(
+    mut stream: tonic::Streaming<jobhost::api::proto::LogLine>,
+) -> (usize, Vec<u8>) {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut bytes = 0;
+    while let Some(line) = stream.next().await {
         let line = line.unwrap().message;
-        sha2::Digest::update(&mut hasher, line.as_bytes());
-        sha2::Digest::update(&mut hasher, b"\n");
+        bytes += line.len() + 1;
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
     }
-    assert_eq!(sha2::Digest::finalize(hasher).to_vec(), digest);
+    (bytes, hasher.finalize().to_vec())
 }

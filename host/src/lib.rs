@@ -1,7 +1,12 @@
 //! jobhost: a host for sandboxed job plugins (WebAssembly components).
 //!
 //! - [`config`]: the typed configuration (file < env < flags);
-//! - [`runtime`]: loads plugins and runs job attempts in fresh sandboxed instances.
+//! - [`runtime`]: loads plugins and runs job attempts in fresh sandboxed instances (the only
+//!   code that touches wasmtime);
+//! - [`store`]: jobs, queues, leases, nodes and logs in Redis (the only code that speaks Redis);
+//! - [`worker`]: a node's loop: claim, run, record, and its housekeeping;
+//! - [`sandbox`]: native processes in cgroups (the only code that touches cgroups and signals);
+//! - [`api`]: the gRPC and HTTP APIs.
 //!
 //! The binaries (`jobhost`, `jobctl`) are thin layers over this library.
 

@@ -268,22 +268,16 @@ async fn run(cli: Cli) -> Outcome {
             Ok(())
         }
         Command::Cancel { id, reason } => {
-            let request = CancelJobRequest {
-                job_id: id,
-                reason: reason.unwrap_or_default(),
-            };
-            let job = client.cancel_job(request).await?.into_inner().job;
-            if let Some(job) = job {
-                if json {
-                    outln!("{}", job_json(&job));
+            let job = cancel(&mut client, id, reason.unwrap_or_default()).await?;
+            if json {
+                outln!("{}", job_json(&job));
+            } else {
+                let note = if job.state() == JobState::Running {
+                    " (stopping on its node)"
                 } else {
-                    let note = if job.state() == JobState::Running {
-                        " (stopping on its node)"
-                    } else {
-                        ""
-                    };
-                    outln!("job {} {}{note}", job.id, state_name(job.state()));
-                }
+                    ""
+                };
+                outln!("job {} {}{note}", job.id, state_name(job.state()));
             }
             Ok(())
         }
@@ -304,16 +298,7 @@ async fn run(cli: Cli) -> Outcome {
             command,
         } => create(&mut client, max_cpu, max_memory, max_iobps, command, json).await,
         Command::Stop { id } => {
-            let request = CancelJobRequest {
-                job_id: id,
-                reason: "stopped with jobctl stop".into(),
-            };
-            let job = client
-                .cancel_job(request)
-                .await?
-                .into_inner()
-                .job
-                .ok_or_else(|| Failure::request("the server returned no job"))?;
+            let job = cancel(&mut client, id, "stopped with jobctl stop".into()).await?;
             if json {
                 outln!("{}", job_json(&job));
             } else {
@@ -413,9 +398,7 @@ async fn schedule(
         }
         return Ok(());
     }
-    let job = response
-        .job
-        .ok_or_else(|| Failure::request("the server returned no job"))?;
+    let job = response.job.ok_or_else(no_job)?;
     if !args.wait {
         if json {
             outln!("{}", job_json(&job));
@@ -467,7 +450,7 @@ async fn create(
         .await?
         .into_inner()
         .job
-        .ok_or_else(|| Failure::request("the server returned no job"))?;
+        .ok_or_else(no_job)?;
     if json {
         outln!("{}", job_json(&job));
     } else {
@@ -482,13 +465,31 @@ async fn create(
     Ok(())
 }
 
+fn no_job() -> Failure {
+    Failure::request("the server returned no job")
+}
+
+async fn cancel(
+    client: &mut JobSchedulerClient<Channel>,
+    id: String,
+    reason: String,
+) -> Result<Job, Failure> {
+    let request = CancelJobRequest { job_id: id, reason };
+    client
+        .cancel_job(request)
+        .await?
+        .into_inner()
+        .job
+        .ok_or_else(no_job)
+}
+
 async fn get(client: &mut JobSchedulerClient<Channel>, id: &str) -> Result<Job, Failure> {
     client
         .get_job(GetJobRequest { job_id: id.into() })
         .await?
         .into_inner()
         .job
-        .ok_or_else(|| Failure::request("the server returned no job"))
+        .ok_or_else(no_job)
 }
 
 async fn wait(client: &mut JobSchedulerClient<Channel>, id: &str) -> Result<Job, Failure> {

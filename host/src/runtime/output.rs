@@ -2,7 +2,7 @@
 //!
 //! Output is split into lines as it arrives; each complete line goes through the job's log
 //! budget, so a plugin printing without end costs the host a bounded amount of memory. A
-//! partial line is flushed when it grows past [`MAX_LINE`] or when the stream is dropped.
+//! partial line is flushed when it grows past `MAX_LINE` or when the stream is dropped.
 
 use std::io;
 use std::pin::Pin;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use jobhost::sandbox::{CommandSpec, Limits, Sandbox, SpawnError, signal};
+use jobhost::sandbox::{CommandSpec, JobCgroup, Limits, Sandbox, SpawnError, signal};
 
 fn sh(script: &str) -> CommandSpec {
     CommandSpec {
@@ -38,8 +38,16 @@ async fn exit_codes_are_reported_and_the_cgroup_is_removed() {
         (report.code, report.signal, report.oom_killed),
         (Some(7), None, false)
     );
+    // Emptied cgroups are removed by the warm pool's thread, just after the report.
     let leftover = std::path::Path::new("/sys/fs/cgroup/pids/jobhost").join(name("exit"));
-    assert!(!leftover.exists(), "cgroup removed");
+    let start = Instant::now();
+    while leftover.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "cgroup not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
@@ -68,6 +76,59 @@ async fn a_memory_hog_is_oom_killed_and_reported() {
     assert!(report.oom_killed, "{report:?}");
     assert_eq!(report.signal, Some(signal::SIGKILL), "{report:?}");
     assert!(report.peak_memory <= 33 * 1024 * 1024, "{report:?}");
+}
+
+#[tokio::test]
+async fn a_job_asking_more_memory_than_the_warm_default_gets_it() {
+    // Warm cgroups hold the default 512 MiB; raising the cap (memory and memory+swap, in
+    // that order on v1) must work, and the job's peak is its own.
+    let sandbox = sandbox();
+    let limits = Limits {
+        memory_mb: 1024,
+        ..Limits::default()
+    };
+    let big = CommandSpec {
+        program: "python3".into(),
+        args: vec![
+            "-c".into(),
+            "b = bytearray(700 * 1024 * 1024); print(len(b))".into(),
+        ],
+        env: vec![("PATH".into(), "/usr/bin:/bin:/usr/local/bin".into())],
+        cwd: None,
+    };
+    let report = sandbox
+        .spawn(&name("big"), &big, limits)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.code, report.oom_killed),
+        (Some(0), false),
+        "{report:?}"
+    );
+    assert!(report.peak_memory >= 700 * 1024 * 1024, "{report:?}");
+}
+
+#[tokio::test]
+async fn each_job_accounts_only_for_itself() {
+    let sandbox = sandbox();
+    // A fixed amount of work (~0.4 s of CPU here), whatever else the machine is doing.
+    let work = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done";
+    let busy = sandbox
+        .spawn(&name("busy"), &sh(work), Limits::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert!(busy.cpu_time >= Duration::from_millis(150), "{busy:?}");
+    let idle = sandbox
+        .spawn(&name("idle"), &sh("true"), Limits::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert!(idle.cpu_time < Duration::from_millis(50), "{idle:?}");
 }
 
 #[tokio::test]
@@ -179,11 +240,19 @@ async fn a_restarted_node_removes_the_cgroups_a_crashed_one_left() {
         .spawn(&name, &sh("sleep 1000"), Limits::default())
         .unwrap();
     let pids = process.pids();
-    // The crash: nobody cleans up.
+    // The crash: nobody cleans up, neither the job nor the node's warm cgroups.
     std::mem::forget(process);
     assert!(pids.iter().all(|p| signal::alive(*p)));
+    let hierarchy = sandbox.hierarchy().unwrap();
+    let warm = JobCgroup::create(
+        hierarchy,
+        &format!("{dead_pid}-warm-{}", std::process::id()),
+        Limits::default(),
+    )
+    .unwrap();
 
     assert!(sandbox.reap_orphans() >= 1);
+    assert!(!warm.exists(), "the crashed node's warm cgroup is removed");
     for pid in pids {
         assert!(!signal::alive(pid), "orphaned job process {pid} survived");
     }

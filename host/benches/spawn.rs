@@ -1,14 +1,43 @@
 //! Spawn-and-wait of `/bin/true`: plain, and inside a fresh cgroup with limits (the shell
-//! job path). Prints medians and their ratio. Needs root and a writable cgroup hierarchy.
+//! job path), both with warm cgroups (the default) and with each cgroup created on the spawn
+//! path. Prints medians and their ratios. Needs root and a writable cgroup hierarchy.
 
 #[path = "support.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
 
-use jobhost::sandbox::{CommandSpec, Limits, Sandbox};
+use jobhost::sandbox::{CommandSpec, Limits, Options, Sandbox};
 
 const RUNS: usize = 300;
+
+/// One spawn-and-wait of `/bin/true`: plain with `None`, else confined in `sandbox`.
+async fn once(sandbox: Option<&Sandbox>, run: usize) -> Duration {
+    let start = Instant::now();
+    match sandbox {
+        None => {
+            tokio::process::Command::new("/bin/true")
+                .status()
+                .await
+                .unwrap();
+        }
+        Some(sandbox) => {
+            let command = CommandSpec {
+                program: "/bin/true".into(),
+                ..Default::default()
+            };
+            let name = format!("{}-bench-{run}", std::process::id());
+            let process = sandbox.spawn(&name, &command, Limits::default()).unwrap();
+            process.wait().await.unwrap();
+        }
+    }
+    start.elapsed()
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    support::percentile(&times, 0.5)
+}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -16,47 +45,30 @@ fn main() {
         .build()
         .expect("tokio runtime");
     rt.block_on(async {
-        let sandbox = Sandbox::detect();
-        if sandbox.hierarchy().is_none() {
+        let warm = Sandbox::detect();
+        if warm.hierarchy().is_none() {
             println!("spawn: no writable cgroup hierarchy here (not root?): skipped");
             return;
         }
-        let mut plain: Vec<Duration> = Vec::with_capacity(RUNS);
-        for _ in 0..RUNS {
-            let start = Instant::now();
-            tokio::process::Command::new("/bin/true")
-                .status()
-                .await
-                .unwrap();
-            plain.push(start.elapsed());
+        let cold = Sandbox::detect_with(Options {
+            warm_cgroups: 0,
+            ..Options::default()
+        });
+        // Interleaved, so drift in the machine's speed affects the three alike.
+        let (mut plain, mut warm_times, mut cold_times) = (vec![], vec![], vec![]);
+        for run in 0..RUNS {
+            plain.push(once(None, run).await);
+            warm_times.push(once(Some(&warm), run).await);
+            cold_times.push(once(Some(&cold), run + RUNS).await);
         }
-        let command = CommandSpec {
-            program: "/bin/true".into(),
-            ..Default::default()
-        };
-        let mut confined: Vec<Duration> = Vec::with_capacity(RUNS);
-        for i in 0..RUNS {
-            let start = Instant::now();
-            let process = sandbox
-                .spawn(
-                    &format!("bench-{}-{i}", std::process::id()),
-                    &command,
-                    Limits::default(),
-                )
-                .unwrap();
-            process.wait().await.unwrap();
-            confined.push(start.elapsed());
-        }
-        plain.sort();
-        confined.sort();
-        let (p, c) = (
-            support::percentile(&plain, 0.5),
-            support::percentile(&confined, 0.5),
-        );
+        let (plain, warm, cold) = (median(plain), median(warm_times), median(cold_times));
+        let ratio = |d: Duration| d.as_secs_f64() / plain.as_secs_f64();
         println!(
-            "spawn+wait /bin/true, {RUNS} runs: plain median {p:.2?}, in a fresh cgroup {c:.2?} \
-             (ratio {:.2})",
-            c.as_secs_f64() / p.as_secs_f64()
+            "spawn+wait /bin/true, {RUNS} runs each, interleaved, medians: plain {plain:.2?}; \
+             in a fresh cgroup: warm (default) {warm:.2?} (ratio {:.2}), created on the spawn \
+             path {cold:.2?} (ratio {:.2})",
+            ratio(warm),
+            ratio(cold)
         );
     });
 }

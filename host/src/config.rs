@@ -87,6 +87,9 @@ pub struct SandboxConfig {
     /// Where no writable cgroup hierarchy exists (not root, no cgroupfs), run processes
     /// anyway, without limits (a warning per job). Off: such jobs are refused.
     pub allow_unconfined: bool,
+    /// Empty job cgroups kept ready with the default limits, so starting a process does not
+    /// wait for one to be created (0: create each when its job starts).
+    pub warm_cgroups: usize,
 }
 
 impl Default for SandboxConfig {
@@ -101,6 +104,7 @@ impl Default for SandboxConfig {
             stop_grace_ms: 100,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             allow_unconfined: false,
+            warm_cgroups: 4,
         }
     }
 }

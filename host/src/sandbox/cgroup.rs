@@ -65,6 +65,8 @@ pub struct JobCgroup {
     /// Directories of the cgroup: one on v2, one per controller on v1.
     dirs: Vec<(&'static str, PathBuf)>,
     v2: bool,
+    /// The limits written to it; `None` for a cgroup found on disk (only ever cleaned up).
+    applied: Option<Limits>,
 }
 
 /// Errors creating or driving a cgroup.
@@ -131,15 +133,44 @@ fn write_checked(
 impl JobCgroup {
     /// Creates the cgroup `name` under jobhost's part of `hierarchy`, with `limits`.
     pub fn create(hierarchy: &Hierarchy, name: &str, limits: Limits) -> Result<Self, CgroupError> {
-        let cgroup = JobCgroup::existing(hierarchy, name);
+        let mut cgroup = JobCgroup::existing(hierarchy, name);
         for (_, dir) in &cgroup.dirs {
             fs::create_dir_all(dir).map_err(io_error(dir))?;
         }
-        if let Err(e) = cgroup.apply(limits) {
+        if let Err(e) = cgroup.set_limits(limits) {
             let _ = cgroup.remove();
             return Err(e);
         }
         Ok(cgroup)
+    }
+
+    /// Its name (the last component of its directories).
+    pub fn name(&self) -> &str {
+        self.dirs[0]
+            .1
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+    }
+
+    /// Renames the (empty) cgroup to `name`, in every hierarchy. On an error some directories
+    /// may already carry the new name; the cgroup still knows where each one is, so
+    /// [`JobCgroup::remove`] works either way.
+    pub fn rename(&mut self, name: &str) -> Result<(), CgroupError> {
+        for (_, dir) in &mut self.dirs {
+            let renamed = dir.with_file_name(name);
+            fs::rename(&*dir, &renamed).map_err(io_error(dir))?;
+            *dir = renamed;
+        }
+        Ok(())
+    }
+
+    /// Sets `limits`, writing only the ones that differ from what the cgroup already has.
+    /// Limits are only ever set on an empty cgroup (a pre-created one taken for a job).
+    pub fn set_limits(&mut self, limits: Limits) -> Result<(), CgroupError> {
+        self.apply(self.applied, limits)?;
+        self.applied = Some(limits);
+        Ok(())
     }
 
     /// The cgroup `name` as it may already exist (for cleanup), without creating anything.
@@ -154,7 +185,11 @@ impl JobCgroup {
                 false,
             ),
         };
-        JobCgroup { dirs, v2 }
+        JobCgroup {
+            dirs,
+            v2,
+            applied: None,
+        }
     }
 
     fn dir(&self, controller: &str) -> &Path {
@@ -165,22 +200,36 @@ impl JobCgroup {
             .expect("every controller has a directory")
     }
 
-    fn apply(&self, limits: Limits) -> Result<(), CgroupError> {
+    /// Writes each limit of `limits` that differs from `old` (every limit when `old` is
+    /// `None`). Only ever called on a new cgroup or a pre-created one, which has no I/O
+    /// limit, so an I/O limit is only ever added.
+    fn apply(&self, old: Option<Limits>, limits: Limits) -> Result<(), CgroupError> {
+        let changed = |field: fn(&Limits) -> u64| old.is_none_or(|o| field(&o) != field(&limits));
+        let cpu = changed(|l| u64::from(l.cpu_percent));
+        let memory = changed(|l| l.memory_mb);
+        let pids = changed(|l| l.pids);
+        let io = limits.io.filter(|_| old.is_none_or(|o| o.io != limits.io));
         let bytes = limits.memory_mb.saturating_mul(1024 * 1024);
         let quota = u64::from(limits.cpu_percent) * CPU_PERIOD_US / 100;
         let same = |s: &str| s.to_owned();
         if self.v2 {
             let dir = self.dir("");
-            write_checked(
-                &dir.join("cpu.max"),
-                &format!("{quota} {CPU_PERIOD_US}"),
-                same,
-            )?;
-            write_checked(&dir.join("memory.max"), &bytes.to_string(), same)?;
-            // No swap, where the kernel has swap accounting.
-            let _ = write(&dir.join("memory.swap.max"), "0");
-            write_checked(&dir.join("pids.max"), &limits.pids.to_string(), same)?;
-            if let Some((major, minor, bps)) = limits.io {
+            if cpu {
+                write_checked(
+                    &dir.join("cpu.max"),
+                    &format!("{quota} {CPU_PERIOD_US}"),
+                    same,
+                )?;
+            }
+            if memory {
+                write_checked(&dir.join("memory.max"), &bytes.to_string(), same)?;
+                // No swap, where the kernel has swap accounting.
+                let _ = write(&dir.join("memory.swap.max"), "0");
+            }
+            if pids {
+                write_checked(&dir.join("pids.max"), &limits.pids.to_string(), same)?;
+            }
+            if let Some((major, minor, bps)) = io {
                 let line = format!("{major}:{minor} rbps={bps} wbps={bps}");
                 write(&dir.join("io.max"), &line)?;
                 let kept = read(&dir.join("io.max"))?;
@@ -193,31 +242,42 @@ impl JobCgroup {
                 }
             }
         } else {
-            let cpu = self.dir("cpu");
-            write_checked(
-                &cpu.join("cpu.cfs_period_us"),
-                &CPU_PERIOD_US.to_string(),
-                same,
-            )?;
-            write_checked(&cpu.join("cpu.cfs_quota_us"), &quota.to_string(), same)?;
-            let memory = self.dir("memory");
-            // The kernel rounds to pages: compare page counts.
-            let pages = |s: &str| (s.parse::<u64>().unwrap_or(0) / 4096).to_string();
-            write_checked(
-                &memory.join("memory.limit_in_bytes"),
-                &bytes.to_string(),
-                pages,
-            )?;
-            let memsw = memory.join("memory.memsw.limit_in_bytes");
-            if memsw.exists() {
-                write_checked(&memsw, &bytes.to_string(), pages)?;
+            if cpu {
+                let dir = self.dir("cpu");
+                write_checked(
+                    &dir.join("cpu.cfs_period_us"),
+                    &CPU_PERIOD_US.to_string(),
+                    same,
+                )?;
+                write_checked(&dir.join("cpu.cfs_quota_us"), &quota.to_string(), same)?;
             }
-            write_checked(
-                &self.dir("pids").join("pids.max"),
-                &limits.pids.to_string(),
-                same,
-            )?;
-            if let Some((major, minor, bps)) = limits.io {
+            if memory {
+                let dir = self.dir("memory");
+                // The kernel rounds to pages: compare page counts.
+                let pages = |s: &str| (s.parse::<u64>().unwrap_or(0) / 4096).to_string();
+                let mut files = vec![dir.join("memory.limit_in_bytes")];
+                let memsw = dir.join("memory.memsw.limit_in_bytes");
+                if memsw.exists() {
+                    // memory+swap may never be below memory: raise it first, lower it last.
+                    let raising = old.is_some_and(|o| o.memory_mb < limits.memory_mb);
+                    if raising {
+                        files.insert(0, memsw);
+                    } else {
+                        files.push(memsw);
+                    }
+                }
+                for file in files {
+                    write_checked(&file, &bytes.to_string(), pages)?;
+                }
+            }
+            if pids {
+                write_checked(
+                    &self.dir("pids").join("pids.max"),
+                    &limits.pids.to_string(),
+                    same,
+                )?;
+            }
+            if let Some((major, minor, bps)) = io {
                 let blkio = self.dir("blkio");
                 let line = format!("{major}:{minor} {bps}");
                 for file in [
@@ -231,10 +291,13 @@ impl JobCgroup {
         Ok(())
     }
 
-    /// The `cgroup.procs` files a new process must be written into (one per directory).
+    /// The `cgroup.procs` files a new process must be written into (one per directory; on
+    /// v1, `blkio` only when the job has an I/O limit, since each move costs ~15 µs).
     pub fn procs_files(&self) -> Vec<PathBuf> {
+        let unthrottled = self.applied.is_some_and(|l| l.io.is_none());
         self.dirs
             .iter()
+            .filter(|(c, _)| !(unthrottled && *c == "blkio"))
             .map(|(_, d)| d.join("cgroup.procs"))
             .collect()
     }
@@ -284,6 +347,21 @@ impl JobCgroup {
                 .unwrap_or(0);
             Duration::from_nanos(ns)
         }
+    }
+
+    /// True if any of its directories exists.
+    pub fn exists(&self) -> bool {
+        self.dirs.iter().any(|(_, d)| d.exists())
+    }
+
+    /// The memory cap the kernel holds for it, in bytes.
+    pub fn memory_limit(&self) -> Option<u64> {
+        let file = if self.v2 {
+            self.dir("").join("memory.max")
+        } else {
+            self.dir("memory").join("memory.limit_in_bytes")
+        };
+        read(&file).ok()?.parse().ok()
     }
 
     /// Peak memory use of the cgroup, in bytes.

@@ -4,15 +4,18 @@
 //! before it executes anything, leads its own process group, and is stopped as a whole:
 //! SIGTERM to the group, a grace period, then SIGKILL to everything left in the cgroup —
 //! which includes children that ignore SIGTERM and ones that escaped the group with setsid.
-//! Supports cgroup v2 and v1 (or hybrid); which one is detected at start.
+//! Supports cgroup v2 and v1 (or hybrid); which one is detected at start. Empty cgroups are
+//! kept ready ([`Options::warm_cgroups`]) so creating one is not on the spawn path.
 
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub mod cgroup;
+mod pool;
 pub mod signal;
 
 pub use cgroup::{CgroupError, Hierarchy, JobCgroup, Limits};
@@ -73,23 +76,67 @@ pub struct ExitReport {
     pub peak_memory: u64,
 }
 
-/// The host's cgroup setup.
+/// How a [`Sandbox`] is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where cgroupfs is mounted.
+    pub mount: PathBuf,
+    /// Run processes without limits where no hierarchy is usable.
+    pub allow_unconfined: bool,
+    /// How many empty job cgroups to keep ready (0: create each on the spawn path).
+    pub warm_cgroups: usize,
+    /// The limits ready cgroups have; a job asking for these (the configured defaults) needs
+    /// no limit writes when it starts.
+    pub warm_limits: Limits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mount: PathBuf::from("/sys/fs/cgroup"),
+            allow_unconfined: false,
+            warm_cgroups: 4,
+            warm_limits: Limits::default(),
+        }
+    }
+}
+
+/// The host's cgroup setup. Clones share one pool of ready cgroups.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     hierarchy: Option<Hierarchy>,
     allow_unconfined: bool,
+    pool: Option<Arc<pool::WarmPool>>,
 }
 
 impl Sandbox {
-    /// Detects the cgroup layout and prepares jobhost's parent cgroup; without a writable
-    /// hierarchy, processes cannot be confined (see [`SpawnError::Unconfined`]).
+    /// Detects the cgroup layout at `/sys/fs/cgroup` and prepares jobhost's parent cgroup,
+    /// with the default [`Options`]; without a writable hierarchy, processes cannot be
+    /// confined (see [`SpawnError::Unconfined`]).
     pub fn detect() -> Sandbox {
-        Sandbox::detect_at(Path::new("/sys/fs/cgroup"), false)
+        Sandbox::detect_with(Options::default())
     }
 
-    /// Like [`Sandbox::detect`] for cgroupfs mounted at `mount`; `allow_unconfined` lets
-    /// processes run without limits where no hierarchy is usable.
+    /// Like [`Sandbox::detect`] for cgroupfs mounted at `mount`, without warm cgroups;
+    /// `allow_unconfined` lets processes run without limits where no hierarchy is usable.
     pub fn detect_at(mount: &Path, allow_unconfined: bool) -> Sandbox {
+        Sandbox::detect_with(Options {
+            mount: mount.to_owned(),
+            allow_unconfined,
+            warm_cgroups: 0,
+            ..Options::default()
+        })
+    }
+
+    /// Detects the cgroup layout as `options` say, and starts keeping warm cgroups ready.
+    pub fn detect_with(options: Options) -> Sandbox {
+        let Options {
+            mount,
+            allow_unconfined,
+            warm_cgroups,
+            warm_limits,
+        } = options;
+        let mount = mount.as_path();
         let hierarchy = if mount.join("cgroup.controllers").exists() {
             prepare_v2(mount).ok()
         } else if mount.join("memory").is_dir() {
@@ -97,6 +144,10 @@ impl Sandbox {
         } else {
             None
         };
+        let pool = hierarchy
+            .as_ref()
+            .and_then(|h| pool::WarmPool::start(h, warm_limits, warm_cgroups))
+            .map(Arc::new);
         match &hierarchy {
             Some(Hierarchy::V2 { root }) => tracing::info!(root = %root.display(), "cgroup v2"),
             Some(Hierarchy::V1 { mount }) => {
@@ -112,6 +163,7 @@ impl Sandbox {
         Sandbox {
             hierarchy,
             allow_unconfined,
+            pool,
         }
     }
 
@@ -137,7 +189,8 @@ impl Sandbox {
 
     /// Kills and removes job cgroups left by a node process that no longer exists (a crash
     /// or SIGKILL skips the cleanup). Their jobs come back through their expired leases.
-    /// Returns how many were removed.
+    /// Returns how many job cgroups were removed (unused warm ones are removed too, quietly,
+    /// and not counted).
     pub fn reap_orphans(&self) -> usize {
         let Some(hierarchy) = &self.hierarchy else {
             return 0;
@@ -160,7 +213,11 @@ impl Sandbox {
                 continue;
             }
             let cgroup = JobCgroup::existing(hierarchy, &name);
-            match cgroup.kill_all().and_then(|()| cgroup.remove()) {
+            let result = cgroup.kill_all().and_then(|()| cgroup.remove());
+            match result {
+                Ok(()) if pool::is_warm(&name) => {
+                    tracing::debug!(cgroup = %name, "removed an unused warm cgroup of a crashed node")
+                }
                 Ok(()) => {
                     tracing::warn!(cgroup = %name, "removed the cgroup of a job left by a crashed node");
                     removed += 1;
@@ -192,9 +249,15 @@ impl Sandbox {
             let child = start(&[], command)?;
             return Ok(SandboxedProcess::new(child, None));
         };
-        let cgroup = JobCgroup::create(hierarchy, name, limits)?;
+        let cgroup = match &self.pool {
+            Some(pool) => pool.take(name, limits)?,
+            None => JobCgroup::create(hierarchy, name, limits)?,
+        };
         match start(&cgroup.procs_files(), command) {
-            Ok(child) => Ok(SandboxedProcess::new(child, Some(cgroup))),
+            Ok(child) => {
+                let retirer = self.pool.as_ref().map(|p| p.retirer());
+                Ok(SandboxedProcess::new(child, Some((cgroup, retirer))))
+            }
             Err(e) => {
                 let _ = cgroup.remove();
                 Err(e)
@@ -328,18 +391,37 @@ fn format_pid(pid: i32, buf: &mut [u8; 20]) -> &[u8] {
 pub struct SandboxedProcess {
     child: tokio::process::Child,
     cgroup: Option<JobCgroup>,
+    /// Removes the emptied cgroup off the job's path (the warm pool's thread), if there is
+    /// a pool; without one the cgroup is removed in place.
+    retirer: Option<pool::Retirer>,
     pgid: i32,
     reported: bool,
 }
 
 impl SandboxedProcess {
-    fn new(child: tokio::process::Child, cgroup: Option<JobCgroup>) -> Self {
+    fn new(
+        child: tokio::process::Child,
+        cgroup: Option<(JobCgroup, Option<pool::Retirer>)>,
+    ) -> Self {
         let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+        let (cgroup, retirer) = cgroup.unzip();
         SandboxedProcess {
             child,
             cgroup,
+            retirer: retirer.flatten(),
             pgid,
             reported: false,
+        }
+    }
+
+    /// Removes the (emptied) cgroup: on the pool's thread when there is one.
+    fn release(&mut self, cgroup: JobCgroup) -> Result<(), CgroupError> {
+        match &self.retirer {
+            Some(retirer) => {
+                retirer.retire(cgroup);
+                Ok(())
+            }
+            None => cgroup.remove(),
         }
     }
 
@@ -400,8 +482,9 @@ impl SandboxedProcess {
     }
 
     /// Kills whatever the process left behind (descendants may outlive it: the job ends
-    /// with all of them), reads the cgroup's accounting and removes the cgroup. Unconfined
-    /// processes have no accounting (zeros).
+    /// with all of them), reads the cgroup's accounting and removes the cgroup (with warm
+    /// cgroups, on the pool's thread a moment later). Unconfined processes have no
+    /// accounting (zeros).
     pub fn report(
         mut self,
         status: Option<std::process::ExitStatus>,
@@ -420,7 +503,7 @@ impl SandboxedProcess {
             report.oom_killed = cgroup.oom_killed();
             report.cpu_time = cgroup.cpu_time();
             report.peak_memory = cgroup.peak_memory();
-            cgroup.remove()?;
+            self.release(cgroup)?;
         }
         Ok(report)
     }
@@ -446,7 +529,7 @@ impl Drop for SandboxedProcess {
         let cleaned = self
             .kill_everything()
             .and_then(|()| match self.cgroup.take() {
-                Some(cgroup) => cgroup.remove(),
+                Some(cgroup) => self.release(cgroup),
                 None => Ok(()),
             });
         if let Err(e) = cleaned {

@@ -17,7 +17,7 @@ use crate::config::SandboxConfig;
 use crate::runtime::bindings::jobhost::plugin::process;
 use crate::runtime::instance::JobState;
 use crate::runtime::output::GuestOutput;
-use crate::sandbox::{CommandSpec, Limits, Sandbox};
+use crate::sandbox::{CommandSpec, Limits, Options, Sandbox};
 
 /// The `process` capability.
 pub struct Process;
@@ -55,8 +55,18 @@ impl ProcessHost {
     /// then.
     pub fn sandbox(&self) -> &Sandbox {
         self.sandbox.get_or_init(|| {
-            let sandbox =
-                Sandbox::detect_at(&self.config.cgroup_root, self.config.allow_unconfined);
+            let c = &self.config;
+            let sandbox = Sandbox::detect_with(Options {
+                mount: c.cgroup_root.clone(),
+                allow_unconfined: c.allow_unconfined,
+                warm_cgroups: c.warm_cgroups,
+                warm_limits: Limits {
+                    cpu_percent: c.default_cpu_percent,
+                    memory_mb: c.default_memory_mb,
+                    pids: c.default_pids,
+                    io: None,
+                },
+            });
             sandbox.reap_orphans();
             sandbox
         })

@@ -5,7 +5,14 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = PathBuf::from("../proto");
-    let files = ["jobhost/v1/scheduler.proto"];
+    let files = [
+        "jobhost/v1/scheduler.proto",
+        // The Chainlink Job Distributor API, under the import paths its clients use.
+        "v1/shared/ptypes/label.proto",
+        "v1/job/job.proto",
+        "v1/node/node.proto",
+        "v1/csa/csa.proto",
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed=../proto/{file}");
     }

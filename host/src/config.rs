@@ -62,6 +62,45 @@ pub struct Config {
     pub hooks: BTreeMap<String, HookConfig>,
     /// Native processes (the `process` capability): defaults and maxima of their limits.
     pub sandbox: SandboxConfig,
+    /// The Chainlink Job Distributor API.
+    pub jd: JdConfig,
+}
+
+/// The Chainlink Job Distributor API (`api.job.v1`, `api.node.v1`, `api.csa.v1` on the
+/// gRPC port) and delivery of approved job specs to nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JdConfig {
+    /// Serve the Job Distributor services.
+    pub enabled: bool,
+    /// Approve proposals at once (and deliver them); off: they wait as PENDING.
+    pub auto_approve: bool,
+    /// The operator's nodes file (YAML, like the CCIP deployer's nodes.yaml): each node's
+    /// `chainlink_url`, `chainlink_email`, `chainlink_password`, optional `chain_configs`.
+    pub nodes_file: Option<PathBuf>,
+    /// Job type (and plugin id) that delivers specs to nodes; that plugin alone may read
+    /// the nodes' credentials as secrets `chainlink/<node>/email|password`.
+    pub delivery_job_type: String,
+    /// Delivery attempts in all before it is FAILED for good.
+    pub delivery_max_attempts: u32,
+    /// Delay before the second delivery attempt, doubling after each.
+    pub delivery_backoff_ms: u64,
+    /// Longest delay between delivery attempts.
+    pub delivery_backoff_max_ms: u64,
+}
+
+impl Default for JdConfig {
+    fn default() -> Self {
+        JdConfig {
+            enabled: true,
+            auto_approve: true,
+            nodes_file: None,
+            delivery_job_type: "ccip-submit".into(),
+            delivery_max_attempts: 10,
+            delivery_backoff_ms: 1_000,
+            delivery_backoff_max_ms: 60_000,
+        }
+    }
 }
 
 /// Limits of native job processes. Whatever a plugin asks for is clamped to the maxima.
@@ -355,6 +394,19 @@ impl Config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
+        // JD_PORT (the Job Distributor this replaces) sets the gRPC port only where the
+        // file says nothing of api.grpc_addr; JOBHOST_GRPC_ADDR and flags still win.
+        let file_sets_grpc = match file {
+            Some(path) => std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| t.parse::<toml::Table>().ok())
+                .is_some_and(|t| t.get("api").and_then(|a| a.get("grpc_addr")).is_some()),
+            None => false,
+        };
+        if !file_sets_grpc && let Ok(port) = std::env::var("JD_PORT") {
+            let port: u16 = parse_env("JD_PORT", port)?;
+            config.api.grpc_addr = format!("0.0.0.0:{port}");
+        }
         config.apply_env(|name| std::env::var(name).ok())?;
         config.check()?;
         Ok(config)

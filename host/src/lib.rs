@@ -6,6 +6,7 @@
 //! - [`store`]: jobs, queues, leases, nodes and logs in Redis (the only code that speaks Redis);
 //! - [`worker`]: a node's loop: claim, run, record, and its housekeeping;
 //! - [`sandbox`]: native processes in cgroups (the only code that touches cgroups and signals);
+//! - [`jd`]: the Chainlink Job Distributor (nodes, proposals, delivery, CSA key);
 //! - [`api`]: the gRPC and HTTP APIs.
 //!
 //! The binaries (`jobhost`, `jobctl`) are thin layers over this library.
@@ -14,6 +15,7 @@
 
 pub mod api;
 pub mod config;
+pub mod jd;
 pub mod runtime;
 pub mod sandbox;
 pub mod store;

@@ -14,3 +14,38 @@ pub mod proto {
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/jobhost_descriptor.bin"));
 }
+
+/// Generated types and services of the Chainlink Job Distributor API (`proto/v1/`), in
+/// modules that mirror their protobuf packages (`api.label`, `api.job.v1`, `api.node.v1`,
+/// `api.csa.v1`).
+#[allow(missing_docs, clippy::all)]
+pub mod jd_proto {
+    /// Package `api`.
+    pub mod api {
+        /// Package `api.label`.
+        pub mod label {
+            tonic::include_proto!("api.label");
+        }
+        /// Package `api.job`.
+        pub mod job {
+            /// Package `api.job.v1`.
+            pub mod v1 {
+                tonic::include_proto!("api.job.v1");
+            }
+        }
+        /// Package `api.node`.
+        pub mod node {
+            /// Package `api.node.v1`.
+            pub mod v1 {
+                tonic::include_proto!("api.node.v1");
+            }
+        }
+        /// Package `api.csa`.
+        pub mod csa {
+            /// Package `api.csa.v1`.
+            pub mod v1 {
+                tonic::include_proto!("api.csa.v1");
+            }
+        }
+    }
+}

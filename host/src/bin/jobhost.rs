@@ -135,8 +135,10 @@ fn main() -> ExitCode {
 
 fn init_logging(default_level: &str) {
     use std::io::IsTerminal;
+    // JD_LOG_LEVEL: the Job Distributor this replaces; jobhost's own variables win.
     let filter = std::env::var("JOBHOST_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
+        .or_else(|_| std::env::var("JD_LOG_LEVEL"))
         .unwrap_or_else(|_| default_level.into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -229,6 +231,11 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
         "plugins folder loaded"
     );
     let _watcher = runtime.watch()?;
+    let jd = if config.jd.enabled {
+        Some(jobhost::jd::Distributor::new(store.clone(), config.jd.clone())?)
+    } else {
+        None
+    };
     let (listener, grpc_addr) = grpc::bind(&config.api).await?;
     let api_stop = CancellationToken::new();
     let api = tokio::spawn(grpc::serve(
@@ -236,9 +243,10 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
         store.clone(),
         runtime.clone(),
         config.api.clone(),
+        jd,
         api_stop.clone(),
     ));
-    tracing::info!(addr = %grpc_addr, "gRPC API listening");
+    tracing::info!(addr = %grpc_addr, job_distributor = config.jd.enabled, "gRPC API listening");
     let (http_listener, http_addr) = http::bind(&config).await?;
     let http_api = {
         let (store, runtime, config, stop) = (

@@ -266,6 +266,7 @@ pub struct JobState {
     http: WasiHttpCtx,
     http_policy: HttpPolicy,
     secrets: std::sync::Arc<std::collections::BTreeMap<String, SecretSource>>,
+    node_credentials: Option<std::path::PathBuf>,
     process: Arc<ProcessHost>,
     plugin_id: String,
     executables: Arc<[String]>,
@@ -295,9 +296,14 @@ impl JobState {
         self.context.clone()
     }
 
-    /// The plugin's secret `name`, read from its source now (env or file).
+    /// The plugin's secret `name`, read from its source now (env or file); for the Job
+    /// Distributor's delivery plugin, also a node's credential from the nodes file.
     pub fn secret(&self, name: &str) -> Option<String> {
-        self.secrets.get(name)?.read()
+        if let Some(source) = self.secrets.get(name) {
+            return source.read();
+        }
+        let file = crate::jd::NodesFile::open(self.node_credentials.as_deref()?).ok()?;
+        file.credential(name)
     }
 }
 
@@ -344,6 +350,7 @@ pub fn new_store(
             context.clone(),
         ),
         secrets: policy.secrets.clone(),
+        node_credentials: policy.node_credentials.clone(),
         process: spec.process.clone(),
         plugin_id: policy.id.clone(),
         executables: policy.executables.clone(),

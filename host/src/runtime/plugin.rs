@@ -128,6 +128,9 @@ pub struct PluginPolicy {
     pub executables: std::sync::Arc<[String]>,
     /// Where its secrets come from, by name.
     pub secrets: std::sync::Arc<std::collections::BTreeMap<String, crate::config::SecretSource>>,
+    /// For the Job Distributor's delivery plugin only: the nodes file whose credentials it
+    /// reads as secrets `chainlink/<node>/email` and `chainlink/<node>/password`.
+    pub node_credentials: Option<std::path::PathBuf>,
     /// Memory cap of one instance, in bytes.
     pub memory_bytes: usize,
     /// Default deadline of one job attempt.
@@ -162,6 +165,9 @@ impl PluginPolicy {
                     })
                     .collect(),
             ),
+            node_credentials: (config.jd.enabled && config.jd.delivery_job_type == id)
+                .then(|| config.jd.nodes_file.clone())
+                .flatten(),
             memory_bytes: usize::try_from(mb * 1024 * 1024).unwrap_or(usize::MAX),
             timeout: Duration::from_millis(
                 plugin

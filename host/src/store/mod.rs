@@ -25,6 +25,7 @@
 //! | `leader`, `leader:token` | string | leader lease `"<node> <token>"`, fencing counter |
 //! | `sweep:cursor` | string | where the retention sweep of `jobs` resumes |
 //! | `events` | pub/sub channel | `ready <type>`, `cancel <id>`, `done <id>` |
+//! | `jd:*` | hashes, string | Job Distributor nodes, jobs, proposals, indexes, CSA key (see `store/jd.rs`) |
 //!
 //! Job hash fields: `id name type spec labels priority state attempts max_attempts
 //! timeout_ms created_ms updated_ms run_at_ms started_ms finished_ms lease_ms node last_node
@@ -40,11 +41,13 @@ use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
 mod conn;
+mod jd;
 mod keys;
 mod server;
 
 use conn::Conn;
 
+pub use jd::{Created, RecordKind, UniqueIndex};
 pub use keys::Keys;
 pub use server::{DEV_PORT, DevRedis, DevRedisError, free_port};
 
@@ -419,6 +422,8 @@ struct Scripts {
     advance_cron: Script,
     sweep: Script,
     resign: Script,
+    jd_create: Script,
+    jd_swap: Script,
 }
 
 impl Scripts {
@@ -435,6 +440,8 @@ impl Scripts {
             advance_cron: Script::new(include_str!("lua/advance_cron.lua")),
             sweep: Script::new(include_str!("lua/sweep.lua")),
             resign: Script::new(include_str!("lua/resign.lua")),
+            jd_create: Script::new(include_str!("lua/jd_create.lua")),
+            jd_swap: Script::new(include_str!("lua/jd_swap.lua")),
         }
     }
 }

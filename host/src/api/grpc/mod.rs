@@ -9,6 +9,7 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 mod convert;
+pub mod jd;
 mod scheduler;
 
 pub use scheduler::Scheduler;
@@ -59,12 +60,14 @@ pub async fn bind(config: &ApiConfig) -> Result<(tokio::net::TcpListener, Socket
     Ok((listener, local))
 }
 
-/// Serves the gRPC API on `listener` until `shutdown` fires.
+/// Serves the gRPC API on `listener` until `shutdown` fires; with `jd`, the Chainlink Job
+/// Distributor services too.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
     runtime: Runtime,
     config: ApiConfig,
+    jd: Option<crate::jd::Distributor>,
     shutdown: CancellationToken,
 ) -> Result<(), GrpcError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -76,12 +79,30 @@ pub async fn serve(
     let max_request = config.max_spec_bytes + REQUEST_OVERHEAD;
     let scheduler = JobSchedulerServer::new(Scheduler::new(store.clone(), runtime.clone(), config))
         .max_decoding_message_size(max_request);
+    let jd_services = jd.map(|jd| {
+        use crate::api::jd_proto::api::{csa, job, node};
+        (
+            job::v1::job_service_server::JobServiceServer::new(jd::JobService::new(jd.clone()))
+                .max_decoding_message_size(max_request),
+            node::v1::node_service_server::NodeServiceServer::new(jd::NodeService::new(
+                jd.clone(),
+            )),
+            csa::v1::csa_service_server::CsaServiceServer::new(jd::CsaService::new(jd)),
+        )
+    });
+    let (jd_jobs, jd_nodes, jd_csa) = match jd_services {
+        Some((a, b, c)) => (Some(a), Some(b), Some(c)),
+        None => (None, None, None),
+    };
     let health_task = tokio::spawn(report_health(health, store, runtime, shutdown.clone()));
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let result = Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(scheduler)
+        .add_optional_service(jd_jobs)
+        .add_optional_service(jd_nodes)
+        .add_optional_service(jd_csa)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await;
     health_task.abort();

@@ -1,0 +1,130 @@
+//! The Job Distributor's records as stored (JSON documents, see `store/jd.rs`).
+
+use serde::{Deserialize, Serialize};
+
+use super::labels::Labels;
+
+/// A registered Chainlink node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// JD-assigned id.
+    pub id: String,
+    /// The name it registered with.
+    pub name: String,
+    /// Its CSA public key (unique).
+    pub public_key: String,
+    /// Whether jobs may be proposed to it.
+    pub enabled: bool,
+    /// Its labels.
+    pub labels: Labels,
+    /// Registration time, Unix ms.
+    pub created_ms: u64,
+    /// Last change, Unix ms.
+    pub updated_ms: u64,
+}
+
+/// A job: one `externalJobID` on one node, with its proposals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// JD-assigned id.
+    pub id: String,
+    /// The spec's `externalJobID`.
+    pub uuid: String,
+    /// The node it is for.
+    pub node_id: String,
+    /// Its proposals, oldest first (revision = position + 1).
+    pub proposal_ids: Vec<String>,
+    /// Its labels.
+    pub labels: Labels,
+    /// Creation time, Unix ms.
+    pub created_ms: u64,
+    /// Last change, Unix ms.
+    pub updated_ms: u64,
+    /// Soft deletion time, Unix ms.
+    pub deleted_ms: Option<u64>,
+    /// Rollback policy id, if set.
+    pub rollback_policy_id: Option<i64>,
+}
+
+/// Decision state of a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProposalStatus {
+    /// Proposed, undecided.
+    Proposed,
+    /// Approved (and handed to delivery).
+    Approved,
+    /// Rejected.
+    Rejected,
+    /// Cancelled.
+    Cancelled,
+    /// Waiting for approval.
+    Pending,
+    /// Revoked before a decision.
+    Revoked,
+}
+
+/// Where delivery of a proposal to its node stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeliveryStatus {
+    /// Not delivered (yet).
+    Unspecified,
+    /// The node accepted the spec.
+    Delivered,
+    /// The node acknowledged it.
+    Acknowledged,
+    /// Delivery failed (see the reason).
+    Failed,
+}
+
+/// One revision of a job's spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// JD-assigned id.
+    pub id: String,
+    /// Its job.
+    pub job_id: String,
+    /// 1 for the first proposal of a job, then + 1.
+    pub revision: i64,
+    /// Decision state.
+    pub status: ProposalStatus,
+    /// The spec, byte for byte as proposed.
+    pub spec: String,
+    /// Creation time, Unix ms.
+    pub created_ms: u64,
+    /// Last change, Unix ms.
+    pub updated_ms: u64,
+    /// The jobhost job delivering it, once approved.
+    pub delivery_job: Option<String>,
+    /// Delivery state as last settled (see `Distributor::settle`).
+    pub delivery: DeliveryStatus,
+    /// Why delivery failed, when it did.
+    pub delivery_error: Option<String>,
+    /// The job's id on the node, once delivered.
+    pub node_job_id: Option<String>,
+    /// When the node's answer arrived, Unix ms.
+    pub response_ms: Option<u64>,
+}
+
+/// The JD's CSA keypair as stored. The private key never leaves the store and this type.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Keypair {
+    /// Always 1 (there is one keypair).
+    pub id: i64,
+    /// Ed25519 public key, lowercase hex.
+    pub public_key: String,
+    /// PKCS#8 document of the private key, hex.
+    pub pkcs8: String,
+    /// Creation time, Unix ms.
+    pub created_ms: u64,
+}
+
+impl std::fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keypair")
+            .field("id", &self.id)
+            .field("public_key", &self.public_key)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,402 @@
+//! The Chainlink Job Distributor API of a real `jobhost serve`, through the generated
+//! clients of `proto/v1/` (the wire the CCIP deployer speaks): nodes, selectors, paging,
+//! proposals and revisions, revoke, delete, update, and the CSA key.
+
+mod common;
+
+use common::TestRedis;
+use common::server::Server;
+use jobhost::api::jd_proto::api::csa::v1 as csa;
+use jobhost::api::jd_proto::api::job::v1 as job;
+use jobhost::api::jd_proto::api::label::{Label, Selector, SelectorOp};
+use jobhost::api::jd_proto::api::node::v1 as node;
+use tonic::Code;
+use tonic::transport::Channel;
+
+type Nodes = node::node_service_client::NodeServiceClient<Channel>;
+type Jobs = job::job_service_client::JobServiceClient<Channel>;
+
+fn label(key: &str, value: &str) -> Label {
+    Label {
+        key: key.into(),
+        value: Some(value.into()),
+    }
+}
+
+fn spec(uuid: &str, extra: &str) -> String {
+    format!("type = \"offchainreporting2\"\nschemaVersion = 1\nexternalJobID = \"{uuid}\"\n{extra}")
+}
+
+async fn register(nodes: &mut Nodes, name: &str, key: &str, labels: Vec<Label>) -> node::Node {
+    nodes
+        .register_node(node::RegisterNodeRequest {
+            name: name.into(),
+            public_key: key.into(),
+            labels,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .node
+        .unwrap()
+}
+
+async fn list(nodes: &mut Nodes, selectors: Vec<Selector>, size: i32, page: i32) -> (Vec<String>, i32) {
+    let answer = nodes
+        .list_nodes(node::ListNodesRequest {
+            filter: Some(node::list_nodes_request::Filter {
+                selectors,
+                ..Default::default()
+            }),
+            page_size: size,
+            page,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (
+        answer.nodes.into_iter().map(|n| n.name).collect(),
+        answer.total_count,
+    )
+}
+
+fn selector(key: &str, op: SelectorOp, value: Option<&str>) -> Selector {
+    Selector {
+        key: key.into(),
+        op: op.into(),
+        value: value.map(str::to_owned),
+    }
+}
+
+#[tokio::test]
+async fn nodes_register_once_and_are_found_by_selectors_and_pages() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let mut nodes = Nodes::new(server.channel().await);
+
+    let empty = list(&mut nodes, vec![], 0, 0).await;
+    assert_eq!(empty, (vec![], 0), "the JD starts empty");
+    let a = register(&mut nodes, "node-a", "aa01", vec![label("env", "prod"), label("role", "ccip")]).await;
+    let b = register(&mut nodes, "node-b", "bb02", vec![label("env", "dev")]).await;
+    assert!(!a.id.is_empty() && a.id != b.id);
+    assert!(a.is_enabled, "new nodes are enabled");
+
+    let duplicate = nodes
+        .register_node(node::RegisterNodeRequest {
+            name: "again".into(),
+            public_key: "aa01".into(),
+            labels: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(duplicate.code(), Code::AlreadyExists, "{duplicate:?}");
+
+    let by_key = nodes
+        .get_node(node::GetNodeRequest {
+            id: String::new(),
+            public_key: Some("bb02".into()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .node
+        .unwrap();
+    assert_eq!(by_key.id, b.id);
+    let by_id = nodes
+        .get_node(node::GetNodeRequest {
+            id: a.id.clone(),
+            public_key: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .node
+        .unwrap();
+    assert_eq!(by_id.name, "node-a");
+    let missing = nodes
+        .get_node(node::GetNodeRequest {
+            id: "nope".into(),
+            public_key: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let eq = list(&mut nodes, vec![selector("env", SelectorOp::Eq, Some("prod"))], 0, 0).await;
+    assert_eq!(eq, (vec!["node-a".to_owned()], 1));
+    let within = list(&mut nodes, vec![selector("env", SelectorOp::In, Some("dev, prod"))], 0, 0).await;
+    assert_eq!(within.1, 2, "IN takes a comma-separated list: {within:?}");
+    let exists = list(&mut nodes, vec![selector("role", SelectorOp::Exist, None)], 0, 0).await;
+    assert_eq!(exists, (vec!["node-a".to_owned()], 1));
+    let both = list(
+        &mut nodes,
+        vec![
+            selector("env", SelectorOp::In, Some("dev,prod")),
+            selector("role", SelectorOp::NotExist, None),
+        ],
+        0,
+        0,
+    )
+    .await;
+    assert_eq!(both, (vec!["node-b".to_owned()], 1), "all selectors must match");
+    let page2 = list(&mut nodes, vec![], 1, 2).await;
+    assert_eq!(page2, (vec!["node-b".to_owned()], 2), "page is 1-based; total counts all");
+
+    let bad = nodes
+        .register_node(node::RegisterNodeRequest {
+            name: "bad".into(),
+            public_key: "cc03".into(),
+            labels: vec![label("-bad", "x")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+
+    let disabled = nodes
+        .disable_node(node::DisableNodeRequest { id: b.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .node
+        .unwrap();
+    assert!(!disabled.is_enabled);
+    let enabled_only = nodes
+        .list_nodes(node::ListNodesRequest {
+            filter: Some(node::list_nodes_request::Filter {
+                enabled: node::EnableState::Enabled.into(),
+                ..Default::default()
+            }),
+            page_size: 0,
+            page: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(enabled_only.total_count, 1);
+
+    let renamed = nodes
+        .update_node(node::UpdateNodeRequest {
+            id: a.id.clone(),
+            name: "node-a2".into(),
+            public_key: String::new(),
+            labels: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .node
+        .unwrap();
+    assert_eq!(renamed.name, "node-a2");
+    assert_eq!(renamed.public_key, "aa01", "empty fields are left alone");
+    assert_eq!(renamed.labels.len(), 2, "labels are left alone when none are given");
+}
+
+#[tokio::test]
+async fn proposals_revise_jobs_and_are_revoked_deleted_and_updated() {
+    let redis = TestRedis::start().await;
+    // Without auto-approve, proposals wait as PENDING (and nothing is delivered).
+    let server = Server::start_with(&redis.url(), &["noop"], "[jd]\nauto_approve = false\n").await;
+    let mut nodes = Nodes::new(server.channel().await);
+    let mut jobs = Jobs::new(server.channel().await);
+    let a = register(&mut nodes, "node-a", "aa01", vec![]).await;
+    let b = register(&mut nodes, "node-b", "bb02", vec![]).await;
+
+    let first_spec = spec("7c9a2b1e-0000-4000-8000-000000000001", "# first\n");
+    let first = jobs
+        .propose_job(job::ProposeJobRequest {
+            node_id: a.id.clone(),
+            spec: first_spec.clone(),
+            labels: vec![label("product", "ccip")],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .proposal
+        .unwrap();
+    assert_eq!(first.spec, first_spec, "the spec comes back byte for byte");
+    assert_eq!(first.revision, 1);
+    assert_eq!(first.status(), job::ProposalStatus::Pending);
+    let second_spec = spec("7c9a2b1e-0000-4000-8000-000000000001", "# second\n");
+    let second = jobs
+        .propose_job(job::ProposeJobRequest {
+            node_id: a.id.clone(),
+            spec: second_spec,
+            labels: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .proposal
+        .unwrap();
+    assert_eq!(second.job_id, first.job_id, "same uuid, same node: same job");
+    assert_eq!(second.revision, 2);
+
+    let the_job = jobs
+        .get_job(job::GetJobRequest {
+            id_oneof: Some(job::get_job_request::IdOneof::Id(first.job_id.clone())),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(the_job.uuid, "7c9a2b1e-0000-4000-8000-000000000001");
+    assert_eq!(the_job.proposal_ids, vec![first.id.clone(), second.id.clone()]);
+    assert_eq!(the_job.labels, vec![label("product", "ccip")]);
+
+    for (bad, code) in [
+        ("type = \"x\"\n".to_owned(), Code::InvalidArgument),
+        ("not toml = = =".to_owned(), Code::InvalidArgument),
+    ] {
+        let err = jobs
+            .propose_job(job::ProposeJobRequest {
+                node_id: a.id.clone(),
+                spec: bad,
+                labels: vec![],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), code, "{err:?}");
+    }
+    let unknown = jobs
+        .propose_job(job::ProposeJobRequest {
+            node_id: "no-such-node".into(),
+            spec: first_spec.clone(),
+            labels: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    nodes
+        .disable_node(node::DisableNodeRequest { id: b.id.clone() })
+        .await
+        .unwrap();
+    let disabled = jobs
+        .propose_job(job::ProposeJobRequest {
+            node_id: b.id.clone(),
+            spec: first_spec.clone(),
+            labels: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(disabled.code(), Code::FailedPrecondition);
+
+    let batch = jobs
+        .batch_propose_job(job::BatchProposeJobRequest {
+            node_ids: vec![a.id.clone(), "ghost".into()],
+            spec: spec("7c9a2b1e-0000-4000-8000-000000000002", ""),
+            labels: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(batch.success_responses.contains_key(&a.id), "{batch:?}");
+    assert!(
+        batch.failed_responses["ghost"].error_message.contains("ghost"),
+        "{batch:?}"
+    );
+
+    let revoked = jobs
+        .revoke_job(job::RevokeJobRequest {
+            id_oneof: Some(job::revoke_job_request::IdOneof::Id(first.job_id.clone())),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .proposal
+        .unwrap();
+    assert_eq!(revoked.id, second.id, "the latest proposal is revoked");
+    assert_eq!(revoked.status(), job::ProposalStatus::Revoked);
+    let again = jobs
+        .revoke_job(job::RevokeJobRequest {
+            id_oneof: Some(job::revoke_job_request::IdOneof::Id(first.job_id.clone())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+
+    let listed = jobs
+        .list_proposals(job::ListProposalsRequest {
+            filter: Some(job::list_proposals_request::Filter {
+                ids: vec![],
+                job_ids: vec![first.job_id.clone()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .proposals;
+    assert_eq!(listed.len(), 2);
+
+    let updated = jobs
+        .update_job(job::UpdateJobRequest {
+            id_oneof: Some(job::update_job_request::IdOneof::Id(first.job_id.clone())),
+            labels: vec![label("product", "data-feeds")],
+            rollback_policy_id: Some(7),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(updated.labels, vec![label("product", "data-feeds")]);
+    assert_eq!(updated.rollback_policy_id, Some(7));
+
+    let deleted = jobs
+        .delete_job(job::DeleteJobRequest {
+            id_oneof: Some(job::delete_job_request::IdOneof::Id(first.job_id.clone())),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert!(deleted.deleted_at.is_some());
+    let count = |include_deleted| {
+        let mut jobs = jobs.clone();
+        async move {
+            jobs.list_jobs(job::ListJobsRequest {
+                filter: Some(job::list_jobs_request::Filter {
+                    include_deleted,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .jobs
+            .len()
+        }
+    };
+    assert_eq!(count(false).await, 1, "deleted jobs are hidden");
+    assert_eq!(count(true).await, 2, "unless asked for");
+}
+
+#[tokio::test]
+async fn the_csa_key_is_created_once_and_kept_across_restarts() {
+    let redis = TestRedis::start().await;
+    let first = {
+        let server = Server::start(&redis.url(), &["noop"]).await;
+        let mut csa = csa::csa_service_client::CsaServiceClient::new(server.channel().await);
+        let listed = csa
+            .list_keypairs(csa::ListKeypairsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .keypairs;
+        assert_eq!(listed.len(), 1, "never empty");
+        listed[0].public_key.clone()
+    };
+    assert_eq!(first.len(), 64, "ed25519 public key in hex: {first}");
+    assert!(first.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let mut csa = csa::csa_service_client::CsaServiceClient::new(server.channel().await);
+    let again = csa
+        .get_keypair(csa::GetKeypairRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keypair
+        .unwrap();
+    assert_eq!(again.public_key, first, "the same key after a restart");
+}

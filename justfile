@@ -20,6 +20,10 @@ run *ARGS: plugins redis-server
 test *ARGS: plugins redis-server
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo test {{ ARGS }}
 
+# The sandbox tests (tests/sandbox.rs) in a VM whose only cgroups are v2 (scripts/cgroup-v2-vm.sh; ARGS go to the test binary)
+test-cgroup-v2 *ARGS:
+    scripts/cgroup-v2-vm.sh {{ ARGS }}
+
 # Install redis-server (Debian's package) if this machine has none
 redis-server:
     #!/usr/bin/env bash

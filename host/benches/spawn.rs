@@ -12,7 +12,7 @@ use jobhost::sandbox::{CommandSpec, Limits, Options, Sandbox};
 const RUNS: usize = 300;
 
 /// One spawn-and-wait of `/bin/true`: plain with `None`, else confined in `sandbox`.
-async fn once(sandbox: Option<&Sandbox>, run: usize) -> Duration {
+async fn once(sandbox: Option<&Sandbox>) -> Duration {
     let start = Instant::now();
     match sandbox {
         None => {
@@ -26,8 +26,7 @@ async fn once(sandbox: Option<&Sandbox>, run: usize) -> Duration {
                 program: "/bin/true".into(),
                 ..Default::default()
             };
-            let name = format!("{}-bench-{run}", std::process::id());
-            let process = sandbox.spawn(&name, &command, Limits::default()).unwrap();
+            let process = sandbox.spawn(&command, Limits::default()).unwrap();
             process.wait().await.unwrap();
         }
     }
@@ -56,10 +55,10 @@ fn main() {
         });
         // Interleaved, so drift in the machine's speed affects the three alike.
         let (mut plain, mut warm_times, mut cold_times) = (vec![], vec![], vec![]);
-        for run in 0..RUNS {
-            plain.push(once(None, run).await);
-            warm_times.push(once(Some(&warm), run).await);
-            cold_times.push(once(Some(&cold), run + RUNS).await);
+        for _ in 0..RUNS {
+            plain.push(once(None).await);
+            warm_times.push(once(Some(&warm)).await);
+            cold_times.push(once(Some(&cold)).await);
         }
         let (plain, warm, cold) = (median(plain), median(warm_times), median(cold_times));
         let ratio = |d: Duration| d.as_secs_f64() / plain.as_secs_f64();

@@ -153,18 +153,6 @@ impl JobCgroup {
             .unwrap_or_default()
     }
 
-    /// Renames the (empty) cgroup to `name`, in every hierarchy. On an error some directories
-    /// may already carry the new name; the cgroup still knows where each one is, so
-    /// [`JobCgroup::remove`] works either way.
-    pub fn rename(&mut self, name: &str) -> Result<(), CgroupError> {
-        for (_, dir) in &mut self.dirs {
-            let renamed = dir.with_file_name(name);
-            fs::rename(&*dir, &renamed).map_err(io_error(dir))?;
-            *dir = renamed;
-        }
-        Ok(())
-    }
-
     /// Sets `limits`, writing only the ones that differ from what the cgroup already has.
     /// Limits are only ever set on an empty cgroup (a pre-created one taken for a job).
     pub fn set_limits(&mut self, limits: Limits) -> Result<(), CgroupError> {

@@ -177,20 +177,10 @@ impl Sandbox {
         self.hierarchy.as_ref()
     }
 
-    /// A cgroup name for a job of this node: it starts with this process's pid, so a node
-    /// restarted after a crash can tell its predecessor's leftovers from live nodes' jobs.
-    pub fn job_name(tag: &str) -> String {
-        format!(
-            "{}-{tag}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        )
-    }
-
     /// Kills and removes job cgroups left by a node process that no longer exists (a crash
     /// or SIGKILL skips the cleanup). Their jobs come back through their expired leases.
-    /// Returns how many job cgroups were removed (unused warm ones are removed too, quietly,
-    /// and not counted).
+    /// Returns how many were removed (unused warm ones included). Job cgroups are named
+    /// `<pid of the node>-<n>`.
     pub fn reap_orphans(&self) -> usize {
         let Some(hierarchy) = &self.hierarchy else {
             return 0;
@@ -213,13 +203,14 @@ impl Sandbox {
                 continue;
             }
             let cgroup = JobCgroup::existing(hierarchy, &name);
-            let result = cgroup.kill_all().and_then(|()| cgroup.remove());
-            match result {
-                Ok(()) if pool::is_warm(&name) => {
-                    tracing::debug!(cgroup = %name, "removed an unused warm cgroup of a crashed node")
+            let had_processes = !cgroup.pids().is_empty();
+            match cgroup.kill_all().and_then(|()| cgroup.remove()) {
+                Ok(()) if had_processes => {
+                    tracing::warn!(cgroup = %name, "killed the processes of a job left by a crashed node");
+                    removed += 1;
                 }
                 Ok(()) => {
-                    tracing::warn!(cgroup = %name, "removed the cgroup of a job left by a crashed node");
+                    tracing::debug!(cgroup = %name, "removed an empty cgroup left by a crashed node");
                     removed += 1;
                 }
                 Err(e) => {
@@ -230,11 +221,10 @@ impl Sandbox {
         removed
     }
 
-    /// Starts `command` in a fresh cgroup `name` with `limits`. Its stdout and stderr are
-    /// piped; stdin is closed.
+    /// Starts `command` in a cgroup no process has been in, with `limits` (a warm one when
+    /// ready). Its stdout and stderr are piped; stdin is closed.
     pub fn spawn(
         &self,
-        name: &str,
         command: &CommandSpec,
         limits: Limits,
     ) -> Result<SandboxedProcess, SpawnError> {
@@ -243,16 +233,26 @@ impl Sandbox {
                 return Err(SpawnError::Unconfined);
             }
             tracing::warn!(
-                job = name,
+                program = %command.program,
                 "running a process UNCONFINED: no CPU, memory or pids limits"
             );
             let child = start(&[], command)?;
             return Ok(SandboxedProcess::new(child, None));
         };
         let cgroup = match &self.pool {
-            Some(pool) => pool.take(name, limits)?,
-            None => JobCgroup::create(hierarchy, name, limits)?,
+            Some(pool) => pool.take(limits)?,
+            None => JobCgroup::create(hierarchy, &pool::new_name(), limits)?,
         };
+        self.spawn_in(cgroup, command)
+    }
+
+    /// Starts `command` in `cgroup` (empty, made with [`JobCgroup::create`] in this
+    /// sandbox's hierarchy), which the process then owns: it is removed after the report.
+    pub fn spawn_in(
+        &self,
+        cgroup: JobCgroup,
+        command: &CommandSpec,
+    ) -> Result<SandboxedProcess, SpawnError> {
         match start(&cgroup.procs_files(), command) {
             Ok(child) => {
                 let retirer = self.pool.as_ref().map(|p| p.retirer());
@@ -282,16 +282,46 @@ fn prepare_v2(mount: &Path) -> Result<Hierarchy, CgroupError> {
         let path = path.to_owned();
         move |source| CgroupError::Io { path, source }
     };
+    // Controllers must be enabled down to jobhost's subtree. A cgroup with processes cannot
+    // enable them for its children (the no-internal-processes rule), except the real root;
+    // inside a container on v2, `mount` is the container's own cgroup and holds its
+    // processes (jobhost among them): they move to a leaf first, as container inits do.
+    let control = mount.join("cgroup.subtree_control");
+    match fs::write(&control, "+cpu +memory +pids") {
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            move_processes_to_leaf(mount)?;
+            fs::write(&control, "+cpu +memory +pids").map_err(io_err(&control))?;
+        }
+        other => other.map_err(io_err(&control))?,
+    }
     fs::create_dir_all(&root).map_err(io_err(&root))?;
-    // Controllers must be enabled down to jobhost's subtree; jobhost's own cgroup holds no
-    // processes, so the no-internal-processes rule allows it.
-    for dir in [mount, root.as_path()] {
-        let control = dir.join("cgroup.subtree_control");
-        fs::write(&control, "+cpu +memory +pids").map_err(io_err(&control))?;
-        // I/O limits need the io controller, which not every host delegates.
-        let _ = fs::write(&control, "+io");
+    let inner = root.join("cgroup.subtree_control");
+    fs::write(&inner, "+cpu +memory +pids").map_err(io_err(&inner))?;
+    // I/O limits need the io controller, which not every host delegates.
+    for dir in [&control, &inner] {
+        let _ = fs::write(dir, "+io");
     }
     Ok(Hierarchy::V2 { root })
+}
+
+/// Moves every process of cgroup `dir` into its child `init` (created if needed).
+fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
+    let leaf = dir.join("init");
+    fs::create_dir_all(&leaf).map_err(|source| CgroupError::Io {
+        path: leaf.clone(),
+        source,
+    })?;
+    let procs = leaf.join("cgroup.procs");
+    let listed = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for pid in listed.lines().filter(|l| !l.trim().is_empty()) {
+        // A process that exited meanwhile cannot be moved; that is fine.
+        let _ = fs::write(&procs, pid.trim());
+    }
+    tracing::info!(
+        cgroup = %dir.display(),
+        "moved this cgroup's processes to init/ so controllers can be enabled for job cgroups"
+    );
+    Ok(())
 }
 
 fn start(
@@ -423,6 +453,11 @@ impl SandboxedProcess {
             }
             None => cgroup.remove(),
         }
+    }
+
+    /// The name of its cgroup (`None` when unconfined), for logs and checks.
+    pub fn cgroup_name(&self) -> Option<&str> {
+        self.cgroup.as_ref().map(|c| c.name())
     }
 
     /// Its process id (also its process group id).

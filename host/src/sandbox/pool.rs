@@ -2,12 +2,12 @@
 //! creating or removing one.
 //!
 //! Creating a cgroup with its limits costs more than starting a small process (measured on
-//! v1 with six controllers: ~160 µs of mkdir and ~150 µs of limit writes and read-backs,
-//! against ~40 µs to rename one), and removing it ~140 µs more. A background thread keeps a
-//! few empty cgroups ready with the default limits and removes the ones jobs are done with;
-//! a job takes one, renames it to its own name and writes only the limits that differ.
-//! Cgroups are never reused: each job gets one no process has been in, so its accounting
-//! (CPU time, peak memory, OOM kills) is the job's alone.
+//! v1 with six controllers: ~160 µs of mkdir and ~150 µs of limit writes and read-backs),
+//! and removing it ~140 µs more. A background thread keeps a few empty cgroups ready with
+//! the default limits and removes the ones jobs are done with; a job takes one and writes
+//! only the limits that differ. Cgroups keep the name they were made with (cgroup v2 does
+//! not allow renaming them). They are never reused: each job gets one no process has been
+//! in, so its accounting (CPU time, peak memory, OOM kills) is the job's alone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -15,18 +15,20 @@ use std::time::Duration;
 
 use super::cgroup::{CgroupError, Hierarchy, JobCgroup, Limits};
 
-/// The part of a warm cgroup's name after the owner's pid; [`is_warm`] recognises it.
-const WARM_TAG: &str = "-warm-";
-
-/// Names of warm cgroups are unique within the process (several sandboxes may share it).
-static NEXT_WARM: AtomicU64 = AtomicU64::new(0);
+/// Job cgroup names are unique within the process (several sandboxes may share it).
+static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// How long the refill thread waits after it failed to create a cgroup.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// True if `name` is a warm (never used) cgroup's name.
-pub(super) fn is_warm(name: &str) -> bool {
-    name.contains(WARM_TAG)
+/// A new job cgroup name: this process's pid (so a node restarted after a crash can tell
+/// its predecessor's leftovers from live nodes' cgroups), then a sequence number.
+pub(super) fn new_name() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A set of ready job cgroups and the thread that keeps it full and removes used ones.
@@ -93,19 +95,13 @@ impl WarmPool {
         }
     }
 
-    /// A cgroup named `name` with `limits`: a warm one renamed, or a new one when none is
-    /// ready.
-    pub(super) fn take(&self, name: &str, limits: Limits) -> Result<JobCgroup, CgroupError> {
+    /// An unused cgroup with `limits`: a warm one, or a new one when none is ready.
+    pub(super) fn take(&self, limits: Limits) -> Result<JobCgroup, CgroupError> {
         let warm = self.shared.state().ready.pop();
         self.shared.wake.notify_one();
         let Some(mut cgroup) = warm else {
-            return JobCgroup::create(&self.shared.hierarchy, name, limits);
+            return JobCgroup::create(&self.shared.hierarchy, &new_name(), limits);
         };
-        if let Err(e) = cgroup.rename(name) {
-            tracing::debug!("a warm cgroup could not be renamed ({e}); creating {name}");
-            let _ = cgroup.remove();
-            return JobCgroup::create(&self.shared.hierarchy, name, limits);
-        }
         if let Err(e) = cgroup.set_limits(limits) {
             let _ = cgroup.remove();
             return Err(e);
@@ -187,12 +183,7 @@ fn refill(shared: &Shared) {
         if shared.state().ready.len() >= shared.size {
             continue;
         }
-        let name = format!(
-            "{}{WARM_TAG}{}",
-            std::process::id(),
-            NEXT_WARM.fetch_add(1, Ordering::Relaxed)
-        );
-        match JobCgroup::create(&shared.hierarchy, &name, shared.limits) {
+        match JobCgroup::create(&shared.hierarchy, &new_name(), shared.limits) {
             Ok(cgroup) => {
                 let mut state = shared.state();
                 if state.closed {
@@ -215,15 +206,9 @@ fn refill(shared: &Shared) {
 mod tests {
     use super::*;
 
+    /// Needs root and a writable cgroup hierarchy at /sys/fs/cgroup (v1 or v2).
     #[test]
-    fn warm_names_are_recognised() {
-        assert!(is_warm("123-warm-7"));
-        assert!(!is_warm("123-shell-00ab"));
-    }
-
-    /// Needs root and cgroup v1 controllers at /sys/fs/cgroup (this project's test machine).
-    #[test]
-    fn the_pool_refills_and_hands_out_renamed_cgroups_with_the_asked_limits() {
+    fn the_pool_refills_and_hands_out_cgroups_with_the_asked_limits() {
         let root = std::path::Path::new("/sys/fs/cgroup");
         let sandbox = crate::sandbox::Sandbox::detect_at(root, false);
         let Some(hierarchy) = sandbox.hierarchy() else {
@@ -238,15 +223,6 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        let name = format!("{}-pooltest-1", std::process::id());
-        let limits = Limits {
-            memory_mb: 64,
-            ..Limits::default()
-        };
-        let cgroup = pool.take(&name, limits).unwrap();
-        assert_eq!(cgroup.name(), name);
-        assert_eq!(cgroup.memory_limit(), Some(64 * 1024 * 1024));
-        cgroup.remove().unwrap();
         let warm: Vec<String> = pool
             .shared
             .state()
@@ -254,6 +230,17 @@ mod tests {
             .iter()
             .map(|c| c.name().to_owned())
             .collect();
+        let limits = Limits {
+            memory_mb: 64,
+            ..Limits::default()
+        };
+        let cgroup = pool.take(limits).unwrap();
+        assert!(
+            warm.contains(&cgroup.name().to_owned()),
+            "a ready one was taken"
+        );
+        assert_eq!(cgroup.memory_limit(), Some(64 * 1024 * 1024));
+        cgroup.remove().unwrap();
         drop(pool);
         for name in warm {
             assert!(

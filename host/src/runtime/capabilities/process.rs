@@ -121,11 +121,16 @@ impl process::Host for JobState {
             env: command.env,
             cwd: command.cwd.map(Into::into),
         };
-        let name = Sandbox::job_name(&plugin);
         let mut child = host
             .sandbox()
-            .spawn(&name, &spec, limits)
+            .spawn(&spec, limits)
             .map_err(|e| e.to_string())?;
+        tracing::debug!(
+            plugin = %plugin,
+            program = %spec.program,
+            cgroup = child.cgroup_name().unwrap_or("none"),
+            "process started"
+        );
         let context = self.context_arc();
         let readers = [
             child

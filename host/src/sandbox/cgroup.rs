@@ -352,7 +352,8 @@ impl JobCgroup {
         read(&file).ok()?.parse().ok()
     }
 
-    /// Peak memory use of the cgroup, in bytes.
+    /// Peak memory use of the cgroup, in bytes (0 on v2 before Linux 5.19, which has no
+    /// `memory.peak`).
     pub fn peak_memory(&self) -> u64 {
         let file = if self.v2 {
             self.dir("").join("memory.peak")
@@ -364,8 +365,9 @@ impl JobCgroup {
 
     /// Kills every process in the cgroup, including ones that left the job's process group
     /// (setsid) or ignore SIGTERM, and waits until the cgroup is empty. v2 uses `cgroup.kill`
-    /// where the kernel has it; otherwise the cgroup is frozen so nothing can fork while its
-    /// processes are killed one by one, then thawed so they can die.
+    /// where the kernel has it (5.14+); otherwise the cgroup is frozen (v1 freezer, v2
+    /// `cgroup.freeze`) so nothing can fork while its processes are killed one by one, then
+    /// thawed so they can die.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -380,16 +382,17 @@ impl JobCgroup {
             if let Some(kill_file) = kill_file.filter(|f| f.exists()) {
                 write(&kill_file, "1")?;
             } else {
-                let freezer = (!self.v2).then(|| self.dir("freezer").join("freezer.state"));
-                if let Some(state) = &freezer {
-                    let _ = write(state, "FROZEN");
-                }
+                // v1 freezer, or v2 before cgroup.kill (Linux < 5.14) with cgroup.freeze.
+                let (freezer, frozen, thawed) = if self.v2 {
+                    (self.dir("").join("cgroup.freeze"), "1", "0")
+                } else {
+                    (self.dir("freezer").join("freezer.state"), "FROZEN", "THAWED")
+                };
+                let _ = write(&freezer, frozen);
                 for pid in self.pids() {
                     super::signal::kill(pid, super::signal::SIGKILL);
                 }
-                if let Some(state) = &freezer {
-                    let _ = write(state, "THAWED");
-                }
+                let _ = write(&freezer, thawed);
             }
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -41,7 +41,12 @@ async fn register(nodes: &mut Nodes, name: &str, key: &str, labels: Vec<Label>) 
         .unwrap()
 }
 
-async fn list(nodes: &mut Nodes, selectors: Vec<Selector>, size: i32, page: i32) -> (Vec<String>, i32) {
+async fn list(
+    nodes: &mut Nodes,
+    selectors: Vec<Selector>,
+    size: i32,
+    page: i32,
+) -> (Vec<String>, i32) {
     let answer = nodes
         .list_nodes(node::ListNodesRequest {
             filter: Some(node::list_nodes_request::Filter {
@@ -76,7 +81,13 @@ async fn nodes_register_once_and_are_found_by_selectors_and_pages() {
 
     let empty = list(&mut nodes, vec![], 0, 0).await;
     assert_eq!(empty, (vec![], 0), "the JD starts empty");
-    let a = register(&mut nodes, "node-a", "aa01", vec![label("env", "prod"), label("role", "ccip")]).await;
+    let a = register(
+        &mut nodes,
+        "node-a",
+        "aa01",
+        vec![label("env", "prod"), label("role", "ccip")],
+    )
+    .await;
     let b = register(&mut nodes, "node-b", "bb02", vec![label("env", "dev")]).await;
     assert!(!a.id.is_empty() && a.id != b.id);
     assert!(a.is_enabled, "new nodes are enabled");
@@ -122,11 +133,29 @@ async fn nodes_register_once_and_are_found_by_selectors_and_pages() {
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 
-    let eq = list(&mut nodes, vec![selector("env", SelectorOp::Eq, Some("prod"))], 0, 0).await;
+    let eq = list(
+        &mut nodes,
+        vec![selector("env", SelectorOp::Eq, Some("prod"))],
+        0,
+        0,
+    )
+    .await;
     assert_eq!(eq, (vec!["node-a".to_owned()], 1));
-    let within = list(&mut nodes, vec![selector("env", SelectorOp::In, Some("dev, prod"))], 0, 0).await;
+    let within = list(
+        &mut nodes,
+        vec![selector("env", SelectorOp::In, Some("dev, prod"))],
+        0,
+        0,
+    )
+    .await;
     assert_eq!(within.1, 2, "IN takes a comma-separated list: {within:?}");
-    let exists = list(&mut nodes, vec![selector("role", SelectorOp::Exist, None)], 0, 0).await;
+    let exists = list(
+        &mut nodes,
+        vec![selector("role", SelectorOp::Exist, None)],
+        0,
+        0,
+    )
+    .await;
     assert_eq!(exists, (vec!["node-a".to_owned()], 1));
     let both = list(
         &mut nodes,
@@ -138,9 +167,17 @@ async fn nodes_register_once_and_are_found_by_selectors_and_pages() {
         0,
     )
     .await;
-    assert_eq!(both, (vec!["node-b".to_owned()], 1), "all selectors must match");
+    assert_eq!(
+        both,
+        (vec!["node-b".to_owned()], 1),
+        "all selectors must match"
+    );
     let page2 = list(&mut nodes, vec![], 1, 2).await;
-    assert_eq!(page2, (vec!["node-b".to_owned()], 2), "page is 1-based; total counts all");
+    assert_eq!(
+        page2,
+        (vec!["node-b".to_owned()], 2),
+        "page is 1-based; total counts all"
+    );
 
     let bad = nodes
         .register_node(node::RegisterNodeRequest {
@@ -188,7 +225,11 @@ async fn nodes_register_once_and_are_found_by_selectors_and_pages() {
         .unwrap();
     assert_eq!(renamed.name, "node-a2");
     assert_eq!(renamed.public_key, "aa01", "empty fields are left alone");
-    assert_eq!(renamed.labels.len(), 2, "labels are left alone when none are given");
+    assert_eq!(
+        renamed.labels.len(),
+        2,
+        "labels are left alone when none are given"
+    );
 }
 
 #[tokio::test]
@@ -228,7 +269,10 @@ async fn proposals_revise_jobs_and_are_revoked_deleted_and_updated() {
         .into_inner()
         .proposal
         .unwrap();
-    assert_eq!(second.job_id, first.job_id, "same uuid, same node: same job");
+    assert_eq!(
+        second.job_id, first.job_id,
+        "same uuid, same node: same job"
+    );
     assert_eq!(second.revision, 2);
 
     let the_job = jobs
@@ -241,7 +285,10 @@ async fn proposals_revise_jobs_and_are_revoked_deleted_and_updated() {
         .job
         .unwrap();
     assert_eq!(the_job.uuid, "7c9a2b1e-0000-4000-8000-000000000001");
-    assert_eq!(the_job.proposal_ids, vec![first.id.clone(), second.id.clone()]);
+    assert_eq!(
+        the_job.proposal_ids,
+        vec![first.id.clone(), second.id.clone()]
+    );
     assert_eq!(the_job.labels, vec![label("product", "ccip")]);
 
     for (bad, code) in [
@@ -292,7 +339,9 @@ async fn proposals_revise_jobs_and_are_revoked_deleted_and_updated() {
         .into_inner();
     assert!(batch.success_responses.contains_key(&a.id), "{batch:?}");
     assert!(
-        batch.failed_responses["ghost"].error_message.contains("ghost"),
+        batch.failed_responses["ghost"]
+            .error_message
+            .contains("ghost"),
         "{batch:?}"
     );
 
@@ -388,7 +437,11 @@ async fn the_csa_key_is_created_once_and_kept_across_restarts() {
         listed[0].public_key.clone()
     };
     assert_eq!(first.len(), 64, "ed25519 public key in hex: {first}");
-    assert!(first.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(
+        first
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
     let server = Server::start(&redis.url(), &["noop"]).await;
     let mut csa = csa::csa_service_client::CsaServiceClient::new(server.channel().await);
     let again = csa

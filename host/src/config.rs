@@ -681,6 +681,8 @@ mod tests {
         assert_eq!(api(&config.api), api(&ApiConfig::default()));
         let sandbox = |s: &SandboxConfig| toml::to_string(s).unwrap();
         assert_eq!(sandbox(&config.sandbox), sandbox(&SandboxConfig::default()));
+        let jd = |j: &JdConfig| toml::to_string(j).unwrap();
+        assert_eq!(jd(&config.jd), jd(&JdConfig::default()));
         assert_eq!(config.plugin("net-probe").grants, ["network"]);
     }
 

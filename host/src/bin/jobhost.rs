@@ -232,7 +232,10 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
     );
     let _watcher = runtime.watch()?;
     let jd = if config.jd.enabled {
-        Some(jobhost::jd::Distributor::new(store.clone(), config.jd.clone())?)
+        Some(jobhost::jd::Distributor::new(
+            store.clone(),
+            config.jd.clone(),
+        )?)
     } else {
         None
     };

@@ -54,7 +54,9 @@ fn check(what: &'static str, text: &str, allow_empty: bool) -> Result<(), LabelE
 
 /// Checks `labels` against the naming rules and returns them as a map (a repeated key keeps
 /// its last value).
-pub fn parse(labels: impl IntoIterator<Item = (String, Option<String>)>) -> Result<Labels, LabelError> {
+pub fn parse(
+    labels: impl IntoIterator<Item = (String, Option<String>)>,
+) -> Result<Labels, LabelError> {
     let mut out = Labels::new();
     for (key, value) in labels {
         check("key", &key, false)?;
@@ -140,7 +142,10 @@ mod tests {
     #[test]
     fn names_follow_the_rules() {
         assert!(parse([("env".into(), Some("prod-1.a_b".into()))]).is_ok());
-        assert!(parse([("env".into(), Some(String::new()))]).is_ok(), "empty value");
+        assert!(
+            parse([("env".into(), Some(String::new()))]).is_ok(),
+            "empty value"
+        );
         assert!(parse([("env".into(), None)]).is_ok(), "absent value");
         for bad in ["", "-x", "x-", "a b", "a/b", &"k".repeat(64)] {
             assert!(parse([(bad.to_owned(), None)]).is_err(), "key {bad:?}");
@@ -155,7 +160,10 @@ mod tests {
         assert!(sel("env", SelectorOp::Eq, Some("prod")).matches(&l));
         assert!(!sel("env", SelectorOp::Eq, Some("dev")).matches(&l));
         assert!(!sel("missing", SelectorOp::NotEq, Some("x")).matches(&l));
-        assert!(!sel("nil", SelectorOp::NotEq, Some("x")).matches(&l), "null value");
+        assert!(
+            !sel("nil", SelectorOp::NotEq, Some("x")).matches(&l),
+            "null value"
+        );
         assert!(sel("env", SelectorOp::NotEq, Some("dev")).matches(&l));
         assert!(sel("env", SelectorOp::In, Some("dev, prod ,x")).matches(&l));
         assert!(!sel("env", SelectorOp::In, Some("dev,x")).matches(&l));

@@ -15,7 +15,9 @@ pub mod spec;
 use std::collections::BTreeMap;
 
 use crate::config::JdConfig;
-use crate::store::{Created, JobState, NewJob, RecordKind, RetryPolicy, Store, StoreError, UniqueIndex};
+use crate::store::{
+    Created, JobState, NewJob, RecordKind, RetryPolicy, Store, StoreError, UniqueIndex,
+};
 
 pub use labels::{Labels, Selector, SelectorOp};
 pub use nodes_file::{NodeEntry, NodesFile, NodesFileError};
@@ -156,7 +158,9 @@ impl Distributor {
             return Err(JdError::InvalidArgument("name must not be empty".into()));
         }
         if public_key.is_empty() {
-            return Err(JdError::InvalidArgument("public_key must not be empty".into()));
+            return Err(JdError::InvalidArgument(
+                "public_key must not be empty".into(),
+            ));
         }
         let labels = labels::parse(registration.labels).map_err(invalid_labels)?;
         let now = now();
@@ -215,9 +219,7 @@ impl Distributor {
             .store
             .jd_lookup(UniqueIndex::NodeKeys, public_key.trim())
             .await?
-            .ok_or_else(|| {
-                JdError::NotFound(format!("no node with public key {public_key}"))
-            })?;
+            .ok_or_else(|| JdError::NotFound(format!("no node with public key {public_key}")))?;
         self.node(&id).await
     }
 
@@ -258,7 +260,13 @@ impl Distributor {
 
     /// Changes a record with `change` and stores it, retrying if another writer got there
     /// first.
-    async fn update<T, F>(&self, kind: RecordKind, id: &str, missing: &str, mut change: F) -> Result<T>
+    async fn update<T, F>(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        missing: &str,
+        mut change: F,
+    ) -> Result<T>
     where
         T: serde::Serialize + serde::de::DeserializeOwned,
         F: FnMut(&mut T) -> Result<()>,
@@ -354,10 +362,15 @@ impl Distributor {
         let mut out = Vec::new();
         for node in nodes {
             if let Some(entry) = file.find(&node.name, &node.public_key)? {
-                out.extend(entry.chain_configs.into_iter().map(|config| NodeChainConfig {
-                    node_id: node.id.clone(),
-                    config,
-                }));
+                out.extend(
+                    entry
+                        .chain_configs
+                        .into_iter()
+                        .map(|config| NodeChainConfig {
+                            node_id: node.id.clone(),
+                            config,
+                        }),
+                );
             }
         }
         Ok(out)
@@ -380,7 +393,8 @@ impl Distributor {
                 "node {node_id} is disabled"
             )));
         }
-        let uuid = spec::external_job_id(spec).map_err(|e| JdError::InvalidArgument(e.to_string()))?;
+        let uuid =
+            spec::external_job_id(spec).map_err(|e| JdError::InvalidArgument(e.to_string()))?;
         let new_labels = if job_labels.is_empty() {
             None
         } else {
@@ -419,7 +433,10 @@ impl Distributor {
             response_ms: None,
         };
         if proposal.status == ProposalStatus::Approved {
-            match self.deliver(&node, Delivery::Create { spec }, &proposal.id).await {
+            match self
+                .deliver(&node, Delivery::Create { spec }, &proposal.id)
+                .await
+            {
                 Ok(job) => proposal.delivery_job = Some(job),
                 Err(reason) => {
                     proposal.delivery = DeliveryStatus::Failed;
@@ -457,7 +474,13 @@ impl Distributor {
         };
         let created = self
             .store
-            .jd_create(RecordKind::Jobs, UniqueIndex::JobKeys, &field, &job.id, &to_json(&job))
+            .jd_create(
+                RecordKind::Jobs,
+                UniqueIndex::JobKeys,
+                &field,
+                &job.id,
+                &to_json(&job),
+            )
             .await?;
         Ok(match created {
             Created::New => job.id,
@@ -467,7 +490,12 @@ impl Distributor {
 
     /// Hands `delivery` for node to the delivery plugin as a jobhost job; the error is the
     /// reason delivery cannot even start.
-    async fn deliver(&self, node: &Node, delivery: Delivery<'_>, proposal_id: &str) -> std::result::Result<String, String> {
+    async fn deliver(
+        &self,
+        node: &Node,
+        delivery: Delivery<'_>,
+        proposal_id: &str,
+    ) -> std::result::Result<String, String> {
         let no_credentials = || format!("no credentials configured for node {}", node.name);
         let entry = match &self.nodes_file {
             Some(file) => file
@@ -547,15 +575,24 @@ impl Distributor {
             .output
             .as_deref()
             .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
-            .and_then(|v| v.get("node_job_id").and_then(|id| id.as_str()).map(str::to_owned));
+            .and_then(|v| {
+                v.get("node_job_id")
+                    .and_then(|id| id.as_str())
+                    .map(str::to_owned)
+            });
         proposal.updated_ms = now();
         let settled = proposal.clone();
         // Another reader may settle it at the same time, to the same values.
         let _ = self
-            .update(RecordKind::Proposals, &proposal.id, "proposal", move |p: &mut Proposal| {
-                *p = settled.clone();
-                Ok(())
-            })
+            .update(
+                RecordKind::Proposals,
+                &proposal.id,
+                "proposal",
+                move |p: &mut Proposal| {
+                    *p = settled.clone();
+                    Ok(())
+                },
+            )
             .await?;
         Ok(proposal)
     }
@@ -570,7 +607,11 @@ impl Distributor {
     }
 
     /// Proposals with these ids or of these jobs (both empty: all), oldest first.
-    pub async fn list_proposals(&self, ids: &[String], job_ids: &[String]) -> Result<Vec<Proposal>> {
+    pub async fn list_proposals(
+        &self,
+        ids: &[String],
+        job_ids: &[String],
+    ) -> Result<Vec<Proposal>> {
         let mut out = Vec::new();
         for proposal in self.all::<Proposal>(RecordKind::Proposals).await? {
             if (ids.is_empty() || ids.contains(&proposal.id))
@@ -643,10 +684,9 @@ impl Distributor {
     /// or PENDING.
     pub async fn revoke(&self, reference: &JobRef) -> Result<Proposal> {
         let job = self.job_or_proposal_job(reference).await?;
-        let latest = job
-            .proposal_ids
-            .last()
-            .ok_or_else(|| JdError::FailedPrecondition(format!("job {} has no proposal", job.id)))?;
+        let latest = job.proposal_ids.last().ok_or_else(|| {
+            JdError::FailedPrecondition(format!("job {} has no proposal", job.id))
+        })?;
         let revoked = self
             .update(RecordKind::Proposals, latest, "proposal", |p: &mut Proposal| {
                 if !matches!(p.status, ProposalStatus::Proposed | ProposalStatus::Pending) {
@@ -688,7 +728,13 @@ impl Distributor {
         if let Some((proposal_id, node_job_id)) = delivered {
             let node = self.node(&job.node_id).await?;
             if let Err(reason) = self
-                .deliver(&node, Delivery::Delete { node_job_id: &node_job_id }, &proposal_id)
+                .deliver(
+                    &node,
+                    Delivery::Delete {
+                        node_job_id: &node_job_id,
+                    },
+                    &proposal_id,
+                )
                 .await
             {
                 tracing::warn!(job = %job.id, node = %node.name, "cannot remove the job from its node: {reason}");

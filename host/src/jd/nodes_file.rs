@@ -57,8 +57,13 @@ impl std::fmt::Debug for NodeEntry {
 impl NodeEntry {
     /// True if both email and password are set.
     pub fn has_credentials(&self) -> bool {
-        self.chainlink_email.as_deref().is_some_and(|e| !e.is_empty())
-            && self.chainlink_password.as_deref().is_some_and(|p| !p.is_empty())
+        self.chainlink_email
+            .as_deref()
+            .is_some_and(|e| !e.is_empty())
+            && self
+                .chainlink_password
+                .as_deref()
+                .is_some_and(|p| !p.is_empty())
     }
 }
 
@@ -139,10 +144,14 @@ pub enum NodesFileError {
 #[derive(Debug, Clone)]
 pub struct NodesFile {
     path: PathBuf,
-    cache: Arc<Mutex<Option<(Stamp, Arc<Vec<NodeEntry>>)>>>,
+    cache: Arc<Mutex<Option<Cached>>>,
 }
 
+/// The file's modification time and size when it was read.
 type Stamp = (Option<SystemTime>, u64);
+
+/// The entries as read, with the stamp they were read at.
+type Cached = (Stamp, Arc<Vec<NodeEntry>>);
 
 impl NodesFile {
     /// The file at `path`, read and checked now.
@@ -193,8 +202,7 @@ impl NodesFile {
             .iter()
             .find(|e| {
                 e.name == name
-                    || e
-                        .public_key
+                    || e.public_key
                         .as_deref()
                         .is_some_and(|k| !k.is_empty() && k.eq_ignore_ascii_case(public_key))
             })
@@ -227,7 +235,11 @@ fn parse(text: &str) -> Result<Vec<NodeEntry>, String> {
     let shape: FileShape = serde_yaml_ng::from_str(text).map_err(|e| {
         // The YAML error may quote the offending line, which may hold a password.
         match e.location() {
-            Some(at) => format!("not valid YAML at line {}, column {}", at.line(), at.column()),
+            Some(at) => format!(
+                "not valid YAML at line {}, column {}",
+                at.line(),
+                at.column()
+            ),
             None => "not valid YAML".to_owned(),
         }
     })?;
@@ -239,7 +251,8 @@ fn parse(text: &str) -> Result<Vec<NodeEntry>, String> {
         if !names.insert(node.name.as_str()) {
             return Err(format!("node {:?} is listed twice", node.name));
         }
-        if !(node.chainlink_url.starts_with("http://") || node.chainlink_url.starts_with("https://"))
+        if !(node.chainlink_url.starts_with("http://")
+            || node.chainlink_url.starts_with("https://"))
         {
             return Err(format!(
                 "node {:?}: chainlink_url must be an http:// or https:// URL",
@@ -277,12 +290,16 @@ nodes:
         let node = file.find("chainlink-node-1", "").unwrap().unwrap();
         assert!(node.has_credentials());
         assert_eq!(
-            file.credential("chainlink/chainlink-node-1/password").as_deref(),
+            file.credential("chainlink/chainlink-node-1/password")
+                .as_deref(),
             Some("node1_password")
         );
         assert_eq!(file.credential("chainlink/no-creds/password"), None);
         assert_eq!(file.credential("other/chainlink-node-1/password"), None);
-        assert!(!format!("{node:?}").contains("node1_password"), "Debug hides it");
+        assert!(
+            !format!("{node:?}").contains("node1_password"),
+            "Debug hides it"
+        );
     }
 
     #[test]

@@ -31,7 +31,8 @@ mod tests {
 
     #[test]
     fn the_external_job_id_is_read_from_the_top_level() {
-        let spec = "type = \"offchainreporting2\"\nexternalJobID = \"0A1B-2\"\n[pluginConfig]\nx = 1\n";
+        let spec =
+            "type = \"offchainreporting2\"\nexternalJobID = \"0A1B-2\"\n[pluginConfig]\nx = 1\n";
         assert_eq!(external_job_id(spec).unwrap(), "0A1B-2");
         assert_eq!(
             external_job_id("type = \"x\"\n"),

@@ -84,9 +84,7 @@ pub async fn serve(
         (
             job::v1::job_service_server::JobServiceServer::new(jd::JobService::new(jd.clone()))
                 .max_decoding_message_size(max_request),
-            node::v1::node_service_server::NodeServiceServer::new(jd::NodeService::new(
-                jd.clone(),
-            )),
+            node::v1::node_service_server::NodeServiceServer::new(jd::NodeService::new(jd.clone())),
             csa::v1::csa_service_server::CsaServiceServer::new(jd::CsaService::new(jd)),
         )
     });

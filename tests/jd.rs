@@ -453,3 +453,225 @@ async fn the_csa_key_is_created_once_and_kept_across_restarts() {
         .unwrap();
     assert_eq!(again.public_key, first, "the same key after a restart");
 }
+
+/// Polls `GetProposal` until `done` holds for it (30 s at most).
+async fn wait_proposal(
+    jobs: &mut Jobs,
+    id: &str,
+    done: impl Fn(&job::Proposal) -> bool,
+) -> job::Proposal {
+    let start = std::time::Instant::now();
+    loop {
+        let p = jobs
+            .get_proposal(job::GetProposalRequest { id: id.into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .proposal
+            .unwrap();
+        if done(&p) {
+            return p;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "proposal never got there: {p:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn delivered(p: &job::Proposal) -> bool {
+    p.delivery_status() == job::ProposalDeliveryStatus::Delivered
+}
+
+fn failed(p: &job::Proposal) -> bool {
+    p.delivery_status() == job::ProposalDeliveryStatus::Failed
+}
+
+#[tokio::test]
+async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_them() {
+    use common::chainlink::ChainlinkNode;
+    let redis = TestRedis::start().await;
+    let chainlink = ChainlinkNode::start("admin@node1.com", "node1-password").await;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes_file = dir.path().join("nodes.yaml");
+    std::fs::write(
+        &nodes_file,
+        format!(
+            "nodes:\n  - name: node-1\n    chainlink_url: \"{url}\"\n    chainlink_email: admin@node1.com\n    chainlink_password: node1-password\n  - name: node-2\n    chainlink_url: \"{url}\"\n",
+            url = chainlink.url()
+        ),
+    )
+    .unwrap();
+    let config = format!(
+        "[jd]\nnodes_file = \"{}\"\ndelivery_backoff_ms = 100\ndelivery_backoff_max_ms = 300\nprobe_interval_ms = 100\n\n[plugins.ccip-submit]\ngrants = [\"http\"]\nallowed_hosts = [\"{}\"]\n",
+        nodes_file.display(),
+        chainlink.url()
+    );
+    let server = Server::start_with(&redis.url(), &["ccip-submit"], &config).await;
+    let mut nodes = Nodes::new(server.channel().await);
+    let mut jobs = Jobs::new(server.channel().await);
+    let one = register(&mut nodes, "node-1", "aa01", vec![]).await;
+    let two = register(&mut nodes, "node-2", "bb02", vec![]).await;
+
+    // Approved at once, then delivered: the node holds the exact TOML.
+    let toml = spec(
+        "5b1a1a1a-1111-4111-8111-111111111111",
+        "name = \"ccip commit\"\n",
+    );
+    let proposal = jobs
+        .propose_job(job::ProposeJobRequest {
+            node_id: one.id.clone(),
+            spec: toml.clone(),
+            labels: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .proposal
+        .unwrap();
+    assert_eq!(proposal.status(), job::ProposalStatus::Approved);
+    let done = wait_proposal(&mut jobs, &proposal.id, delivered).await;
+    assert!(done.response_received_at.is_some());
+    let held: Vec<String> = chainlink.jobs().into_values().collect();
+    assert_eq!(
+        held,
+        vec![toml.clone()],
+        "the node got the spec byte for byte"
+    );
+
+    // A revision is delivered as well.
+    let revised = spec(
+        "5b1a1a1a-1111-4111-8111-111111111111",
+        "name = \"ccip commit v2\"\n",
+    );
+    let second = jobs
+        .propose_job(job::ProposeJobRequest {
+            node_id: one.id.clone(),
+            spec: revised.clone(),
+            labels: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .proposal
+        .unwrap();
+    assert_eq!(second.revision, 2);
+    wait_proposal(&mut jobs, &second.id, delivered).await;
+    let held: Vec<String> = chainlink.jobs().into_values().collect();
+    assert_eq!(held, vec![revised], "the revision replaced the node's job");
+
+    // No credentials for node-2: delivery fails, saying so.
+    let orphan = jobs
+        .propose_job(job::ProposeJobRequest {
+            node_id: two.id.clone(),
+            spec: spec("5b1a1a1a-2222-4222-8222-222222222222", ""),
+            labels: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .proposal
+        .unwrap();
+    assert!(failed(&orphan), "{orphan:?}");
+    let store = redis.store().await;
+    let jd = jobhost::jd::Distributor::new(store, jobhost::config::JdConfig::default()).unwrap();
+    let recorded = jd.proposal(&orphan.id).await.unwrap();
+    assert_eq!(
+        recorded.delivery_error.as_deref(),
+        Some("no credentials configured for node node-2")
+    );
+
+    // The node's API answers its health probe: connected.
+    let start = std::time::Instant::now();
+    while !nodes
+        .get_node(node::GetNodeRequest {
+            id: one.id.clone(),
+            public_key: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .node
+        .unwrap()
+        .is_connected
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "never connected"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // The node goes down: delivery fails (with the reason), is retried, and succeeds once
+    // the node is back.
+    chainlink.stop().await;
+    let later = jobs
+        .propose_job(job::ProposeJobRequest {
+            node_id: one.id.clone(),
+            spec: spec("5b1a1a1a-3333-4333-8333-333333333333", ""),
+            labels: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .proposal
+        .unwrap();
+    wait_proposal(&mut jobs, &later.id, failed).await;
+    let reason = jd
+        .proposal(&later.id)
+        .await
+        .unwrap()
+        .delivery_error
+        .unwrap_or_default();
+    assert!(
+        reason.contains("node-1"),
+        "the reason names the node: {reason}"
+    );
+    let start = std::time::Instant::now();
+    while nodes
+        .get_node(node::GetNodeRequest {
+            id: one.id.clone(),
+            public_key: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .node
+        .unwrap()
+        .is_connected
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "still connected"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    chainlink.restart().await;
+    wait_proposal(&mut jobs, &later.id, delivered).await;
+    assert_eq!(chainlink.jobs().len(), 2, "{:?}", chainlink.jobs());
+
+    // DeleteJob removes the job from the node (by the id the node gave it).
+    let before = chainlink.jobs();
+    jobs.delete_job(job::DeleteJobRequest {
+        id_oneof: Some(job::delete_job_request::IdOneof::Id(later.job_id.clone())),
+    })
+    .await
+    .unwrap();
+    let start = std::time::Instant::now();
+    while chainlink.jobs().len() == before.len() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "never deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        chainlink
+            .calls()
+            .iter()
+            .any(|(method, path)| method == "DELETE" && path.starts_with("/v2/jobs/")),
+        "{:?}",
+        chainlink.calls()
+    );
+}

@@ -87,6 +87,8 @@ pub struct JdConfig {
     pub delivery_backoff_ms: u64,
     /// Longest delay between delivery attempts.
     pub delivery_backoff_max_ms: u64,
+    /// How often each node's HTTP API is probed (`GET /health`) for `is_connected`.
+    pub probe_interval_ms: u64,
 }
 
 impl Default for JdConfig {
@@ -99,6 +101,7 @@ impl Default for JdConfig {
             delivery_max_attempts: 10,
             delivery_backoff_ms: 1_000,
             delivery_backoff_max_ms: 60_000,
+            probe_interval_ms: 10_000,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! temporary folder, and an events sink that records what a job logged.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod chainlink;
 pub mod receiver;
 pub mod server;
 

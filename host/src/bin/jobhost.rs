@@ -241,6 +241,9 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
     };
     let (listener, grpc_addr) = grpc::bind(&config.api).await?;
     let api_stop = CancellationToken::new();
+    if let Some(jd) = &jd {
+        tokio::spawn(jd.clone().probe_nodes(api_stop.clone()));
+    }
     let api = tokio::spawn(grpc::serve(
         listener,
         store.clone(),

@@ -9,6 +9,7 @@
 
 pub mod labels;
 pub mod nodes_file;
+pub mod probe;
 pub mod records;
 pub mod spec;
 
@@ -114,6 +115,7 @@ pub struct Distributor {
     store: Store,
     config: JdConfig,
     nodes_file: Option<NodesFile>,
+    connectivity: probe::Connectivity,
 }
 
 fn now() -> u64 {
@@ -144,7 +146,22 @@ impl Distributor {
             store,
             config,
             nodes_file,
+            connectivity: probe::Connectivity::default(),
         })
+    }
+
+    /// Probes the nodes' HTTP APIs every `jd.probe_interval_ms` until `stop` (see
+    /// [`probe`]); [`Distributor::is_connected`] answers from it.
+    pub async fn probe_nodes(self, stop: tokio_util::sync::CancellationToken) {
+        let interval = std::time::Duration::from_millis(self.config.probe_interval_ms.max(100));
+        probe::run(self, interval, stop).await;
+    }
+
+    /// True while node `id`'s HTTP API answers its health probe (it answered within three
+    /// probe intervals).
+    pub fn is_connected(&self, id: &str) -> bool {
+        let window = std::time::Duration::from_millis(self.config.probe_interval_ms.max(100) * 3);
+        self.connectivity.is_connected(id, window)
     }
 
     // ---- nodes ----
@@ -433,10 +450,15 @@ impl Distributor {
             response_ms: None,
         };
         if proposal.status == ProposalStatus::Approved {
-            match self
-                .deliver(&node, Delivery::Create { spec }, &proposal.id)
-                .await
-            {
+            // A node holds one job per externalJobID: a revision replaces the job the last
+            // delivered revision made there.
+            let earlier = &job.proposal_ids[..job.proposal_ids.len().saturating_sub(1)];
+            let replaces = self.delivered_node_job(earlier).await?;
+            let delivery = Delivery::Create {
+                spec,
+                replaces: replaces.as_ref().map(|(_, id)| id.as_str()),
+            };
+            match self.deliver(&node, delivery, &proposal.id).await {
                 Ok(job) => proposal.delivery_job = Some(job),
                 Err(reason) => {
                     proposal.delivery = DeliveryStatus::Failed;
@@ -508,10 +530,13 @@ impl Distributor {
             return Err(no_credentials());
         }
         let (action, spec) = match delivery {
-            Delivery::Create { spec } => (
-                "create",
-                serde_json::json!({"action": "create", "node": entry.name, "url": entry.chainlink_url, "toml": spec}),
-            ),
+            Delivery::Create { spec, replaces } => {
+                let mut spec = serde_json::json!({"action": "create", "node": entry.name, "url": entry.chainlink_url, "toml": spec});
+                if let Some(old) = replaces {
+                    spec["replaces"] = old.into();
+                }
+                ("create", spec)
+            }
             Delivery::Delete { node_job_id } => (
                 "delete",
                 serde_json::json!({"action": "delete", "node": entry.name, "url": entry.chainlink_url, "node_job_id": node_job_id}),
@@ -716,16 +741,8 @@ impl Distributor {
                 Ok(())
             })
             .await?;
-        // The node knows the job by the id it gave on the last delivery that succeeded.
-        let mut delivered = None;
-        for id in job.proposal_ids.iter().rev() {
-            let p = self.proposal(id).await?;
-            if let Some(node_job_id) = p.node_job_id {
-                delivered = Some((p.id, node_job_id));
-                break;
-            }
-        }
-        if let Some((proposal_id, node_job_id)) = delivered {
+        if let Some((proposal_id, node_job_id)) = self.delivered_node_job(&job.proposal_ids).await?
+        {
             let node = self.node(&job.node_id).await?;
             if let Err(reason) = self
                 .deliver(
@@ -741,6 +758,21 @@ impl Distributor {
             }
         }
         Ok(deleted)
+    }
+
+    /// The node's id for the job, from the latest of `proposal_ids` that was delivered,
+    /// with that proposal's id.
+    async fn delivered_node_job(
+        &self,
+        proposal_ids: &[String],
+    ) -> Result<Option<(String, String)>> {
+        for id in proposal_ids.iter().rev() {
+            let p = self.proposal(id).await?;
+            if let Some(node_job_id) = p.node_job_id {
+                return Ok(Some((p.id, node_job_id)));
+            }
+        }
+        Ok(None)
     }
 
     /// Replaces a job's labels (when given) and rollback policy (when given).
@@ -793,8 +825,11 @@ impl Distributor {
 
 /// What a delivery job does on the node.
 enum Delivery<'a> {
-    /// `POST /v2/jobs` with the spec.
-    Create { spec: &'a str },
+    /// `POST /v2/jobs` with the spec, after deleting the node's job `replaces`.
+    Create {
+        spec: &'a str,
+        replaces: Option<&'a str>,
+    },
     /// `DELETE /v2/jobs/{id}`.
     Delete { node_job_id: &'a str },
 }

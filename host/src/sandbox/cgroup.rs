@@ -386,7 +386,11 @@ impl JobCgroup {
                 let (freezer, frozen, thawed) = if self.v2 {
                     (self.dir("").join("cgroup.freeze"), "1", "0")
                 } else {
-                    (self.dir("freezer").join("freezer.state"), "FROZEN", "THAWED")
+                    (
+                        self.dir("freezer").join("freezer.state"),
+                        "FROZEN",
+                        "THAWED",
+                    )
                 };
                 let _ = write(&freezer, frozen);
                 for pid in self.pids() {

@@ -68,13 +68,13 @@ fn selectors_in(selectors: Vec<label::Selector>) -> Result<Vec<Selector>, Status
         .collect()
 }
 
-fn node_out(node: jd::Node) -> node::Node {
+fn node_out(jd: &Distributor, node: jd::Node) -> node::Node {
     node::Node {
+        is_connected: jd.is_connected(&node.id),
         id: node.id,
         name: node.name,
         public_key: node.public_key,
         is_enabled: node.enabled,
-        is_connected: false,
         labels: labels_out(&node.labels),
         created_at: Some(timestamp(node.created_ms)),
         updated_at: Some(timestamp(node.updated_ms)),
@@ -392,7 +392,7 @@ impl node::node_service_server::NodeService for NodeService {
         let id = request.into_inner().id;
         let n = self.jd.set_node_enabled(&id, false).await.map_err(status)?;
         Ok(Response::new(node::DisableNodeResponse {
-            node: Some(node_out(n)),
+            node: Some(node_out(&self.jd, n)),
         }))
     }
 
@@ -403,7 +403,7 @@ impl node::node_service_server::NodeService for NodeService {
         let id = request.into_inner().id;
         let n = self.jd.set_node_enabled(&id, true).await.map_err(status)?;
         Ok(Response::new(node::EnableNodeResponse {
-            node: Some(node_out(n)),
+            node: Some(node_out(&self.jd, n)),
         }))
     }
 
@@ -419,7 +419,7 @@ impl node::node_service_server::NodeService for NodeService {
         }
         .map_err(status)?;
         Ok(Response::new(node::GetNodeResponse {
-            node: Some(node_out(n)),
+            node: Some(node_out(&self.jd, n)),
         }))
     }
 
@@ -457,7 +457,7 @@ impl node::node_service_server::NodeService for NodeService {
             .await
             .map_err(status)?;
         Ok(Response::new(node::ListNodesResponse {
-            nodes: nodes.into_iter().map(node_out).collect(),
+            nodes: nodes.into_iter().map(|n| node_out(&self.jd, n)).collect(),
             total_count: i32::try_from(total).unwrap_or(i32::MAX),
         }))
     }
@@ -488,7 +488,7 @@ impl node::node_service_server::NodeService for NodeService {
             .await
             .map_err(status)?;
         Ok(Response::new(node::RegisterNodeResponse {
-            node: Some(node_out(n)),
+            node: Some(node_out(&self.jd, n)),
         }))
     }
 
@@ -503,7 +503,7 @@ impl node::node_service_server::NodeService for NodeService {
             .await
             .map_err(status)?;
         Ok(Response::new(node::UpdateNodeResponse {
-            node: Some(node_out(n)),
+            node: Some(node_out(&self.jd, n)),
         }))
     }
 }

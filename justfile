@@ -119,15 +119,22 @@ example-python: plugins redis-server
     PATH="$venv/bin:$PATH" examples/clients/python/generate.sh
     cargo build -q --bin jobhost
     work=$(mktemp -d); port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    printf '[redis]\ndev_dir = "%s/redis"\n' "$work" > "$work/jobhost.toml"
+    # A stand-in Chainlink node for the Job Distributor path, and the nodes file naming it.
+    "$venv/bin/python3" examples/clients/python/fake_chainlink.py --email ci@node.test --password ci-pass > "$work/chainlink.port" &
+    chainlink=$!
+    for _ in $(seq 100); do [ -s "$work/chainlink.port" ] && break; sleep 0.1; done
+    cl_url="http://127.0.0.1:$(cat "$work/chainlink.port")"
+    printf 'nodes:\n  - name: python-node\n    chainlink_url: "%s"\n    chainlink_email: ci@node.test\n    chainlink_password: ci-pass\n' "$cl_url" > "$work/nodes.yaml"
+    printf '[redis]\ndev_dir = "%s/redis"\n[jd]\nnodes_file = "%s/nodes.yaml"\n[plugins.ccip-submit]\ngrants = ["http"]\nallowed_hosts = ["%s"]\n' "$work" "$work" "$cl_url" > "$work/jobhost.toml"
     target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
     "$target_dir/debug/jobhost" --config "$work/jobhost.toml" serve --dev \
         --plugins-dir "{{ plugins_out }}" --grpc-addr "127.0.0.1:$port" --http-addr 127.0.0.1:0 2> "$work/serve.log" &
     server=$!
-    trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+    trap 'kill -TERM $server $chainlink 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
     for _ in $(seq 100); do grep -q "gRPC API listening" "$work/serve.log" && break; sleep 0.1; done
     "$venv/bin/python3" examples/clients/python/schedule.py --server "127.0.0.1:$port" \
         --type hello --spec '{"name": "Python"}'
+    "$venv/bin/python3" examples/clients/python/jd_client.py --server "127.0.0.1:$port" --node-name python-node
 
 # Start a new plugin from the template: plugins/NAME
 new-plugin NAME:

@@ -498,7 +498,7 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
     std::fs::write(
         &nodes_file,
         format!(
-            "nodes:\n  - name: node-1\n    chainlink_url: \"{url}\"\n    chainlink_email: admin@node1.com\n    chainlink_password: node1-password\n  - name: node-2\n    chainlink_url: \"{url}\"\n",
+            "nodes:\n  - name: node-1\n    chainlink_url: \"{url}\"\n    chainlink_email: admin@node1.com\n    chainlink_password: node1-password\n    chain_configs:\n      - chain_id: \"11155111\"\n        chain_type: evm\n        account_address: \"0xabc\"\n        admin_address: \"0xdef\"\n        ocr2: {{enabled: true, peer_id: \"12D3KooWpeer\", bundle_id: \"b1\", plugins: [commit, execute]}}\n  - name: node-2\n    chainlink_url: \"{url}\"\n",
             url = chainlink.url()
         ),
     )
@@ -513,6 +513,35 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
     let mut jobs = Jobs::new(server.channel().await);
     let one = register(&mut nodes, "node-1", "aa01", vec![]).await;
     let two = register(&mut nodes, "node-2", "bb02", vec![]).await;
+
+    // Chain configs come from the nodes file, under the registered node's id.
+    let configs = nodes
+        .list_node_chain_configs(node::ListNodeChainConfigsRequest {
+            filter: Some(node::list_node_chain_configs_request::Filter {
+                node_ids: vec![one.id.clone()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .chain_configs;
+    assert_eq!(configs.len(), 1, "{configs:?}");
+    let config = &configs[0];
+    assert_eq!(config.node_id, one.id);
+    let chain = config.chain.as_ref().unwrap();
+    assert_eq!(
+        (chain.id.as_str(), chain.r#type()),
+        ("11155111", node::ChainType::Evm)
+    );
+    assert_eq!(config.account_address, "0xabc");
+    let ocr2 = config.ocr2_config.as_ref().unwrap();
+    assert!(ocr2.enabled);
+    assert_eq!(
+        ocr2.p2p_key_bundle.as_ref().unwrap().peer_id,
+        "12D3KooWpeer"
+    );
+    let plugins = ocr2.plugins.as_ref().unwrap();
+    assert!(plugins.commit && plugins.execute && !plugins.median);
 
     // Approved at once, then delivered: the node holds the exact TOML.
     let toml = spec(
@@ -674,4 +703,51 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
         "{:?}",
         chainlink.calls()
     );
+}
+
+#[tokio::test]
+async fn jd_port_sets_the_grpc_port_when_jobhost_config_does_not() {
+    let redis = TestRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    common::install(&plugins, &["noop"]);
+    let config = dir.path().join("jobhost.toml");
+    std::fs::write(&config, "").unwrap();
+    let port = jobhost::store::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .args(["--plugins-dir", plugins.to_str().unwrap()])
+        .args(["--redis-url", &redis.url(), "--http-addr", "127.0.0.1:0"])
+        .env("JD_PORT", port.to_string())
+        .env_remove("JOBHOST_GRPC_ADDR")
+        .env("JOBHOST_CACHE", "false")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let key = loop {
+        let answer = async {
+            let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                .ok()?
+                .connect()
+                .await
+                .ok()?;
+            let mut csa = csa::csa_service_client::CsaServiceClient::new(channel);
+            csa.get_keypair(csa::GetKeypairRequest {}).await.ok()
+        }
+        .await;
+        if let Some(answer) = answer {
+            break answer.into_inner().keypair.unwrap().public_key;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "nothing answered on JD_PORT {port}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(key.len(), 64);
 }

@@ -393,6 +393,14 @@ impl SecretSource {
 impl Config {
     /// Reads `file` if given, then applies `JOBHOST_*` environment overrides, then checks.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with(file, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`], reading environment variables through `var`.
+    pub fn load_with(
+        file: Option<&Path>,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let mut config = match file {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
@@ -406,11 +414,11 @@ impl Config {
                 .is_some_and(|t| t.get("api").and_then(|a| a.get("grpc_addr")).is_some()),
             None => false,
         };
-        if !file_sets_grpc && let Ok(port) = std::env::var("JD_PORT") {
+        if !file_sets_grpc && let Some(port) = var("JD_PORT") {
             let port: u16 = parse_env("JD_PORT", port)?;
             config.api.grpc_addr = format!("0.0.0.0:{port}");
         }
-        config.apply_env(|name| std::env::var(name).ok())?;
+        config.apply_env(&var)?;
         config.check()?;
         Ok(config)
     }
@@ -687,6 +695,36 @@ mod tests {
         let jd = |j: &JdConfig| toml::to_string(j).unwrap();
         assert_eq!(jd(&config.jd), jd(&JdConfig::default()));
         assert_eq!(config.plugin("net-probe").grants, ["network"]);
+    }
+
+    #[test]
+    fn jd_port_applies_only_where_jobhost_says_nothing_of_the_grpc_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.toml");
+        std::fs::write(&empty, "").unwrap();
+        let explicit = dir.path().join("explicit.toml");
+        std::fs::write(&explicit, "[api]\ngrpc_addr = \"127.0.0.1:7000\"\n").unwrap();
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let jd = env(&[("JD_PORT", "42242")]);
+        let addr = |file: &Path, var| Config::load_with(Some(file), var).unwrap().api.grpc_addr;
+        assert_eq!(addr(&empty, jd), "0.0.0.0:42242");
+        assert_eq!(
+            addr(&explicit, env(&[("JD_PORT", "42242")])),
+            "127.0.0.1:7000"
+        );
+        let both = env(&[
+            ("JD_PORT", "42242"),
+            ("JOBHOST_GRPC_ADDR", "127.0.0.1:9000"),
+        ]);
+        assert_eq!(addr(&empty, both), "127.0.0.1:9000");
+        assert!(Config::load_with(Some(&empty), env(&[("JD_PORT", "port")])).is_err());
     }
 
     #[test]

@@ -461,6 +461,7 @@ impl Distributor {
             match self.deliver(&node, delivery, &proposal.id).await {
                 Ok(job) => proposal.delivery_job = Some(job),
                 Err(reason) => {
+                    tracing::warn!(node = %node.name, proposal = %proposal.id, "Job Distributor: cannot deliver: {reason}");
                     proposal.delivery = DeliveryStatus::Failed;
                     proposal.delivery_error = Some(reason);
                 }

@@ -303,6 +303,28 @@ nodes:
     }
 
     #[test]
+    fn a_changed_file_is_read_again_and_a_broken_one_is_an_error_not_stale_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nodes.yaml");
+        std::fs::write(&path, FILE).unwrap();
+        let file = NodesFile::open(&path).unwrap();
+        assert_eq!(file.entries().unwrap().len(), 2);
+        std::fs::write(
+            &path,
+            "nodes:\n  - name: added\n    chainlink_url: http://x:1\n    chainlink_email: a@b\n    chainlink_password: pw-2\n",
+        )
+        .unwrap();
+        assert_eq!(file.entries().unwrap().len(), 1, "re-read on change");
+        assert_eq!(
+            file.credential("chainlink/added/password").as_deref(),
+            Some("pw-2")
+        );
+        std::fs::write(&path, "nodes: [").unwrap();
+        assert!(file.entries().is_err());
+        assert_eq!(file.credential("chainlink/added/password"), None);
+    }
+
+    #[test]
     fn bad_files_are_refused_without_quoting_passwords() {
         let err = parse("nodes:\n  - name: a\n    chainlink_password: [secret-pw\n").unwrap_err();
         assert!(!err.contains("secret-pw"), "{err}");

@@ -59,6 +59,48 @@ async fn a_scheduled_job_runs_to_succeeded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_jobs_span_on_the_plugins_own_lines() {
+    let redis = TestRedis::start().await;
+    let env = [("JOBHOST_LOG_FORMAT", "json"), ("JOBHOST_LOG", "info")];
+    let server = Server::start_with_env(&redis.url(), &["hello"], "", &env).await;
+    let mut client = server.client().await;
+    let job = client
+        .schedule_job(schedule("hello", r#"{"name": "Ada"}"#))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    wait_state(&mut client, &job.id, JobState::Succeeded).await;
+    let log = server.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let greeting = lines
+        .iter()
+        .find(|l| l["target"] == "plugin")
+        .unwrap_or_else(|| panic!("no plugin line in {log}"));
+    assert_eq!(greeting["level"], "INFO");
+    assert_eq!(greeting["fields"]["message"], "greeting Ada (attempt 1)");
+    let span = &greeting["span"];
+    assert_eq!(span["name"], "job");
+    assert_eq!(span["id"], job.id.as_str());
+    assert_eq!(span["type"], "hello");
+    assert_eq!(span["attempt"], 1);
+    assert!(
+        span["node"].as_str().is_some_and(|n| !n.is_empty()),
+        "{span}"
+    );
+    assert!(
+        span["plugin_version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty()),
+        "{span}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_the_right_codes_and_messages() {
     let redis = TestRedis::start().await;
     let server = Server::start(&redis.url(), &["hello", "noop"]).await;

@@ -16,6 +16,7 @@ use futures::StreamExt;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::runtime::{JobEvents, JobInput, LogLevel, RunError, RunOptions, RunOutcome, Runtime};
@@ -294,10 +295,26 @@ impl Node {
             stale.cancel.cancel();
         }
         let node = self.clone();
-        jobs.spawn(async move {
-            node.execute(&job, cancel, &interrupted).await;
-            node.forget(&job);
-        });
+        let version = self
+            .runtime
+            .plugin_for(&job.job_type)
+            .map(|p| p.info.version.clone())
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "job",
+            id = %job.id,
+            r#type = %job.job_type,
+            plugin_version = %version,
+            node = %self.settings.node_id,
+            attempt = job.attempt,
+        );
+        jobs.spawn(
+            async move {
+                node.execute(&job, cancel, &interrupted).await;
+                node.forget(&job);
+            }
+            .instrument(span),
+        );
     }
 
     async fn execute(

@@ -24,6 +24,16 @@ impl Server {
 
     /// Like [`Server::start`], with extra TOML config (e.g. plugin grants).
     pub async fn start_with(redis_url: &str, plugins: &[&str], config: &str) -> Server {
+        Server::start_with_env(redis_url, plugins, config, &[]).await
+    }
+
+    /// Like [`Server::start_with`], with extra environment variables for the server.
+    pub async fn start_with_env(
+        redis_url: &str,
+        plugins: &[&str],
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config_file = dir.path().join("jobhost.toml");
         std::fs::write(&config_file, config).unwrap();
@@ -46,6 +56,7 @@ impl Server {
             ])
             .env("JOBHOST_CACHE", "false")
             .env("JOBHOST_LOG", "warn")
+            .envs(env.iter().copied())
             .stderr(Stdio::from(
                 std::fs::File::create(dir.path().join("serve.log")).unwrap(),
             ))
@@ -59,6 +70,11 @@ impl Server {
         };
         server.wait_serving().await;
         server
+    }
+
+    /// What the server has logged so far (its stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("serve.log")).unwrap_or_default()
     }
 
     pub async fn channel(&self) -> Channel {

@@ -133,20 +133,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs to stderr: human-readable, or one JSON object per line with
+/// `JOBHOST_LOG_FORMAT=json` (spans included: a job's lines carry its id, type, plugin
+/// version, node and attempt). The level comes from `JOBHOST_LOG`, `RUST_LOG` or
+/// `JD_LOG_LEVEL` (the Job Distributor this replaces), in that order.
 fn init_logging(default_level: &str) {
     use std::io::IsTerminal;
-    // JD_LOG_LEVEL: the Job Distributor this replaces; jobhost's own variables win.
     let filter = std::env::var("JOBHOST_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .or_else(|_| std::env::var("JD_LOG_LEVEL"))
         .unwrap_or_else(|_| default_level.into());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
         // A closed stderr (a supervisor gone away) must not crash the node.
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    let json = std::env::var("JOBHOST_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {

@@ -86,3 +86,54 @@ async fn bad_tokens_unknown_hooks_bad_specs_and_big_bodies_are_refused() {
     let (status, body) = http_request(addr, "GET", "/healthz", &[], b"").await;
     assert_eq!((status, body.as_str()), (200, "ok"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_why_a_node_is_not_ready() {
+    let mut redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hello"]).await;
+    let addr = server.http_addr.as_str();
+    let (status, body) = http_request(addr, "GET", "/readyz", &[], b"").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));
+
+    redis.server.stop().await;
+    let (status, body) = http_request(addr, "GET", "/readyz", &[], b"").await;
+    assert_eq!(status, 503, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["code"], "UNAVAILABLE");
+    assert!(
+        answer["message"].as_str().unwrap().contains("Redis"),
+        "{body}"
+    );
+    let (status, _) = http_request(addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(status, 200, "alive all the same");
+    redis.restart().await;
+    let start = std::time::Instant::now();
+    loop {
+        let (status, _) = http_request(addr, "GET", "/readyz", &[], b"").await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "never ready again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_no_plugin_is_loaded() {
+    let redis = TestRedis::start().await;
+    let store = redis.store().await;
+    let config = jobhost::config::Config::default();
+    let plugins = tempfile::tempdir().unwrap();
+    common::install_bytes(plugins.path(), "broken", b"not a component");
+    let runtime = common::runtime(common::config(plugins.path())).await;
+    let app = jobhost::api::http::router(store, runtime, &config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (status, body) = http_request(&addr, "GET", "/readyz", &[], b"").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no plugin is loaded (1 rejected"), "{body}");
+}

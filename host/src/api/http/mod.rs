@@ -1,4 +1,5 @@
-//! The HTTP API (axum): inbound webhook triggers and a liveness probe.
+//! The HTTP API (axum): inbound webhook triggers, liveness (`/healthz`) and readiness
+//! (`/readyz`) probes.
 //!
 //! `POST /v1/hooks/{name}` starts the job template configured under `[hooks.<name>]` with
 //! the request body as its spec, like a Chainlink webhook job run, and answers 202 with the
@@ -70,6 +71,7 @@ pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
     });
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .route("/v1/hooks/{name}", post(trigger))
         .layer(DefaultBodyLimit::max(config.api.max_hook_body_bytes))
         .with_state(state)
@@ -88,6 +90,36 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     Ok(())
+}
+
+/// How long `/readyz` waits for Redis before calling it unreachable.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ready when Redis answers and at least one plugin is loaded: 200 `{"status":"ready"}`,
+/// else 503 with the reason (a load balancer takes the node out meanwhile).
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let redis = tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await;
+    let redis_error = match redis {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) if e.is_unavailable() => Some("Redis is unreachable".to_owned()),
+        Ok(Err(e)) => Some(format!("Redis answered with an error: {e}")),
+        Err(_) => Some(format!(
+            "Redis did not answer within {} s",
+            READY_TIMEOUT.as_secs()
+        )),
+    };
+    if let Some(reason) = redis_error {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", reason);
+    }
+    let plugins = state.runtime.plugins();
+    if !plugins.iter().any(|p| p.status == "loaded") {
+        let rejected = plugins.iter().filter(|p| p.status != "loaded").count();
+        let reason = format!(
+            "no plugin is loaded ({rejected} rejected; see `jobhost plugins list`)"
+        );
+        return error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", reason);
+    }
+    axum::Json(json!({"status": "ready"})).into_response()
 }
 
 /// A JSON error answer.

@@ -409,3 +409,97 @@ async fn sigterm_during_startup_still_drains_and_exits_cleanly() {
     assert!(status.success(), "{status:?}: {seen:?}");
     assert!(seen.iter().any(|l| l.contains("shutting down")), "{seen:?}");
 }
+
+#[test]
+fn config_init_writes_each_profile_and_never_overwrites_unasked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jobhost.toml");
+    let path = file.to_str().unwrap();
+    let out = jobhost(&["config", "init", path], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dev = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        dev,
+        include_str!("../examples/jobhost.toml"),
+        "development: every knob at its default"
+    );
+    let again = jobhost(&["config", "init", "--profile", "production", path], None);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("--force"),
+        "{}",
+        text(&again.stderr)
+    );
+    let forced = jobhost(
+        &["config", "init", "--profile", "production", "--force", path],
+        None,
+    );
+    assert!(forced.status.success(), "{}", text(&forced.stderr));
+    let prod = jobhost::config::Config::from_file(&file).unwrap();
+    assert_eq!(prod.log.format, jobhost::config::LogFormat::Json);
+    let bad = jobhost(&["config", "init", "--profile", "staging", "-"], None);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn config_check_prints_the_effective_config_masked_and_refuses_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jobhost.toml");
+    std::fs::write(
+        &file,
+        "[api]\ngrpc_addr = \"127.0.0.1:1111\"\nhttp_addr = \"127.0.0.1:2222\"\n",
+    )
+    .unwrap();
+    // file < env: the environment's address wins, the file's other one stays.
+    let out = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        .args(["config", "check", file.to_str().unwrap()])
+        .env_remove("JOBHOST_CONFIG")
+        .env("JOBHOST_GRPC_ADDR", "127.0.0.1:3333")
+        .env("JOBHOST_REDIS_URL", "redis://app:hunter2@redis:6379")
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("grpc_addr = \"127.0.0.1:3333\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("http_addr = \"127.0.0.1:2222\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("redis://app:***@redis:6379"), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+
+    std::fs::write(&file, "[sandbox]\nmax_pids = \"many\"\n").unwrap();
+    let out = jobhost(&["config", "check", file.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("max_pids"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_beats_the_environment_which_beats_the_file() {
+    let redis = TestRedis::start().await;
+    let env_port = jobhost::store::free_port();
+    let file_port = jobhost::store::free_port();
+    // Server::start_with_env passes --grpc-addr (a third free port) and waits for health
+    // there: it only gets it if the flag won over both.
+    let server = common::server::Server::start_with_env(
+        &redis.url(),
+        &["noop"],
+        &format!("[api]\ngrpc_addr = \"127.0.0.1:{file_port}\"\n"),
+        &[("JOBHOST_GRPC_ADDR", &format!("127.0.0.1:{env_port}"))],
+    )
+    .await;
+    for port in [env_port, file_port] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "nothing listens on {port}"
+        );
+    }
+    drop(server);
+}

@@ -64,6 +64,31 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// The Chainlink Job Distributor API.
     pub jd: JdConfig,
+    /// The node's own log.
+    pub log: LogConfig,
+}
+
+/// The node's own log (stderr).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (human-readable) or `json` (one object per line); `JOBHOST_LOG_FORMAT`
+    /// overrides it.
+    pub format: LogFormat,
+    /// Level filter, e.g. `info` or `info,plugin=warn`; `JOBHOST_LOG`, `RUST_LOG` and
+    /// `JD_LOG_LEVEL` override it. Unset: `info` for `serve`, `warn` for other commands.
+    pub level: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The Chainlink Job Distributor API (`api.job.v1`, `api.node.v1`, `api.csa.v1` on the
@@ -454,6 +479,25 @@ impl Config {
         if let Some(v) = var("JOBHOST_HTTP_ADDR") {
             self.api.http_addr = v;
         }
+        if let Some(v) = var("JOBHOST_LOG_FORMAT") {
+            self.log.format = match v.trim().to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "JOBHOST_LOG_FORMAT",
+                        value: v,
+                        reason: "text or json",
+                    });
+                }
+            };
+        }
+        if let Some(v) = var("JOBHOST_LOG")
+            .or_else(|| var("RUST_LOG"))
+            .or_else(|| var("JD_LOG_LEVEL"))
+        {
+            self.log.level = Some(v);
+        }
         if let Some(v) = var("JOBHOST_CONCURRENCY") {
             self.worker.concurrency = parse_env("JOBHOST_CONCURRENCY", v)?;
         }
@@ -638,6 +682,87 @@ fn parse_env<T: std::str::FromStr>(name: &'static str, value: String) -> Result<
     })
 }
 
+/// Which defaults `jobhost config init` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Every knob at its built-in default (`examples/jobhost.toml`).
+    Development,
+    /// JSON logs at `info`, lower maxima for native processes, smaller specs, and Redis
+    /// expected to be configured.
+    Production,
+}
+
+/// The commented configuration file of every knob at its default.
+const DEVELOPMENT: &str = include_str!("../../examples/jobhost.toml");
+
+/// Changes from the development file to the production one: (exact line, replacement).
+const PRODUCTION_CHANGES: &[(&str, &str)] = &[
+    ("format = \"text\"", "format = \"json\""),
+    ("# level = \"info\"", "level = \"info\""),
+    ("max_memory_mb = 4096", "max_memory_mb = 2048"),
+    ("max_pids = 4096", "max_pids = 1024"),
+    ("max_spec_bytes = 1048576", "max_spec_bytes = 262144"),
+];
+
+impl Profile {
+    /// The commented TOML file of this profile.
+    pub fn file(self) -> String {
+        match self {
+            Profile::Development => DEVELOPMENT.to_owned(),
+            Profile::Production => {
+                let mut text = String::from(
+                    "# Production profile (`jobhost config init --profile production`): JSON logs,\n\
+                     # lower maxima for native processes and specs. Set redis.url (or\n\
+                     # JOBHOST_REDIS_URL) to the Redis every node shares. The APIs are plaintext\n\
+                     # until mTLS lands: keep them on a private network.\n",
+                );
+                for line in DEVELOPMENT.lines() {
+                    let changed = PRODUCTION_CHANGES
+                        .iter()
+                        .find(|(from, _)| line == *from)
+                        .map_or(line, |(_, to)| to);
+                    text.push_str(changed);
+                    text.push('\n');
+                }
+                text
+            }
+        }
+    }
+}
+
+impl Config {
+    /// A copy fit to print: the password in `redis.url` is masked. (Other secrets are only
+    /// ever named in the config, as `env:` or `file:` sources, never held in it.)
+    pub fn masked(&self) -> Config {
+        let mut copy = self.clone();
+        copy.redis.url = copy
+            .redis
+            .url
+            .split(',')
+            .map(mask_url_password)
+            .collect::<Vec<_>>()
+            .join(",");
+        copy
+    }
+}
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`.
+fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+    let masked = if userinfo.contains(':') {
+        format!("{user}:***")
+    } else {
+        "***".to_owned()
+    };
+    format!("{scheme}://{masked}@{host}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -694,6 +819,8 @@ mod tests {
         assert_eq!(sandbox(&config.sandbox), sandbox(&SandboxConfig::default()));
         let jd = |j: &JdConfig| toml::to_string(j).unwrap();
         assert_eq!(jd(&config.jd), jd(&JdConfig::default()));
+        let log = |l: &LogConfig| toml::to_string(l).unwrap();
+        assert_eq!(log(&config.log), log(&LogConfig::default()));
         assert_eq!(config.plugin("net-probe").grants, ["network"]);
     }
 
@@ -725,6 +852,35 @@ mod tests {
         ]);
         assert_eq!(addr(&empty, both), "127.0.0.1:9000");
         assert!(Config::load_with(Some(&empty), env(&[("JD_PORT", "port")])).is_err());
+    }
+
+    #[test]
+    fn both_profiles_are_valid_and_production_changes_what_it_says() {
+        let dev = Config::from_toml(&Profile::Development.file()).unwrap();
+        dev.check().unwrap();
+        let prod = Config::from_toml(&Profile::Production.file()).unwrap();
+        prod.check().unwrap();
+        assert_eq!(prod.log.format, LogFormat::Json);
+        assert_eq!(prod.log.level.as_deref(), Some("info"));
+        assert_eq!(prod.sandbox.max_memory_mb, 2048);
+        assert_eq!(prod.sandbox.max_pids, 1024);
+        assert_eq!(prod.api.max_spec_bytes, 262_144);
+        // Every change found its line (the example file is the source of both).
+        for (from, _) in PRODUCTION_CHANGES {
+            assert!(DEVELOPMENT.lines().any(|l| l == *from), "{from}");
+        }
+    }
+
+    #[test]
+    fn printed_configs_mask_redis_passwords() {
+        let mut config = Config::default();
+        config.redis.url = "redis://app:s3cret@a:6379,rediss://:pw@b:6380,redis://c:1".into();
+        let shown = toml::to_string(&config.masked()).unwrap();
+        assert!(
+            !shown.contains("s3cret") && !shown.contains(":pw@"),
+            "{shown}"
+        );
+        assert!(shown.contains("redis://app:***@a:6379,rediss://:***@b:6380,redis://c:1"));
     }
 
     #[test]

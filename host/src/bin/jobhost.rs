@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Write a starting configuration file, or check one.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Run one job in-process, without Redis (for plugin authors).
     RunLocal {
         /// Plugin id: the `.wasm` file name without extension.
@@ -86,6 +91,28 @@ enum Command {
         /// Print the whole run report as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Write a commented configuration file with every knob.
+    Init {
+        /// `development` (the built-in defaults) or `production` (JSON logs, lower limits).
+        #[arg(long, default_value = "development", value_parser = ["development", "production"])]
+        profile: String,
+        /// Where to write it; `-` prints it.
+        #[arg(default_value = "jobhost.toml")]
+        file: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate FILE (with the JOBHOST_* environment overrides) and print the effective
+    /// configuration, passwords masked.
+    Check {
+        /// The config file.
+        file: PathBuf,
     },
 }
 
@@ -112,11 +139,28 @@ enum PluginsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Config { command } = &cli.command {
+        return match config_command(command) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("jobhost: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("jobhost: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // A node logs its progress; one-shot commands only say what went wrong.
-    init_logging(match cli.command {
+    let default_level = match cli.command {
         Command::Serve { .. } => "info",
         _ => "warn",
-    });
+    };
+    init_logging(&config.log, default_level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -124,7 +168,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("jobhost: {e:#}");
@@ -133,23 +177,58 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr: human-readable, or one JSON object per line with
-/// `JOBHOST_LOG_FORMAT=json` (spans included: a job's lines carry its id, type, plugin
-/// version, node and attempt). The level comes from `JOBHOST_LOG`, `RUST_LOG` or
-/// `JD_LOG_LEVEL` (the Job Distributor this replaces), in that order.
-fn init_logging(default_level: &str) {
+/// `jobhost config init|check`.
+fn config_command(command: &ConfigCommand) -> Result<ExitCode> {
+    match command {
+        ConfigCommand::Init {
+            profile,
+            file,
+            force,
+        } => {
+            let profile = match profile.as_str() {
+                "production" => jobhost::config::Profile::Production,
+                _ => jobhost::config::Profile::Development,
+            };
+            let text = profile.file();
+            if file.as_os_str() == "-" {
+                outln!("{}", text.trim_end());
+                return Ok(ExitCode::SUCCESS);
+            }
+            if file.exists() && !force {
+                bail!("{} exists; pass --force to replace it", file.display());
+            }
+            std::fs::write(file, text)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            outln!("wrote {}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Check { file } => {
+            let config = Config::load(Some(file))?;
+            let shown = toml::to_string_pretty(&config.masked())
+                .context("cannot print the configuration")?;
+            outln!(
+                "# {}: valid. Effective configuration (file < JOBHOST_* env):",
+                file.display()
+            );
+            outln!("{}", shown.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Logs to stderr: human-readable, or one JSON object per line (`log.format = "json"` or
+/// `JOBHOST_LOG_FORMAT=json`; spans included: a job's lines carry its id, type, plugin
+/// version, node and attempt). The level is `log.level` (overridden by `JOBHOST_LOG`,
+/// `RUST_LOG` or `JD_LOG_LEVEL`), else `default_level`.
+fn init_logging(log: &jobhost::config::LogConfig, default_level: &str) {
     use std::io::IsTerminal;
-    let filter = std::env::var("JOBHOST_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .or_else(|_| std::env::var("JD_LOG_LEVEL"))
-        .unwrap_or_else(|_| default_level.into());
+    let filter = log.level.clone().unwrap_or_else(|| default_level.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         // A closed stderr (a supervisor gone away) must not crash the node.
         .log_internal_errors(false);
-    let json = std::env::var("JOBHOST_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    if json {
+    if log.format == jobhost::config::LogFormat::Json {
         builder
             .json()
             .with_current_span(true)
@@ -160,8 +239,7 @@ fn init_logging(default_level: &str) {
     }
 }
 
-async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let mut config = Config::load(cli.config.as_deref())?;
+async fn dispatch(cli: Cli, mut config: Config) -> Result<ExitCode> {
     match cli.command {
         Command::Serve {
             dev,
@@ -208,6 +286,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             run_local(config, local).await
         }
+        // Answered by main without loading the config; the same answer here.
+        Command::Config { command } => config_command(&command),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Inbound webhook triggers: `POST /v1/hooks/{name}` on a real server.
+//! The HTTP API of a real server: inbound webhook triggers (`POST /v1/hooks/{name}`),
+//! `/healthz`, `/readyz` and `/metrics`.
 
 mod common;
 
@@ -136,4 +137,104 @@ async fn readyz_is_503_while_no_plugin_is_loaded() {
     let (status, body) = http_request(&addr, "GET", "/readyz", &[], b"").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("no plugin is loaded (1 rejected"), "{body}");
+}
+
+/// The samples of an OpenMetrics exposition: series (name with labels) → value.
+fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    assert!(
+        text.ends_with("# EOF\n"),
+        "an OpenMetrics exposition ends with # EOF"
+    );
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {l}"));
+            let value = value.parse().unwrap_or_else(|_| panic!("bad value in {l}"));
+            (series.to_owned(), value)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_the_jobs_the_queues_and_the_node() {
+    use jobhost::api::proto::ScheduleJobRequest;
+    let redis = TestRedis::start().await;
+    // One slot: a spinning job holds it while a hello job waits in its queue.
+    let config = "[worker]\nconcurrency = 1\n[plugins.spin]\ntimeout_ms = 3000\n";
+    let server = Server::start_with(&redis.url(), &["hello", "spin"], config).await;
+    let addr = server.http_addr.clone();
+    let scrape = || {
+        let addr = addr.clone();
+        async move {
+            let (status, body) = http_request(&addr, "GET", "/metrics", &[], b"").await;
+            assert_eq!(status, 200, "{body}");
+            samples(&body)
+        }
+    };
+    let before = scrape().await;
+    assert_eq!(before["jobhost_plugins{status=\"loaded\"}"], 2.0);
+    assert_eq!(before["jobhost_nodes_live"], 1.0);
+    assert_eq!(before["jobhost_worker_slots"], 1.0);
+    assert!(
+        !before.contains_key("jobhost_job_attempts_total{type=\"hello\",outcome=\"succeeded\"}")
+    );
+
+    let mut client = server.client().await;
+    let schedule = |job_type: &str| ScheduleJobRequest {
+        job_type: job_type.into(),
+        spec: if job_type == "hello" {
+            r#"{"name": "m"}"#.into()
+        } else {
+            String::new()
+        },
+        max_attempts: 1,
+        ..Default::default()
+    };
+    let spin = client
+        .schedule_job(schedule("spin"))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    wait_state(&mut client, &spin.id, JobState::Running).await;
+    let hello = client
+        .schedule_job(schedule("hello"))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let busy = scrape().await;
+    assert_eq!(busy["jobhost_queue_depth{type=\"hello\"}"], 1.0, "{busy:?}");
+    assert!(
+        busy["jobhost_queue_next_age_seconds{type=\"hello\"}"] > 0.1,
+        "{busy:?}"
+    );
+    assert_eq!(busy["jobhost_jobs{state=\"running\"}"], 1.0);
+    assert_eq!(busy["jobhost_worker_busy_slots"], 1.0);
+    assert!(busy["jobhost_instances_in_use"] >= 1.0);
+
+    wait_state(&mut client, &hello.id, JobState::Succeeded).await;
+    let after = scrape().await;
+    assert_eq!(
+        after["jobhost_job_attempts_total{type=\"hello\",outcome=\"succeeded\"}"],
+        1.0
+    );
+    assert_eq!(
+        after["jobhost_job_duration_seconds_count{type=\"hello\"}"],
+        1.0
+    );
+    assert_eq!(after["jobhost_queue_depth{type=\"hello\"}"], 0.0);
+    // The spinning job hit its deadline: a crash, retried... but it had one attempt: DEAD.
+    assert_eq!(after["jobhost_dead_jobs"], 1.0, "{after:?}");
+    assert!(
+        after["jobhost_job_retries_total{type=\"spin\"}"] >= 1.0,
+        "{after:?}"
+    );
+    assert!(
+        after["jobhost_redis_request_duration_seconds_count"]
+            > before["jobhost_redis_request_duration_seconds_count"]
+    );
 }

@@ -7,6 +7,7 @@
 //! - [`worker`]: a node's loop: claim, run, record, and its housekeeping;
 //! - [`sandbox`]: native processes in cgroups (the only code that touches cgroups and signals);
 //! - [`jd`]: the Chainlink Job Distributor (nodes, proposals, delivery, CSA key);
+//! - [`metrics`]: the node's Prometheus metrics;
 //! - [`api`]: the gRPC and HTTP APIs.
 //!
 //! The binaries (`jobhost`, `jobctl`) are thin layers over this library.
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod config;
 pub mod jd;
+pub mod metrics;
 pub mod runtime;
 pub mod sandbox;
 pub mod store;

@@ -107,6 +107,7 @@ pub async fn run(
         concurrency = node.settings.concurrency,
         "node started"
     );
+    crate::metrics::global().worker_slots(0, node.settings.concurrency);
     let background = CancellationToken::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(node.clone().heartbeat_loop(background.clone()));
@@ -210,6 +211,7 @@ impl Node {
         {
             running.remove(&job.id);
         }
+        crate::metrics::global().worker_slots(running.len(), self.settings.concurrency);
     }
 
     fn cancel_local(&self, id: &str) {
@@ -289,6 +291,10 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(job.id.clone(), entry);
+        crate::metrics::global().worker_slots(
+            self.running.lock().unwrap_or_else(|p| p.into_inner()).len(),
+            self.settings.concurrency,
+        );
         if let Some(stale) = stale {
             // Our earlier attempt lost its lease; its result would be discarded anyway.
             tracing::warn!(job = %job.id, attempt = stale.attempt, "stopping a superseded attempt");
@@ -336,7 +342,9 @@ impl Node {
             cancel,
             events: log,
         };
+        let started = std::time::Instant::now();
         let result = self.runtime.run(&input, options).await;
+        let took = started.elapsed();
         // The plugin is done: renewals stop covering it before its outcome is recorded (a
         // renewal racing the record would otherwise report the finished job as lost).
         self.forget(job);
@@ -355,6 +363,7 @@ impl Node {
             result,
             interrupted.load(std::sync::atomic::Ordering::Relaxed),
         );
+        crate::metrics::global().attempt_finished(&job.job_type, finish.label(), took);
         let store = &self.store;
         // Recording the outcome outlives a shutdown: without it the job would wait for its
         // lease to lapse. It gives up only if Redis stays away past the lease.

@@ -163,6 +163,8 @@ pub struct RuntimeStats {
     pub cache: CacheStats,
     /// Instance slots free right now.
     pub free_slots: usize,
+    /// Instance slots in all (`runtime.max_instances`).
+    pub slots: usize,
 }
 
 /// The result of inspecting one file without serving it.
@@ -389,6 +391,7 @@ impl Runtime {
             allocator: self.inner.allocator,
             cache: self.inner.cache.stats(),
             free_slots: self.inner.slots.available_permits(),
+            slots: self.inner.config.runtime.max_instances as usize,
         }
     }
 

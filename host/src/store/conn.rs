@@ -45,10 +45,11 @@ impl Conn {
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
+        let call = match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
+        };
+        timed(call)
     }
 
     fn req_packed_commands<'a>(
@@ -57,10 +58,11 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
+        let call = match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
+        };
+        timed(call)
     }
 
     fn get_db(&self) -> i64 {
@@ -69,4 +71,14 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.get_db(),
         }
     }
+}
+
+/// `call`, with its duration recorded in the node's Redis latency histogram.
+fn timed<'a, T: Send + 'a>(call: RedisFuture<'a, T>) -> RedisFuture<'a, T> {
+    Box::pin(async move {
+        let start = std::time::Instant::now();
+        let result = call.await;
+        crate::metrics::global().redis_call(start.elapsed());
+        result
+    })
 }

@@ -332,6 +332,19 @@ pub enum Finish {
     },
 }
 
+impl Finish {
+    /// The attempt's outcome as metrics and attempt records name it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Finish::Succeeded { .. } => "succeeded",
+            Finish::Failed { .. } => "failed",
+            Finish::Retry { outcome, .. } => outcome,
+            Finish::Cancelled { .. } => "cancelled",
+            Finish::Interrupted { .. } => "interrupted",
+        }
+    }
+}
+
 /// Result of a cancel request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelResult {
@@ -958,6 +971,71 @@ impl Store {
         Ok(nodes)
     }
 
+    /// Queue depths and the age of each queue's next job (for `job_types`), and the
+    /// numbers of RUNNING, SCHEDULED and DEAD jobs and live nodes, in two round trips.
+    /// Ages are by the Redis server's clock, like the jobs' creation times.
+    pub async fn overview(&self, job_types: &[String]) -> Result<Overview> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        pipe.zcard(self.keys.running())
+            .zcard(self.keys.delayed())
+            .zcard(self.keys.dead())
+            .zcount(self.keys.nodes(), now_ms(), "+inf");
+        for job_type in job_types {
+            pipe.zcard(self.keys.queue(job_type))
+                .zrange(self.keys.queue(job_type), 0, 0);
+        }
+        let mut conn = self.conn();
+        let values: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        let mut values = values.into_iter();
+        let mut next = || -> Result<redis::Value> {
+            values.next().ok_or_else(|| StoreError::Corrupt {
+                key: "overview".into(),
+                reason: "a short pipeline answer".into(),
+            })
+        };
+        let (secs, micros): (u64, u64) = parse_value(next()?)?;
+        let now = secs * 1000 + micros / 1000;
+        let running: u64 = parse_value(next()?)?;
+        let scheduled: u64 = parse_value(next()?)?;
+        let dead: u64 = parse_value(next()?)?;
+        let nodes: u64 = parse_value(next()?)?;
+        let mut queues = Vec::with_capacity(job_types.len());
+        let mut heads = Vec::new();
+        for job_type in job_types {
+            let depth: u64 = parse_value(next()?)?;
+            let head: Vec<String> = parse_value(next()?)?;
+            queues.push(QueueDepth {
+                job_type: job_type.clone(),
+                depth,
+                next_age_ms: 0,
+            });
+            heads.push(head.into_iter().next());
+        }
+        let mut pipe = redis::pipe();
+        for id in heads.iter().flatten() {
+            pipe.hget(self.keys.job(id), "created_ms");
+        }
+        if heads.iter().any(Option::is_some) {
+            let mut conn = self.conn();
+            let created: Vec<Option<u64>> = pipe.query_async(&mut conn).await?;
+            let mut created = created.into_iter();
+            for (queue, head) in queues.iter_mut().zip(&heads) {
+                if head.is_some() {
+                    let at = created.next().flatten().unwrap_or(now);
+                    queue.next_age_ms = now.saturating_sub(at);
+                }
+            }
+        }
+        Ok(Overview {
+            queues,
+            running,
+            scheduled,
+            dead,
+            nodes,
+        })
+    }
+
     /// Appends log lines of attempt `attempt` to job `id`'s stream, in one round trip.
     pub async fn append_log(&self, id: &str, attempt: u32, lines: &[(&str, &str)]) -> Result<()> {
         if lines.is_empty() {
@@ -1163,6 +1241,40 @@ impl JobFilter {
                 .iter()
                 .all(|(k, v)| job.labels.get(k) == Some(v))
     }
+}
+
+/// A pipeline answer as `T`; a mismatch is a corrupt answer.
+fn parse_value<T: redis::FromRedisValue>(value: redis::Value) -> Result<T> {
+    redis::from_redis_value(value).map_err(|e| StoreError::Corrupt {
+        key: "pipeline answer".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// What [`Store::overview`] reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overview {
+    /// Ready queues, in the order asked.
+    pub queues: Vec<QueueDepth>,
+    /// RUNNING jobs.
+    pub running: u64,
+    /// SCHEDULED jobs.
+    pub scheduled: u64,
+    /// DEAD jobs.
+    pub dead: u64,
+    /// Live host nodes.
+    pub nodes: u64,
+}
+
+/// One job type's ready queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// The job type.
+    pub job_type: String,
+    /// Jobs in it.
+    pub depth: u64,
+    /// Since when its next job has existed, ms (0 when empty).
+    pub next_age_ms: u64,
 }
 
 /// A new job id: 48 bits of Unix ms then 80 bits that start random, in hex. Ids made by one

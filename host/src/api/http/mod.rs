@@ -72,6 +72,7 @@ pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .route("/v1/hooks/{name}", post(trigger))
         .layer(DefaultBodyLimit::max(config.api.max_hook_body_bytes))
         .with_state(state)
@@ -114,12 +115,55 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let plugins = state.runtime.plugins();
     if !plugins.iter().any(|p| p.status == "loaded") {
         let rejected = plugins.iter().filter(|p| p.status != "loaded").count();
-        let reason = format!(
-            "no plugin is loaded ({rejected} rejected; see `jobhost plugins list`)"
-        );
+        let reason =
+            format!("no plugin is loaded ({rejected} rejected; see `jobhost plugins list`)");
         return error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", reason);
     }
     axum::Json(json!({"status": "ready"})).into_response()
+}
+
+/// The node's metrics in the OpenMetrics text format (Prometheus scrapes it). The
+/// cluster-wide part is left out, with a comment, while Redis is unreachable.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use crate::metrics::{ClusterView, QueueView};
+    let job_types = state.runtime.job_types();
+    let plugins = state.runtime.plugins();
+    let stats = state.runtime.stats();
+    let overview = tokio::time::timeout(READY_TIMEOUT, state.store.overview(&job_types)).await;
+    let mut view = ClusterView {
+        plugins_loaded: plugins.iter().filter(|p| p.status == "loaded").count(),
+        plugins_rejected: plugins.iter().filter(|p| p.status != "loaded").count(),
+        instances_in_use: stats.slots.saturating_sub(stats.free_slots),
+        instance_slots: stats.slots,
+        ..ClusterView::default()
+    };
+    match overview {
+        Ok(Ok(o)) => {
+            view.queues = o
+                .queues
+                .into_iter()
+                .map(|q| QueueView {
+                    job_type: q.job_type,
+                    depth: q.depth,
+                    next_age: std::time::Duration::from_millis(q.next_age_ms),
+                })
+                .collect();
+            (view.running, view.scheduled, view.dead, view.nodes) =
+                (o.running, o.scheduled, o.dead, o.nodes);
+        }
+        Ok(Err(e)) => tracing::warn!("metrics: cluster view unavailable: {e}"),
+        Err(_) => tracing::warn!("metrics: Redis did not answer in time"),
+    }
+    let metrics = crate::metrics::global();
+    metrics.set_cluster(&view);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
 }
 
 /// A JSON error answer.

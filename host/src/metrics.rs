@@ -1,0 +1,298 @@
+//! The node's Prometheus metrics (`GET /metrics`, OpenMetrics text).
+//!
+//! Two kinds: what this node counts as it works (attempts by type and outcome, their
+//! durations, retries, Redis call latency, busy worker slots), kept in process; and what the
+//! cluster looks like, read from Redis and the runtime when scraped (queue depth and the
+//! age of the next job per type, running, scheduled and dead jobs, live nodes, plugins,
+//! instances in use). Counters are per node: sum them across nodes in queries.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label set of one label.
+type One = [(&'static str, String); 1];
+/// Label set of two labels.
+type Two = [(&'static str, String); 2];
+/// Histograms of one label.
+type Histograms = Family<One, Histogram, fn() -> Histogram>;
+
+/// Every metric of the node.
+#[derive(Debug)]
+pub struct Metrics {
+    attempts: Family<Two, Counter>,
+    durations: Histograms,
+    retries: Family<One, Counter>,
+    redis_latency: Histogram,
+    busy_slots: Gauge<i64, AtomicI64>,
+    slots: Gauge<i64, AtomicI64>,
+    queue_depth: Family<One, Gauge>,
+    queue_age: Family<One, Gauge<f64, AtomicU64>>,
+    jobs: Family<One, Gauge>,
+    dead: Gauge,
+    nodes: Gauge,
+    plugins: Family<One, Gauge>,
+    instances_in_use: Gauge,
+    instance_slots: Gauge,
+}
+
+fn job_durations() -> Histogram {
+    // 1 ms to ~65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        Metrics {
+            attempts: Family::default(),
+            durations: Family::new_with_constructor(job_durations),
+            retries: Family::default(),
+            // 100 µs to ~1.6 s.
+            redis_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
+            busy_slots: Gauge::default(),
+            slots: Gauge::default(),
+            queue_depth: Family::default(),
+            queue_age: Family::default(),
+            jobs: Family::default(),
+            dead: Gauge::default(),
+            nodes: Gauge::default(),
+            plugins: Family::default(),
+            instances_in_use: Gauge::default(),
+            instance_slots: Gauge::default(),
+        }
+    }
+
+    /// Records a finished attempt of `job_type` run by this node.
+    pub fn attempt_finished(&self, job_type: &str, outcome: &str, took: Duration) {
+        self.attempts
+            .get_or_create(&[
+                ("type", job_type.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+        self.durations
+            .get_or_create(&[("type", job_type.to_owned())])
+            .observe(took.as_secs_f64());
+        if outcome == "retry" || outcome == "crashed" {
+            self.retries
+                .get_or_create(&[("type", job_type.to_owned())])
+                .inc();
+        }
+    }
+
+    /// Records the time of one Redis request (a command, script or pipeline).
+    pub fn redis_call(&self, took: Duration) {
+        self.redis_latency.observe(took.as_secs_f64());
+    }
+
+    /// Records how many of the worker's `slots` are running jobs.
+    pub fn worker_slots(&self, busy: usize, slots: usize) {
+        self.busy_slots.set(i64::try_from(busy).unwrap_or(i64::MAX));
+        self.slots.set(i64::try_from(slots).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the values read when scraping.
+    pub fn set_cluster(&self, view: &ClusterView) {
+        self.queue_depth.clear();
+        self.queue_age.clear();
+        for queue in &view.queues {
+            let labels = [("type", queue.job_type.clone())];
+            self.queue_depth
+                .get_or_create(&labels)
+                .set(i64::try_from(queue.depth).unwrap_or(i64::MAX));
+            self.queue_age
+                .get_or_create(&labels)
+                .set(queue.next_age.as_secs_f64());
+        }
+        for (state, count) in [("running", view.running), ("scheduled", view.scheduled)] {
+            self.jobs
+                .get_or_create(&[("state", state.to_owned())])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        self.dead.set(i64::try_from(view.dead).unwrap_or(i64::MAX));
+        self.nodes
+            .set(i64::try_from(view.nodes).unwrap_or(i64::MAX));
+        self.plugins.clear();
+        for (status, count) in [
+            ("loaded", view.plugins_loaded),
+            ("rejected", view.plugins_rejected),
+        ] {
+            self.plugins
+                .get_or_create(&[("status", status.to_owned())])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        self.instances_in_use
+            .set(i64::try_from(view.instances_in_use).unwrap_or(i64::MAX));
+        self.instance_slots
+            .set(i64::try_from(view.instance_slots).unwrap_or(i64::MAX));
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn render(&self) -> String {
+        let mut registry = Registry::with_prefix("jobhost");
+        registry.register(
+            "job_attempts",
+            "Job attempts this node finished, by job type and outcome (succeeded, failed, retry, crashed, cancelled, interrupted)",
+            self.attempts.clone(),
+        );
+        registry.register(
+            "job_duration_seconds",
+            "Duration of the job attempts this node ran, by job type",
+            self.durations.clone(),
+        );
+        registry.register(
+            "job_retries",
+            "Attempts this node ended with a retry (asked for or after a crash), by job type",
+            self.retries.clone(),
+        );
+        registry.register(
+            "redis_request_duration_seconds",
+            "Time of this node's Redis requests (commands, scripts, pipelines)",
+            self.redis_latency.clone(),
+        );
+        registry.register(
+            "worker_busy_slots",
+            "Jobs this node is running now",
+            self.busy_slots.clone(),
+        );
+        registry.register(
+            "worker_slots",
+            "Jobs this node runs at most at once (worker.concurrency)",
+            self.slots.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Jobs ready to run (QUEUED), by job type, cluster-wide",
+            self.queue_depth.clone(),
+        );
+        registry.register(
+            "queue_next_age_seconds",
+            "How long the next job to run of each type has been waiting since it was created",
+            self.queue_age.clone(),
+        );
+        registry.register(
+            "jobs",
+            "Jobs RUNNING and SCHEDULED (delayed or waiting for a retry), cluster-wide",
+            self.jobs.clone(),
+        );
+        registry.register(
+            "dead_jobs",
+            "Jobs whose retries ran out (DEAD), cluster-wide",
+            self.dead.clone(),
+        );
+        registry.register(
+            "nodes_live",
+            "Host nodes with a live heartbeat, cluster-wide",
+            self.nodes.clone(),
+        );
+        registry.register(
+            "plugins",
+            "Plugin ids in this node's folder, by status (loaded, rejected)",
+            self.plugins.clone(),
+        );
+        registry.register(
+            "instances_in_use",
+            "Plugin instances alive on this node now",
+            self.instances_in_use.clone(),
+        );
+        registry.register(
+            "instance_slots",
+            "Plugin instances this node may have at once (runtime.max_instances)",
+            self.instance_slots.clone(),
+        );
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        text
+    }
+}
+
+/// The cluster as read when scraping.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    /// Ready queues of the job types this node serves.
+    pub queues: Vec<QueueView>,
+    /// RUNNING jobs.
+    pub running: u64,
+    /// SCHEDULED jobs.
+    pub scheduled: u64,
+    /// DEAD jobs.
+    pub dead: u64,
+    /// Live host nodes.
+    pub nodes: u64,
+    /// Loaded plugin ids.
+    pub plugins_loaded: usize,
+    /// Rejected plugin ids.
+    pub plugins_rejected: usize,
+    /// Plugin instances alive.
+    pub instances_in_use: usize,
+    /// Plugin instances allowed.
+    pub instance_slots: usize,
+}
+
+/// One job type's ready queue.
+#[derive(Debug, Clone, Default)]
+pub struct QueueView {
+    /// The job type.
+    pub job_type: String,
+    /// Jobs in it.
+    pub depth: u64,
+    /// How long its next job has waited since creation (zero when empty).
+    pub next_age: Duration,
+}
+
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_and_queues_render_as_openmetrics() {
+        let m = Metrics::new();
+        m.attempt_finished("hello", "succeeded", Duration::from_millis(3));
+        m.attempt_finished("hello", "retry", Duration::from_millis(3));
+        m.set_cluster(&ClusterView {
+            queues: vec![QueueView {
+                job_type: "hello".into(),
+                depth: 7,
+                next_age: Duration::from_secs(2),
+            }],
+            dead: 1,
+            ..ClusterView::default()
+        });
+        let text = m.render();
+        assert!(
+            text.contains(r#"jobhost_job_attempts_total{type="hello",outcome="succeeded"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"jobhost_job_retries_total{type="hello"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"jobhost_job_duration_seconds_count{type="hello"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"jobhost_queue_depth{type="hello"} 7"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"jobhost_queue_next_age_seconds{type="hello"} 2.0"#),
+            "{text}"
+        );
+        assert!(text.contains("jobhost_dead_jobs 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,6 +1,7 @@
 //! The `ccip-submit` plugin (built from plugins/ccip-submit) against a fake Chainlink node
-//! (tests/common/chainlink.rs): creating and deleting jobs, credentials, the node's refusals,
-//! the node down and back, expired sessions; and the fake node's own answers.
+//! (tests/common/chainlink.rs): creating and deleting jobs, creates idempotent per
+//! externalJobID, credentials, the node's refusals, the node down and back, expired sessions;
+//! and the fake node's own answers.
 
 mod common;
 
@@ -29,6 +30,30 @@ externalJobID = \"7f0c2d1e-6b8a-4c3e-9f5d-2a1b0c9d8e7f\"\n\
 p2pKeyID = \"12D3KooWJb2pWMyqGy8mHBnGNAbQ1c3E6zVUYVRaumVE5gx7Npxd\"\n\
 p2pV2Bootstrappers = [\"12D3KooWRKGKf2Bqp1eB9LJ9sGQYmZ9AazH5qa8sTskbM8qg8a6T@10.0.0.1:6690\"]\n\
 [ocrKeyBundleIDs]\nevm = \"b3df4d8748b67731a1112e8b45a764941974f5590c93672eebbc4f3504dd10ed\"";
+
+/// A webhook job spec whose every key the node's job resource shows (so the plugin can tell
+/// whether the node's job is this spec): an upper-case externalJobID, a duration the node
+/// shows in Go's form (`1m0s`), a comment the node does not keep.
+const WEBHOOK_TOML: &str = "type = \"webhook\"\nschemaVersion = 1\n\
+name = \"price feed \u{2014} ETH/USD\"\n\
+externalJobID = \"0EEC7E1D-D0D2-476C-A1A8-72DFB6633F46\"\n\
+maxTaskDuration = \"1m\"\n\
+# fetched every time the webhook is called\n\
+observationSource = \"\"\"\n\
+fetch [type=http method=GET url=\"https://example.com/price\"];\n\
+parse [type=jsonparse path=\"data,price\" data=\"$(fetch)\"];\n\
+fetch -> parse\n\"\"\"\n";
+
+/// [`WEBHOOK_TOML`]'s externalJobID as the node writes it.
+const WEBHOOK_UUID: &str = "0eec7e1d-d0d2-476c-a1a8-72dfb6633f46";
+
+/// [`CCIP_TOML`]'s externalJobID.
+const CCIP_UUID: &str = "7f0c2d1e-6b8a-4c3e-9f5d-2a1b0c9d8e7f";
+
+/// The node's duplicate-externalJobID refusal (`CreateJobFailed` wrapping the database's
+/// unique-constraint error), as its `errors[0].detail`.
+const DUPLICATE: &str = "CreateJobFailed: failed to insert job: ERROR: duplicate key value \
+violates unique constraint \"external_job_id_uniq\" (SQLSTATE 23505)";
 
 /// A runtime serving `ccip-submit`, allowed to reach `allowed`, with `credentials` (email,
 /// password) as the node's secrets when given. The config is written as an operator would,
@@ -195,17 +220,24 @@ async fn a_revision_replaces_the_nodes_earlier_job_with_the_same_external_job_id
     let (node, _dir, runtime) = node_and_runtime().await;
     let (created, _) = run(&runtime, &create(&node.url(), CCIP_TOML)).await;
     let first = output(&created)["node_job_id"].as_str().unwrap().to_owned();
-    // Without `replaces`, the node refuses a second job with the same externalJobID.
-    let (refused, _) = run(&runtime, &create(&node.url(), CCIP_TOML)).await;
-    assert!(matches!(refused, RunOutcome::Retry { .. }), "{refused:?}");
 
     let revised = CCIP_TOML.replacen("\n", "\n# revision 2\n", 1);
     let spec = json!({ "action": "create", "node": NODE, "url": node.url(), "toml": revised, "replaces": first }).to_string();
     let (outcome, _) = run(&runtime, &spec).await;
     let second = output(&outcome)["node_job_id"].as_str().unwrap().to_owned();
     assert_ne!(second, first);
+    assert_eq!(output(&outcome), json!({ "node_job_id": second }));
     let held: Vec<String> = node.jobs().into_values().collect();
     assert_eq!(held, vec![revised.clone()], "only the revision is left");
+    // The earlier job is deleted first, so the create needs no lookup.
+    assert_eq!(
+        node.calls()[2..],
+        calls(&[
+            ("POST", "/sessions"),
+            ("DELETE", "/v2/jobs/1"),
+            ("POST", "/v2/jobs"),
+        ])
+    );
     // Retried after the old job is already gone: still fine.
     let again = json!({ "action": "create", "node": NODE, "url": node.url(), "toml": CCIP_TOML, "replaces": second }).to_string();
     let (outcome, _) = run(&runtime, &again).await;
@@ -293,15 +325,6 @@ async fn a_5xx_asks_for_a_retry_with_the_nodes_detail_then_the_next_attempt_succ
     assert!(node.jobs().is_empty());
     let (outcome, _) = run(&runtime, &create(&node.url(), CCIP_TOML)).await;
     assert_eq!(output(&outcome), json!({ "node_job_id": "1" }));
-
-    // The same spec again: the node refuses the duplicate externalJobID with a 500 (its
-    // unique constraint), which is retried like any 5xx.
-    let (outcome, _) = run(&runtime, &create(&node.url(), CCIP_TOML)).await;
-    assert!(
-        matches!(&outcome, RunOutcome::Retry { reason, .. }
-            if reason.contains("node chainlink-node-1 answered 500") && reason.contains("external_job_id_uniq")),
-        "{outcome:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,6 +413,54 @@ async fn through_the_queue_a_down_node_is_retried_with_backoff_until_it_is_back(
         json!({ "node_job_id": "1" })
     );
     assert_eq!(node.jobs().len(), 1, "delivered once");
+    stop.cancel();
+    worker.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_queue_a_create_whose_answer_was_lost_succeeds_on_its_retry() {
+    use jobhost::store::{JobState, RetryPolicy};
+    use jobhost::worker::{self, WorkerSettings};
+
+    let redis = TestRedis::start().await;
+    let (node, _dir, runtime) = node_and_runtime().await;
+    // The node creates the job, but its answer comes after the plugin gave up.
+    node.stall_next(1, Duration::from_secs(3));
+    let store = redis.store().await;
+    let settings = WorkerSettings {
+        node_id: worker::new_node_id(),
+        concurrency: 2,
+        lease: Duration::from_secs(10),
+        heartbeat: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(1),
+        poll: Duration::from_millis(100),
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(worker::run(store.clone(), runtime, settings, stop.clone()));
+
+    let mut job = new_job("ccip-submit", &create(&node.url(), WEBHOOK_TOML));
+    job.retry = RetryPolicy {
+        max_attempts: 3,
+        backoff_base_ms: 100,
+        backoff_max_ms: 300,
+    };
+    let (id, _) = store.enqueue(&job).await.unwrap();
+    let mut record = store.get(&id).await.unwrap().unwrap();
+    for _ in 0..600 {
+        if record.state.is_final() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        record = store.get(&id).await.unwrap().unwrap();
+    }
+    assert_eq!(record.state, JobState::Succeeded, "{record:?}");
+    let outcomes: Vec<&str> = record.history.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["retry", "succeeded"], "{:?}", record.history);
+    assert_eq!(
+        serde_json::from_str::<Value>(record.output.as_deref().unwrap()).unwrap(),
+        json!({ "node_job_id": "1", "already_created": true })
+    );
+    assert_eq!(node.jobs().len(), 1, "created once");
     stop.cancel();
     worker.await.unwrap();
 }
@@ -496,6 +567,203 @@ async fn a_node_outside_the_allow_list_is_refused_with_the_config_key() {
         "{reason}"
     );
     assert!(node.requests().is_empty());
+}
+
+/// Attempt 1 of a create whose answer is lost: the node creates the job but holds the answer
+/// back longer than the plugin waits, so the attempt asks for a retry.
+async fn create_with_a_lost_answer(node: &ChainlinkNode, runtime: &Runtime, toml: &str) {
+    node.stall_next(1, Duration::from_secs(3));
+    let (outcome, _) = run(runtime, &create(&node.url(), toml)).await;
+    assert!(
+        matches!(&outcome, RunOutcome::Retry { reason, .. } if reason.contains("node chainlink-node-1")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        node.jobs().len(),
+        1,
+        "the node created the job all the same"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_retried_after_its_answer_was_lost_completes_with_the_job_the_node_holds() {
+    let (node, _dir, runtime) = node_and_runtime().await;
+    create_with_a_lost_answer(&node, &runtime, WEBHOOK_TOML).await;
+
+    // Attempt 2: the node refuses the duplicate externalJobID; its job is this spec.
+    let (outcome, events) = run(&runtime, &create(&node.url(), WEBHOOK_TOML)).await;
+    assert_eq!(
+        output(&outcome),
+        json!({ "node_job_id": "1", "already_created": true }),
+        "{:?}",
+        logged(&events)
+    );
+    assert_eq!(
+        node.jobs().into_iter().collect::<Vec<_>>(),
+        vec![("1".to_owned(), WEBHOOK_TOML.to_owned())],
+        "still one job, untouched"
+    );
+    let lookup = format!("/v2/jobs/{WEBHOOK_UUID}");
+    assert_eq!(
+        node.calls()[2..],
+        calls(&[
+            ("POST", "/sessions"),
+            ("POST", "/v2/jobs"),
+            ("GET", lookup.as_str()),
+        ]),
+        "looked up by externalJobID, nothing deleted nor created"
+    );
+    for step in [
+        "node chainlink-node-1: POST /v2/jobs: 500",
+        &format!("already holds a job with externalJobID {WEBHOOK_UUID}; looking it up"),
+        &format!("job 1 (externalJobID {WEBHOOK_UUID}) is this spec: already created"),
+    ] {
+        assert!(events.has(step), "{step}: {:?}", logged(&events));
+    }
+
+    // Any number of retries later: the same.
+    let (outcome, _) = run(&runtime, &create(&node.url(), WEBHOOK_TOML)).await;
+    assert_eq!(
+        output(&outcome),
+        json!({ "node_job_id": "1", "already_created": true })
+    );
+    assert_eq!(node.jobs().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_create_replaces_a_job_whose_spec_the_node_does_not_show() {
+    // A ccip job's own keys (p2pKeyID, ocrKeyBundleIDs...) are not in the node's answer: the
+    // plugin cannot tell its job from an older revision's, so it replaces it.
+    let (node, _dir, runtime) = node_and_runtime().await;
+    create_with_a_lost_answer(&node, &runtime, CCIP_TOML).await;
+
+    let (outcome, events) = run(&runtime, &create(&node.url(), CCIP_TOML)).await;
+    assert_eq!(
+        output(&outcome),
+        json!({ "node_job_id": "2", "replaced": "1" }),
+        "{:?}",
+        logged(&events)
+    );
+    assert_eq!(
+        node.jobs().into_iter().collect::<Vec<_>>(),
+        vec![("2".to_owned(), CCIP_TOML.to_owned())]
+    );
+    let lookup = format!("/v2/jobs/{CCIP_UUID}");
+    assert_eq!(
+        node.calls()[2..],
+        calls(&[
+            ("POST", "/sessions"),
+            ("POST", "/v2/jobs"),
+            ("GET", lookup.as_str()),
+            ("DELETE", "/v2/jobs/1"),
+            ("POST", "/v2/jobs"),
+        ])
+    );
+    let lines = logged(&events);
+    let why = lines
+        .iter()
+        .find(|l| l.contains("replacing it"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    for key in ["ocrKeyBundleIDs", "p2pKeyID", "p2pV2Bootstrappers"] {
+        assert!(why.contains(key), "{why}");
+    }
+    assert!(why.contains("the node's API does not show them"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_spec_with_the_same_external_job_id_replaces_the_nodes_job_without_replaces() {
+    let (node, _dir, runtime) = node_and_runtime().await;
+    // Revision 1's delivery is still in flight (its answer lost, its retry not run yet) when
+    // revision 2 is delivered, so revision 2 cannot name revision 1's job in `replaces`.
+    create_with_a_lost_answer(&node, &runtime, WEBHOOK_TOML).await;
+    let revised = WEBHOOK_TOML
+        .replace("ETH/USD", "ETH/EUR")
+        .replace("data,price", "data,eur");
+    let (outcome, events) = run(&runtime, &create(&node.url(), &revised)).await;
+    assert_eq!(
+        output(&outcome),
+        json!({ "node_job_id": "2", "replaced": "1" }),
+        "{:?}",
+        logged(&events)
+    );
+    let held: Vec<String> = node.jobs().into_values().collect();
+    assert_eq!(held, vec![revised], "only the new spec is left");
+    assert!(
+        events.has(&format!(
+            "job 1 (externalJobID {WEBHOOK_UUID}) differs in name, observationSource: replacing it"
+        )),
+        "{:?}",
+        logged(&events)
+    );
+    assert!(events.has("node chainlink-node-1: deleted job 1"));
+
+    // The same for a ccip spec changed only in keys the node's answer does not show.
+    let (outcome, _) = run(&runtime, &create(&node.url(), CCIP_TOML)).await;
+    assert_eq!(output(&outcome), json!({ "node_job_id": "3" }));
+    let moved = CCIP_TOML.replace("@10.0.0.1:6690", "@10.0.0.2:6690");
+    let (outcome, _) = run(&runtime, &create(&node.url(), &moved)).await;
+    assert_eq!(
+        output(&outcome),
+        json!({ "node_job_id": "4", "replaced": "3" })
+    );
+    let held: Vec<String> = node.jobs().into_values().collect();
+    assert_eq!(held.len(), 2);
+    assert!(held.contains(&moved) && !held.contains(&CCIP_TOML.to_owned()));
+
+    // With `replaces` naming a job that is already gone, the lookup still finds the right one.
+    let spec = json!({ "action": "create", "node": NODE, "url": node.url(), "toml": CCIP_TOML, "replaces": "3" }).to_string();
+    let (outcome, _) = run(&runtime, &spec).await;
+    assert_eq!(
+        output(&outcome),
+        json!({ "node_job_id": "5", "replaced": "4" })
+    );
+    assert!(node.jobs().values().any(|t| t == CCIP_TOML));
+    assert_eq!(node.jobs().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_refusal_with_nothing_to_confirm_or_a_failing_lookup_is_retried() {
+    let (node, _dir, runtime) = node_and_runtime().await;
+    // The job is gone by the time of the lookup (deleted in between): created again.
+    node.fail_next(1, 500, DUPLICATE);
+    let (outcome, events) = run(&runtime, &create(&node.url(), WEBHOOK_TOML)).await;
+    assert_eq!(output(&outcome), json!({ "node_job_id": "1" }));
+    assert!(
+        events.has(&format!(
+            "the job with externalJobID {WEBHOOK_UUID} is gone; creating it again"
+        )),
+        "{:?}",
+        logged(&events)
+    );
+
+    // The lookup fails: retried like any 5xx.
+    node.fail_next(1, 500, DUPLICATE);
+    node.fail_next(1, 503, "busy");
+    let (outcome, _) = run(&runtime, &create(&node.url(), CCIP_TOML)).await;
+    assert_eq!(
+        outcome,
+        RunOutcome::Retry {
+            after: Duration::ZERO,
+            reason: format!(
+                "node chainlink-node-1 answered 503 to the lookup of externalJobID {CCIP_UUID}: busy"
+            )
+        }
+    );
+
+    // A spec without an externalJobID of its own has nothing to look up: the refusal is
+    // retried as it is.
+    node.fail_next(1, 500, DUPLICATE);
+    let toml = "type = \"cron\"\nschemaVersion = 1\nschedule = \"CRON_TZ=UTC @every 1m\"\n\
+                observationSource = \"a [type=memo value=1]\"\n";
+    let (outcome, _) = run(&runtime, &create(&node.url(), toml)).await;
+    assert_eq!(
+        outcome,
+        RunOutcome::Retry {
+            after: Duration::ZERO,
+            reason: format!("node chainlink-node-1 answered 500 to the job: {DUPLICATE}")
+        }
+    );
+    assert_eq!(node.jobs().len(), 1, "{:?}", node.jobs());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -751,4 +1019,122 @@ async fn the_fake_node_answers_as_a_chainlink_node_does() {
         Some("/health"),
         "every request is recorded"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_node_shows_a_job_by_id_or_external_job_id_without_its_toml() {
+    let node = ChainlinkNode::start(EMAIL, PASSWORD).await;
+    let login = json!({ "email": EMAIL, "password": PASSWORD }).to_string();
+    let (_, cookie, _) = call(&node, "POST", "/sessions", None, &login).await;
+    let session = cookie.expect("a session");
+    let post = |toml: &str| json!({ "toml": toml }).to_string();
+    let (status, _, created) = call(
+        &node,
+        "POST",
+        "/v2/jobs",
+        Some(&session),
+        &post(WEBHOOK_TOML),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let created: Value = serde_json::from_str(&created).unwrap();
+
+    // By id, and by externalJobID in any form uuid.Parse takes: the same resource.
+    let upper = WEBHOOK_UUID.to_uppercase();
+    let bare = WEBHOOK_UUID.replace('-', "");
+    for id in ["1", WEBHOOK_UUID, upper.as_str(), bare.as_str()] {
+        let path = format!("/v2/jobs/{id}");
+        let (status, _, body) = call(&node, "GET", &path, Some(&session), "").await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let document: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(document, created, "{path}");
+    }
+    let data = &created["data"];
+    assert_eq!(
+        (data["type"].as_str(), data["id"].as_str()),
+        (Some("jobs"), Some("1"))
+    );
+    let attributes = &data["attributes"];
+    assert_eq!(attributes["externalJobID"], WEBHOOK_UUID);
+    assert_eq!(attributes["name"], "price feed \u{2014} ETH/USD");
+    assert_eq!(attributes["type"], "webhook");
+    assert_eq!(attributes["schemaVersion"], 1);
+    assert_eq!(attributes["maxTaskDuration"], "1m0s", "Go's form");
+    assert_eq!(attributes["gasLimit"], Value::Null);
+    assert_eq!(attributes["forwardingAllowed"], false);
+    assert_eq!(
+        attributes["pipelineSpec"]["dotDagSource"],
+        "fetch [type=http method=GET url=\"https://example.com/price\"];\n\
+         parse [type=jsonparse path=\"data,price\" data=\"$(fetch)\"];\n\
+         fetch -> parse\n"
+    );
+    assert_eq!(attributes["errors"], json!([]));
+    let shown = attributes.to_string();
+    assert!(
+        !shown.contains("toml") && !shown.contains("fetched every time"),
+        "the TOML itself is not shown: {shown}"
+    );
+
+    // A spec without a name, and with gas settings and a sub-second duration.
+    let cron = format!(
+        "type = \"cron\"\nschemaVersion = 1\nschedule = \"CRON_TZ=UTC @every 1m\"\n\
+         externalJobID = \"{CCIP_UUID}\"\ngasLimit = 500000\nforwardingAllowed = true\n\
+         maxTaskDuration = \"1500ms\"\nobservationSource = \"a [type=memo value=1]\"\n"
+    );
+    let (status, _, body) = call(&node, "POST", "/v2/jobs", Some(&session), &post(&cron)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, body) = call(&node, "GET", "/v2/jobs/2", Some(&session), "").await;
+    let attributes = serde_json::from_str::<Value>(&body).unwrap()["data"]["attributes"].clone();
+    assert_eq!(attributes["name"], "", "Name.ValueOrZero()");
+    assert_eq!(attributes["gasLimit"], 500000);
+    assert_eq!(attributes["forwardingAllowed"], true);
+    assert_eq!(attributes["maxTaskDuration"], "1.5s");
+    let (status, _, body) = call(
+        &node,
+        "POST",
+        "/v2/jobs",
+        Some(&session),
+        &post(
+            &cron
+                .replace("1500ms", "soon")
+                .replace(CCIP_UUID, WEBHOOK_UUID),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, error_detail(&body).as_str()),
+        (422, "failed to parse TOML: time: invalid duration \"soon\"")
+    );
+
+    // Not there: 404 with Show's detail; neither a UUID nor an int32: 422; no session: 401.
+    for id in ["3", "5b1a1a1a-9999-4999-8999-999999999999"] {
+        let (status, _, body) =
+            call(&node, "GET", &format!("/v2/jobs/{id}"), Some(&session), "").await;
+        assert_eq!(
+            (status, error_detail(&body).as_str()),
+            (404, "job not found"),
+            "{id}"
+        );
+    }
+    let (status, _, body) = call(&node, "GET", "/v2/jobs/not-a-job", Some(&session), "").await;
+    assert_eq!(
+        (status, error_detail(&body).as_str()),
+        (
+            422,
+            "strconv.ParseInt: parsing \"not-a-job\": invalid syntax"
+        )
+    );
+    let (status, _, body) = call(&node, "GET", "/v2/jobs/1", None, "").await;
+    assert_eq!(
+        (status, error_detail(&body).as_str()),
+        (401, "Authentication failed")
+    );
+
+    // A held-back answer arrives late, with the work done.
+    node.stall_next(1, Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let (status, _, _) = call(&node, "DELETE", "/v2/jobs/2", Some(&session), "").await;
+    assert_eq!(status, 204);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(node.jobs().len(), 1);
 }

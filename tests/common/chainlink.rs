@@ -8,13 +8,19 @@
 //! errors `{"errors": [{"detail"}]}`, media type `application/vnd.api+json`).
 //!
 //! Served: `GET /health`, `GET /readyz`, `POST /sessions`, `DELETE /sessions`, and with a
-//! session `GET /v2/jobs`, `POST /v2/jobs`, `GET /v2/jobs/{id}`, `DELETE /v2/jobs/{id}`.
-//! Not modelled: API tokens, WebAuthn, rate limits, roles, and the per-type validation of a
-//! job spec (the real node answers 400 when, say, an OCR spec names a missing key bundle).
+//! session `GET /v2/jobs`, `POST /v2/jobs`, `GET /v2/jobs/{id}` (`{id}`: the job's id or its
+//! externalJobID, as `JobsController.Show`), `DELETE /v2/jobs/{id}`.
+//! Jobs are shown as `presenters.JobResource` shows them (`presenters/job.go`): what the node
+//! parsed from the TOML (`name`, `type`, `schemaVersion`, `externalJobID`, `maxTaskDuration`,
+//! `gasLimit`, `forwardingAllowed`, `pipelineSpec.dotDagSource`), never the TOML itself.
+//! Not modelled: API tokens, WebAuthn, rate limits, roles, the per-type validation of a job
+//! spec (the real node answers 400 when, say, an OCR spec names a missing key bundle), and the
+//! per-type spec objects of a job resource (`ccipSpec`, `webhookSpec`, ...).
 //!
 //! Every request is recorded (method, path, headers, body), and so is every job the node
 //! holds. Tests steer it with [`ChainlinkNode::expire_sessions`],
-//! [`ChainlinkNode::fail_next`], [`ChainlinkNode::stop`] and [`ChainlinkNode::restart`].
+//! [`ChainlinkNode::fail_next`], [`ChainlinkNode::stall_next`], [`ChainlinkNode::stop`] and
+//! [`ChainlinkNode::restart`].
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -106,6 +112,8 @@ struct NodeState {
     requests: Vec<Received>,
     /// Scripted error answers for the next `/v2/jobs` calls: (status, detail).
     failures: VecDeque<(StatusCode, String)>,
+    /// How long the answers to the next `/v2/jobs` calls are held back.
+    stalls: VecDeque<Duration>,
 }
 
 /// The state, shared by the handlers and the test.
@@ -140,6 +148,7 @@ impl ChainlinkNode {
             next_id: 1,
             requests: Vec::new(),
             failures: VecDeque::new(),
+            stalls: VecDeque::new(),
         }));
         let listener = bind(0).expect("a free port on 127.0.0.1");
         let port = listener.local_addr().unwrap().port();
@@ -206,6 +215,14 @@ impl ChainlinkNode {
         state
             .failures
             .extend(std::iter::repeat_n((status, detail.to_owned()), n));
+    }
+
+    /// Handles the next `n` calls to `/v2/jobs` as usual but holds each answer back for
+    /// `delay`, as if it were lost on the way: a client that gives up sooner sees a timeout
+    /// although the node did the work (created the job, say).
+    pub fn stall_next(&self, n: usize, delay: Duration) {
+        let mut state = self.state.lock().unwrap();
+        state.stalls.extend(std::iter::repeat_n(delay, n));
     }
 
     /// Stops serving: the port refuses connections until [`ChainlinkNode::restart`]. Jobs and
@@ -285,7 +302,8 @@ fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Records the request (method, path and query, headers, body), then passes it on.
+/// Records the request (method, path and query, headers, body), then passes it on; holds
+/// the answer to a `/v2/jobs` call back when a stall is queued.
 async fn record(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 16 << 20)
@@ -306,13 +324,21 @@ async fn record(State(state): State<Shared>, request: Request, next: Next) -> Re
             )
         })
         .collect();
+    let jobs_call = parts.uri.path().starts_with("/v2/jobs");
     state.lock().unwrap().requests.push(Received {
         method: parts.method.to_string(),
         path,
         headers,
         body: body.to_vec(),
     });
-    next.run(Request::from_parts(parts, Body::from(body))).await
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    if jobs_call {
+        let stall = state.lock().unwrap().stalls.pop_front();
+        if let Some(delay) = stall {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    response
 }
 
 /// A JSON:API document with `status`.
@@ -458,24 +484,35 @@ fn admit(state: &mut NodeState, headers: &HeaderMap) -> Result<(), Refusal> {
     }
 }
 
-/// The JSON:API resource of a job (`presenters.JobResource`, the attributes that matter).
+/// The JSON:API resource of a job (`presenters.JobResource`, without the per-type spec
+/// objects): what the node parsed from the TOML, not the TOML. `name` is `""` when the spec
+/// has none (`Name.ValueOrZero()`), `maxTaskDuration` Go's form of the duration (`1m` shows
+/// as `1m0s`; none is `0s`), `gasLimit` `null` when unset, and
+/// `pipelineSpec.dotDagSource` the `observationSource` (`""` when none).
 fn resource(job: &NodeJob) -> Value {
-    let source = toml::from_str::<toml::Table>(&job.toml)
-        .ok()
-        .and_then(|t| t.get("observationSource")?.as_str().map(str::to_owned))
+    let table = toml::from_str::<toml::Table>(&job.toml).unwrap_or_default();
+    let source = table
+        .get("observationSource")
+        .and_then(|s| s.as_str())
         .unwrap_or_default();
+    let max_task_duration = table
+        .get("maxTaskDuration")
+        .and_then(|d| d.as_str())
+        .and_then(go_duration)
+        .unwrap_or(0);
     json!({
         "type": "jobs",
         "id": job.id.to_string(),
         "attributes": {
-            "name": job.name,
+            "name": job.name.clone().unwrap_or_default(),
             "type": job.job_type,
             "schemaVersion": 1,
+            "gasLimit": table.get("gasLimit").and_then(|g| g.as_integer()),
+            "forwardingAllowed": table.get("forwardingAllowed").and_then(|f| f.as_bool()).unwrap_or(false),
+            "maxTaskDuration": go_duration_string(max_task_duration),
             "externalJobID": job.external_job_id,
-            "maxTaskDuration": "0s",
             "pipelineSpec": { "id": job.id, "jobID": job.id, "dotDagSource": source },
             "errors": [],
-            "createdAt": job.created_at,
         }
     })
 }
@@ -555,7 +592,9 @@ async fn create_job(State(state): State<Shared>, headers: HeaderMap, body: Bytes
     document(StatusCode::OK, body)
 }
 
-/// `GET /v2/jobs/{id}`: a job by id or by external job id (a UUID); 422 for neither.
+/// `GET /v2/jobs/{id}` (`JobsController.Show`): a job by external job id when `{id}` is a
+/// UUID, else by id; 404 `job not found` for none, 422 (Go's parse error) for an id that is
+/// neither a UUID nor an int32.
 async fn show_job(
     State(state): State<Shared>,
     headers: HeaderMap,
@@ -634,6 +673,10 @@ fn validate_spec(spec: &str) -> Result<ValidSpec, String> {
     if spec.contains("<{}>") {
         return Err("'<{}>' syntax is not supported. Please use \"{}\" instead".into());
     }
+    if let Some(value) = table.get("maxTaskDuration") {
+        let text = value.as_str().unwrap_or_default();
+        go_duration(text).ok_or_else(|| format!("time: invalid duration {text:?}"))?;
+    }
     let external_job_id = match table.get("externalJobID") {
         None => None,
         Some(value) => {
@@ -678,6 +721,92 @@ fn parse_uuid(text: &str) -> Option<String> {
         &hex[16..20],
         &hex[20..]
     ))
+}
+
+/// A Go duration (`time.ParseDuration`: `1h2m3.5s`, `500ms`, `0`) in nanoseconds; negative
+/// durations are not modelled.
+fn go_duration(text: &str) -> Option<u128> {
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0u128;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(split);
+        let split = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(split);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        total += whole * scale;
+        let mut divisor = 1u128;
+        for digit in fraction.chars().take(18) {
+            divisor *= 10;
+            total += u128::from(digit.to_digit(10)?) * scale / divisor;
+        }
+        rest = tail;
+    }
+    Some(total)
+}
+
+/// A duration as Go's `time.Duration.String` writes it (`0s`, `1.5ms`, `1m0s`, `2h0m3.5s`).
+fn go_duration_string(nanos: u128) -> String {
+    /// `value / scale` with its fraction, trailing zeros trimmed.
+    fn decimal(value: u128, scale: u128) -> String {
+        let (whole, rest) = (value / scale, value % scale);
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let width = scale.ilog10() as usize;
+        let fraction = format!("{rest:0width$}");
+        format!("{whole}.{}", fraction.trim_end_matches('0'))
+    }
+    const SECOND: u128 = 1_000_000_000;
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos < SECOND {
+        let (unit, scale) = match nanos {
+            ..1_000 => ("ns", 1),
+            1_000..1_000_000 => ("\u{b5}s", 1_000),
+            _ => ("ms", 1_000_000),
+        };
+        return format!("{}{unit}", decimal(nanos, scale));
+    }
+    let (hours, minutes) = (nanos / (3600 * SECOND), nanos / (60 * SECOND) % 60);
+    let mut text = String::new();
+    if hours > 0 {
+        text.push_str(&format!("{hours}h"));
+    }
+    if hours > 0 || minutes > 0 {
+        text.push_str(&format!("{minutes}m"));
+    }
+    text.push_str(&decimal(nanos % (60 * SECOND), SECOND));
+    text.push('s');
+    text
 }
 
 /// A random (version 4) UUID.

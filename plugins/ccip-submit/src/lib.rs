@@ -16,6 +16,30 @@
 //! (the node's `data.id`), or `DELETE {url}/v2/jobs/ID` completes with `{"deleted": ID}` (a
 //! 404 completes too, with `"already_gone": true`). A 401 to a jobs call (an expired session)
 //! logs in again once and repeats the call.
+//!
+//! Creates are idempotent per externalJobID on the node. The node keeps one job per
+//! externalJobID: a second one hits its unique constraint `external_job_id_uniq` (a 500,
+//! `CreateJobFailed: failed to insert job: ERROR: duplicate key value violates unique
+//! constraint "external_job_id_uniq" (SQLSTATE 23505)`). On that answer the plugin looks the
+//! job up by the TOML's top-level `externalJobID` (`GET {url}/v2/jobs/UUID`), then:
+//! - the node's job is this spec: completes with `{"node_job_id": ID, "already_created":
+//!   true}` (an earlier attempt created it and its answer was lost);
+//! - it is not, or that cannot be confirmed: deletes it and creates the job again, completing
+//!   with `{"node_job_id": NEW, "replaced": OLD}` (a revision replacing an earlier one whose
+//!   delivery was still in flight, or a job made by hand);
+//! - it is gone (deleted in between): creates the job again.
+//!
+//! The node's answer carries no TOML (`presenters.JobResource` shows what the node parsed from
+//! it, not the text), so "this spec" means: every top-level key of the TOML is one the answer
+//! shows, with the same value (a key the TOML leaves out against the node's default):
+//! `type`, `schemaVersion`, `name`, `externalJobID`, `maxTaskDuration` (as a duration),
+//! `gasLimit`, `forwardingAllowed`, and `observationSource` (the answer's
+//! `pipelineSpec.dotDagSource`). Any other key (a `ccip` job's `p2pKeyID`,
+//! `ocrKeyBundleIDs`, relay settings...) is not shown, so such a job cannot be confirmed and
+//! is replaced: a retried delivery may restart an identical job, but never leaves a different
+//! one in place. Comments and layout are not part of the comparison (the node does not store
+//! them).
+//!
 //! Outcome: 5xx, 408, 429, timeouts and connection errors ask for a retry (the job's backoff);
 //! any other 4xx fails, naming the node, the status and the node's `errors[].detail`.
 
@@ -257,6 +281,244 @@ fn session_cookie(response: &Response) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// The name of the node's unique constraint on `jobs.external_job_id` (migration 0036): an
+/// error naming it is the node refusing a second job with the same externalJobID.
+const DUPLICATE_CONSTRAINT: &str = "external_job_id_uniq";
+
+/// Whether an error answer is the node refusing a duplicate externalJobID.
+fn duplicate(body: &[u8]) -> bool {
+    detail(body).contains(DUPLICATE_CONSTRAINT)
+}
+
+/// `text` as a UUID in the forms the node's parser (`uuid.Parse`) takes (`xxxxxxxx-xxxx-...`,
+/// 32 hex digits, `{...}`, `urn:uuid:...`), lower-case with dashes.
+fn normalize_uuid(text: &str) -> Option<String> {
+    let text = text
+        .strip_prefix("urn:uuid:")
+        .or_else(|| text.strip_prefix('{')?.strip_suffix('}'))
+        .unwrap_or(text);
+    let hex: String = match text.len() {
+        36 => {
+            let dashes = [8, 13, 18, 23];
+            if !dashes.iter().all(|&i| text.as_bytes()[i] == b'-') {
+                return None;
+            }
+            text.chars().filter(|&c| c != '-').collect()
+        }
+        32 => text.to_owned(),
+        _ => return None,
+    };
+    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let hex = hex.to_ascii_lowercase();
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}
+
+/// A Go duration (`time.ParseDuration`: `1h2m3.5s`, `500ms`, `0`) in nanoseconds.
+fn go_duration(text: &str) -> Option<i128> {
+    let (negative, mut rest) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: i128 = 0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(number_end);
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_end);
+        let scale: i128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        let whole: i128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let mut part = whole.checked_mul(scale)?;
+        let mut divisor: i128 = 1;
+        for digit in fraction.chars().take(18) {
+            divisor *= 10;
+            part += i128::from(digit.to_digit(10)?) * scale / divisor;
+        }
+        total = total.checked_add(part)?;
+        rest = tail;
+    }
+    Some(if negative { -total } else { total })
+}
+
+/// Top-level keys of a job spec that the node's job resource shows (`presenters.JobResource`):
+/// the key, where the answer's `data.attributes` shows it, and how to compare them.
+const SHOWN: &[(&str, &str, Compare)] = &[
+    ("type", "/type", Compare::Text("")),
+    ("schemaVersion", "/schemaVersion", Compare::Integer),
+    ("name", "/name", Compare::Text("")),
+    ("externalJobID", "/externalJobID", Compare::Uuid),
+    ("maxTaskDuration", "/maxTaskDuration", Compare::Duration),
+    ("gasLimit", "/gasLimit", Compare::Integer),
+    ("forwardingAllowed", "/forwardingAllowed", Compare::Flag),
+    (
+        "observationSource",
+        "/pipelineSpec/dotDagSource",
+        Compare::Text(""),
+    ),
+];
+
+/// How a spec's value compares with the node's.
+#[derive(Clone, Copy)]
+enum Compare {
+    /// Strings; a key left out is this default (`name`: the node shows `""`).
+    Text(&'static str),
+    /// Integers; a key left out is `null` on the node.
+    Integer,
+    /// UUIDs, in any form the node takes.
+    Uuid,
+    /// Go durations (the node shows `1m0s` for `1m`); a key left out is `0s`.
+    Duration,
+    /// Booleans; a key left out is `false`.
+    Flag,
+}
+
+impl Compare {
+    /// Whether the spec's value (`None`: the key is left out) is what the node shows.
+    fn same(self, spec: Option<&toml::Value>, node: &serde_json::Value) -> bool {
+        use serde_json::Value as Json;
+        match self {
+            Compare::Text(default) => {
+                let spec = match spec {
+                    None => Some(default),
+                    Some(value) => value.as_str(),
+                };
+                let node = match node {
+                    Json::Null => Some(default),
+                    other => other.as_str(),
+                };
+                spec.is_some() && spec == node
+            }
+            Compare::Integer => match (spec, node) {
+                (None, Json::Null) => true,
+                (Some(value), Json::Number(n)) => {
+                    value.as_integer().is_some() && value.as_integer() == n.as_i64()
+                }
+                _ => false,
+            },
+            Compare::Uuid => {
+                let spec = spec.and_then(toml::Value::as_str).and_then(normalize_uuid);
+                let node = node.as_str().and_then(normalize_uuid);
+                spec.is_some() && spec == node
+            }
+            Compare::Duration => {
+                let spec = match spec {
+                    None => Some(0),
+                    Some(value) => value.as_str().and_then(go_duration),
+                };
+                let node = node.as_str().and_then(go_duration);
+                spec.is_some() && spec == node
+            }
+            Compare::Flag => {
+                let spec = match spec {
+                    None => Some(false),
+                    Some(value) => value.as_bool(),
+                };
+                spec.is_some() && spec == node.as_bool()
+            }
+        }
+    }
+}
+
+/// Whether the node's job (its JSON:API `attributes`) is the job `spec` describes, as far as
+/// the node's answer shows it: `Ok`, or why not (for the log).
+fn same_job(spec: &toml::Table, attributes: &serde_json::Value) -> Result<(), String> {
+    let mut differ = Vec::new();
+    let mut unseen = Vec::new();
+    for (key, pointer, compare) in SHOWN {
+        let value = spec.get(*key);
+        match attributes.pointer(pointer) {
+            Some(node) if !compare.same(value, node) => differ.push(*key),
+            Some(_) => {}
+            // Older nodes do not show every attribute: only a key the spec sets matters.
+            None if value.is_some() => unseen.push(key.to_string()),
+            None => {}
+        }
+    }
+    unseen.extend(
+        spec.keys()
+            .filter(|key| !SHOWN.iter().any(|(shown, ..)| shown == key))
+            .cloned(),
+    );
+    let mut why = Vec::new();
+    if !differ.is_empty() {
+        why.push(format!("differs in {}", differ.join(", ")));
+    }
+    if !unseen.is_empty() {
+        why.push(format!(
+            "cannot be compared in {} (the node's API does not show them)",
+            unseen.join(", ")
+        ));
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why.join("; "))
+    }
+}
+
+/// A job the node holds, from a `GET /v2/jobs/ID` answer.
+struct HeldJob {
+    /// Its id on the node.
+    id: String,
+    /// Its JSON:API attributes.
+    attributes: serde_json::Value,
+}
+
+/// The job of a `{"data": {"id", "attributes"}}` answer.
+fn held_job(body: &[u8]) -> Option<HeldJob> {
+    let document: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let id = match document.pointer("/data/id")? {
+        serde_json::Value::String(id) if !id.is_empty() => id.clone(),
+        serde_json::Value::Number(id) => id.to_string(),
+        _ => return None,
+    };
+    let attributes = document.pointer("/data/attributes")?.clone();
+    attributes.is_object().then_some(HeldJob { id, attributes })
+}
+
+/// What `POST /v2/jobs` did.
+enum Posted {
+    /// The node created the job: its id.
+    Created(String),
+    /// The node refused it as a duplicate externalJobID: its answer.
+    Duplicate(Response),
+}
+
 /// Sends one request to `node`. A refused request fails the job; a connection failure or a
 /// timeout asks for a retry.
 fn send(
@@ -397,11 +659,14 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// `POST /v2/jobs`: the output `{"node_job_id": ID}`.
-    fn create(&mut self, toml: &str) -> Result<String, Outcome> {
+    /// `POST /v2/jobs` once: the created job's id, or the node's duplicate refusal.
+    fn post(&mut self, toml: &str) -> Result<Posted, Outcome> {
         let body = serde_json::json!({ "toml": toml }).to_string();
         let response = self.call("POST", "/v2/jobs", body.as_bytes())?;
         if !(200..300).contains(&response.status) {
+            if duplicate(&response.body) {
+                return Ok(Posted::Duplicate(response));
+            }
             return Err(self.refused("the job", &response));
         }
         let Some(id) = created_id(&response.body) else {
@@ -413,7 +678,90 @@ impl<'a> Session<'a> {
             )));
         };
         log::info(&format!("node {}: created job {id}", self.node));
-        Ok(serde_json::json!({ "node_job_id": id }).to_string())
+        Ok(Posted::Created(id))
+    }
+
+    /// `GET /v2/jobs/UUID`: the node's job with that externalJobID, `None` on a 404.
+    fn find(&mut self, external: &str) -> Result<Option<HeldJob>, Outcome> {
+        let response = self.call("GET", &format!("/v2/jobs/{external}"), b"")?;
+        match response.status {
+            200..=299 => held_job(&response.body).map(Some).ok_or_else(|| {
+                Outcome::Failed(format!(
+                    "node {} answered the lookup of externalJobID {external} ({}) without a job: {}",
+                    self.node,
+                    response.status,
+                    self.detail(&response)
+                ))
+            }),
+            404 => Ok(None),
+            _ => Err(self.refused(
+                &format!("the lookup of externalJobID {external}"),
+                &response,
+            )),
+        }
+    }
+
+    /// Creates the job, idempotently per externalJobID: the output `{"node_job_id": ID}`, with
+    /// `"already_created": true` when the node already held this job, or `"replaced": OLD`
+    /// when it held another job with the same externalJobID (see the module docs).
+    fn create(&mut self, toml: &str) -> Result<String, Outcome> {
+        let refusal = match self.post(toml)? {
+            Posted::Created(id) => return Ok(serde_json::json!({ "node_job_id": id }).to_string()),
+            Posted::Duplicate(refusal) => refusal,
+        };
+        let node = self.node;
+        let spec = toml.parse::<toml::Table>().ok();
+        let external = spec
+            .as_ref()
+            .and_then(|spec| spec.get("externalJobID")?.as_str())
+            .and_then(normalize_uuid);
+        let (Some(spec), Some(external)) = (spec, external) else {
+            // Not a duplicate of this spec's externalJobID: nothing to look up.
+            return Err(self.refused("the job", &refusal));
+        };
+        log::info(&format!(
+            "node {node}: already holds a job with externalJobID {external}; looking it up"
+        ));
+        let replaced = match self.find(&external)? {
+            None => {
+                log::info(&format!(
+                    "node {node}: the job with externalJobID {external} is gone; creating it again"
+                ));
+                None
+            }
+            Some(held) => match same_job(&spec, &held.attributes) {
+                Ok(()) => {
+                    log::info(&format!(
+                        "node {node}: job {} (externalJobID {external}) is this spec: already created",
+                        held.id
+                    ));
+                    return Ok(
+                        serde_json::json!({ "node_job_id": held.id, "already_created": true })
+                            .to_string(),
+                    );
+                }
+                Err(why) => {
+                    log::info(&format!(
+                        "node {node}: job {} (externalJobID {external}) {why}: replacing it",
+                        held.id
+                    ));
+                    self.delete(&held.id)?;
+                    Some(held.id)
+                }
+            },
+        };
+        match self.post(toml)? {
+            Posted::Created(id) => {
+                let mut output = serde_json::json!({ "node_job_id": id });
+                if let Some(old) = replaced {
+                    output["replaced"] = old.into();
+                }
+                Ok(output.to_string())
+            }
+            // Created again in between (another delivery of the same externalJobID): the next
+            // attempt sorts it out.
+            Posted::Duplicate(refusal) => Err(self.refused("the job", &refusal)),
+        }
     }
 
     /// `DELETE /v2/jobs/ID`: the output `{"deleted": ID}`, with `"already_gone": true` when

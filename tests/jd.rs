@@ -676,9 +676,34 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // A revision proposed meanwhile supersedes the retrying delivery of the first: once the
+    // node is back, only the revision lands there.
+    let revision = spec(
+        "5b1a1a1a-3333-4333-8333-333333333333",
+        "name = \"while down, v2\"\n",
+    );
+    let later2 = jobs
+        .propose_job(job::ProposeJobRequest {
+            node_id: one.id.clone(),
+            spec: revision.clone(),
+            labels: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .proposal
+        .unwrap();
+    assert_eq!(later2.revision, 2);
     chainlink.restart().await;
-    wait_proposal(&mut jobs, &later.id, delivered).await;
-    assert_eq!(chainlink.jobs().len(), 2, "{:?}", chainlink.jobs());
+    wait_proposal(&mut jobs, &later2.id, delivered).await;
+    let first_try = wait_proposal(&mut jobs, &later.id, |p| p.response_received_at.is_some()).await;
+    assert!(
+        failed(&first_try),
+        "the superseded delivery ends FAILED: {first_try:?}"
+    );
+    let held: Vec<String> = chainlink.jobs().into_values().collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(held.contains(&revision), "{held:?}");
 
     // DeleteJob removes the job from the node (by the id the node gave it).
     let before = chainlink.jobs();

@@ -453,6 +453,8 @@ impl Distributor {
             // A node holds one job per externalJobID: a revision replaces the job the last
             // delivered revision made there.
             let earlier = &job.proposal_ids[..job.proposal_ids.len().saturating_sub(1)];
+            self.supersede_deliveries(earlier, proposal.revision)
+                .await?;
             let replaces = self.delivered_node_job(earlier).await?;
             let delivery = Delivery::Create {
                 spec,
@@ -759,6 +761,20 @@ impl Distributor {
             }
         }
         Ok(deleted)
+    }
+
+    /// Cancels the deliveries of `proposal_ids` still under way, so an older revision's
+    /// retry cannot land on the node after revision `revision` (the last delivery to run
+    /// would win).
+    async fn supersede_deliveries(&self, proposal_ids: &[String], revision: i64) -> Result<()> {
+        for id in proposal_ids {
+            let p = self.proposal(id).await?;
+            if let (Some(job), None) = (&p.delivery_job, p.response_ms) {
+                let reason = format!("superseded by revision {revision}");
+                self.store.cancel(job, &reason).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The node's id for the job, from the latest of `proposal_ids` that was delivered,

@@ -565,6 +565,9 @@ async fn reflection_lists_the_services() {
     assert_eq!(
         names,
         [
+            "api.csa.v1.CSAService",
+            "api.job.v1.JobService",
+            "api.node.v1.NodeService",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "jobhost.v1.JobScheduler"

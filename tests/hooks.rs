@@ -238,3 +238,307 @@ async fn metrics_follow_the_jobs_the_queues_and_the_node() {
             > before["jobhost_redis_request_duration_seconds_count"]
     );
 }
+
+/// A chunked HTTP/1.1 body, de-chunked.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The `(event, data)` pairs of a Server-Sent Events body.
+fn sse_events(body: &str) -> Vec<(String, serde_json::Value)> {
+    dechunk(body)
+        .split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = Some(e.to_owned());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(d).ok();
+                }
+            }
+            Some((event?, data?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_api_mirrors_the_scheduler_with_json_errors() {
+    let redis = TestRedis::start().await;
+    let config = "[api]\nmax_spec_bytes = 2048\n";
+    let server = Server::start_with(&redis.url(), &["hello"], config).await;
+    let addr = server.http_addr.as_str();
+    let json = [("content-type", "application/json")];
+    let post = |path: &'static str, body: String| async move {
+        let (status, text) = http_request(addr, "POST", path, &json, body.as_bytes()).await;
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|_| panic!("{text}")),
+        )
+    };
+    let get = |path: String| async move {
+        let (status, text) = http_request(addr, "GET", &path, &[], b"").await;
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|_| panic!("{text}")),
+        )
+    };
+
+    // Create, with the spec as a JSON object, and read it back until it succeeds.
+    let (status, created) = post(
+        "/v1/jobs",
+        r#"{"type": "hello", "spec": {"name": "REST"}, "labels": {"team": "web"}}"#.into(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["job"]["id"].as_str().unwrap().to_owned();
+    let start = std::time::Instant::now();
+    let done = loop {
+        let (status, job) = get(format!("/v1/jobs/{id}")).await;
+        assert_eq!(status, 200);
+        if job["state"] == "SUCCEEDED" {
+            break job;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "{job}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["output"], r#"{"greeting":"hello, REST"}"#);
+    assert_eq!(done["history"][0]["outcome"], "succeeded");
+    assert_eq!(done["type"], "hello");
+
+    // An idempotency key returns the first job with 200.
+    let body = r#"{"type": "hello", "spec": "{\"name\": \"once\"}", "idempotency_key": "k1"}"#;
+    let (first, a) = post("/v1/jobs", body.into()).await;
+    let (again, b) = post("/v1/jobs", body.into()).await;
+    assert_eq!((first, again), (201, 200));
+    assert_eq!(
+        (a["job"]["id"].clone(), b["created"].clone()),
+        (b["job"]["id"].clone(), false.into())
+    );
+
+    // Filters and pages.
+    let (status, page) = get("/v1/jobs?state=succeeded&type=hello&label=team=web".into()).await;
+    assert_eq!(status, 200, "{page}");
+    let ids: Vec<&str> = page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+    let (_, page1) = get("/v1/jobs?page_size=1".into()).await;
+    let token = page1["next_page_token"].as_str().unwrap().to_owned();
+    assert_eq!(page1["jobs"].as_array().unwrap().len(), 1);
+    assert!(!token.is_empty());
+    let (_, page2) = get(format!("/v1/jobs?page_size=1&page_token={token}")).await;
+    assert_ne!(page2["jobs"][0]["id"], page1["jobs"][0]["id"]);
+
+    // Errors: the right status and a {code, message} body.
+    for (path, body, status, code) in [
+        (
+            "/v1/jobs",
+            r#"{"type": "hello", "spec": "nope"}"#.to_owned(),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "/v1/jobs",
+            r#"{"type": "nope", "spec": ""}"#.to_owned(),
+            409,
+            "FAILED_PRECONDITION",
+        ),
+        (
+            "/v1/jobs",
+            r#"{"type": "hello", "bogus": 1}"#.to_owned(),
+            422,
+            "INVALID_ARGUMENT",
+        ),
+        ("/v1/jobs", "not json".to_owned(), 400, "INVALID_ARGUMENT"),
+        (
+            "/v1/jobs",
+            format!(r#"{{"type": "hello", "spec": "{}"}}"#, "x".repeat(3000)),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "/v1/jobs",
+            format!(r#"{{"type": "hello", "spec": "{}"}}"#, "x".repeat(200_000)),
+            413,
+            "OUT_OF_RANGE",
+        ),
+        (
+            Box::leak(format!("/v1/jobs/{id}/cancel").into_boxed_str()),
+            String::new(),
+            409,
+            "FAILED_PRECONDITION",
+        ),
+    ] {
+        let (got, answer) = post(path, body).await;
+        assert_eq!(
+            (got, answer["code"].as_str().unwrap()),
+            (status, code),
+            "{path}: {answer}"
+        );
+        assert!(!answer["message"].as_str().unwrap().is_empty());
+    }
+    let (status, missing) = get("/v1/jobs/nope".into()).await;
+    assert_eq!(
+        (status, missing["code"].as_str().unwrap()),
+        (404, "NOT_FOUND")
+    );
+    let (status, bad) = get("/v1/jobs?state=ASLEEP".into()).await;
+    assert_eq!(
+        (status, bad["code"].as_str().unwrap()),
+        (400, "INVALID_ARGUMENT")
+    );
+    let (status, _) = get("/v1/nothing".into()).await;
+    assert_eq!(status, 404);
+
+    // Cancel a job that waits for its run-at time.
+    let later = store_now_ms() + 60_000;
+    let (_, waiting) = post(
+        "/v1/jobs",
+        format!(r#"{{"type": "hello", "spec": {{"name": "later"}}, "run_at_ms": {later}}}"#),
+    )
+    .await;
+    let wid = waiting["job"]["id"].as_str().unwrap().to_owned();
+    let (status, cancelled) = post(
+        Box::leak(format!("/v1/jobs/{wid}/cancel").into_boxed_str()),
+        String::new(),
+    )
+    .await;
+    assert_eq!(
+        (status, cancelled["job"]["state"].as_str().unwrap()),
+        (200, "CANCELLED")
+    );
+
+    // Plugins, nodes, overview.
+    let (_, plugins) = get("/v1/plugins".into()).await;
+    assert_eq!(plugins["plugins"][0]["id"], "hello");
+    assert_eq!(plugins["plugins"][0]["status"], "loaded");
+    let (_, nodes) = get("/v1/nodes".into()).await;
+    let node = &nodes["nodes"][0];
+    assert_eq!(node["job_types"][0], "hello");
+    assert!(
+        node["heartbeat_age_ms"].as_u64().unwrap() < 10_000,
+        "{node}"
+    );
+    let (_, overview) = get("/v1/overview".into()).await;
+    assert_eq!(overview["queues"][0]["type"], "hello");
+    assert_eq!(overview["nodes"], 1);
+}
+
+/// Now by this machine's clock, ms.
+fn store_now_ms() -> u64 {
+    jobhost::store::now_ms()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_logs_stream_history_then_live_lines_as_server_sent_events() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hello"]).await;
+    let addr = server.http_addr.clone();
+    let json = [("content-type", "application/json")];
+    // Runs in a second: a reader connected now sees its lines live.
+    let at = store_now_ms() + 1_000;
+    let body = format!(r#"{{"type": "hello", "spec": {{"name": "sse"}}, "run_at_ms": {at}}}"#);
+    let (status, text) = http_request(&addr, "POST", "/v1/jobs", &json, body.as_bytes()).await;
+    assert_eq!(status, 201, "{text}");
+    let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/jobs/{id}/logs");
+    let live = {
+        let (addr, path) = (addr.clone(), path.clone());
+        tokio::spawn(async move { http_request(&addr, "GET", &path, &[], b"").await })
+    };
+    let (status, body) = live.await.unwrap();
+    assert_eq!(status, 200);
+    let events = sse_events(&body);
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|(e, _)| e == "line")
+        .map(|(_, d)| d["msg"].as_str().unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("greeting sse")),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last().unwrap(),
+        &("end".to_owned(), serde_json::json!({"state": "SUCCEEDED"}))
+    );
+
+    // A late reader gets the same history, then the end.
+    let (_, late) = http_request(&addr, "GET", &path, &[], b"").await;
+    let late = sse_events(&late);
+    assert_eq!(late, events);
+    let (status, _) = http_request(&addr, "GET", "/v1/jobs/nope/logs", &[], b"").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_well_formed_and_the_docs_page_renders_it() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hello"]).await;
+    let (status, text) = http_request(&server.http_addr, "GET", "/openapi.json", &[], b"").await;
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    // Every reference resolves, and every operation has responses.
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_owned());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{r}"));
+        assert!(schemas.contains_key(name), "dangling {r}");
+    }
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{method} {path}"
+            );
+        }
+    }
+    let (status, page) = http_request(&server.http_addr, "GET", "/docs", &[], b"").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("/openapi.json"));
+}

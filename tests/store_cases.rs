@@ -454,6 +454,8 @@ pub async fn host_nodes_register_expire_and_deregister(url: &str) {
         job_types: vec!["noop".into()],
         capacity: 4,
         started_ms: 1,
+        running: 0,
+        heartbeat_ms: 1,
     };
     store
         .heartbeat(&node("a"), Duration::from_secs(30))

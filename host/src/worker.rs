@@ -233,6 +233,8 @@ impl Node {
             job_types,
             capacity: self.settings.concurrency as u32,
             started_ms: 0,
+            running: 0,
+            heartbeat_ms: 0,
         }
     }
 
@@ -399,8 +401,11 @@ impl Node {
         let mut info = self.info();
         info.started_ms = crate::store::now_ms();
         loop {
+            let running = self.running.lock().unwrap_or_else(|p| p.into_inner()).len();
             let current = NodeInfo {
                 job_types: self.info().job_types,
+                running: u32::try_from(running).unwrap_or(u32::MAX),
+                heartbeat_ms: crate::store::now_ms(),
                 ..info.clone()
             };
             if let Err(e) = self.store.heartbeat(&current, ttl).await {

@@ -373,6 +373,12 @@ pub struct NodeInfo {
     pub capacity: u32,
     /// Start time (Unix ms).
     pub started_ms: u64,
+    /// Jobs it was running at its last heartbeat.
+    #[serde(default)]
+    pub running: u32,
+    /// Time of its last heartbeat (Unix ms).
+    #[serde(default)]
+    pub heartbeat_ms: u64,
 }
 
 /// A cron schedule: a job template fired on a cron expression.

@@ -12,6 +12,7 @@ mod convert;
 pub mod jd;
 mod scheduler;
 
+pub use convert::{store_status, timestamp};
 pub use scheduler::Scheduler;
 
 use crate::api::proto::{self, job_scheduler_server::JobSchedulerServer};

@@ -1,5 +1,6 @@
-//! The HTTP API (axum): inbound webhook triggers, liveness (`/healthz`) and readiness
-//! (`/readyz`) probes.
+//! The HTTP API (axum): the REST mirror of the scheduler API with its OpenAPI document
+//! (`rest`), inbound webhook triggers, liveness (`/healthz`), readiness (`/readyz`) and
+//! metrics (`/metrics`).
 //!
 //! `POST /v1/hooks/{name}` starts the job template configured under `[hooks.<name>]` with
 //! the request body as its spec, like a Chainlink webhook job run, and answers 202 with the
@@ -19,6 +20,9 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+mod rest;
+
+use crate::api::grpc::Scheduler;
 use crate::api::submit::{SubmitError, submit};
 use crate::config::{Config, HookConfig, SecretSource};
 use crate::runtime::Runtime;
@@ -44,6 +48,7 @@ struct AppState {
     store: Store,
     runtime: Runtime,
     hooks: BTreeMap<String, HookConfig>,
+    scheduler: Arc<Scheduler>,
 }
 
 /// Binds `api.http_addr`; returns the listener and its actual address.
@@ -62,20 +67,67 @@ pub async fn bind(config: &Config) -> Result<(tokio::net::TcpListener, SocketAdd
     Ok((listener, local))
 }
 
+/// Room for everything in a job request besides the spec.
+const JOB_REQUEST_OVERHEAD: usize = 64 * 1024;
+
 /// The router, for serving and for tests.
 pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
+    let scheduler = Arc::new(Scheduler::new(
+        store.clone(),
+        runtime.clone(),
+        config.api.clone(),
+    ));
     let state = Arc::new(AppState {
         store,
         runtime,
         hooks: config.hooks.clone(),
+        scheduler,
     });
+    let jobs_limit = DefaultBodyLimit::max(config.api.max_spec_bytes * 2 + JOB_REQUEST_OVERHEAD);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .route("/v1/hooks/{name}", post(trigger))
-        .layer(DefaultBodyLimit::max(config.api.max_hook_body_bytes))
+        .route(
+            "/v1/jobs",
+            post(rest::create_job)
+                .get(rest::list_jobs)
+                .layer(jobs_limit),
+        )
+        .route("/v1/jobs/{id}", get(rest::get_job))
+        .route("/v1/jobs/{id}/cancel", post(rest::cancel_job))
+        .route("/v1/jobs/{id}/logs", get(rest::job_logs))
+        .route("/v1/plugins", get(rest::list_plugins))
+        .route("/v1/nodes", get(rest::list_nodes))
+        .route("/v1/overview", get(rest::overview))
+        .route("/v1/stream", get(rest::stream))
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs))
+        .route(
+            "/v1/hooks/{name}",
+            post(trigger).layer(DefaultBodyLimit::max(config.api.max_hook_body_bytes)),
+        )
+        .fallback(not_found)
         .with_state(state)
+}
+
+/// The OpenAPI document of this API, generated from the handlers and types.
+async fn openapi() -> Response {
+    use utoipa::OpenApi as _;
+    axum::Json(rest::ApiDoc::openapi()).into_response()
+}
+
+/// A page that renders the OpenAPI document (self-contained: no external assets).
+async fn docs() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("docs.html"))
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        format!("no route {} (see /docs)", uri.path()),
+    )
 }
 
 /// Serves the HTTP API on `listener` until `shutdown` fires.

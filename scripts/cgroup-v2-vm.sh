@@ -9,7 +9,8 @@
 #   scripts/cgroup-v2-vm.sh [ARGS...]      ARGS go to the test binary (a name filter, --nocapture, ...)
 #
 # How: the host's root filesystem is shared read-only with the guest over virtio-9p, so the
-# test binary, /bin/sh, python3, dd, setsid and the glibc they link are the host's own; /tmp
+# test binary, /bin/sh, python3, dd, setsid and the glibc they link are the host's own (the
+# repository is shared too, at /run/repo, since /tmp in the guest is its own); /tmp
 # and /run are tmpfs, and /var/tmp is a fresh ext4 scratch disk on virtio-blk (the I/O test
 # needs a real block device there). A busybox initramfs loads the few kernel modules needed,
 # mounts everything (cgroup2 only, nothing v1) and runs the tests as root, their output going
@@ -225,7 +226,7 @@ guest_env="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOM
 # Runs inside the guest, in the host's root filesystem, as root: settings, then the body.
 {
     echo "#!/bin/sh"
-    echo "layout=$(q "$layout") test_bin=$(q "$test_bin") workdir=$(q "$root/host")"
+    echo "layout=$(q "$layout") test_bin=$(q "$test_bin") workdir=/run/repo/host"
     echo "test_timeout=$(q "$test_timeout") test_args=$(q "$test_args") guest_env=$(q "$guest_env")"
     cat <<'EOF'
 if [ "${1:-}" = inside ]; then
@@ -305,8 +306,9 @@ mount -t tmpfs -o mode=1777 tmpfs $r/tmp &&
 mount -t tmpfs -o mode=755 tmpfs $r/run &&
 mount -t ext4 /dev/vda $r/var/tmp &&
 chmod 1777 $r/var/tmp &&
-mkdir $r/run/harness &&
-mount -t 9p -o ro,$p9 harness $r/run/harness || fail "cannot set up the guest's filesystems"
+mkdir $r/run/harness $r/run/repo &&
+mount -t 9p -o ro,$p9 harness $r/run/harness &&
+mount -t 9p -o ro,$p9 repo $r/run/repo || fail "cannot set up the guest's filesystems"
 chroot $r /bin/sh /run/harness/run.sh >$out 2>&1
 finish $?
 EOF
@@ -352,6 +354,8 @@ boot() { # ACCEL
         -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
         -fsdev "local,id=harness,path=$run/harness,security_model=none,readonly=on" \
         -device virtio-9p-pci,fsdev=harness,mount_tag=harness \
+        -fsdev "local,id=repo,path=$root,security_model=none,readonly=on,multidevs=remap" \
+        -device virtio-9p-pci,fsdev=repo,mount_tag=repo \
         -drive "file=$run/scratch.img,format=raw,if=none,id=scratch,cache=unsafe" \
         -device virtio-blk-pci,drive=scratch \
         2>"$run/qemu.log" &

@@ -16,8 +16,8 @@ default:
 run *ARGS: plugins redis-server
     cargo run --bin jobhost -- --config examples/jobhost.toml serve --dev --plugins-dir {{ plugins_out }} {{ ARGS }}
 
-# Build the plugins, then run every test against them (tests start their own redis-server)
-test *ARGS: plugins redis-server
+# Build the plugins, then run every test against them (tests start their own redis-server; the dashboard test a headless chromium)
+test *ARGS: plugins redis-server chromium
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo test {{ ARGS }}
 
 # The sandbox tests (tests/sandbox.rs) in a VM whose only cgroups are v2 (scripts/cgroup-v2-vm.sh; ARGS go to the test binary)
@@ -33,6 +33,16 @@ redis-server:
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+
+# Install Chromium (Debian's package) if this machine has none: tests/dashboard.rs drives it headless
+chromium:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v chromium >/dev/null && exit 0
+    echo "installing chromium" >&2
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 # Build every plugin to a component: target/plugins/NAME.wasm (test plugins in target/plugins/testing/)
 plugins:
@@ -108,7 +118,7 @@ bench: plugins redis-server
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench timers
     cargo bench --profile dev --bench spawn
 
-# The Python client example against a fresh development server (venv in target/py)
+# The Python client examples against a fresh development server (venv in target/py), and the OpenAPI document through openapi-spec-validator
 example-python: plugins redis-server
     #!/usr/bin/env bash
     set -euo pipefail
@@ -118,7 +128,8 @@ example-python: plugins redis-server
     "$venv/bin/pip" install -q -r examples/clients/python/requirements.txt
     PATH="$venv/bin:$PATH" examples/clients/python/generate.sh
     cargo build -q --bin jobhost
-    work=$(mktemp -d); port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+    work=$(mktemp -d); port=$(free_port); http_port=$(free_port)
     # A stand-in Chainlink node for the Job Distributor path, and the nodes file naming it.
     "$venv/bin/python3" examples/clients/python/fake_chainlink.py --email ci@node.test --password ci-pass > "$work/chainlink.port" &
     chainlink=$!
@@ -128,13 +139,16 @@ example-python: plugins redis-server
     printf '[redis]\ndev_dir = "%s/redis"\n[jd]\nnodes_file = "%s/nodes.yaml"\n[plugins.ccip-submit]\ngrants = ["http"]\nallowed_hosts = ["%s"]\n' "$work" "$work" "$cl_url" > "$work/jobhost.toml"
     target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
     "$target_dir/debug/jobhost" --config "$work/jobhost.toml" serve --dev \
-        --plugins-dir "{{ plugins_out }}" --grpc-addr "127.0.0.1:$port" --http-addr 127.0.0.1:0 2> "$work/serve.log" &
+        --plugins-dir "{{ plugins_out }}" --grpc-addr "127.0.0.1:$port" --http-addr "127.0.0.1:$http_port" 2> "$work/serve.log" &
     server=$!
     trap 'kill -TERM $server $chainlink 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
     for _ in $(seq 100); do grep -q "gRPC API listening" "$work/serve.log" && break; sleep 0.1; done
     "$venv/bin/python3" examples/clients/python/schedule.py --server "127.0.0.1:$port" \
         --type hello --spec '{"name": "Python"}'
     "$venv/bin/python3" examples/clients/python/jd_client.py --server "127.0.0.1:$port" --node-name python-node
+    # The HTTP API's OpenAPI document, checked by an independent validator.
+    "$venv/bin/pip" install -q "openapi-spec-validator>=0.7,<1"
+    "$venv/bin/python3" -c 'import json, sys, urllib.request; from openapi_spec_validator import validate; validate(json.load(urllib.request.urlopen(sys.argv[1]))); print("openapi.json: valid")' "http://127.0.0.1:$http_port/openapi.json"
 
 # Start a new plugin from the template: plugins/NAME
 new-plugin NAME:

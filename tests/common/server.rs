@@ -72,6 +72,11 @@ impl Server {
         server
     }
 
+    /// The plugins folder the server watches (files added to it load or are rejected live).
+    pub fn plugins_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("plugins")
+    }
+
     /// What the server has logged so far (its stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("serve.log")).unwrap_or_default()

@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+mod dashboard;
 mod rest;
 
 use crate::api::grpc::Scheduler;
@@ -107,6 +108,7 @@ pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
             "/v1/hooks/{name}",
             post(trigger).layer(DefaultBodyLimit::max(config.api.max_hook_body_bytes)),
         )
+        .merge(dashboard::routes())
         .fallback(not_found)
         .with_state(state)
 }

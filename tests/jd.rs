@@ -610,6 +610,22 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
         recorded.delivery_error.as_deref(),
         Some("no credentials configured for node node-2")
     );
+    // Visible to operators through the HTTP API too.
+    let (status, body) = common::receiver::http_request(
+        &server.http_addr,
+        "GET",
+        &format!("/v1/jd/proposals/{}", orphan.id),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let shown: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(shown["delivery_status"], "FAILED");
+    assert_eq!(
+        shown["delivery_error"],
+        "no credentials configured for node node-2"
+    );
 
     // The node's API answers its health probe: connected.
     let start = std::time::Instant::now();

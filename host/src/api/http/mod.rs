@@ -50,6 +50,8 @@ struct AppState {
     runtime: Runtime,
     hooks: BTreeMap<String, HookConfig>,
     scheduler: Arc<Scheduler>,
+    /// The Job Distributor, when `jd.enabled` (and its nodes file reads).
+    jd: Option<crate::jd::Distributor>,
 }
 
 /// Binds `api.http_addr`; returns the listener and its actual address.
@@ -78,11 +80,19 @@ pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
         runtime.clone(),
         config.api.clone(),
     ));
+    let jd = if config.jd.enabled {
+        crate::jd::Distributor::new(store.clone(), config.jd.clone())
+            .inspect_err(|e| tracing::warn!("Job Distributor routes of the HTTP API are off: {e}"))
+            .ok()
+    } else {
+        None
+    };
     let state = Arc::new(AppState {
         store,
         runtime,
         hooks: config.hooks.clone(),
         scheduler,
+        jd,
     });
     let jobs_limit = DefaultBodyLimit::max(config.api.max_spec_bytes * 2 + JOB_REQUEST_OVERHEAD);
     Router::new()
@@ -102,6 +112,7 @@ pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
         .route("/v1/nodes", get(rest::list_nodes))
         .route("/v1/overview", get(rest::overview))
         .route("/v1/stream", get(rest::stream))
+        .route("/v1/jd/proposals/{id}", get(rest::jd_proposal))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs))
         .route(

@@ -387,6 +387,74 @@ pub struct LogLineJson {
     pub msg: String,
 }
 
+/// A Job Distributor proposal with what the JD API does not carry: why delivery failed,
+/// and the delivery job to follow.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalJson {
+    /// Proposal id.
+    pub id: String,
+    /// Its JD job.
+    pub job_id: String,
+    /// Revision, from 1.
+    pub revision: i64,
+    /// PROPOSED, APPROVED, REJECTED, CANCELLED, PENDING or REVOKED.
+    pub status: String,
+    /// UNSPECIFIED, DELIVERED, ACKNOWLEDGED or FAILED.
+    pub delivery_status: String,
+    /// Why delivery failed (the last attempt's reason while it is retried).
+    pub delivery_error: Option<String>,
+    /// The jobhost job delivering it (see `/v1/jobs/{id}`).
+    pub delivery_job: Option<String>,
+    /// The job's id on the Chainlink node, once delivered.
+    pub node_job_id: Option<String>,
+    /// Creation, Unix ms.
+    pub created_ms: u64,
+    /// When the node's answer arrived, Unix ms.
+    pub response_ms: Option<u64>,
+}
+
+/// `GET /v1/jd/proposals/{id}`: a Job Distributor proposal with its delivery details.
+#[utoipa::path(get, path = "/v1/jd/proposals/{id}", params(("id" = String, Path, description = "Proposal id")),
+    responses((status = 200, body = ProposalJson), (status = 404, body = ErrorBody), (status = 501, description = "The Job Distributor is off", body = ErrorBody)))]
+pub async fn jd_proposal(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let Some(jd) = &state.jd else {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            Code::Unimplemented,
+            "the Job Distributor is off (jd.enabled)",
+        );
+    };
+    match jd.proposal(&id).await {
+        Ok(p) => Json(ProposalJson {
+            status: serde_json::to_value(p.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            delivery_status: serde_json::to_value(p.delivery)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            id: p.id,
+            job_id: p.job_id,
+            revision: p.revision,
+            delivery_error: p.delivery_error,
+            delivery_job: p.delivery_job,
+            node_job_id: p.node_job_id,
+            created_ms: p.created_ms,
+            response_ms: p.response_ms,
+        })
+        .into_response(),
+        Err(crate::jd::JdError::NotFound(message)) => {
+            error(StatusCode::NOT_FOUND, Code::NotFound, &message)
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal,
+            &e.to_string(),
+        ),
+    }
+}
+
 /// Options of `GET /v1/jobs/{id}/logs`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -413,10 +481,12 @@ pub struct LogQuery {
         list_plugins,
         list_nodes,
         overview,
-        stream
+        stream,
+        jd_proposal
     ),
     components(schemas(
         ErrorBody,
+        ProposalJson,
         JobJson,
         AttemptJson,
         NewJobJson,
@@ -810,6 +880,7 @@ mod tests {
             "/v1/nodes",
             "/v1/overview",
             "/v1/stream",
+            "/v1/jd/proposals/{id}",
         ] {
             assert!(paths.iter().any(|p| *p == path), "{path} in {paths:?}");
         }

@@ -1138,3 +1138,44 @@ async fn the_fake_node_shows_a_job_by_id_or_external_job_id_without_its_toml() {
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(node.jobs().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_only_goes_to_the_url_configured_for_its_node() {
+    let node = ChainlinkNode::start(EMAIL, PASSWORD).await;
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["ccip-submit"]);
+    let secret = |what: &str, value: &str| {
+        let file = dir.path().join(format!("{what}.secret"));
+        std::fs::write(&file, value).unwrap();
+        format!(
+            "\"chainlink/{NODE}/{what}\" = \"file:{}\"\n",
+            file.display()
+        )
+    };
+    // The node's configured URL is another one than the spec's (both allowed).
+    let secrets = secret("email", EMAIL)
+        + &secret("password", PASSWORD)
+        + &secret("url", "http://127.0.0.1:9/");
+    let text = format!(
+        "[plugins.ccip-submit]\ngrants = [\"http\"]\nallowed_hosts = [\"{}\", \"http://127.0.0.1:9\"]\n\
+         [plugins.ccip-submit.secrets]\n{secrets}",
+        node.url()
+    );
+    let mut config = config(dir.path());
+    config.plugins = Config::from_toml(&text).unwrap().plugins;
+    let runtime = runtime(config).await;
+    let (outcome, events) = run(&runtime, &create(&node.url(), CCIP_TOML)).await;
+    let RunOutcome::Failed { reason } = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains("is not the API URL configured for node"),
+        "{reason}"
+    );
+    assert!(
+        node.calls().is_empty(),
+        "nothing was sent: {:?}",
+        node.calls()
+    );
+    assert!(logged(&events).iter().all(|l| !l.contains(PASSWORD)));
+}

@@ -40,6 +40,7 @@ pub struct Metrics {
     plugins: Family<One, Gauge>,
     instances_in_use: Gauge,
     instance_slots: Gauge,
+    cluster_view_up: Gauge,
 }
 
 fn job_durations() -> Histogram {
@@ -65,6 +66,7 @@ impl Metrics {
             plugins: Family::default(),
             instances_in_use: Gauge::default(),
             instance_slots: Gauge::default(),
+            cluster_view_up: Gauge::default(),
         }
     }
 
@@ -97,8 +99,27 @@ impl Metrics {
         self.slots.set(i64::try_from(slots).unwrap_or(i64::MAX));
     }
 
-    /// Sets the values read when scraping.
-    pub fn set_cluster(&self, view: &ClusterView) {
+    /// Sets the values read when scraping. Without `cluster` (Redis unreachable) the
+    /// cluster-wide values keep their last reading and `jobhost_cluster_view_up` is 0, so a
+    /// scrape never reports an empty cluster that is merely out of sight.
+    pub fn set_view(&self, local: &LocalView, cluster: Option<&ClusterView>) {
+        self.plugins.clear();
+        for (status, count) in [
+            ("loaded", local.plugins_loaded),
+            ("rejected", local.plugins_rejected),
+        ] {
+            self.plugins
+                .get_or_create(&[("status", status.to_owned())])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        self.instances_in_use
+            .set(i64::try_from(local.instances_in_use).unwrap_or(i64::MAX));
+        self.instance_slots
+            .set(i64::try_from(local.instance_slots).unwrap_or(i64::MAX));
+        self.cluster_view_up.set(i64::from(cluster.is_some()));
+        let Some(view) = cluster else {
+            return;
+        };
         self.queue_depth.clear();
         self.queue_age.clear();
         for queue in &view.queues {
@@ -118,19 +139,6 @@ impl Metrics {
         self.dead.set(i64::try_from(view.dead).unwrap_or(i64::MAX));
         self.nodes
             .set(i64::try_from(view.nodes).unwrap_or(i64::MAX));
-        self.plugins.clear();
-        for (status, count) in [
-            ("loaded", view.plugins_loaded),
-            ("rejected", view.plugins_rejected),
-        ] {
-            self.plugins
-                .get_or_create(&[("status", status.to_owned())])
-                .set(i64::try_from(count).unwrap_or(i64::MAX));
-        }
-        self.instances_in_use
-            .set(i64::try_from(view.instances_in_use).unwrap_or(i64::MAX));
-        self.instance_slots
-            .set(i64::try_from(view.instance_slots).unwrap_or(i64::MAX));
     }
 
     /// The OpenMetrics text of every metric.
@@ -202,6 +210,11 @@ impl Metrics {
             self.instances_in_use.clone(),
         );
         registry.register(
+            "cluster_view_up",
+            "1 when the last scrape read the cluster-wide values from Redis, 0 when it could not (they keep their last reading)",
+            self.cluster_view_up.clone(),
+        );
+        registry.register(
             "instance_slots",
             "Plugin instances this node may have at once (runtime.max_instances)",
             self.instance_slots.clone(),
@@ -213,7 +226,20 @@ impl Metrics {
     }
 }
 
-/// The cluster as read when scraping.
+/// What this node knows of itself when scraped.
+#[derive(Debug, Clone, Default)]
+pub struct LocalView {
+    /// Loaded plugin ids.
+    pub plugins_loaded: usize,
+    /// Rejected plugin ids.
+    pub plugins_rejected: usize,
+    /// Plugin instances alive.
+    pub instances_in_use: usize,
+    /// Plugin instances allowed.
+    pub instance_slots: usize,
+}
+
+/// The cluster as read from Redis when scraping.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
     /// Ready queues of the job types this node serves.
@@ -226,14 +252,6 @@ pub struct ClusterView {
     pub dead: u64,
     /// Live host nodes.
     pub nodes: u64,
-    /// Loaded plugin ids.
-    pub plugins_loaded: usize,
-    /// Rejected plugin ids.
-    pub plugins_rejected: usize,
-    /// Plugin instances alive.
-    pub instances_in_use: usize,
-    /// Plugin instances allowed.
-    pub instance_slots: usize,
 }
 
 /// One job type's ready queue.
@@ -262,7 +280,7 @@ mod tests {
         let m = Metrics::new();
         m.attempt_finished("hello", "succeeded", Duration::from_millis(3));
         m.attempt_finished("hello", "retry", Duration::from_millis(3));
-        m.set_cluster(&ClusterView {
+        let cluster = ClusterView {
             queues: vec![QueueView {
                 job_type: "hello".into(),
                 depth: 7,
@@ -270,7 +288,8 @@ mod tests {
             }],
             dead: 1,
             ..ClusterView::default()
-        });
+        };
+        m.set_view(&LocalView::default(), Some(&cluster));
         let text = m.render();
         assert!(
             text.contains(r#"jobhost_job_attempts_total{type="hello",outcome="succeeded"} 1"#),
@@ -294,5 +313,10 @@ mod tests {
         );
         assert!(text.contains("jobhost_dead_jobs 1"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+        // Redis out of sight: the last reading stays, flagged.
+        m.set_view(&LocalView::default(), None);
+        let text = m.render();
+        assert!(text.contains("jobhost_dead_jobs 1"), "{text}");
+        assert!(text.contains("jobhost_cluster_view_up 0"), "{text}");
     }
 }

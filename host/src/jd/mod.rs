@@ -157,8 +157,8 @@ impl Distributor {
         probe::run(self, interval, stop).await;
     }
 
-    /// True while node `id`'s HTTP API answers its health probe (it answered within three
-    /// probe intervals).
+    /// True while node `id`'s HTTP API answers its health probe: its last probe got an
+    /// answer, within three probe intervals.
     pub fn is_connected(&self, id: &str) -> bool {
         let window = std::time::Duration::from_millis(self.config.probe_interval_ms.max(100) * 3);
         self.connectivity.is_connected(id, window)
@@ -625,6 +625,14 @@ impl Distributor {
         Ok(proposal)
     }
 
+    /// The proposal `id`, settled, if its record exists.
+    async fn proposal_if_any(&self, id: &str) -> Result<Option<Proposal>> {
+        match self.load::<Proposal>(RecordKind::Proposals, id).await? {
+            Some((p, _)) => Ok(Some(self.settle(p).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// The proposal `id`, settled.
     pub async fn proposal(&self, id: &str) -> Result<Proposal> {
         let (proposal, _) = self
@@ -744,6 +752,8 @@ impl Distributor {
                 Ok(())
             })
             .await?;
+        // A delivery still under way would land after the deletion.
+        self.supersede_deliveries(&job.proposal_ids, 0).await?;
         if let Some((proposal_id, node_job_id)) = self.delivered_node_job(&job.proposal_ids).await?
         {
             let node = self.node(&job.node_id).await?;
@@ -763,14 +773,21 @@ impl Distributor {
         Ok(deleted)
     }
 
-    /// Cancels the deliveries of `proposal_ids` still under way, so an older revision's
-    /// retry cannot land on the node after revision `revision` (the last delivery to run
-    /// would win).
+    /// Cancels the deliveries of `proposal_ids` still queued or waiting for a retry, so an
+    /// older revision's retry cannot land on the node after revision `revision` (0: after
+    /// the job's deletion). An attempt already running is asked to stop but may finish.
     async fn supersede_deliveries(&self, proposal_ids: &[String], revision: i64) -> Result<()> {
         for id in proposal_ids {
-            let p = self.proposal(id).await?;
+            // A proposal another call is still writing has no delivery to supersede yet.
+            let Some(p) = self.proposal_if_any(id).await? else {
+                continue;
+            };
             if let (Some(job), None) = (&p.delivery_job, p.response_ms) {
-                let reason = format!("superseded by revision {revision}");
+                let reason = if revision > 0 {
+                    format!("superseded by revision {revision}")
+                } else {
+                    "the job was deleted".to_owned()
+                };
                 self.store.cancel(job, &reason).await?;
             }
         }
@@ -784,7 +801,9 @@ impl Distributor {
         proposal_ids: &[String],
     ) -> Result<Option<(String, String)>> {
         for id in proposal_ids.iter().rev() {
-            let p = self.proposal(id).await?;
+            let Some(p) = self.proposal_if_any(id).await? else {
+                continue;
+            };
             if let Some(node_job_id) = p.node_job_id {
                 return Ok(Some((p.id, node_job_id)));
             }

@@ -209,7 +209,9 @@ impl NodesFile {
             .cloned())
     }
 
-    /// The delivery plugin's secret `chainlink/<node>/email` or `chainlink/<node>/password`.
+    /// The delivery plugin's secret `chainlink/<node>/email`, `chainlink/<node>/password`,
+    /// or `chainlink/<node>/url` (the node's API URL, which the plugin holds the spec's URL
+    /// to, so a login only goes to its own node).
     pub fn credential(&self, secret_name: &str) -> Option<String> {
         let rest = secret_name.strip_prefix("chainlink/")?;
         let (node, field) = rest.rsplit_once('/')?;
@@ -224,6 +226,7 @@ impl NodesFile {
         match field {
             "email" => entry.chainlink_email.clone(),
             "password" => entry.chainlink_password.clone(),
+            "url" => Some(entry.chainlink_url.clone()),
             _ => None,
         }
         .filter(|v| !v.is_empty())

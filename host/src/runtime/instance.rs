@@ -84,8 +84,9 @@ impl JobContext {
         }
     }
 
-    /// Logs a line if the budget allows; the first line over budget leaves a marker instead.
-    pub fn log(&self, level: LogLevel, message: &str) {
+    /// Logs a line if the budget allows (true); the first line over budget leaves a marker
+    /// instead.
+    pub fn log(&self, level: LogLevel, message: &str) -> bool {
         let mut budget = self.log.lock().unwrap_or_else(|p| p.into_inner());
         if budget.used + message.len() > budget.limit {
             budget.dropped += 1;
@@ -97,11 +98,12 @@ impl JobContext {
                     &format!("log limit of {limit} bytes reached; further lines are dropped"),
                 );
             }
-            return;
+            return false;
         }
         budget.used += message.len();
         drop(budget);
         self.events.log(level, message);
+        true
     }
 
     /// Records a line the guest wrote to stderr (logged, and kept for panic reports).

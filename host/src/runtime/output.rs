@@ -83,7 +83,9 @@ impl GuestOutput {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end_matches('\r');
         match self.stream {
-            Stream::Stdout => self.context.log(LogLevel::Info, line),
+            Stream::Stdout => {
+                self.context.log(LogLevel::Info, line);
+            }
             Stream::Stderr => self.context.stderr_line(line),
         }
     }

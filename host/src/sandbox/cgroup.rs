@@ -135,7 +135,8 @@ impl JobCgroup {
     pub fn create(hierarchy: &Hierarchy, name: &str, limits: Limits) -> Result<Self, CgroupError> {
         let mut cgroup = JobCgroup::existing(hierarchy, name);
         for (_, dir) in &cgroup.dirs {
-            fs::create_dir_all(dir).map_err(io_error(dir))?;
+            // A fresh directory or an error: an existing one may hold another job's processes.
+            fs::create_dir(dir).map_err(io_error(dir))?;
         }
         if let Err(e) = cgroup.set_limits(limits) {
             let _ = cgroup.remove();
@@ -189,8 +190,9 @@ impl JobCgroup {
     }
 
     /// Writes each limit of `limits` that differs from `old` (every limit when `old` is
-    /// `None`). Only ever called on a new cgroup or a pre-created one, which has no I/O
-    /// limit, so an I/O limit is only ever added.
+    /// `None`). Only ever called on a new cgroup or a pre-created one; an I/O limit is only
+    /// ever added, never lifted (the pool's cgroups are made without one: see
+    /// `Sandbox::detect_with`).
     fn apply(&self, old: Option<Limits>, limits: Limits) -> Result<(), CgroupError> {
         let changed = |field: fn(&Limits) -> u64| old.is_none_or(|o| field(&o) != field(&limits));
         let cpu = changed(|l| u64::from(l.cpu_percent));

@@ -144,6 +144,11 @@ impl Sandbox {
         } else {
             None
         };
+        // Warm cgroups never carry an I/O limit: a job without one must not inherit it.
+        let warm_limits = Limits {
+            io: None,
+            ..warm_limits
+        };
         let pool = hierarchy
             .as_ref()
             .and_then(|h| pool::WarmPool::start(h, warm_limits, warm_cgroups))

@@ -10,7 +10,7 @@
 //! in, so its accounting (CPU time, peak memory, OOM kills) is the job's alone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use super::cgroup::{CgroupError, Hierarchy, JobCgroup, Limits};
@@ -22,10 +22,14 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// A new job cgroup name: this process's pid (so a node restarted after a crash can tell
-/// its predecessor's leftovers from live nodes' cgroups), then a sequence number.
+/// its predecessor's leftovers from live nodes' cgroups), a random value fixed for the
+/// process (two processes with one pid, e.g. PID 1 in two containers sharing a cgroupfs, or
+/// a restart that got the same pid, never share names), then a sequence number.
 pub(super) fn new_name() -> String {
+    static PROCESS: OnceLock<u32> = OnceLock::new();
+    let process = PROCESS.get_or_init(rand::random::<u32>);
     format!(
-        "{}-{}",
+        "{}-{process:08x}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )

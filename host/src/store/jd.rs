@@ -107,20 +107,6 @@ impl Store {
         Ok(conn.hget(self.jd_key(kind), id).await?)
     }
 
-    /// Records `ids` of `kind` that exist, in the order asked.
-    pub async fn jd_get_many(&self, kind: RecordKind, ids: &[String]) -> Result<Vec<String>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.conn();
-        let found: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.jd_key(kind))
-            .arg(ids)
-            .query_async(&mut conn)
-            .await?;
-        Ok(found.into_iter().flatten().collect())
-    }
-
     /// Every record of `kind`.
     pub async fn jd_all(&self, kind: RecordKind) -> Result<Vec<String>> {
         let mut conn = self.conn();

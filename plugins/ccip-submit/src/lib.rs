@@ -9,7 +9,9 @@
 //!
 //! The node's credentials are not in the spec (specs are stored and returned by the APIs):
 //! they are the secrets `chainlink/NAME/email` and `chainlink/NAME/password` of the host
-//! config (`plugins.<id>.secrets`), and are never logged nor returned.
+//! config (`plugins.<id>.secrets`, or the Job Distributor's nodes file), and are never
+//! logged nor returned. Where a secret `chainlink/NAME/url` exists (the nodes file always
+//! has it), the spec's `url` must be that one, so a login only goes to its own node.
 //!
 //! Flow: `POST {url}/sessions` with `{"email", "password"}` answers with a `clsession` cookie;
 //! then `POST {url}/v2/jobs` with `{"toml": JOB_SPEC}` completes with `{"node_job_id": ID}`
@@ -815,6 +817,17 @@ impl Plugin for CcipSubmit {
             log::error(&reason);
             return Outcome::Failed(reason);
         };
+        // A node's login only ever goes to that node's own URL, where one is configured
+        // (the Job Distributor's nodes file always has it): a spec naming node A with
+        // another URL would otherwise send A's credentials there.
+        let configured = jobhost_plugin_sdk::secret(&format!("chainlink/{node}/url"));
+        if configured.is_some_and(|url| url.trim_end_matches('/') != base) {
+            let reason = format!(
+                "url {base} is not the API URL configured for node {node}; refusing to send its login there"
+            );
+            log::error(&reason);
+            return Outcome::Failed(reason);
+        }
         log::info(&format!(
             "node {node}: {} at {base} (attempt {})",
             spec.action(),

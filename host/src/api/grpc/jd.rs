@@ -13,7 +13,7 @@ use crate::jd::{
 };
 
 /// A Job Distributor failure as a gRPC status (the codes its clients match on).
-fn status(error: JdError) -> Status {
+pub fn status(error: JdError) -> Status {
     match error {
         JdError::NotFound(m) => Status::not_found(m),
         JdError::AlreadyExists(m) => Status::already_exists(m),

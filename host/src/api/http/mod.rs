@@ -187,24 +187,24 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     axum::Json(json!({"status": "ready"})).into_response()
 }
 
-/// The node's metrics in the OpenMetrics text format (Prometheus scrapes it). The
-/// cluster-wide part is left out, with a comment, while Redis is unreachable.
+/// The node's metrics in the OpenMetrics text format (Prometheus scrapes it). While Redis
+/// is unreachable the cluster-wide values keep their last reading and
+/// `jobhost_cluster_view_up` is 0.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    use crate::metrics::{ClusterView, QueueView};
-    let job_types = state.runtime.job_types();
+    use crate::metrics::{ClusterView, LocalView, QueueView};
     let plugins = state.runtime.plugins();
     let stats = state.runtime.stats();
-    let overview = tokio::time::timeout(READY_TIMEOUT, state.store.overview(&job_types)).await;
-    let mut view = ClusterView {
+    let local = LocalView {
         plugins_loaded: plugins.iter().filter(|p| p.status == "loaded").count(),
         plugins_rejected: plugins.iter().filter(|p| p.status != "loaded").count(),
         instances_in_use: stats.slots.saturating_sub(stats.free_slots),
         instance_slots: stats.slots,
-        ..ClusterView::default()
     };
-    match overview {
-        Ok(Ok(o)) => {
-            view.queues = o
+    let job_types = state.runtime.job_types();
+    let overview = tokio::time::timeout(READY_TIMEOUT, state.store.overview(&job_types)).await;
+    let cluster = match overview {
+        Ok(Ok(o)) => Some(ClusterView {
+            queues: o
                 .queues
                 .into_iter()
                 .map(|q| QueueView {
@@ -212,15 +212,23 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                     depth: q.depth,
                     next_age: std::time::Duration::from_millis(q.next_age_ms),
                 })
-                .collect();
-            (view.running, view.scheduled, view.dead, view.nodes) =
-                (o.running, o.scheduled, o.dead, o.nodes);
+                .collect(),
+            running: o.running,
+            scheduled: o.scheduled,
+            dead: o.dead,
+            nodes: o.nodes,
+        }),
+        Ok(Err(e)) => {
+            tracing::warn!("metrics: cluster view unavailable: {e}");
+            None
         }
-        Ok(Err(e)) => tracing::warn!("metrics: cluster view unavailable: {e}"),
-        Err(_) => tracing::warn!("metrics: Redis did not answer in time"),
-    }
+        Err(_) => {
+            tracing::warn!("metrics: Redis did not answer in time");
+            None
+        }
+    };
     let metrics = crate::metrics::global();
-    metrics.set_cluster(&view);
+    metrics.set_view(&local, cluster.as_ref());
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -76,6 +76,15 @@ fn error(http: StatusCode, code: Code, message: &str) -> Response {
         message: message.to_owned(),
     };
     (http, Json(body)).into_response()
+}
+
+/// A query string that does not parse, as a JSON error like every other.
+fn bad_query(rejection: &QueryRejection) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        Code::InvalidArgument,
+        &rejection.body_text(),
+    )
 }
 
 fn ms(t: Option<prost_types::Timestamp>) -> Option<u64> {
@@ -263,7 +272,7 @@ pub struct JobQuery {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub job_type: Option<String>,
-    /// Only jobs with this label, `key=value` (repeat the parameter for several).
+    /// Only jobs with this label, `key=value` (one; gRPC `ListJobs` takes several).
     pub label: Option<String>,
     /// Jobs per page (default 50, at most 1000).
     pub page_size: Option<u32>,
@@ -444,14 +453,7 @@ pub async fn jd_proposal(State(state): State<Arc<AppState>>, Path(id): Path<Stri
             response_ms: p.response_ms,
         })
         .into_response(),
-        Err(crate::jd::JdError::NotFound(message)) => {
-            error(StatusCode::NOT_FOUND, Code::NotFound, &message)
-        }
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Code::Internal,
-            &e.to_string(),
-        ),
+        Err(e) => status_response(&crate::api::grpc::jd::status(e)),
     }
 }
 
@@ -575,8 +577,12 @@ pub async fn create_job(
     responses((status = 200, body = JobPage), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list_jobs(
     State(state): State<Arc<AppState>>,
-    Query(query): Query<JobQuery>,
+    query: Result<Query<JobQuery>, QueryRejection>,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return bad_query(&rejection),
+    };
     let state_filter = match query.state.as_deref().map(str::to_ascii_uppercase) {
         None => 0,
         Some(name) => match proto::JobState::from_str_name(&format!("JOB_STATE_{name}")) {
@@ -671,8 +677,12 @@ pub async fn cancel_job(State(state): State<Arc<AppState>>, Path(id): Path<Strin
 pub async fn job_logs(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(query): Query<LogQuery>,
+    query: Result<Query<LogQuery>, QueryRejection>,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return bad_query(&rejection),
+    };
     let request = proto::StreamJobLogsRequest {
         job_id: id.clone(),
         follow: query.follow.unwrap_or(true),

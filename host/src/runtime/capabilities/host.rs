@@ -34,17 +34,18 @@ impl types::Host for JobState {}
 
 impl host::Host for JobState {
     fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
-        // Also to the node's own log, under target `plugin`, inside the job's span (so it
-        // carries job id, type, plugin version, node and attempt); filter it with e.g.
-        // JOBHOST_LOG=info,plugin=warn.
-        match level {
-            host::LogLevel::Trace => tracing::trace!(target: "plugin", "{message}"),
-            host::LogLevel::Debug => tracing::debug!(target: "plugin", "{message}"),
-            host::LogLevel::Info => tracing::info!(target: "plugin", "{message}"),
-            host::LogLevel::Warn => tracing::warn!(target: "plugin", "{message}"),
-            host::LogLevel::Error => tracing::error!(target: "plugin", "{message}"),
+        // Within the job's log budget, also to the node's own log under target `plugin`,
+        // inside the job's span (job id, type, plugin version, node, attempt); filter it with
+        // e.g. JOBHOST_LOG=info,plugin=warn.
+        if self.context().log(level.into(), &message) {
+            match level {
+                host::LogLevel::Trace => tracing::trace!(target: "plugin", "{message}"),
+                host::LogLevel::Debug => tracing::debug!(target: "plugin", "{message}"),
+                host::LogLevel::Info => tracing::info!(target: "plugin", "{message}"),
+                host::LogLevel::Warn => tracing::warn!(target: "plugin", "{message}"),
+                host::LogLevel::Error => tracing::error!(target: "plugin", "{message}"),
+            }
         }
-        self.context().log(level.into(), &message);
         Ok(())
     }
 

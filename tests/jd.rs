@@ -258,17 +258,7 @@ async fn proposals_revise_jobs_and_are_revoked_deleted_and_updated() {
     assert_eq!(first.revision, 1);
     assert_eq!(first.status(), job::ProposalStatus::Pending);
     let second_spec = spec("7c9a2b1e-0000-4000-8000-000000000001", "# second\n");
-    let second = jobs
-        .propose_job(job::ProposeJobRequest {
-            node_id: a.id.clone(),
-            spec: second_spec,
-            labels: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .proposal
-        .unwrap();
+    let second = propose(&mut jobs, &a.id, second_spec).await;
     assert_eq!(
         second.job_id, first.job_id,
         "same uuid, same node: same job"
@@ -454,6 +444,20 @@ async fn the_csa_key_is_created_once_and_kept_across_restarts() {
     assert_eq!(again.public_key, first, "the same key after a restart");
 }
 
+/// Proposes `spec` (no labels) to node `node_id`; the proposal.
+async fn propose(jobs: &mut Jobs, node_id: &str, spec: impl Into<String>) -> job::Proposal {
+    jobs.propose_job(job::ProposeJobRequest {
+        node_id: node_id.into(),
+        spec: spec.into(),
+        labels: vec![],
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .proposal
+    .unwrap()
+}
+
 /// Polls `GetProposal` until `done` holds for it (30 s at most).
 async fn wait_proposal(
     jobs: &mut Jobs,
@@ -548,17 +552,7 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
         "5b1a1a1a-1111-4111-8111-111111111111",
         "name = \"ccip commit\"\n",
     );
-    let proposal = jobs
-        .propose_job(job::ProposeJobRequest {
-            node_id: one.id.clone(),
-            spec: toml.clone(),
-            labels: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .proposal
-        .unwrap();
+    let proposal = propose(&mut jobs, &one.id, toml.clone()).await;
     assert_eq!(proposal.status(), job::ProposalStatus::Approved);
     let done = wait_proposal(&mut jobs, &proposal.id, delivered).await;
     assert!(done.response_received_at.is_some());
@@ -574,34 +568,19 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
         "5b1a1a1a-1111-4111-8111-111111111111",
         "name = \"ccip commit v2\"\n",
     );
-    let second = jobs
-        .propose_job(job::ProposeJobRequest {
-            node_id: one.id.clone(),
-            spec: revised.clone(),
-            labels: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .proposal
-        .unwrap();
+    let second = propose(&mut jobs, &one.id, revised.clone()).await;
     assert_eq!(second.revision, 2);
     wait_proposal(&mut jobs, &second.id, delivered).await;
     let held: Vec<String> = chainlink.jobs().into_values().collect();
     assert_eq!(held, vec![revised], "the revision replaced the node's job");
 
     // No credentials for node-2: delivery fails, saying so.
-    let orphan = jobs
-        .propose_job(job::ProposeJobRequest {
-            node_id: two.id.clone(),
-            spec: spec("5b1a1a1a-2222-4222-8222-222222222222", ""),
-            labels: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .proposal
-        .unwrap();
+    let orphan = propose(
+        &mut jobs,
+        &two.id,
+        spec("5b1a1a1a-2222-4222-8222-222222222222", ""),
+    )
+    .await;
     assert!(failed(&orphan), "{orphan:?}");
     let store = redis.store().await;
     let jd = jobhost::jd::Distributor::new(store, jobhost::config::JdConfig::default()).unwrap();
@@ -651,17 +630,12 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
     // The node goes down: delivery fails (with the reason), is retried, and succeeds once
     // the node is back.
     chainlink.stop().await;
-    let later = jobs
-        .propose_job(job::ProposeJobRequest {
-            node_id: one.id.clone(),
-            spec: spec("5b1a1a1a-3333-4333-8333-333333333333", ""),
-            labels: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .proposal
-        .unwrap();
+    let later = propose(
+        &mut jobs,
+        &one.id,
+        spec("5b1a1a1a-3333-4333-8333-333333333333", ""),
+    )
+    .await;
     wait_proposal(&mut jobs, &later.id, failed).await;
     let reason = jd
         .proposal(&later.id)
@@ -698,17 +672,7 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
         "5b1a1a1a-3333-4333-8333-333333333333",
         "name = \"while down, v2\"\n",
     );
-    let later2 = jobs
-        .propose_job(job::ProposeJobRequest {
-            node_id: one.id.clone(),
-            spec: revision.clone(),
-            labels: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .proposal
-        .unwrap();
+    let later2 = propose(&mut jobs, &one.id, revision.clone()).await;
     assert_eq!(later2.revision, 2);
     chainlink.restart().await;
     wait_proposal(&mut jobs, &later2.id, delivered).await;

@@ -554,6 +554,27 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
     );
     let proposal = propose(&mut jobs, &one.id, toml.clone()).await;
     assert_eq!(proposal.status(), job::ProposalStatus::Approved);
+    // The outcome is settled into the stored proposal without anyone reading it (so it
+    // outlives the delivery job's retention): read the raw record, which does not settle.
+    let store = redis.store().await;
+    let start = std::time::Instant::now();
+    loop {
+        let raw = store
+            .jd_get(jobhost::store::RecordKind::Proposals, &proposal.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        if raw["delivery"] == "DELIVERED" {
+            assert!(raw["node_job_id"].is_string(), "{raw}");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{raw}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let done = wait_proposal(&mut jobs, &proposal.id, delivered).await;
     assert!(done.response_received_at.is_some());
     let held: Vec<String> = chainlink.jobs().into_values().collect();
@@ -582,7 +603,6 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
     )
     .await;
     assert!(failed(&orphan), "{orphan:?}");
-    let store = redis.store().await;
     let jd = jobhost::jd::Distributor::new(store, jobhost::config::JdConfig::default()).unwrap();
     let recorded = jd.proposal(&orphan.id).await.unwrap();
     assert_eq!(

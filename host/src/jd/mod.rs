@@ -625,6 +625,19 @@ impl Distributor {
         Ok(proposal)
     }
 
+    /// Settles every proposal whose delivery has not been settled yet (see
+    /// [`Distributor::settle`]); run periodically so outcomes outlive delivery jobs.
+    pub async fn settle_pending(&self) -> Result<usize> {
+        let mut settled = 0;
+        for proposal in self.all::<Proposal>(RecordKind::Proposals).await? {
+            let unsettled = proposal.delivery_job.is_some() && proposal.response_ms.is_none();
+            if unsettled && self.settle(proposal).await?.response_ms.is_some() {
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
     /// The proposal `id`, settled, if its record exists.
     async fn proposal_if_any(&self, id: &str) -> Result<Option<Proposal>> {
         match self.load::<Proposal>(RecordKind::Proposals, id).await? {

@@ -1,4 +1,7 @@
-//! Whether each registered node's HTTP API answers: a periodic health probe
+//! The Job Distributor's periodic work. Settling: a finished delivery's outcome is copied
+//! into its proposal soon after, not only when someone reads the proposal, so it outlives
+//! the delivery job's retention. Probing: whether each registered node's HTTP API answers,
+//! by a health probe
 //! (`GET <chainlink_url>/health`) of every node found in the nodes file. Any HTTP answer
 //! counts (a node reports unhealthy checks with 503, and still answers); a refused or timed
 //! out connection does not. For `https://` nodes, a TCP connection counts.
@@ -38,11 +41,15 @@ impl Connectivity {
     }
 }
 
-/// Probes every node with a nodes-file entry each `interval`, until `stop`.
+/// Probes every node with a nodes-file entry each `interval`, and settles finished
+/// deliveries into their proposals, until `stop`.
 pub async fn run(jd: Distributor, interval: Duration, stop: CancellationToken) {
     loop {
         if let Err(e) = probe_all(&jd).await {
             tracing::debug!("Job Distributor health probe skipped: {e}");
+        }
+        if let Err(e) = jd.settle_pending().await {
+            tracing::debug!("Job Distributor: settling deliveries skipped: {e}");
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

@@ -484,6 +484,31 @@ async fn wait_proposal(
     }
 }
 
+/// Polls `GetNode` until node `id`'s `is_connected` is `want` (10 s at most).
+async fn wait_connected(nodes: &mut Nodes, id: &str, want: bool) {
+    let start = std::time::Instant::now();
+    loop {
+        let node = nodes
+            .get_node(node::GetNodeRequest {
+                id: id.into(),
+                public_key: None,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .node
+            .unwrap();
+        if node.is_connected == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "is_connected never became {want}: {node:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 fn delivered(p: &job::Proposal) -> bool {
     p.delivery_status() == job::ProposalDeliveryStatus::Delivered
 }
@@ -627,25 +652,7 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
     );
 
     // The node's API answers its health probe: connected.
-    let start = std::time::Instant::now();
-    while !nodes
-        .get_node(node::GetNodeRequest {
-            id: one.id.clone(),
-            public_key: None,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .node
-        .unwrap()
-        .is_connected
-    {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "never connected"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_connected(&mut nodes, &one.id, true).await;
 
     // The node goes down: delivery fails (with the reason), is retried, and succeeds once
     // the node is back.
@@ -667,25 +674,7 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
         reason.contains("node-1"),
         "the reason names the node: {reason}"
     );
-    let start = std::time::Instant::now();
-    while nodes
-        .get_node(node::GetNodeRequest {
-            id: one.id.clone(),
-            public_key: None,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .node
-        .unwrap()
-        .is_connected
-    {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "still connected"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_connected(&mut nodes, &one.id, false).await;
     // A revision proposed meanwhile supersedes the retrying delivery of the first: once the
     // node is back, only the revision lands there.
     let revision = spec(

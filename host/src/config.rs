@@ -426,18 +426,17 @@ impl Config {
         file: Option<&Path>,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let mut config = match file {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
-        };
         // JD_PORT (the Job Distributor this replaces) sets the gRPC port only where the
         // file says nothing of api.grpc_addr; JOBHOST_GRPC_ADDR and flags still win.
-        let file_sets_grpc = match file {
-            Some(path) => std::fs::read_to_string(path)
-                .ok()
-                .and_then(|t| t.parse::<toml::Table>().ok())
-                .is_some_and(|t| t.get("api").and_then(|a| a.get("grpc_addr")).is_some()),
-            None => false,
+        let (mut config, file_sets_grpc) = match file {
+            Some(path) => {
+                let (text, config) = Config::read_file(path)?;
+                let sets_grpc = text
+                    .parse::<toml::Table>()
+                    .is_ok_and(|t| t.get("api").and_then(|a| a.get("grpc_addr")).is_some());
+                (config, sets_grpc)
+            }
+            None => (Config::default(), false),
         };
         if !file_sets_grpc && let Some(port) = var("JD_PORT") {
             let port: u16 = parse_env("JD_PORT", port)?;
@@ -450,14 +449,20 @@ impl Config {
 
     /// Parses a TOML file; unknown keys are errors so typos do not pass silently.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Config::read_file(path).map(|(_, config)| config)
+    }
+
+    /// The file's text and the config it holds.
+    fn read_file(path: &Path) -> Result<(String, Config), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+        let config = Config::from_toml(&text).map_err(|message| ConfigError::Parse {
             path: path.to_owned(),
             message,
-        })
+        })?;
+        Ok((text, config))
     }
 
     /// Parses TOML text.

@@ -13,6 +13,7 @@ fn jobhost(args: &[&str], config_file: Option<&Path>) -> Output {
     cmd.args(args)
         .env_remove("JOBHOST_CONFIG")
         .env("JOBHOST_CACHE", "false")
+        .env("JOBHOST_TLS_ENABLED", "false")
         .env("JOBHOST_LOG", "warn");
     if let Some(file) = config_file {
         cmd.arg("--config").arg(file);
@@ -263,6 +264,7 @@ fn sigterm_on_line(child: &mut std::process::Child, needle: &'static str) -> Ser
 fn spawn_serve(redis_url: &str, plugins: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["serve", "--plugins-dir", plugins.to_str().unwrap()])
+        .env("JOBHOST_TLS_ENABLED", "false")
         .args([
             "--redis-url",
             redis_url,
@@ -322,6 +324,7 @@ fn serve_without_redis_says_how_to_configure_one() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
+        .env("JOBHOST_TLS_ENABLED", "false")
         .env_remove("JOBHOST_REDIS_URL")
         .env_remove("JOBHOST_CONFIG")
         .output()
@@ -336,6 +339,7 @@ fn serve_without_redis_says_how_to_configure_one() {
 
     let out = Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
+        .env("JOBHOST_TLS_ENABLED", "false")
         .env(
             "JOBHOST_REDIS_URL",
             format!("redis://:hunter2@127.0.0.1:{}", jobhost::store::free_port()),

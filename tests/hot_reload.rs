@@ -170,7 +170,7 @@ async fn bad_files_are_rejected_with_reasons_while_the_host_keeps_serving() {
     );
     let other = reason_of("other-world").unwrap();
     assert!(
-        other.starts_with("does not implement world jobhost:plugin/job-plugin@0.1.0"),
+        other.starts_with("does not implement world jobhost:plugin/job-plugin@0.1."),
         "{other}"
     );
 

@@ -731,6 +731,7 @@ async fn jd_port_sets_the_grpc_port_when_jobhost_config_does_not() {
     let port = jobhost::store::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("JOBHOST_TLS_ENABLED", "false")
         .args(["--plugins-dir", plugins.to_str().unwrap()])
         .args(["--redis-url", &redis.url(), "--http-addr", "127.0.0.1:0"])
         .env("JD_PORT", port.to_string())

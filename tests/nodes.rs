@@ -28,6 +28,7 @@ fn node_config(dir: &Path, redis_url: &str) -> std::path::PathBuf {
 fn spawn_node(config: &Path, plugins: &Path, log: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_jobhost"))
         .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("JOBHOST_TLS_ENABLED", "false")
         .args(["--plugins-dir", plugins.to_str().unwrap()])
         .env_remove("JOBHOST_REDIS_URL")
         .env("JOBHOST_LOG", "info")

@@ -54,6 +54,7 @@ fn main() {
             .args(["--plugins-dir", plugins.to_str().unwrap()])
             .env_remove("JOBHOST_REDIS_URL")
             .env("JOBHOST_LOG", "warn")
+            .env("JOBHOST_TLS_ENABLED", "false")
             .spawn()
             .expect("jobhost starts");
         while store.nodes().await.unwrap().is_empty() {

@@ -56,6 +56,8 @@ pub struct Config {
     pub redis: RedisConfig,
     /// How this node takes and runs jobs.
     pub worker: WorkerConfig,
+    /// Per-job-type limits, cluster-wide, keyed by job type: `[job_types.<type>]`.
+    pub job_types: BTreeMap<String, JobTypeConfig>,
     /// The APIs this node serves.
     pub api: ApiConfig,
     /// Inbound webhook triggers: `POST /v1/hooks/<name>` starts the job described here.
@@ -66,6 +68,59 @@ pub struct Config {
     pub jd: JdConfig,
     /// The node's own log.
     pub log: LogConfig,
+    /// TLS of the gRPC and HTTP APIs, with client certificates (mTLS).
+    pub tls: TlsConfig,
+    /// Bearer tokens accepted by the APIs, besides client certificates.
+    pub auth: AuthConfig,
+}
+
+/// TLS of the APIs. Clients authenticate with a certificate signed by `client_ca_file`
+/// (its subject OU is the role) or with a bearer token from `[auth.tokens]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Serve TLS. `false` (or `serve --dev` without certificates) serves plaintext, with a
+    /// warning at start.
+    pub enabled: bool,
+    /// The server's certificate chain (PEM).
+    pub cert_file: Option<PathBuf>,
+    /// The server's private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// The CA that signs client certificates (PEM).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            enabled: true,
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+        }
+    }
+}
+
+/// Bearer tokens (`authorization: Bearer <token>`), each mapped to a role.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Tokens by name; the name identifies the caller in logs and rate limits.
+    pub tokens: BTreeMap<String, TokenConfig>,
+}
+
+/// One bearer token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// What the token may do.
+    pub role: crate::api::auth::Role,
+    /// Where the token is read at start: `env:NAME` or `file:/path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Or the token's SHA-256, hex, so the config holds no usable secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// The node's own log (stderr).
@@ -206,6 +261,11 @@ pub struct ApiConfig {
     pub http_addr: String,
     /// Largest request body a webhook trigger accepts, in bytes.
     pub max_hook_body_bytes: usize,
+    /// Requests per second one client (certificate, token or address) may make on average;
+    /// 0 turns rate limiting off.
+    pub rate_limit_per_sec: f64,
+    /// Requests one client may make at once after a quiet spell (the bucket's size).
+    pub rate_limit_burst: u32,
 }
 
 impl Default for ApiConfig {
@@ -216,6 +276,8 @@ impl Default for ApiConfig {
             max_labels: 64,
             http_addr: "0.0.0.0:8080".into(),
             max_hook_body_bytes: 1024 * 1024,
+            rate_limit_per_sec: 100.0,
+            rate_limit_burst: 200,
         }
     }
 }
@@ -261,6 +323,22 @@ impl Default for RedisConfig {
     }
 }
 
+/// Limits of one job type, enforced cluster-wide in Redis (every node sharing the Redis
+/// should have the same `[job_types]`). Unset: no limit; 0 is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobTypeConfig {
+    /// Most jobs of the type RUNNING at once across all nodes; more stay QUEUED until a
+    /// place frees (other types are not held up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u64>,
+    /// Most jobs of the type waiting (QUEUED + SCHEDULED, i.e. delayed or backing off before
+    /// a retry); a new job beyond it is refused with RESOURCE_EXHAUSTED / 429. Overrides
+    /// `worker.max_queued_per_type`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queued: Option<u64>,
+}
+
 /// How a node takes and runs jobs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -276,6 +354,10 @@ pub struct WorkerConfig {
     pub shutdown_grace_ms: u64,
     /// Fallback poll interval for new work when no notification arrives, in ms.
     pub poll_ms: u64,
+    /// Queue limit (QUEUED + SCHEDULED jobs) of every job type without its own
+    /// `job_types.<type>.max_queued`; unset: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queued_per_type: Option<u64>,
 }
 
 impl Default for WorkerConfig {
@@ -286,6 +368,7 @@ impl Default for WorkerConfig {
             heartbeat_ms: 5_000,
             shutdown_grace_ms: 10_000,
             poll_ms: 1_000,
+            max_queued_per_type: None,
         }
     }
 }
@@ -382,7 +465,25 @@ pub struct PluginConfig {
     pub secrets: BTreeMap<String, String>,
     /// Executables the plugin may start (with the `process` grant); empty allows any.
     pub executables: Vec<String>,
+    /// Most keys the plugin may keep in its key-value state (with the `kv` grant); unset:
+    /// [`KV_DEFAULT_MAX_KEYS`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_max_keys: Option<u64>,
+    /// Largest value, in bytes, the plugin may store under one key (with the `kv` grant);
+    /// unset: [`KV_DEFAULT_MAX_VALUE_BYTES`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_max_value_bytes: Option<u64>,
 }
+
+/// Keys a plugin may keep in its key-value state unless `plugins.<id>.kv_max_keys` says.
+pub const KV_DEFAULT_MAX_KEYS: u64 = 1000;
+/// Largest key-value value unless `plugins.<id>.kv_max_value_bytes` says (64 KiB).
+pub const KV_DEFAULT_MAX_VALUE_BYTES: u64 = 64 * 1024;
+/// Upper bound of `plugins.<id>.kv_max_keys`.
+pub const KV_MAX_KEYS_LIMIT: u64 = 1_000_000;
+/// Upper bound of `plugins.<id>.kv_max_value_bytes` (16 MiB): a value passes through the
+/// plugin's memory and one Redis command.
+pub const KV_MAX_VALUE_BYTES_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// Where a secret's value comes from. Only the source is kept; the value is read when a
 /// plugin asks for it.
@@ -503,8 +604,26 @@ impl Config {
         {
             self.log.level = Some(v);
         }
+        if let Some(v) = var("JOBHOST_RATE_LIMIT_PER_SEC") {
+            self.api.rate_limit_per_sec = parse_env("JOBHOST_RATE_LIMIT_PER_SEC", v)?;
+        }
+        if let Some(v) = var("JOBHOST_TLS_ENABLED") {
+            self.tls.enabled = parse_env("JOBHOST_TLS_ENABLED", v)?;
+        }
+        if let Some(v) = var("JOBHOST_TLS_CERT_FILE") {
+            self.tls.cert_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("JOBHOST_TLS_KEY_FILE") {
+            self.tls.key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("JOBHOST_TLS_CLIENT_CA_FILE") {
+            self.tls.client_ca_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = var("JOBHOST_CONCURRENCY") {
             self.worker.concurrency = parse_env("JOBHOST_CONCURRENCY", v)?;
+        }
+        if let Some(v) = var("JOBHOST_MAX_QUEUED_PER_TYPE") {
+            self.worker.max_queued_per_type = Some(parse_env("JOBHOST_MAX_QUEUED_PER_TYPE", v)?);
         }
         let rt = &mut self.runtime;
         if let Some(v) = var("JOBHOST_PLUGINS_DIR") {
@@ -590,6 +709,37 @@ impl Config {
                 ));
             }
         }
+        let api = &self.api;
+        let rate = api.rate_limit_per_sec;
+        if !(rate.is_finite() && (rate == 0.0 || rate >= 0.001)) {
+            return invalid("api.rate_limit_per_sec must be 0 (off) or at least 0.001".into());
+        }
+        if api.rate_limit_per_sec > 0.0 && api.rate_limit_burst == 0 {
+            return invalid(
+                "api.rate_limit_burst must be at least 1 when rate limiting is on".into(),
+            );
+        }
+        for (name, token) in &self.auth.tokens {
+            match (&token.token, &token.sha256) {
+                (Some(source), None) => {
+                    if let Err(e) = SecretSource::parse(source) {
+                        return invalid(format!("auth.tokens.{name}.token: {e}"));
+                    }
+                }
+                (None, Some(digest)) => {
+                    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return invalid(format!(
+                            "auth.tokens.{name}.sha256 must be 64 hex digits (sha256sum of the token)"
+                        ));
+                    }
+                }
+                _ => {
+                    return invalid(format!(
+                        "auth.tokens.{name}: set exactly one of token (env:NAME or file:/path) and sha256"
+                    ));
+                }
+            }
+        }
         let sb = &self.sandbox;
         for (name, default, max) in [
             (
@@ -612,6 +762,32 @@ impl Config {
                 "worker.lease_ms must be at least 1000; heartbeat_ms and poll_ms at least 1".into(),
             );
         }
+        if w.max_queued_per_type == Some(0) {
+            return invalid(
+                "worker.max_queued_per_type must be at least 1 (leave it out for no limit)".into(),
+            );
+        }
+        for (job_type, limits) in &self.job_types {
+            if job_type.is_empty()
+                || job_type
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control())
+            {
+                return invalid(format!(
+                    "job_types: {job_type:?} is not a job type name (no spaces or control characters)"
+                ));
+            }
+            for (knob, value) in [
+                ("max_concurrent", limits.max_concurrent),
+                ("max_queued", limits.max_queued),
+            ] {
+                if value == Some(0) {
+                    return invalid(format!(
+                        "job_types.{job_type}.{knob} must be at least 1 (leave it out for no limit)"
+                    ));
+                }
+            }
+        }
         for (id, plugin) in self.plugins.iter() {
             for (name, source) in &plugin.secrets {
                 if let Err(e) = SecretSource::parse(source) {
@@ -622,6 +798,21 @@ impl Config {
                 if let Err(e) = crate::runtime::capabilities::http::HostPattern::parse(pattern) {
                     return invalid(format!("plugins.{id}.allowed_hosts: {e}"));
                 }
+            }
+            if let Some(n) = plugin.kv_max_keys
+                && !(1..=KV_MAX_KEYS_LIMIT).contains(&n)
+            {
+                return invalid(format!(
+                    "plugins.{id}.kv_max_keys must be between 1 and {KV_MAX_KEYS_LIMIT}, got {n}"
+                ));
+            }
+            if let Some(n) = plugin.kv_max_value_bytes
+                && !(1..=KV_MAX_VALUE_BYTES_LIMIT).contains(&n)
+            {
+                return invalid(format!(
+                    "plugins.{id}.kv_max_value_bytes must be between 1 and \
+                     {KV_MAX_VALUE_BYTES_LIMIT}, got {n}"
+                ));
             }
             for grant in &plugin.grants {
                 if !crate::runtime::capabilities::is_grantable(grant) {
@@ -673,6 +864,24 @@ impl Config {
         }
     }
 
+    /// The per-job-type limits the store enforces.
+    pub fn job_limits(&self) -> crate::store::JobLimits {
+        crate::store::JobLimits {
+            types: self
+                .job_types
+                .iter()
+                .map(|(job_type, limits)| {
+                    let limits = crate::store::TypeLimits {
+                        max_queued: limits.max_queued,
+                        max_concurrent: limits.max_concurrent,
+                    };
+                    (job_type.clone(), limits)
+                })
+                .collect(),
+            default_max_queued: self.worker.max_queued_per_type,
+        }
+    }
+
     /// The config of plugin `id` (defaults when the file has no section for it).
     pub fn plugin(&self, id: &str) -> PluginConfig {
         self.plugins.get(id).cloned().unwrap_or_default()
@@ -707,6 +916,22 @@ const PRODUCTION_CHANGES: &[(&str, &str)] = &[
     ("max_memory_mb = 4096", "max_memory_mb = 2048"),
     ("max_pids = 4096", "max_pids = 1024"),
     ("max_spec_bytes = 1048576", "max_spec_bytes = 262144"),
+    (
+        "# max_queued_per_type = 100000",
+        "max_queued_per_type = 100000",
+    ),
+    (
+        "# cert_file = \"/etc/jobhost/tls/server-cert.pem\"",
+        "cert_file = \"/etc/jobhost/tls/server-cert.pem\"",
+    ),
+    (
+        "# key_file = \"/etc/jobhost/tls/server-key.pem\"",
+        "key_file = \"/etc/jobhost/tls/server-key.pem\"",
+    ),
+    (
+        "# client_ca_file = \"/etc/jobhost/tls/ca-cert.pem\"",
+        "client_ca_file = \"/etc/jobhost/tls/ca-cert.pem\"",
+    ),
 ];
 
 impl Profile {
@@ -717,9 +942,9 @@ impl Profile {
             Profile::Production => {
                 let mut text = String::from(
                     "# Production profile (`jobhost config init --profile production`): JSON logs,\n\
-                     # lower maxima for native processes and specs. Set redis.url (or\n\
-                     # JOBHOST_REDIS_URL) to the Redis every node shares. The APIs are plaintext\n\
-                     # until mTLS lands: keep them on a private network.\n",
+                     # lower maxima for native processes and specs, TLS with client certificates\n\
+                     # from /etc/jobhost/tls (your PKI's, or `jobhost certs init` for a trial).\n\
+                     # Set redis.url (or JOBHOST_REDIS_URL) to the Redis every node shares.\n",
                 );
                 for line in DEVELOPMENT.lines() {
                     let changed = PRODUCTION_CHANGES
@@ -797,6 +1022,69 @@ mod tests {
     }
 
     #[test]
+    fn kv_limits_are_range_checked() {
+        let config = Config::from_toml("[plugins.x]\nkv_max_keys = 0\n").unwrap();
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.contains("plugins.x.kv_max_keys"), "{err}");
+        let config = Config::from_toml("[plugins.x]\nkv_max_value_bytes = 99999999999\n").unwrap();
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.contains("plugins.x.kv_max_value_bytes"), "{err}");
+        let config =
+            Config::from_toml("[plugins.x]\nkv_max_keys = 10\nkv_max_value_bytes = 100\n").unwrap();
+        config.check().unwrap();
+        assert_eq!(config.plugin("x").kv_max_keys, Some(10));
+    }
+
+    #[test]
+    fn job_type_limits_are_checked_and_named_by_their_knob() {
+        let config = Config::from_toml(
+            "[worker]\nmax_queued_per_type = 50\n[job_types.timer]\nmax_queued = 7\nmax_concurrent = 2\n[job_types.noop]\nmax_concurrent = 1\n",
+        )
+        .unwrap();
+        config.check().unwrap();
+        let limits = config.job_limits();
+        assert_eq!(
+            limits.max_queued("timer"),
+            Some((7, "job_types.timer.max_queued".to_owned()))
+        );
+        assert_eq!(
+            limits.max_queued("noop"),
+            Some((50, "worker.max_queued_per_type".to_owned()))
+        );
+        assert_eq!(limits.max_concurrent("timer"), Some(2));
+        assert_eq!(limits.max_concurrent("other"), None);
+        for bad in [
+            "[job_types.timer]\nmax_queued = 0\n",
+            "[job_types.timer]\nmax_concurrent = 0\n",
+            "[worker]\nmax_queued_per_type = 0\n",
+        ] {
+            let err = Config::from_toml(bad)
+                .unwrap()
+                .check()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("at least 1") && err.contains("no limit"),
+                "{err}"
+            );
+        }
+        let err = Config::from_toml("[job_types.timer]\nmax_running = 3\n").unwrap_err();
+        assert!(err.contains("max_running"), "{err}");
+        let mut config = Config::default();
+        config
+            .apply_env(|name| (name == "JOBHOST_MAX_QUEUED_PER_TYPE").then(|| "9".to_owned()))
+            .unwrap();
+        assert_eq!(config.worker.max_queued_per_type, Some(9));
+        // Unlimited by default; the production profile sets a queue limit.
+        assert_eq!(
+            Config::default().job_limits(),
+            crate::store::JobLimits::default()
+        );
+        let prod = Config::from_toml(&Profile::Production.file()).unwrap();
+        assert_eq!(prod.worker.max_queued_per_type, Some(100_000));
+    }
+
+    #[test]
     fn unknown_grant_is_rejected() {
         let config = Config::from_toml("[plugins.x]\ngrants = [\"teleport\"]\n").unwrap();
         let err = config.check().unwrap_err().to_string();
@@ -826,6 +1114,9 @@ mod tests {
         assert_eq!(jd(&config.jd), jd(&JdConfig::default()));
         let log = |l: &LogConfig| toml::to_string(l).unwrap();
         assert_eq!(log(&config.log), log(&LogConfig::default()));
+        let tls = |t: &TlsConfig| toml::to_string(t).unwrap();
+        assert_eq!(tls(&config.tls), tls(&TlsConfig::default()));
+        assert!(config.auth.tokens.is_empty());
         assert_eq!(config.plugin("net-probe").grants, ["network"]);
     }
 
@@ -870,6 +1161,13 @@ mod tests {
         assert_eq!(prod.sandbox.max_memory_mb, 2048);
         assert_eq!(prod.sandbox.max_pids, 1024);
         assert_eq!(prod.api.max_spec_bytes, 262_144);
+        assert!(prod.tls.enabled && dev.tls.enabled);
+        assert_eq!(
+            prod.tls.client_ca_file.as_deref(),
+            Some(Path::new("/etc/jobhost/tls/ca-cert.pem"))
+        );
+        assert!(prod.tls.cert_file.is_some() && prod.tls.key_file.is_some());
+        assert!(dev.tls.cert_file.is_none());
         // Every change found its line (the example file is the source of both).
         for (from, _) in PRODUCTION_CHANGES {
             assert!(DEVELOPMENT.lines().any(|l| l == *from), "{from}");

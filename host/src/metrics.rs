@@ -29,6 +29,7 @@ pub struct Metrics {
     attempts: Family<Two, Counter>,
     durations: Histograms,
     retries: Family<One, Counter>,
+    refused: Family<Two, Counter>,
     redis_latency: Histogram,
     busy_slots: Gauge<i64, AtomicI64>,
     slots: Gauge<i64, AtomicI64>,
@@ -54,6 +55,7 @@ impl Metrics {
             attempts: Family::default(),
             durations: Family::new_with_constructor(job_durations),
             retries: Family::default(),
+            refused: Family::default(),
             // 100 µs to ~1.6 s.
             redis_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
             busy_slots: Gauge::default(),
@@ -86,6 +88,14 @@ impl Metrics {
                 .get_or_create(&[("type", job_type.to_owned())])
                 .inc();
         }
+    }
+
+    /// Records a new job of `job_type` this node refused for a per-type limit (`reason`:
+    /// `queue_full`).
+    pub fn job_refused(&self, job_type: &str, reason: &str) {
+        self.refused
+            .get_or_create(&[("type", job_type.to_owned()), ("reason", reason.to_owned())])
+            .inc();
     }
 
     /// Records the time of one Redis request (a command, script or pipeline).
@@ -158,6 +168,11 @@ impl Metrics {
             "job_retries",
             "Attempts this node ended with a retry (asked for or after a crash), by job type",
             self.retries.clone(),
+        );
+        registry.register(
+            "jobs_refused",
+            "New jobs this node refused for a per-type limit, by job type and reason (queue_full)",
+            self.refused.clone(),
         );
         registry.register(
             "redis_request_duration_seconds",
@@ -280,6 +295,7 @@ mod tests {
         let m = Metrics::new();
         m.attempt_finished("hello", "succeeded", Duration::from_millis(3));
         m.attempt_finished("hello", "retry", Duration::from_millis(3));
+        m.job_refused("hello", "queue_full");
         let cluster = ClusterView {
             queues: vec![QueueView {
                 job_type: "hello".into(),
@@ -312,6 +328,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("jobhost_dead_jobs 1"), "{text}");
+        assert!(
+            text.contains(r#"jobhost_jobs_refused_total{type="hello",reason="queue_full"} 1"#),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"));
         // Redis out of sight: the last reading stays, flagged.
         m.set_view(&LocalView::default(), None);

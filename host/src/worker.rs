@@ -539,7 +539,8 @@ impl Node {
 const MAINTENANCE_TICK: Duration = Duration::from_millis(100);
 
 /// Fires every due cron schedule once: enqueue (idempotent per fire time), then advance
-/// (fenced by the leader token), so neither a crash nor a lost leadership double-fires.
+/// (fenced by the leader token), so neither a crash nor a lost leadership double-fires. A
+/// fire refused by its job type's queue limit is skipped, not retried.
 async fn fire_crons(store: &Store, node: &str, token: u64) {
     let now = crate::store::now_ms();
     let due = match store.due_crons(now).await {
@@ -552,9 +553,18 @@ async fn fire_crons(store: &Store, node: &str, token: u64) {
         if job.name.is_empty() {
             job.name = cron.name.clone();
         }
-        if let Err(e) = store.enqueue(&job).await {
-            tracing::warn!(cron = %cron.name, "cron fire failed: {e}");
-            continue;
+        match store.enqueue(&job).await {
+            Ok(_) => {}
+            // A full queue drops this fire (the schedule moves on to its next one) rather
+            // than retrying it every tick until there is room.
+            Err(e @ StoreError::QueueFull { .. }) => {
+                crate::metrics::global().job_refused(&job.job_type, "queue_full");
+                tracing::warn!(cron = %cron.name, "cron fire skipped: {e}");
+            }
+            Err(e) => {
+                tracing::warn!(cron = %cron.name, "cron fire failed: {e}");
+                continue;
+            }
         }
         let next = next_fire(&cron.schedule, now).unwrap_or(u64::MAX);
         match store

@@ -307,6 +307,62 @@ impl Browser {
         }
     }
 
+    /// Focuses the first element matching the CSS `selector`, selects what it holds (so the
+    /// text replaces it) and types `text` into it as the keyboard would (`Input.insertText`:
+    /// `input` events, no key codes). Panics if there is no such element or it cannot take
+    /// the focus (hidden, disabled).
+    pub async fn type_into(&mut self, selector: &str, text: &str) {
+        let selector_js = serde_json::to_string(selector).unwrap();
+        let focused = self
+            .eval(&format!(
+                "(() => {{ const el = document.querySelector({selector_js}); if (!el) return false; \
+                 el.focus(); if (typeof el.select === 'function') el.select(); \
+                 return document.activeElement === el; }})()"
+            ))
+            .await;
+        if focused != Value::Bool(true) {
+            panic!(
+                "cannot type into {selector}: missing or not focusable\n{}",
+                self.diagnostics()
+            );
+        }
+        self.send("Input.insertText", json!({"text": text})).await;
+    }
+
+    /// Presses and releases `key` on the focused element: `Enter`, `Escape`, `Tab` or a
+    /// single printable character.
+    pub async fn press(&mut self, key: &str) {
+        let (code, key_code, text) = match key {
+            "Enter" => ("Enter".to_owned(), 13, "\r".to_owned()),
+            "Escape" => ("Escape".to_owned(), 27, String::new()),
+            "Tab" => ("Tab".to_owned(), 9, String::new()),
+            c if c.chars().count() == 1 => {
+                let ch = c.chars().next().unwrap();
+                let upper = ch.to_ascii_uppercase();
+                (format!("Key{upper}"), upper as u32, c.to_owned())
+            }
+            other => panic!("press: unsupported key {other:?}"),
+        };
+        let mut down = json!({
+            "type": if text.is_empty() { "rawKeyDown" } else { "keyDown" },
+            "key": key,
+            "code": code,
+            "windowsVirtualKeyCode": key_code,
+            "nativeVirtualKeyCode": key_code,
+        });
+        if !text.is_empty() {
+            down["text"] = json!(text);
+            down["unmodifiedText"] = json!(text);
+        }
+        self.send("Input.dispatchKeyEvent", down).await;
+        self.send(
+            "Input.dispatchKeyEvent",
+            json!({"type": "keyUp", "key": key, "code": code,
+                   "windowsVirtualKeyCode": key_code, "nativeVirtualKeyCode": key_code}),
+        )
+        .await;
+    }
+
     /// A PNG of the whole page (beyond the viewport), written to `path` (folders created).
     pub async fn screenshot(&mut self, path: &Path) {
         let metrics = self.send("Page.getLayoutMetrics", json!({})).await;

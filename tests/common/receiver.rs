@@ -164,9 +164,45 @@ pub async fn http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let response = http_exchange(socket, addr, method, path, headers, body).await;
+    (response.status, response.body)
+}
+
+/// An HTTP response as text.
+#[allow(dead_code)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// The status line and headers.
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The value of header `name` (case-insensitive), if present.
+    #[allow(dead_code)]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Sends one HTTP/1.1 request over `socket` (plain or TLS) and reads the response to EOF.
+pub async fn http_exchange<S>(
+    mut socket: S,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
     );
     for (k, v) in headers {
@@ -176,6 +212,7 @@ pub async fn http_request(
     socket.write_all(head.as_bytes()).await.unwrap();
     // The server may answer (e.g. 413) before reading the whole body.
     let _ = socket.write_all(body).await;
+    let _ = socket.flush().await;
     let mut response = Vec::new();
     let _ = socket.read_to_end(&mut response).await;
     let text = String::from_utf8_lossy(&response).into_owned();
@@ -184,9 +221,9 @@ pub async fn http_request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
+    let (head, body) = text
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
+        .map(|(h, b)| (h.to_owned(), b.to_owned()))
         .unwrap_or_default();
-    (status, body)
+    HttpResponse { status, head, body }
 }

@@ -14,6 +14,10 @@ pub struct Server {
     pub addr: String,
     /// The HTTP API's address.
     pub http_addr: String,
+    /// With TLS: the folder `jobhost certs init` wrote (CA, server, admin and viewer).
+    pub certs: Option<std::path::PathBuf>,
+    /// A bearer token the health checks send (servers whose APIs require one).
+    health_token: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -28,22 +32,76 @@ impl Server {
     }
 
     /// Like [`Server::start_with`], with extra environment variables for the server.
+    /// The APIs are plaintext (`tls.enabled = false`).
     pub async fn start_with_env(
         redis_url: &str,
         plugins: &[&str],
         config: &str,
         env: &[(&str, &str)],
     ) -> Server {
+        Server::launch(redis_url, plugins, config, env, false, None).await
+    }
+
+    /// Like [`Server::start_with_env`], for a plaintext server whose `[auth.tokens]` require a
+    /// token: health checks send `token` (other calls must add their own).
+    pub async fn start_with_token(
+        redis_url: &str,
+        plugins: &[&str],
+        config: &str,
+        env: &[(&str, &str)],
+        token: &str,
+    ) -> Server {
+        Server::launch(redis_url, plugins, config, env, false, Some(token)).await
+    }
+
+    /// Like [`Server::start_with_env`], over TLS with certificates from `jobhost certs init`
+    /// (in [`Server::certs`]); the helpers here call as the admin certificate.
+    pub async fn start_tls(
+        redis_url: &str,
+        plugins: &[&str],
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::launch(redis_url, plugins, config, env, true, None).await
+    }
+
+    async fn launch(
+        redis_url: &str,
+        plugins: &[&str],
+        config: &str,
+        env: &[(&str, &str)],
+        tls: bool,
+        health_token: Option<&str>,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config_file = dir.path().join("jobhost.toml");
-        std::fs::write(&config_file, config).unwrap();
+        let certs = tls.then(|| {
+            let certs = dir.path().join("certs");
+            jobhost::certs::init_dir(&certs, &[], false).unwrap();
+            certs
+        });
+        let tls_section = match &certs {
+            Some(certs) => format!(
+                "[tls]\ncert_file = {:?}\nkey_file = {:?}\nclient_ca_file = {:?}\n",
+                certs.join("server-cert.pem"),
+                certs.join("server-key.pem"),
+                certs.join("ca-cert.pem"),
+            ),
+            None => "[tls]\nenabled = false\n".into(),
+        };
+        std::fs::write(&config_file, format!("{tls_section}{config}")).unwrap();
         let plugin_dir = dir.path().join("plugins");
         std::fs::create_dir(&plugin_dir).unwrap();
         install(&plugin_dir, plugins);
         let port = jobhost::store::free_port();
         let addr = format!("127.0.0.1:{port}");
         let http_addr = format!("127.0.0.1:{}", jobhost::store::free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_jobhost"));
+        // Tests poll fast; the rate limit is tested where a test configures it.
+        if !config.contains("rate_limit_per_sec") {
+            command.env("JOBHOST_RATE_LIMIT_PER_SEC", "0");
+        }
+        let child = command
             .args(["--config", config_file.to_str().unwrap()])
             .args(["serve", "--plugins-dir", plugin_dir.to_str().unwrap()])
             .args([
@@ -66,6 +124,8 @@ impl Server {
             child,
             addr,
             http_addr,
+            certs,
+            health_token: health_token.map(str::to_owned),
             _dir: dir,
         };
         server.wait_serving().await;
@@ -83,11 +143,28 @@ impl Server {
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+        self.endpoint().connect().await.unwrap()
+    }
+
+    /// The gRPC endpoint; over TLS, as the admin certificate.
+    pub fn endpoint(&self) -> tonic::transport::Endpoint {
+        match &self.certs {
+            None => Channel::from_shared(format!("http://{}", self.addr)).unwrap(),
+            Some(certs) => {
+                let read = |f: &str| std::fs::read(certs.join(f)).unwrap();
+                let tls = tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(read("ca-cert.pem")))
+                    .identity(tonic::transport::Identity::from_pem(
+                        read("admin-client-cert.pem"),
+                        read("admin-client-key.pem"),
+                    ))
+                    .domain_name("localhost");
+                Channel::from_shared(format!("https://{}", self.addr))
+                    .unwrap()
+                    .tls_config(tls)
+                    .unwrap()
+            }
+        }
     }
 
     pub async fn client(&self) -> JobSchedulerClient<Channel> {
@@ -95,15 +172,15 @@ impl Server {
     }
 
     pub async fn health(&self) -> Option<i32> {
-        let channel = Channel::from_shared(format!("http://{}", self.addr))
-            .ok()?
-            .connect()
-            .await
-            .ok()?;
+        let channel = self.endpoint().connect().await.ok()?;
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-        let request = tonic_health::pb::HealthCheckRequest {
+        let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
             service: "jobhost.v1.JobScheduler".into(),
-        };
+        });
+        if let Some(token) = &self.health_token {
+            let value = format!("Bearer {token}").parse().unwrap();
+            request.metadata_mut().insert("authorization", value);
+        }
         Some(health.check(request).await.ok()?.into_inner().status)
     }
 
@@ -155,4 +232,14 @@ pub async fn wait_state(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// `message` with `authorization: Bearer <token>` metadata.
+#[allow(dead_code)]
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
 }

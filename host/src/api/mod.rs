@@ -1,9 +1,13 @@
 //! The APIs a node serves. `grpc`: the scheduler API, health and reflection; `http`:
-//! inbound webhook triggers and health; `submit`: job submission shared by both.
+//! the REST mirror, dashboard, inbound webhook triggers and health; `submit`: job
+//! submission shared by both; `tls` and `auth`: who may call them; `ratelimit`: how often.
 
+pub mod auth;
 pub mod grpc;
 pub mod http;
+pub mod ratelimit;
 pub mod submit;
+pub mod tls;
 
 /// Generated types and services of `proto/jobhost/v1`.
 #[allow(missing_docs, clippy::all)]

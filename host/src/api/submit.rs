@@ -37,6 +37,10 @@ pub enum SubmitError {
     /// The job type needs something this host cannot provide.
     #[error("{0}")]
     Unavailable(String),
+    /// The job type's queue limit is reached (`job_types.<type>.max_queued` or
+    /// `worker.max_queued_per_type`); the message names the type, the limit and the knob.
+    #[error("{0}")]
+    QueueFull(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -75,7 +79,13 @@ pub async fn submit(
         .validate(&job.job_type, &job.spec)
         .await
         .map_err(|e| SubmitError::from_validate(e, job, runtime))?;
-    Ok(store.enqueue(job).await?)
+    store.enqueue(job).await.map_err(|e| match e {
+        StoreError::QueueFull { .. } => {
+            crate::metrics::global().job_refused(&job.job_type, "queue_full");
+            SubmitError::QueueFull(e.to_string())
+        }
+        e => SubmitError::Store(e),
+    })
 }
 
 /// The job types this node serves, for messages.

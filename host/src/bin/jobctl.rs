@@ -15,6 +15,7 @@ macro_rules! outln {
 }
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -26,7 +27,11 @@ use jobhost::api::proto::{
 };
 use serde_json::{Value, json};
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
+use tonic::Status;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 /// Client of a jobhost server: schedule jobs, watch them, list plugins and nodes.
 #[derive(Parser)]
@@ -44,8 +49,39 @@ struct Cli {
     /// Print JSON instead of text (for scripts).
     #[arg(long, global = true)]
     json: bool,
+    /// CA certificate that signed the server's certificate (PEM); implies TLS.
+    #[arg(long, global = true, env = "JOBCTL_CA")]
+    ca: Option<PathBuf>,
+    /// Client certificate (PEM), signed by the server's `tls.client_ca_file`; its OU is
+    /// the role (admin or viewer).
+    #[arg(long, global = true, env = "JOBCTL_CERT", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, env = "JOBCTL_KEY", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Bearer token (one of the server's `auth.tokens`), instead of a client certificate.
+    #[arg(long, global = true, env = "JOBCTL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The scheduler client, with the bearer token (if any) on every call.
+type Client = JobSchedulerClient<InterceptedService<Channel, BearerToken>>;
+
+/// Adds `authorization: Bearer <token>` to every call when a token is given.
+#[derive(Clone)]
+struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
 }
 
 #[derive(Subcommand)]
@@ -223,21 +259,98 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Outcome {
-    let server = if cli.server.contains("://") {
-        cli.server.clone()
-    } else {
-        format!("http://{}", cli.server)
-    };
-    let endpoint = Channel::from_shared(server.clone())
+/// `--server` as a URL: `https` when it says so or when TLS files are given.
+fn server_url(server: &str, tls: bool) -> String {
+    match server.split_once("://") {
+        Some(("http", rest)) if tls => format!("https://{rest}"),
+        Some(_) => server.to_owned(),
+        None if tls => format!("https://{server}"),
+        None => format!("http://{server}"),
+    }
+}
+
+fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path)
+        .map_err(|e| Failure::usage(format!("cannot read --{flag} {}: {e}", path.display())))
+}
+
+/// The TLS settings from --ca, --cert and --key, if any is given or the server URL is
+/// `https`; without --ca, the server's certificate must chain to a public root.
+fn client_tls(cli: &Cli) -> Result<Option<ClientTlsConfig>, Failure> {
+    if cli.ca.is_none() && cli.cert.is_none() && !cli.server.starts_with("https://") {
+        return Ok(None);
+    }
+    let mut tls = ClientTlsConfig::new();
+    match &cli.ca {
+        Some(ca) => tls = tls.ca_certificate(Certificate::from_pem(read_file("ca", ca)?)),
+        None => tls = tls.with_webpki_roots(),
+    }
+    if let (Some(cert), Some(key)) = (&cli.cert, &cli.key) {
+        tls = tls.identity(Identity::from_pem(
+            read_file("cert", cert)?,
+            read_file("key", key)?,
+        ));
+    }
+    Ok(Some(tls))
+}
+
+/// True if `url`'s host is this machine, where plaintext does not cross a network.
+fn is_loopback(url: &str) -> bool {
+    let host = url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(|h| h.trim_matches(['[', ']']).to_owned()));
+    match host.as_deref() {
+        Some("localhost") => true,
+        Some(host) => host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+async fn connect(cli: &Cli) -> Result<Client, Failure> {
+    let tls = client_tls(cli)?;
+    let server = server_url(&cli.server, tls.is_some());
+    if cli.token.is_some() && tls.is_none() && !is_loopback(&server) {
+        return Err(Failure::usage(format!(
+            "refusing to send --token in plaintext to {server}: use an https:// server or --ca"
+        )));
+    }
+    let mut endpoint = Channel::from_shared(server.clone())
         .map_err(|e| Failure::usage(format!("invalid --server {server:?}: {e}")))?
         .connect_timeout(Duration::from_secs(5));
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| Failure::usage(format!("TLS settings: {e}")))?;
+    }
     let channel = endpoint.connect().await.map_err(|e| {
+        let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(" ({c})"));
         Failure::request(format!(
-            "cannot reach jobhost at {server}: {e} (set --server or JOBHOST_SERVER)"
+            "cannot reach jobhost at {server}: {e}{cause} (set --server or JOBHOST_SERVER; \
+             over TLS, --ca, --cert and --key)"
         ))
     })?;
-    let mut client = JobSchedulerClient::new(channel).max_decoding_message_size(64 << 20);
+    let token = match &cli.token {
+        Some(token) => {
+            let mut value = format!("Bearer {token}")
+                .parse::<MetadataValue<Ascii>>()
+                .map_err(|_| Failure::usage("--token must be printable ASCII"))?;
+            // Kept out of HTTP/2 header compression tables.
+            value.set_sensitive(true);
+            Some(value)
+        }
+        None => None,
+    };
+    Ok(
+        JobSchedulerClient::with_interceptor(channel, BearerToken(token))
+            .max_decoding_message_size(64 << 20),
+    )
+}
+
+async fn run(cli: Cli) -> Outcome {
+    let mut client = connect(&cli).await?;
     let json = cli.json;
     match cli.command {
         Command::Schedule(args) => schedule(&mut client, args, json).await,
@@ -335,11 +448,7 @@ async fn run(cli: Cli) -> Outcome {
     }
 }
 
-async fn schedule(
-    client: &mut JobSchedulerClient<Channel>,
-    args: ScheduleArgs,
-    json: bool,
-) -> Outcome {
+async fn schedule(client: &mut Client, args: ScheduleArgs, json: bool) -> Outcome {
     let spec = match (args.spec, args.spec_file) {
         (Some(spec), _) => spec,
         (None, Some(path)) if path.as_os_str() == "-" => {
@@ -426,7 +535,7 @@ async fn schedule(
 
 /// The Job Worker's `create`: a shell job running `command`.
 async fn create(
-    client: &mut JobSchedulerClient<Channel>,
+    client: &mut Client,
     max_cpu: Option<u32>,
     max_memory: Option<u64>,
     max_iobps: Option<u64>,
@@ -469,11 +578,7 @@ fn no_job() -> Failure {
     Failure::request("the server returned no job")
 }
 
-async fn cancel(
-    client: &mut JobSchedulerClient<Channel>,
-    id: String,
-    reason: String,
-) -> Result<Job, Failure> {
+async fn cancel(client: &mut Client, id: String, reason: String) -> Result<Job, Failure> {
     let request = CancelJobRequest { job_id: id, reason };
     client
         .cancel_job(request)
@@ -483,7 +588,7 @@ async fn cancel(
         .ok_or_else(no_job)
 }
 
-async fn get(client: &mut JobSchedulerClient<Channel>, id: &str) -> Result<Job, Failure> {
+async fn get(client: &mut Client, id: &str) -> Result<Job, Failure> {
     client
         .get_job(GetJobRequest { job_id: id.into() })
         .await?
@@ -492,7 +597,7 @@ async fn get(client: &mut JobSchedulerClient<Channel>, id: &str) -> Result<Job, 
         .ok_or_else(no_job)
 }
 
-async fn wait(client: &mut JobSchedulerClient<Channel>, id: &str) -> Result<Job, Failure> {
+async fn wait(client: &mut Client, id: &str) -> Result<Job, Failure> {
     loop {
         let job = get(client, id).await?;
         if matches!(
@@ -505,12 +610,7 @@ async fn wait(client: &mut JobSchedulerClient<Channel>, id: &str) -> Result<Job,
     }
 }
 
-async fn logs(
-    client: &mut JobSchedulerClient<Channel>,
-    id: String,
-    follow: bool,
-    json: bool,
-) -> Outcome {
+async fn logs(client: &mut Client, id: String, follow: bool, json: bool) -> Outcome {
     let request = StreamJobLogsRequest {
         job_id: id,
         follow,

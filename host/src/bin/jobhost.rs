@@ -19,10 +19,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use jobhost::api::auth::Gate;
 use jobhost::api::{grpc, http};
 use jobhost::config::Config;
+use jobhost::runtime::plugin::{ImportCheck, capability_report};
 use jobhost::runtime::{
-    JobEvents, JobInput, LogLevel, PluginStatus, RunOptions, Runtime, plugin::ImportCheck,
+    CapabilityUse, JobEvents, JobInput, LogLevel, PluginStatus, RunOptions, Runtime,
 };
 use jobhost::store::{DevRedis, Store, StoreOptions, TlsFiles};
 use jobhost::worker::{self, WorkerSettings};
@@ -44,8 +46,9 @@ enum Command {
     /// Run a node: load the plugins folder (reloading it on change), take jobs from Redis,
     /// until SIGINT/SIGTERM.
     Serve {
-        /// Development mode: create the plugins folder if missing, and start a local
-        /// redis-server (state in `redis.dev_dir`, AOF on) when no Redis URL is configured.
+        /// Development mode: create the plugins folder if missing, start a local
+        /// redis-server (state in `redis.dev_dir`, AOF on) when no Redis URL is configured,
+        /// and serve the APIs in plaintext unless `tls.cert_file` is set.
         #[arg(long)]
         dev: bool,
         /// Redis URL (overrides `redis.url` and JOBHOST_REDIS_URL).
@@ -70,6 +73,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Create development certificates for mTLS.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
     },
     /// Run one job in-process, without Redis (for plugin authors).
     RunLocal {
@@ -117,6 +125,23 @@ enum ConfigCommand {
 }
 
 #[derive(Subcommand)]
+enum CertsCommand {
+    /// Write a development CA, a server certificate (localhost, 127.0.0.1, ::1 and every
+    /// --name), and admin and viewer client certificates into DIR.
+    Init {
+        /// The folder (created if missing).
+        #[arg(default_value = "certs")]
+        dir: PathBuf,
+        /// Another name (DNS or IP) the server certificate is valid for; repeatable.
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// Replace certificates already in DIR.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum PluginsCommand {
     /// Load every `.wasm` in the folder and show what loaded and what was rejected, and why.
     List {
@@ -127,7 +152,8 @@ enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one plugin file: name, version, job types, imports and whether they are granted.
+    /// Show one plugin file: name, version, job types, imports and whether they are granted,
+    /// and each capability requested (imported or declared) against granted.
     Inspect {
         /// The `.wasm` file.
         file: PathBuf,
@@ -139,14 +165,17 @@ enum PluginsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Config { command } = &cli.command {
-        return match config_command(command) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("jobhost: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+    // Commands that need no configuration of their own.
+    let standalone = match &cli.command {
+        Command::Certs { command } => Some(certs_command(command)),
+        Command::Config { command } => Some(config_command(command)),
+        _ => None,
+    };
+    if let Some(result) = standalone {
+        return result.unwrap_or_else(|e| {
+            eprintln!("jobhost: {e:#}");
+            ExitCode::FAILURE
+        });
     }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
@@ -175,6 +204,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `jobhost certs init`.
+fn certs_command(command: &CertsCommand) -> Result<ExitCode> {
+    let CertsCommand::Init { dir, names, force } = command;
+    jobhost::certs::init_dir(dir, names, *force)?;
+    use jobhost::certs::files::*;
+    let show = |file: &str| dir.join(file).display().to_string();
+    outln!(
+        "wrote a development CA and certificates to {}",
+        dir.display()
+    );
+    outln!();
+    outln!("Serve with them (add to the config file):");
+    outln!("  [tls]");
+    outln!("  cert_file = {:?}", show(SERVER_CERT));
+    outln!("  key_file = {:?}", show(SERVER_KEY));
+    outln!("  client_ca_file = {:?}", show(CA_CERT));
+    outln!();
+    outln!("Call as admin (or with the viewer-client-*.pem files, as a viewer):");
+    outln!(
+        "  jobctl --server https://localhost:50051 --ca {} --cert {} --key {} list",
+        show(CA_CERT),
+        show(ADMIN_CERT),
+        show(ADMIN_KEY)
+    );
+    outln!();
+    outln!(
+        "{} signs new clients: keep it off servers. For production use your own PKI.",
+        show(CA_KEY)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `jobhost config init|check`.
@@ -288,6 +349,7 @@ async fn dispatch(cli: Cli, mut config: Config) -> Result<ExitCode> {
         }
         // Answered by main without loading the config; the same answer here.
         Command::Config { command } => config_command(&command),
+        Command::Certs { command } => certs_command(&command),
     }
 }
 
@@ -299,6 +361,24 @@ fn set_dir(config: &mut Config, dir: Option<PathBuf>) {
 
 async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
     let mut signal = ShutdownSignal::install()?;
+    // TLS files are checked before anything starts, so a typo fails at once.
+    let gate = Arc::new(Gate::from_config(&config, dev)?);
+    if gate.tls().is_none() {
+        let why = if config.tls.enabled {
+            "--dev without tls.cert_file"
+        } else {
+            "tls.enabled = false"
+        };
+        let who = if config.auth.tokens.is_empty() {
+            "anyone who can reach them is admin"
+        } else {
+            "bearer tokens travel in the clear"
+        };
+        tracing::warn!(
+            "the gRPC and HTTP APIs are PLAINTEXT ({why}): {who}. Use TLS outside development \
+             (`jobhost certs init`, then tls.cert_file, tls.key_file, tls.client_ca_file)"
+        );
+    }
     let dir = config.runtime.plugins_dir.clone();
     if dev && !dir.exists() {
         std::fs::create_dir_all(&dir)
@@ -314,6 +394,8 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
     // Keep the local Redis (if any) alive until the node has drained.
     let (store, mut dev_redis) = connect_store(&config, dev).await?;
     let runtime = Runtime::new(config.clone())?;
+    // Plugin state (the `kv` capability) is shared by every node, through Redis.
+    runtime.use_store(store.clone());
     runtime.detect_sandbox();
     let report = runtime.sync_dir().await?;
     tracing::info!(
@@ -330,21 +412,25 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
     } else {
         None
     };
+    // Both ports are bound before either API serves: a node that answers health on one has
+    // the other open too, and a taken port stops the start before anything is served.
     let (listener, grpc_addr) = grpc::bind(&config.api).await?;
+    let (http_listener, http_addr) = http::bind(&config).await?;
     let api_stop = CancellationToken::new();
     if let Some(jd) = &jd {
         tokio::spawn(jd.clone().probe_nodes(api_stop.clone()));
     }
     let api = tokio::spawn(grpc::serve(
         listener,
+        gate.clone(),
         store.clone(),
         runtime.clone(),
         config.api.clone(),
         jd,
         api_stop.clone(),
     ));
-    tracing::info!(addr = %grpc_addr, job_distributor = config.jd.enabled, "gRPC API listening");
-    let (http_listener, http_addr) = http::bind(&config).await?;
+    let tls = gate.tls().is_some();
+    tracing::info!(addr = %grpc_addr, tls, job_distributor = config.jd.enabled, "gRPC API listening");
     let http_api = {
         let (store, runtime, config, stop) = (
             store.clone(),
@@ -352,9 +438,11 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
             config.clone(),
             api_stop.clone(),
         );
-        tokio::spawn(async move { http::serve(http_listener, store, runtime, &config, stop).await })
+        tokio::spawn(async move {
+            http::serve(http_listener, gate, store, runtime, &config, stop).await
+        })
     };
-    tracing::info!(addr = %http_addr, hooks = config.hooks.len(), "HTTP API listening");
+    tracing::info!(addr = %http_addr, tls, hooks = config.hooks.len(), "HTTP API listening");
     let shutdown = CancellationToken::new();
     let node = tokio::spawn(worker::run(
         store,
@@ -401,6 +489,7 @@ async fn connect_store(config: &Config, dev: bool) -> Result<(Store, Option<DevR
             cert_file: config.redis.tls_cert_file.clone(),
             key_file: config.redis.tls_key_file.clone(),
         },
+        limits: config.job_limits(),
     };
     let mut dev_redis = None;
     let url = if !config.redis.url.is_empty() {
@@ -516,16 +605,24 @@ async fn plugins_inspect(config: Config, file: &Path, json: bool) -> Result<Exit
         Ok(plugin) => (plugin.imports.clone(), ExitCode::SUCCESS),
         Err(rejection) => (rejection.imports.clone(), ExitCode::FAILURE),
     };
+    // Requested (imports, and describe()'s list when it ran) against granted (config).
+    let grants = runtime.grants(&inspection.id);
+    let declared = match &inspection.result {
+        Ok(plugin) => plugin.info.capabilities.clone(),
+        Err(_) => Vec::new(),
+    };
+    let capabilities = capability_report(&imports, &declared, &grants);
     if json {
         let value = match &inspection.result {
             Ok(plugin) => serde_json::json!({
                 "id": inspection.id, "file": file, "status": "loadable",
                 "digest": plugin.digest, "info": plugin.info, "imports": imports,
+                "grants": grants, "capabilities": capabilities,
             }),
             Err(rejection) => serde_json::json!({
                 "id": inspection.id, "file": file, "status": "rejected",
                 "digest": rejection.digest, "reason": rejection.error.to_string(),
-                "imports": imports,
+                "imports": imports, "grants": grants, "capabilities": capabilities,
             }),
         };
         outln!("{}", serde_json::to_string_pretty(&value)?);
@@ -561,7 +658,45 @@ async fn plugins_inspect(config: Config, file: &Path, json: bool) -> Result<Exit
         }
     }
     print_imports(&imports);
+    // Without imports the file never compiled: nothing is known of what it requests.
+    if !imports.is_empty() {
+        print_capabilities(&capabilities, inspection.result.is_ok());
+    }
     Ok(code)
+}
+
+/// The capability table: requested by the plugin against granted by the config.
+fn print_capabilities(rows: &[CapabilityUse], described: bool) {
+    outln!("capabilities:");
+    if rows.is_empty() {
+        outln!("  (none requested or granted)");
+        return;
+    }
+    outln!(
+        "  {:<12} {:<18} {:<8} STATUS",
+        "CAPABILITY",
+        "REQUESTED",
+        "GRANTED"
+    );
+    for row in rows {
+        let requested = match (row.imported, row.declared) {
+            (true, true) => "import, describe",
+            (true, false) => "import",
+            (false, true) => "describe",
+            (false, false) => "-",
+        };
+        let granted = if row.granted { "yes" } else { "no" };
+        outln!(
+            "  {:<12} {:<18} {:<8} {}",
+            row.capability,
+            requested,
+            granted,
+            row.status.phrase()
+        );
+    }
+    if !described {
+        outln!("  (describe() did not run: requested means imported)");
+    }
 }
 
 fn list_or_none(items: &[String]) -> String {

@@ -13,6 +13,9 @@ pub type Labels = BTreeMap<String, Option<String>>;
 /// Longest label key or value.
 const MAX_LEN: usize = 63;
 
+/// Most labels on one node or job (the scheduler's `api.max_labels` default).
+pub const MAX_LABELS: usize = 64;
+
 /// A label that breaks the naming rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("label {what} {text:?}: {why}")]
@@ -59,6 +62,13 @@ pub fn parse(
 ) -> Result<Labels, LabelError> {
     let mut out = Labels::new();
     for (key, value) in labels {
+        if out.len() >= MAX_LABELS && !out.contains_key(&key) {
+            return Err(LabelError {
+                what: "key",
+                text: key,
+                why: "one label too many: at most 64 on one node or job",
+            });
+        }
         check("key", &key, false)?;
         if let Some(value) = &value {
             check("value", value, true)?;
@@ -137,6 +147,17 @@ mod tests {
             op,
             value: value.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn at_most_64_labels_on_one_object() {
+        let many = |n: usize| (0..n).map(|i| (format!("k{i}"), Some("v".to_owned())));
+        assert_eq!(parse(many(MAX_LABELS)).unwrap().len(), MAX_LABELS);
+        let err = parse(many(MAX_LABELS + 1)).unwrap_err().to_string();
+        assert!(err.contains("at most 64"), "{err}");
+        // Repeating a key is not another label.
+        let repeated = many(MAX_LABELS).chain([("k0".to_owned(), None)]);
+        assert_eq!(parse(repeated).unwrap().len(), MAX_LABELS);
     }
 
     #[test]

@@ -160,7 +160,9 @@ impl Distributor {
     /// True while node `id`'s HTTP API answers its health probe: its last probe got an
     /// answer, within three probe intervals.
     pub fn is_connected(&self, id: &str) -> bool {
-        let window = std::time::Duration::from_millis(self.config.probe_interval_ms.max(100) * 3);
+        let window = std::time::Duration::from_millis(
+            self.config.probe_interval_ms.max(100).saturating_mul(3),
+        );
         self.connectivity.is_connected(id, window)
     }
 

@@ -233,8 +233,31 @@ impl NodesFile {
     }
 }
 
+/// Deepest `[`/`{` nesting a nodes file may have. The YAML reader refuses more than 128
+/// levels anyway, but only after scanning the whole text in time quadratic in the depth
+/// (a 200 KB line of `[` took half a minute), so deeper text is refused before it.
+const MAX_FLOW_DEPTH: usize = 128;
+
 /// Parses and checks the file's text. Errors name the entry, never a password.
-fn parse(text: &str) -> Result<Vec<NodeEntry>, String> {
+pub(crate) fn parse(text: &str) -> Result<Vec<NodeEntry>, String> {
+    // Counted anywhere, quoted or not: an overestimate only for files with over a hundred
+    // unbalanced brackets in their values.
+    let mut depth = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        for c in line.chars() {
+            match c {
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > MAX_FLOW_DEPTH {
+                return Err(format!(
+                    "not valid YAML at line {}: nested deeper than {MAX_FLOW_DEPTH} levels",
+                    i + 1
+                ));
+            }
+        }
+    }
     let shape: FileShape = serde_yaml_ng::from_str(text).map_err(|e| {
         // The YAML error may quote the offending line, which may hold a password.
         match e.location() {
@@ -333,5 +356,20 @@ nodes:
         assert!(!err.contains("secret-pw"), "{err}");
         assert!(parse("nodes:\n  - name: a\n    chainlink_url: ftp://x\n").is_err());
         assert!(parse("nodes:\n  - name: a\n    chainlink_url: http://x\n  - name: a\n    chainlink_url: http://y\n").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_yaml_reader_sees_it() {
+        let deep = format!("nodes: {}{}\n", "[".repeat(200_000), "]".repeat(200_000));
+        let started = std::time::Instant::now();
+        let err = parse(&deep).unwrap_err();
+        assert!(err.contains("nested deeper than 128 levels"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let brackets =
+            "nodes:\n  - name: a\n    chainlink_url: http://x\n    chainlink_password: \"[[[{{\"\n";
+        assert_eq!(
+            parse(brackets).unwrap()[0].chainlink_password.as_deref(),
+            Some("[[[{{")
+        );
     }
 }

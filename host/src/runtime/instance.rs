@@ -12,15 +12,31 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::capabilities;
 use super::capabilities::http::HttpPolicy;
+use super::capabilities::kv::{KvHost, KvLimits};
 use super::capabilities::process::ProcessHost;
+use super::capabilities::{GrantCheck, GrantTable};
 use super::job::{CrashKind, JobEvents, LogLevel, human_duration};
 use super::output::GuestOutput;
 use super::plugin::PluginPolicy;
 use crate::config::SecretSource;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// Which export a call is for: what the plugin may do depends on it (`describe` and
+/// `validate` must have no side effects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// `describe()`, once at load.
+    Describe,
+    /// `validate(spec)`, before a job is accepted.
+    Validate,
+    /// `run(job)`: one attempt of a job.
+    Run,
+}
+
 /// Limits and hooks of one plugin call.
 pub struct CallSpec {
+    /// Which export is called.
+    pub kind: CallKind,
     /// Wall-clock budget of the call.
     pub timeout: Duration,
     /// Cancels the call (cooperatively first, then by interruption after the grace period).
@@ -33,6 +49,10 @@ pub struct CallSpec {
     pub log_limit: usize,
     /// Native-process support (the `process` capability).
     pub process: Arc<ProcessHost>,
+    /// The grants of every plugin as they stand now (checked again at call time).
+    pub grants: Arc<GrantTable>,
+    /// Plugin state (the `kv` capability).
+    pub kv: Arc<KvHost>,
 }
 
 /// Shared between the store, the host functions and the runtime for one call.
@@ -272,6 +292,10 @@ pub struct JobState {
     process: Arc<ProcessHost>,
     plugin_id: String,
     executables: Arc<[String]>,
+    grants: GrantCheck,
+    kv: Arc<KvHost>,
+    kv_limits: KvLimits,
+    call_kind: CallKind,
     table: ResourceTable,
     limiter: MemoryLimiter,
     context: Arc<JobContext>,
@@ -296,6 +320,26 @@ impl JobState {
     /// The call's shared context, as a handle that outlives a borrow of the state.
     pub fn context_arc(&self) -> Arc<JobContext> {
         self.context.clone()
+    }
+
+    /// The plugin's grants, to check at call time.
+    pub fn grants(&self) -> &GrantCheck {
+        &self.grants
+    }
+
+    /// Which export this call is for.
+    pub fn call_kind(&self) -> CallKind {
+        self.call_kind
+    }
+
+    /// Where plugin state lives.
+    pub fn kv_host(&self) -> Arc<KvHost> {
+        self.kv.clone()
+    }
+
+    /// The plugin's id (its state's scope) and its state's limits.
+    pub fn kv_scope(&self) -> (String, KvLimits) {
+        (self.plugin_id.clone(), self.kv_limits)
     }
 
     /// The plugin's secret `name`, read from its source now (env or file); for the Job
@@ -335,11 +379,12 @@ pub fn new_store(
     spec: &CallSpec,
 ) -> (Store<JobState>, Arc<JobContext>) {
     let context = Arc::new(JobContext::new(spec));
+    let grants = GrantCheck::new(&policy.id, spec.grants.clone(), context.clone());
     let mut wasi = WasiCtxBuilder::new();
     wasi.stdout(GuestOutput::stdout(context.clone()))
         .stderr(GuestOutput::stderr(context.clone()));
     for cap in capabilities::ALL {
-        cap.prepare(policy.is_granted(cap.name()), &mut wasi);
+        cap.prepare(&grants, &mut wasi);
     }
     let state = JobState {
         wasi: wasi.build(),
@@ -350,12 +395,17 @@ pub fn new_store(
             policy.http_timeout,
             policy.http_max_response_bytes,
             context.clone(),
+            grants.clone(),
         ),
         secrets: policy.secrets.clone(),
         node_credentials: policy.node_credentials.clone(),
         process: spec.process.clone(),
         plugin_id: policy.id.clone(),
         executables: policy.executables.clone(),
+        grants,
+        kv: spec.kv.clone(),
+        kv_limits: policy.kv_limits,
+        call_kind: spec.kind,
         table: ResourceTable::new(),
         limiter: MemoryLimiter {
             limit: policy.memory_bytes,

@@ -34,10 +34,12 @@ pub mod watcher;
 use crate::config::Config;
 use bindings::jobhost::plugin::types;
 use cache::{CacheStats, ComponentCache};
+use capabilities::GrantTable;
+use capabilities::kv::KvHost;
 use engine::Allocator;
-use instance::{CallSpec, Crash, JobState};
+use instance::{CallKind, CallSpec, Crash, JobState};
 pub use job::{CrashKind, DiscardEvents, JobEvents, JobInput, LogLevel, RunOutcome};
-pub use plugin::{LoadError, PluginInfo};
+pub use plugin::{CapabilityStatus, CapabilityUse, LoadError, PluginInfo};
 use plugin::{Loader, Plugin, Rejection};
 pub use registry::PluginStatus;
 use registry::{Registry, RejectedFile};
@@ -185,6 +187,8 @@ struct Inner {
     slots: Semaphore,
     sync_lock: Mutex<()>,
     process: Arc<capabilities::process::ProcessHost>,
+    grants: Arc<GrantTable>,
+    kv: Arc<KvHost>,
 }
 
 /// The component runtime of a node. Cheap to clone.
@@ -212,6 +216,7 @@ impl Runtime {
         let process = Arc::new(capabilities::process::ProcessHost::new(
             config.sandbox.clone(),
         ));
+        let grants = Arc::new(GrantTable::from_config(&config));
         tracing::info!(
             ?allocator,
             max_instances = config.runtime.max_instances,
@@ -228,6 +233,8 @@ impl Runtime {
                 slots,
                 sync_lock: Mutex::new(()),
                 process,
+                grants,
+                kv: Arc::new(KvHost::in_memory()),
             }),
         })
     }
@@ -250,7 +257,39 @@ impl Runtime {
             config: &self.inner.config,
             slots: &self.inner.slots,
             process: &self.inner.process,
+            grants: &self.inner.grants,
+            kv: &self.inner.kv,
         }
+    }
+
+    /// Keeps plugin state (the `kv` capability) in `store` from now on; until this is
+    /// called it lives in this process's memory. A node calls it once, before serving.
+    pub fn use_store(&self, store: crate::store::Store) {
+        self.inner.kv.use_store(store);
+    }
+
+    /// The capabilities plugin `id` is granted now (from the config, unless
+    /// [`Runtime::set_grants`] changed them).
+    pub fn grants(&self, id: &str) -> Vec<String> {
+        self.inner.grants.get(id)
+    }
+
+    /// Changes the grants of plugin `id` while the node runs. Takes effect at once for
+    /// every instance, running ones included: each host call of a capability checks the
+    /// grant as it stands then, so a revoked capability is denied from its next call (with
+    /// an error naming it and `plugins.<id>.grants`). The next load of the plugin's file
+    /// checks its imports against the new grants. Fails on a name that is not a grantable
+    /// capability.
+    pub fn set_grants(&self, id: &str, grants: Vec<String>) -> Result<(), String> {
+        if let Some(bad) = grants.iter().find(|g| !capabilities::is_grantable(g)) {
+            return Err(format!(
+                "plugins.{id}.grants: unknown capability {bad:?} (known: {})",
+                capabilities::grantable_names().join(", ")
+            ));
+        }
+        tracing::info!(plugin = %id, grants = ?grants, "plugin grants changed");
+        self.inner.grants.set(id, grants);
+        Ok(())
     }
 
     /// Loads `file` without serving it (for `jobhost plugins inspect`).
@@ -417,12 +456,15 @@ impl Runtime {
             .map_err(|_| ValidateError::Busy)?
             .expect("slots never close");
         let call = CallSpec {
+            kind: CallKind::Validate,
             timeout: plugin.policy.timeout.min(VALIDATE_TIMEOUT),
             cancel: CancellationToken::new(),
             cancel_grace: Duration::ZERO,
             events: Arc::new(DiscardEvents),
             log_limit: 64 * 1024,
             process: self.inner.process.clone(),
+            grants: self.inner.grants.clone(),
+            kv: self.inner.kv.clone(),
         };
         let (mut store, context) = instance::new_store(&self.inner.engine, &plugin.policy, &call);
         let result = instance::contained(&context, async {
@@ -447,12 +489,15 @@ impl Runtime {
             .ok_or_else(|| RunError::NoPlugin(job.job_type.clone()))?;
         let _slot = self.inner.slots.acquire().await.expect("slots never close");
         let call = CallSpec {
+            kind: CallKind::Run,
             timeout: options.timeout.unwrap_or(plugin.policy.timeout),
             cancel: options.cancel.clone(),
             cancel_grace: Duration::from_millis(self.inner.config.runtime.cancel_grace_ms),
             events: options.events,
             log_limit: self.inner.config.runtime.log_limit_bytes,
             process: self.inner.process.clone(),
+            grants: self.inner.grants.clone(),
+            kv: self.inner.kv.clone(),
         };
         let started = Instant::now();
         let (mut store, context) = instance::new_store(&self.inner.engine, &plugin.policy, &call);

@@ -15,7 +15,9 @@ use wasmtime::component::{Component, Linker};
 use super::bindings::{self, JobPluginPre};
 use super::capabilities;
 use super::capabilities::http::HostPattern;
-use super::instance::{self, CallSpec, Crash, JobState};
+use super::capabilities::kv::{KvHost, KvLimits};
+use super::capabilities::{GrantTable, is_grantable};
+use super::instance::{self, CallKind, CallSpec, Crash, JobState};
 use super::job::DiscardEvents;
 use crate::config::Config;
 use crate::config::SecretSource;
@@ -65,7 +67,10 @@ pub enum LoadError {
         id: String,
     },
     /// Does not export the `job-plugin` world.
-    #[error("does not implement world jobhost:plugin/job-plugin@0.1.0: {0}")]
+    #[error(
+        "does not implement world jobhost:plugin/job-plugin@{version}: {0}",
+        version = bindings::WIT_PACKAGE_VERSION
+    )]
     WrongWorld(String),
     /// `describe()` trapped or timed out.
     #[error("describe() failed: {0}")]
@@ -111,6 +116,98 @@ pub struct ImportCheck {
     pub granted: bool,
 }
 
+/// How one capability stands for a plugin: what it asks for against what it is granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapabilityUse {
+    /// Capability name, as in grants.
+    pub capability: String,
+    /// The component imports an interface of it (it needs the grant to load).
+    pub imported: bool,
+    /// The plugin lists it in `describe()` (informational).
+    pub declared: bool,
+    /// The config grants it.
+    pub granted: bool,
+    /// What follows.
+    pub status: CapabilityStatus,
+}
+
+/// The verdict of a [`CapabilityUse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapabilityStatus {
+    /// Asked for and granted.
+    Ok,
+    /// Imported but not granted: the plugin is rejected at load.
+    MissingGrant,
+    /// Declared in `describe()` but neither imported nor granted: the plugin loads, and
+    /// could not use it anyway.
+    DeclaredNotGranted,
+    /// Granted but neither imported nor declared: the grant could be removed.
+    GrantedUnused,
+    /// Declared in `describe()`, but this host has no capability of that name.
+    Unknown,
+}
+
+impl CapabilityStatus {
+    /// A short phrase for people.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            CapabilityStatus::Ok => "ok",
+            CapabilityStatus::MissingGrant => "missing grant → rejected",
+            CapabilityStatus::DeclaredNotGranted => "declared, not granted (not imported)",
+            CapabilityStatus::GrantedUnused => "granted, unused",
+            CapabilityStatus::Unknown => "unknown capability",
+        }
+    }
+}
+
+/// Requested against granted, for every grantable capability a plugin imports, declares in
+/// `describe()` (`declared`), or is granted (`grants`); then declared names this host does
+/// not know. Always-granted capabilities are left out.
+pub fn capability_report(
+    imports: &[ImportCheck],
+    declared: &[String],
+    grants: &[String],
+) -> Vec<CapabilityUse> {
+    let mut rows = Vec::new();
+    for cap in capabilities::ALL.iter().filter(|c| !c.always_granted()) {
+        let name = cap.name();
+        let imported = imports.iter().any(|i| i.capability == Some(name));
+        let is_declared = declared.iter().any(|d| d == name);
+        let granted = grants.iter().any(|g| g == name);
+        let status = match (imported, is_declared, granted) {
+            (false, false, false) => continue,
+            (true, _, false) => CapabilityStatus::MissingGrant,
+            (false, true, false) => CapabilityStatus::DeclaredNotGranted,
+            (false, false, true) => CapabilityStatus::GrantedUnused,
+            (_, _, true) => CapabilityStatus::Ok,
+        };
+        rows.push(CapabilityUse {
+            capability: name.to_owned(),
+            imported,
+            declared: is_declared,
+            granted,
+            status,
+        });
+    }
+    for name in declared {
+        if is_grantable(name)
+            || capabilities::is_always_granted(name)
+            || rows.iter().any(|r| &r.capability == name)
+        {
+            continue;
+        }
+        rows.push(CapabilityUse {
+            capability: name.clone(),
+            imported: false,
+            declared: true,
+            granted: false,
+            status: CapabilityStatus::Unknown,
+        });
+    }
+    rows
+}
+
 /// The sandbox a plugin's instances get: grants and limits from config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginPolicy {
@@ -131,6 +228,8 @@ pub struct PluginPolicy {
     /// For the Job Distributor's delivery plugin only: the nodes file whose credentials it
     /// reads as secrets `chainlink/<node>/email` and `chainlink/<node>/password`.
     pub node_credentials: Option<std::path::PathBuf>,
+    /// Limits of its key-value state.
+    pub kv_limits: KvLimits,
     /// Memory cap of one instance, in bytes.
     pub memory_bytes: usize,
     /// Default deadline of one job attempt.
@@ -168,6 +267,14 @@ impl PluginPolicy {
             node_credentials: (config.jd.enabled && config.jd.delivery_job_type == id)
                 .then(|| config.jd.nodes_file.clone())
                 .flatten(),
+            kv_limits: KvLimits {
+                max_keys: plugin
+                    .kv_max_keys
+                    .unwrap_or(crate::config::KV_DEFAULT_MAX_KEYS),
+                max_value_bytes: plugin
+                    .kv_max_value_bytes
+                    .unwrap_or(crate::config::KV_DEFAULT_MAX_VALUE_BYTES),
+            },
             memory_bytes: usize::try_from(mb * 1024 * 1024).unwrap_or(usize::MAX),
             timeout: Duration::from_millis(
                 plugin
@@ -254,6 +361,10 @@ pub(crate) struct Loader<'a> {
     pub slots: &'a tokio::sync::Semaphore,
     /// Native-process support, for the stores it creates.
     pub process: &'a std::sync::Arc<super::capabilities::process::ProcessHost>,
+    /// Current grants: imports are checked against them, not the config's.
+    pub grants: &'a Arc<GrantTable>,
+    /// Plugin state, for the stores it creates.
+    pub kv: &'a Arc<KvHost>,
 }
 
 /// How long `describe` may take.
@@ -278,7 +389,8 @@ impl Loader<'_> {
                 .map_err(|e| with_digest(LoadError::Invalid(format!("compiler crashed: {e}"))))?
                 .map_err(|e| with_digest(LoadError::Invalid(format!("{e:#}"))))?
         };
-        let policy = PluginPolicy::from_config(self.config, &id);
+        let mut policy = PluginPolicy::from_config(self.config, &id);
+        policy.grants = self.grants.get(&id);
         let imports = check_imports(self.engine, &component, &policy);
         let reject = |error| Rejection {
             error,
@@ -293,7 +405,18 @@ impl Loader<'_> {
             .map_err(|e| reject(LoadError::WrongWorld(format!("{e:#}"))))?;
         let info = {
             let _slot = self.slots.acquire().await.expect("slots never close");
-            describe(self.engine, &pre, &policy, self.process)
+            let spec = CallSpec {
+                kind: CallKind::Describe,
+                timeout: DESCRIBE_TIMEOUT,
+                cancel: Default::default(),
+                cancel_grace: Duration::ZERO,
+                events: Arc::new(DiscardEvents),
+                log_limit: 64 * 1024,
+                process: self.process.clone(),
+                grants: self.grants.clone(),
+                kv: self.kv.clone(),
+            };
+            describe(self.engine, &pre, &policy, &spec)
                 .await
                 .map_err(reject)?
         };
@@ -386,17 +509,9 @@ async fn describe(
     engine: &wasmtime::Engine,
     pre: &JobPluginPre<JobState>,
     policy: &PluginPolicy,
-    process: &std::sync::Arc<super::capabilities::process::ProcessHost>,
+    spec: &CallSpec,
 ) -> Result<PluginInfo, LoadError> {
-    let spec = CallSpec {
-        timeout: DESCRIBE_TIMEOUT,
-        cancel: Default::default(),
-        cancel_grace: Duration::ZERO,
-        events: Arc::new(DiscardEvents),
-        log_limit: 64 * 1024,
-        process: process.clone(),
-    };
-    let (mut store, context) = instance::new_store(engine, policy, &spec);
+    let (mut store, context) = instance::new_store(engine, policy, spec);
     let call = async {
         let plugin = pre.instantiate_async(&mut store).await?;
         plugin.call_describe(&mut store).await
@@ -460,6 +575,35 @@ mod tests {
         assert!(check_contract_version("jobhost:plugin/host@0.2.0").is_err());
         assert!(check_contract_version("jobhost:plugin/host").is_err());
         assert!(check_contract_version("wasi:io/streams@0.2.0").is_ok());
+    }
+
+    #[test]
+    fn capability_report_sets_requested_against_granted() {
+        let import = |cap: &'static str| ImportCheck {
+            interface: format!("x:{cap}/y"),
+            capability: Some(cap),
+            granted: false,
+        };
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let rows = capability_report(
+            &[import("kv"), import("http"), import("wasi")],
+            &names(&["http", "process", "teleport", "wasi"]),
+            &names(&["http", "network"]),
+        );
+        let got: Vec<(&str, CapabilityStatus)> = rows
+            .iter()
+            .map(|r| (r.capability.as_str(), r.status))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("network", CapabilityStatus::GrantedUnused),
+                ("http", CapabilityStatus::Ok),
+                ("process", CapabilityStatus::DeclaredNotGranted),
+                ("kv", CapabilityStatus::MissingGrant),
+                ("teleport", CapabilityStatus::Unknown),
+            ]
+        );
     }
 
     #[test]

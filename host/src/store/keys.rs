@@ -39,6 +39,19 @@ impl Keys {
     pub fn queue(&self, job_type: &str) -> String {
         self.key(&format!("queue:{job_type}"))
     }
+    /// RUNNING jobs of a job type (a set of ids): what its concurrency limit counts.
+    pub fn running_of(&self, job_type: &str) -> String {
+        self.key(&format!("running:{job_type}"))
+    }
+    /// SCHEDULED jobs of a job type (a set of ids): with its ready queue, what its queue
+    /// limit counts.
+    pub fn scheduled_of(&self, job_type: &str) -> String {
+        self.key(&format!("scheduled:{job_type}"))
+    }
+    /// Job types held back by their concurrency limit while jobs wait (hash, type → 1).
+    pub fn limited(&self) -> String {
+        self.key("limited")
+    }
     /// The FIFO sequence counter.
     pub fn seq(&self) -> String {
         self.key("seq")
@@ -106,7 +119,15 @@ mod tests {
         let keys = Keys::new("jh");
         assert_eq!(keys.job("a"), "jh:{jh}:job:a");
         assert_eq!(keys.queue("noop"), "jh:{jh}:queue:noop");
-        for key in [keys.delayed(), keys.running(), keys.log("x"), keys.nodes()] {
+        assert_eq!(keys.running_of("noop"), "jh:{jh}:running:noop");
+        for key in [
+            keys.delayed(),
+            keys.running(),
+            keys.log("x"),
+            keys.nodes(),
+            keys.scheduled_of("t"),
+            keys.limited(),
+        ] {
             assert!(key.starts_with("jh:{jh}:"), "{key}");
         }
     }

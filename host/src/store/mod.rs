@@ -15,6 +15,9 @@
 //! | `seq` | string | the FIFO sequence within a priority |
 //! | `delayed` | zset | SCHEDULED jobs (delayed, or waiting for a retry), score = run-at ms |
 //! | `running` | zset | RUNNING jobs, score = lease deadline ms |
+//! | `running:<type>` | set | RUNNING jobs of a type: what `max_concurrent` counts (see below) |
+//! | `scheduled:<type>` | set | SCHEDULED jobs of a type: with `queue:<type>`, what `max_queued` counts |
+//! | `limited` | hash | type → 1 while the type's jobs wait only for its concurrency limit |
 //! | `dead` | zset | DEAD jobs, score = time of death |
 //! | `jobs` | zset | every job id, score 0: ordered by id, which is time-ordered (listings; swept after retention) |
 //! | `idem:<key>` | string | job id for an idempotency key |
@@ -26,6 +29,7 @@
 //! | `sweep:cursor` | string | where the retention sweep of `jobs` resumes |
 //! | `events` | pub/sub channel | `ready <type>`, `cancel <id>`, `done <id>` |
 //! | `jd:*` | hashes, string | Job Distributor nodes, jobs, proposals, indexes, CSA key (see `store/jd.rs`) |
+//! | `kv:<plugin>` | hash | a plugin's key-value state (the `kv` capability; see `store/kv.rs`) |
 //!
 //! Job hash fields: `id name type spec labels priority state attempts max_attempts
 //! timeout_ms created_ms updated_ms run_at_ms started_ms finished_ms lease_ms node last_node
@@ -33,6 +37,26 @@
 //!
 //! Every state transition is one Lua script (see `lua/`), so it is atomic; times come from
 //! the Redis server's clock, so nodes with skewed clocks agree.
+//!
+//! # Per-type limits
+//!
+//! [`JobLimits`] (from `[job_types.<type>]` and `worker.max_queued_per_type`) are passed to
+//! the scripts by each node; keep them the same on every node.
+//! - *Queue limit*: a type's waiting jobs are its QUEUED jobs (`queue:<type>`) plus its
+//!   SCHEDULED ones (delayed, or backing off before a retry: `scheduled:<type>`). `enqueue`
+//!   counts them and refuses a new job ([`StoreError::QueueFull`]) when they reach the limit,
+//!   in the same script that would add it, so nodes cannot overshoot together. A known
+//!   idempotency key still returns its job. Retries and lease expiries are never refused:
+//!   the limit only gates new jobs.
+//! - *Concurrency limit*: `running:<type>` holds the ids of the type's RUNNING jobs. It is
+//!   changed only where `running` is: `claim` adds (and claims no more than the free
+//!   places), `finish` (success, failure, retry, cancel, shutdown re-queue) and `reap` (lease
+//!   expired: a dead node's jobs) remove. Being a set of ids, removing twice cannot
+//!   undercount. A type at its limit is skipped by `claim` (other types are still claimed)
+//!   and flagged in `limited`; the next `finish` or `reap` of that type publishes
+//!   `ready <type>` so idle nodes claim at once.
+//! - Both sets repair themselves: at a limit, a few random members are checked against their
+//!   job records, and entries whose job is gone or moved on are dropped.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -43,12 +67,14 @@ use serde::{Deserialize, Serialize};
 mod conn;
 mod jd;
 mod keys;
+mod kv;
 mod server;
 
 use conn::Conn;
 
 pub use jd::{Created, RecordKind, UniqueIndex};
 pub use keys::Keys;
+pub use kv::KvSet;
 pub use server::{DEV_PORT, DevRedis, DevRedisError, free_port};
 
 /// Errors talking to the store.
@@ -68,6 +94,20 @@ pub enum StoreError {
     /// A value given to the store is out of range.
     #[error("invalid {0}")]
     Invalid(String),
+    /// The job type already has as many waiting jobs (QUEUED + SCHEDULED) as its limit.
+    #[error(
+        "queue for job type {job_type:?} is full: {waiting} jobs waiting, the limit is {limit} ({knob})"
+    )]
+    QueueFull {
+        /// The job type.
+        job_type: String,
+        /// Jobs of the type waiting (QUEUED + SCHEDULED).
+        waiting: u64,
+        /// The limit.
+        limit: u64,
+        /// The configuration knob that sets the limit.
+        knob: String,
+    },
 }
 
 impl StoreError {
@@ -478,6 +518,54 @@ pub struct StoreOptions {
     pub log_max_entries: usize,
     /// TLS settings for `rediss://` URLs.
     pub tls: TlsFiles,
+    /// Per-job-type limits (none by default).
+    pub limits: JobLimits,
+}
+
+/// Limits of one job type; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TypeLimits {
+    /// Most jobs of the type waiting (QUEUED + SCHEDULED); more are refused.
+    pub max_queued: Option<u64>,
+    /// Most jobs of the type RUNNING at once, cluster-wide; more wait QUEUED.
+    pub max_concurrent: Option<u64>,
+}
+
+/// Per-job-type limits the store enforces (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Limits of named job types.
+    pub types: BTreeMap<String, TypeLimits>,
+    /// Queue limit of job types without their own `max_queued`.
+    pub default_max_queued: Option<u64>,
+}
+
+impl JobLimits {
+    /// The queue limit of `job_type` and the config knob that sets it, if it has one.
+    pub fn max_queued(&self, job_type: &str) -> Option<(u64, String)> {
+        match self.types.get(job_type).and_then(|t| t.max_queued) {
+            Some(limit) => Some((limit, format!("job_types.{job_type}.max_queued"))),
+            None => self
+                .default_max_queued
+                .map(|limit| (limit, "worker.max_queued_per_type".to_owned())),
+        }
+    }
+
+    /// The concurrency limit of `job_type`, if it has one.
+    pub fn max_concurrent(&self, job_type: &str) -> Option<u64> {
+        self.types.get(job_type).and_then(|t| t.max_concurrent)
+    }
+}
+
+/// How many jobs of one type wait and run, cluster-wide (what its limits count).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TypeLoad {
+    /// QUEUED.
+    pub queued: u64,
+    /// SCHEDULED (delayed, or backing off before a retry).
+    pub scheduled: u64,
+    /// RUNNING.
+    pub running: u64,
 }
 
 /// PEM files for TLS to Redis (`rediss://`). Without a CA file the system's trust store is
@@ -500,6 +588,7 @@ impl Default for StoreOptions {
             idempotency_ttl: Duration::from_secs(24 * 3600),
             log_max_entries: 100_000,
             tls: TlsFiles::default(),
+            limits: JobLimits::default(),
         }
     }
 }
@@ -604,6 +693,7 @@ impl Store {
             None => k.job(&id), // same as KEYS[1]: the script reads that as "no key"
         };
         let labels = serde_json::to_string(&job.labels).expect("labels serialize");
+        let max_queued = self.options.limits.max_queued(&job.job_type);
         let mut invocation = self.scripts.enqueue.prepare_invoke();
         invocation
             .key(k.job(&id))
@@ -612,12 +702,15 @@ impl Store {
             .key(idem_key)
             .key(k.seq())
             .key(k.jobs())
+            .key(k.scheduled_of(&job.job_type))
             .arg(&id)
             .arg(job.run_at_ms.unwrap_or(0))
             .arg(job.priority)
             .arg(millis(self.options.idempotency_ttl))
             .arg(k.events())
             .arg(&job.job_type)
+            .arg(max_queued.as_ref().map_or(0, |(limit, _)| *limit))
+            .arg(k.prefix())
             .arg("name")
             .arg(&job.name)
             .arg("type")
@@ -641,7 +734,16 @@ impl Store {
             .arg("cancel")
             .arg(0);
         let mut conn = self.conn();
-        let (id, created): (String, u8) = invocation.invoke_async(&mut conn).await?;
+        let (id, created, waiting): (String, i8, u64) = invocation.invoke_async(&mut conn).await?;
+        if created < 0 {
+            let (limit, knob) = max_queued.unwrap_or_default();
+            return Err(StoreError::QueueFull {
+                job_type: job.job_type.clone(),
+                waiting,
+                limit,
+                knob,
+            });
+        }
         Ok((id, created == 1))
     }
 
@@ -681,15 +783,20 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut invocation = self.scripts.claim.prepare_invoke();
-        invocation.key(self.keys.running());
-        for job_type in job_types {
-            invocation.key(self.keys.queue(job_type));
-        }
         invocation
+            .key(self.keys.running())
+            .key(self.keys.limited())
             .arg(self.keys.prefix())
             .arg(node)
             .arg(max)
             .arg(millis(lease));
+        for job_type in job_types {
+            invocation
+                .key(self.keys.queue(job_type))
+                .key(self.keys.running_of(job_type))
+                .arg(job_type)
+                .arg(self.options.limits.max_concurrent(job_type).unwrap_or(0));
+        }
         let mut conn = self.conn();
         let flat: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
         flat.chunks(CLAIM_FIELDS)
@@ -753,6 +860,9 @@ impl Store {
             .key(k.log(id))
             .key(k.queue(&job.job_type))
             .key(k.seq())
+            .key(k.running_of(&job.job_type))
+            .key(k.limited())
+            .key(k.scheduled_of(&job.job_type))
             .arg(id)
             .arg(node)
             .arg(attempt)
@@ -825,12 +935,30 @@ impl Store {
             .key(self.keys.running())
             .key(self.keys.dead())
             .key(self.keys.seq())
+            .key(self.keys.limited())
             .arg(self.keys.prefix())
             .arg(limit)
             .arg(self.keys.events())
             .arg(millis(self.options.retention));
         let mut conn = self.conn();
         Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// How many jobs of `job_type` are QUEUED, SCHEDULED and RUNNING, cluster-wide, as its
+    /// limits count them.
+    pub async fn type_load(&self, job_type: &str) -> Result<TypeLoad> {
+        let mut conn = self.conn();
+        let (queued, scheduled, running): (u64, u64, u64) = redis::pipe()
+            .zcard(self.keys.queue(job_type))
+            .scard(self.keys.scheduled_of(job_type))
+            .scard(self.keys.running_of(job_type))
+            .query_async(&mut conn)
+            .await?;
+        Ok(TypeLoad {
+            queued,
+            scheduled,
+            running,
+        })
     }
 
     /// Drops index entries of expired jobs (up to `batch` per index).

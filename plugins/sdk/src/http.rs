@@ -1,7 +1,8 @@
 //! A small blocking HTTP client over `wasi:http` for plugins granted `http`.
 //!
-//! The host only lets requests through to the plugin's `allowed_hosts`; a refused request
-//! comes back as an error naming the host and the config key.
+//! The host only lets requests through to the plugin's `allowed_hosts`, and only while the
+//! plugin is granted `http`; a refused request comes back as [`Error::Denied`] naming the
+//! host or the capability, and the config key.
 
 use std::time::Duration;
 
@@ -191,7 +192,9 @@ pub fn split_url(url: &str) -> Result<(Scheme, &str, &str), Error> {
 
 fn from_code(code: ErrorCode) -> Error {
     match code {
-        ErrorCode::InternalError(Some(message)) if message.contains("denied") => {
+        ErrorCode::InternalError(Some(message))
+            if message.contains("denied") || message.contains("is not granted") =>
+        {
             Error::Denied(message)
         }
         ErrorCode::ConnectionTimeout

@@ -52,6 +52,53 @@ pub mod process {
     pub use crate::bindings::jobhost::plugin::process::{Command, ExitReport, Limits, run};
 }
 
+/// The plugin's own key-value state (needs the `kv` grant): shared by every node, kept
+/// across attempts, restarts and plugin updates, invisible to other plugins.
+///
+/// ```ignore
+/// use jobhost_plugin_sdk::kv;
+///
+/// let seen = kv::get_string("last-id")?;          // Option<String>
+/// kv::set("last-id", &job.id)?;                    // bytes or text
+/// ```
+///
+/// Every error is a message for a person (a limit with its config key, a missing grant, the
+/// store being unreachable); return it as the job's failure or retry reason. Only `run` may
+/// write; `validate` may read; `describe` may not use the store.
+pub mod kv {
+    use crate::bindings::jobhost::plugin::kv as wit;
+
+    /// The value of `key`, if set.
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, String> {
+        wit::get(key)
+    }
+
+    /// The value of `key` as text, if set (an error if it is not UTF-8).
+    pub fn get_string(key: &str) -> Result<Option<String>, String> {
+        get(key)?
+            .map(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|_| format!("kv: the value of {key:?} is not UTF-8"))
+            })
+            .transpose()
+    }
+
+    /// Sets `key` to `value` (bytes or text), replacing any previous value.
+    pub fn set(key: &str, value: impl AsRef<[u8]>) -> Result<(), String> {
+        wit::set(key, value.as_ref())
+    }
+
+    /// Removes `key`; `true` if it was set.
+    pub fn delete(key: &str) -> Result<bool, String> {
+        wit::delete(key)
+    }
+
+    /// The plugin's keys that start with `prefix` (all for `""`), sorted.
+    pub fn list_keys(prefix: &str) -> Result<Vec<String>, String> {
+        wit::list_keys(prefix)
+    }
+}
+
 impl PluginInfo {
     /// Builds a description with no capabilities and no spec schema.
     pub fn new(name: &str, version: &str, job_types: &[&str], description: &str) -> Self {

@@ -41,7 +41,7 @@ fn labels_out(labels: &jd::Labels) -> Vec<label::Label> {
         .collect()
 }
 
-fn selectors_in(selectors: Vec<label::Selector>) -> Result<Vec<Selector>, Status> {
+pub(crate) fn selectors_in(selectors: Vec<label::Selector>) -> Result<Vec<Selector>, Status> {
     selectors
         .into_iter()
         .map(|s| {

@@ -2,6 +2,7 @@
 //! reflection, on one port.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -9,13 +10,17 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 mod convert;
+mod guard;
 pub mod jd;
 mod scheduler;
 
 pub use convert::{store_status, timestamp};
 pub use scheduler::Scheduler;
+pub(crate) use scheduler::{first_fire, new_job};
 
+use crate::api::auth::Gate;
 use crate::api::proto::{self, job_scheduler_server::JobSchedulerServer};
+use crate::api::tls::{ApiListener, Protocol};
 use crate::config::ApiConfig;
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -61,10 +66,12 @@ pub async fn bind(config: &ApiConfig) -> Result<(tokio::net::TcpListener, Socket
     Ok((listener, local))
 }
 
-/// Serves the gRPC API on `listener` until `shutdown` fires; with `jd`, the Chainlink Job
-/// Distributor services too.
+/// Serves the gRPC API on `listener` until `shutdown` fires, over TLS unless `gate` is
+/// plaintext, each call checked by `gate`; with `jd`, the Chainlink Job Distributor
+/// services too.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    gate: Arc<Gate>,
     store: Store,
     runtime: Runtime,
     config: ApiConfig,
@@ -77,7 +84,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor sets are valid");
-    let max_request = config.max_spec_bytes + REQUEST_OVERHEAD;
+    let max_request = config.max_spec_bytes.saturating_add(REQUEST_OVERHEAD);
     let scheduler = JobSchedulerServer::new(Scheduler::new(store.clone(), runtime.clone(), config))
         .max_decoding_message_size(max_request);
     let jd_services = jd.map(|jd| {
@@ -94,8 +101,16 @@ pub async fn serve(
         None => (None, None, None),
     };
     let health_task = tokio::spawn(report_health(health, store, runtime, shutdown.clone()));
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let listener = ApiListener::new(listener, gate.tls(), Protocol::Grpc);
+    let incoming = futures::stream::unfold(listener, |mut listener| async move {
+        let stream = listener.next().await;
+        Some((Ok::<_, std::io::Error>(stream), listener))
+    });
     let result = Server::builder()
+        // Dead or silent peers are found and their connections closed.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .layer(guard::GuardLayer::new(gate))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(scheduler)

@@ -37,70 +37,8 @@ impl Scheduler {
     }
 
     /// Turns a request into a job to create, or says what is wrong with it.
-    /// `for_cron`: the job is a cron template (fired later), so no run-at is fixed now.
     fn new_job(&self, req: ScheduleJobRequest, for_cron: bool) -> Result<NewJob, Status> {
-        let (job_type, spec) = match req.timer_job {
-            Some(_) if !req.job_type.is_empty() && req.job_type != "timer" => {
-                return Err(Status::invalid_argument(format!(
-                    "timer_job is a job of type `timer`; it cannot also be of type `{}`",
-                    req.job_type
-                )));
-            }
-            Some(timer) => ("timer".to_owned(), convert::timer_spec(&timer)?),
-            None if req.job_type.is_empty() => {
-                return Err(Status::invalid_argument(
-                    "job_type is required (or timer_job)",
-                ));
-            }
-            None => (req.job_type, req.spec),
-        };
-        if spec.len() > self.limits.max_spec_bytes {
-            return Err(Status::invalid_argument(format!(
-                "spec is {} bytes; the limit is {} bytes (api.max_spec_bytes)",
-                spec.len(),
-                self.limits.max_spec_bytes
-            )));
-        }
-        check_labels(&req.labels, self.limits.max_labels)?;
-        let priority = u8::try_from(req.priority).map_err(|_| {
-            Status::invalid_argument(format!("priority {} is out of range 0-255", req.priority))
-        })?;
-        let defaults = RetryPolicy::default();
-        let nonzero = |v: u64, d: u64| if v == 0 { d } else { v };
-        let retry = RetryPolicy {
-            max_attempts: if req.max_attempts == 0 {
-                defaults.max_attempts
-            } else {
-                req.max_attempts
-            },
-            backoff_base_ms: nonzero(req.backoff_base_ms, defaults.backoff_base_ms),
-            backoff_max_ms: nonzero(req.backoff_max_ms, defaults.backoff_max_ms),
-        };
-        if retry.max_attempts > 100 {
-            return Err(Status::invalid_argument(format!(
-                "max_attempts {} is over the limit of 100",
-                retry.max_attempts
-            )));
-        }
-        let mut run_at_ms = req.run_at.map(|t| convert::timestamp_ms(&t)).transpose()?;
-        let spec = if job_type == TIMER_TYPE && !for_cron {
-            let (spec, due) = timer_due(&spec, run_at_ms)?;
-            run_at_ms = Some(due);
-            spec
-        } else {
-            spec
-        };
-        Ok(NewJob {
-            name: req.name,
-            job_type,
-            spec,
-            labels: req.labels.into_iter().collect(),
-            priority,
-            retry,
-            timeout_ms: (req.timeout_ms > 0).then_some(req.timeout_ms),
-            run_at_ms,
-            idempotency_key: (!req.idempotency_key.is_empty()).then_some(req.idempotency_key),
-        })
+        new_job(req, for_cron, &self.limits)
     }
 
     async fn job(&self, id: &str) -> Result<crate::api::proto::Job, Status> {
@@ -121,14 +59,7 @@ impl Scheduler {
         cron: String,
         template: NewJob,
     ) -> Result<ScheduleJobResponse, Status> {
-        if name.is_empty() {
-            return Err(Status::invalid_argument("a cron schedule needs a name"));
-        }
-        crate::worker::check_cron(&cron).map_err(Status::invalid_argument)?;
-        let now = crate::store::now_ms();
-        let next = crate::worker::next_fire(&cron, now).ok_or_else(|| {
-            Status::invalid_argument(format!("cron expression {cron:?} never fires"))
-        })?;
+        let next = first_fire(&name, &cron)?;
         let job_type = template.job_type.clone();
         let schedule = CronSchedule {
             name: name.clone(),
@@ -150,6 +81,88 @@ impl Scheduler {
             }),
         })
     }
+}
+
+/// Turns a request into a job to create, or says what is wrong with it.
+/// `for_cron`: the job is a cron template (fired later), so no run-at is fixed now.
+pub(crate) fn new_job(
+    req: ScheduleJobRequest,
+    for_cron: bool,
+    limits: &ApiConfig,
+) -> Result<NewJob, Status> {
+    let (job_type, spec) = match req.timer_job {
+        Some(_) if !req.job_type.is_empty() && req.job_type != "timer" => {
+            return Err(Status::invalid_argument(format!(
+                "timer_job is a job of type `timer`; it cannot also be of type `{}`",
+                req.job_type
+            )));
+        }
+        Some(timer) => ("timer".to_owned(), convert::timer_spec(&timer)?),
+        None if req.job_type.is_empty() => {
+            return Err(Status::invalid_argument(
+                "job_type is required (or timer_job)",
+            ));
+        }
+        None => (req.job_type, req.spec),
+    };
+    if spec.len() > limits.max_spec_bytes {
+        return Err(Status::invalid_argument(format!(
+            "spec is {} bytes; the limit is {} bytes (api.max_spec_bytes)",
+            spec.len(),
+            limits.max_spec_bytes
+        )));
+    }
+    check_labels(&req.labels, limits.max_labels)?;
+    let priority = u8::try_from(req.priority).map_err(|_| {
+        Status::invalid_argument(format!("priority {} is out of range 0-255", req.priority))
+    })?;
+    let defaults = RetryPolicy::default();
+    let nonzero = |v: u64, d: u64| if v == 0 { d } else { v };
+    let retry = RetryPolicy {
+        max_attempts: if req.max_attempts == 0 {
+            defaults.max_attempts
+        } else {
+            req.max_attempts
+        },
+        backoff_base_ms: nonzero(req.backoff_base_ms, defaults.backoff_base_ms),
+        backoff_max_ms: nonzero(req.backoff_max_ms, defaults.backoff_max_ms),
+    };
+    if retry.max_attempts > 100 {
+        return Err(Status::invalid_argument(format!(
+            "max_attempts {} is over the limit of 100",
+            retry.max_attempts
+        )));
+    }
+    let mut run_at_ms = req.run_at.map(|t| convert::timestamp_ms(&t)).transpose()?;
+    let spec = if job_type == TIMER_TYPE && !for_cron {
+        let (spec, due) = timer_due(&spec, run_at_ms)?;
+        run_at_ms = Some(due);
+        spec
+    } else {
+        spec
+    };
+    Ok(NewJob {
+        name: req.name,
+        job_type,
+        spec,
+        labels: req.labels.into_iter().collect(),
+        priority,
+        retry,
+        timeout_ms: (req.timeout_ms > 0).then_some(req.timeout_ms),
+        run_at_ms,
+        idempotency_key: (!req.idempotency_key.is_empty()).then_some(req.idempotency_key),
+    })
+}
+
+/// When a new cron schedule `name` first fires, or what is wrong with it.
+pub(crate) fn first_fire(name: &str, cron: &str) -> Result<u64, Status> {
+    if name.is_empty() {
+        return Err(Status::invalid_argument("a cron schedule needs a name"));
+    }
+    crate::worker::check_cron(cron).map_err(Status::invalid_argument)?;
+    let now = crate::store::now_ms();
+    crate::worker::next_fire(cron, now)
+        .ok_or_else(|| Status::invalid_argument(format!("cron expression {cron:?} never fires")))
 }
 
 /// The job type of timers, whose wait is scheduled here rather than run in a plugin.
@@ -443,6 +456,7 @@ fn submit_status(error: SubmitError) -> Status {
             Status::invalid_argument(error.to_string())
         }
         SubmitError::Busy => Status::unavailable(error.to_string()),
+        SubmitError::QueueFull(message) => Status::resource_exhausted(message),
         SubmitError::Store(e) => store_status(e),
     }
 }

@@ -12,6 +12,16 @@
 //! server data into the DOM as text only. `tests/dashboard.rs` drives it in a real headless
 //! Chromium.
 //!
+//! The page itself is open (see `guard::is_open`), its data is not: when the API asks for
+//! credentials (TLS on, or `[auth.tokens]` configured) an answer 401 hides the data and shows
+//! a sign-in form for a bearer token. The token is kept in the tab's `sessionStorage` (not
+//! `localStorage`, not a cookie) until "Sign out", and sent as `Authorization: Bearer` on
+//! every request. So that the event streams carry it too, the page reads them with `fetch`
+//! and a small Server-Sent-Events parser (reconnecting with backoff) instead of
+//! `EventSource`, which cannot send headers. A browser presenting a client certificate over
+//! TLS needs no token. A 403 (a viewer cancelling a job) shows the server's message; a 429
+//! shows a "slow down" note and the request is retried after `Retry-After`.
+//!
 //! The response carries a Content-Security-Policy allowing only the page's own inline
 //! script and style and requests to this origin.
 
@@ -67,6 +77,22 @@ mod tests {
                 PAGE.contains(endpoint),
                 "dashboard.html never uses {endpoint}"
             );
+        }
+    }
+
+    #[test]
+    fn the_token_stays_in_the_tab_and_goes_with_every_request() {
+        // EventSource cannot send an Authorization header: streams are read with fetch.
+        for needle in ["new EventSource", "localStorage.", "document.cookie"] {
+            assert!(!PAGE.contains(needle), "dashboard.html uses {needle:?}");
+        }
+        for needle in [
+            "sessionStorage.setItem(TOKEN_KEY",
+            "\"Authorization\", \"Bearer \"",
+            "getReader()",
+            "new TextDecoder()",
+        ] {
+            assert!(PAGE.contains(needle), "dashboard.html lacks {needle:?}");
         }
     }
 

@@ -21,10 +21,16 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 mod dashboard;
+mod guard;
 mod rest;
 
+/// The body of `POST /v1/jobs`, for the fuzz entry points ([`crate::fuzzing`]).
+pub(crate) use rest::NewJobJson;
+
+use crate::api::auth::Gate;
 use crate::api::grpc::Scheduler;
 use crate::api::submit::{SubmitError, submit};
+use crate::api::tls::{ApiListener, PeerInfo, Protocol};
 use crate::config::{Config, HookConfig, SecretSource};
 use crate::runtime::Runtime;
 use crate::store::{NewJob, RetryPolicy, Store};
@@ -94,7 +100,13 @@ pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
         scheduler,
         jd,
     });
-    let jobs_limit = DefaultBodyLimit::max(config.api.max_spec_bytes * 2 + JOB_REQUEST_OVERHEAD);
+    let jobs_limit = DefaultBodyLimit::max(
+        config
+            .api
+            .max_spec_bytes
+            .saturating_mul(2)
+            .saturating_add(JOB_REQUEST_OVERHEAD),
+    );
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -143,18 +155,25 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     )
 }
 
-/// Serves the HTTP API on `listener` until `shutdown` fires.
+/// Serves the HTTP API on `listener` until `shutdown` fires, over TLS unless `gate` is
+/// plaintext, each request checked by `gate` (see [`guard`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    gate: Arc<Gate>,
     store: Store,
     runtime: Runtime,
     config: &Config,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    let app = router(store, runtime, config);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let listener = ApiListener::new(listener, gate.tls(), Protocol::Http);
+    let app = router(store, runtime, config)
+        .layer(axum::middleware::from_fn_with_state(gate, guard::guard));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<PeerInfo>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await?;
     Ok(())
 }
 
@@ -321,6 +340,9 @@ async fn trigger(
             "UNAVAILABLE",
             e.to_string(),
         ),
+        Err(SubmitError::QueueFull(message)) => {
+            error(StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED", message)
+        }
         Err(SubmitError::Store(e)) => {
             tracing::warn!(hook = %name, "hook trigger failed: {e}");
             error(

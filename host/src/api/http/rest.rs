@@ -242,6 +242,31 @@ pub struct NewJobJson {
     pub cron: String,
 }
 
+impl From<NewJobJson> for proto::ScheduleJobRequest {
+    fn from(new: NewJobJson) -> Self {
+        let spec = match new.spec {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        proto::ScheduleJobRequest {
+            name: new.name,
+            job_type: new.job_type,
+            spec,
+            labels: new.labels.into_iter().collect(),
+            priority: new.priority,
+            max_attempts: new.max_attempts,
+            timeout_ms: new.timeout_ms,
+            run_at: new.run_at_ms.map(crate::api::grpc::timestamp),
+            cron: new.cron,
+            idempotency_key: new.idempotency_key,
+            timer_job: None,
+            backoff_base_ms: new.backoff_base_ms,
+            backoff_max_ms: new.backoff_max_ms,
+        }
+    }
+}
+
 /// The answer to `POST /v1/jobs`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedJson {
@@ -515,6 +540,7 @@ pub struct ApiDoc;
         (status = 400, description = "Invalid request or spec", body = ErrorBody),
         (status = 409, description = "No loaded plugin serves the type", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 429, description = "RESOURCE_EXHAUSTED: the job type's queue is full (job_types.<type>.max_queued)", body = ErrorBody),
         (status = 503, description = "Redis unreachable", body = ErrorBody),
     ))]
 pub async fn create_job(
@@ -533,27 +559,7 @@ pub async fn create_job(
             return error(http, code, &rejection.body_text());
         }
     };
-    let spec = match new.spec {
-        serde_json::Value::String(s) => s,
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    };
-    let request = proto::ScheduleJobRequest {
-        name: new.name,
-        job_type: new.job_type,
-        spec,
-        labels: new.labels.into_iter().collect(),
-        priority: new.priority,
-        max_attempts: new.max_attempts,
-        timeout_ms: new.timeout_ms,
-        run_at: new.run_at_ms.map(crate::api::grpc::timestamp),
-        cron: new.cron,
-        idempotency_key: new.idempotency_key,
-        timer_job: None,
-        backoff_base_ms: new.backoff_base_ms,
-        backoff_max_ms: new.backoff_max_ms,
-    };
-    match state.scheduler.schedule_job(Request::new(request)).await {
+    match state.scheduler.schedule_job(Request::new(new.into())).await {
         Ok(answer) => {
             let answer = answer.into_inner();
             let http = if answer.created || answer.schedule.is_some() {

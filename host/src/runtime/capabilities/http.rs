@@ -7,7 +7,9 @@
 //! destinations (cloud metadata at 169.254.169.254) are refused whatever the patterns say.
 //!
 //! A refused request fails inside the plugin with an error naming the host and the config
-//! key; the same line goes to the job log. Every request gets the configured connect and
+//! key; the same line goes to the job log. Every request also checks the `http` grant
+//! itself at the time it is sent (see [`super::GrantCheck`]), so a revoked grant holds
+//! even for a build loaded before. Every request gets the configured connect and
 //! response timeouts, and responses are cut at `runtime.http_max_response_bytes`.
 
 use std::net::IpAddr;
@@ -21,8 +23,8 @@ use http_body::{Body, Frame, SizeHint};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::Capability;
 use super::network::is_blocked;
+use super::{Capability, GrantCheck};
 use crate::runtime::instance::{JobContext, JobState};
 use crate::runtime::job::LogLevel;
 
@@ -105,16 +107,19 @@ pub struct HttpPolicy {
     timeout: Duration,
     max_response_bytes: u64,
     context: Arc<JobContext>,
+    grants: GrantCheck,
 }
 
 impl HttpPolicy {
-    /// The policy for `plugin` with its parsed allow-list and the runtime's limits.
+    /// The policy for `plugin` with its parsed allow-list and the runtime's limits; `grants`
+    /// is checked for `http` at every request.
     pub fn new(
         plugin: &str,
         allowed: Arc<[HostPattern]>,
         timeout: Duration,
         max_response_bytes: u64,
         context: Arc<JobContext>,
+        grants: GrantCheck,
     ) -> Self {
         HttpPolicy {
             plugin: plugin.to_owned(),
@@ -122,6 +127,7 @@ impl HttpPolicy {
             timeout,
             max_response_bytes,
             context,
+            grants,
         }
     }
 
@@ -168,6 +174,9 @@ impl WasiHttpHooks for HttpPolicy {
             > + Send,
     > {
         _ = fut;
+        if let Err(denial) = self.grants.require("http") {
+            return Box::new(async move { Err(HttpError::InternalError(Some(denial))) });
+        }
         if let Some(refusal) = self.refusal(request.uri()) {
             self.context.log(LogLevel::Warn, &refusal);
             return Box::new(async move { Err(HttpError::InternalError(Some(refusal))) });

@@ -6,15 +6,28 @@
 //!   rejected at load unless the plugin's config grants the capability (deny by default);
 //! - *prepare*: shape the per-instance WASI context from the plugin's grant.
 //!
+//! Grants are enforced twice. At load, a component importing an interface of a capability
+//! it is not granted is rejected. At call time, every host function of a grantable
+//! capability checks the plugin's grant again ([`GrantCheck::require`]) and answers the
+//! guest with an error naming the capability and the config key, recorded in the job log.
+//! The second check holds when the first cannot: every interface is linked for every
+//! plugin, and grants can change while a build is loaded ([`GrantTable`]).
+//!
 //! A new capability is a new module plus one line in [`ALL`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use wasmtime::component::Linker;
 use wasmtime_wasi::WasiCtxBuilder;
 
-use super::instance::JobState;
+use super::instance::{JobContext, JobState};
+use super::job::LogLevel;
+use crate::config::Config;
 
 pub mod host;
 pub mod http;
+pub mod kv;
 pub mod network;
 pub mod process;
 pub mod wasi;
@@ -31,8 +44,9 @@ pub trait Capability: Send + Sync + 'static {
     }
     /// Adds the capability's host functions to the linker.
     fn link(&self, linker: &mut Linker<JobState>) -> wasmtime::Result<()>;
-    /// Configures a fresh instance's WASI context; `granted` tells whether the plugin has it.
-    fn prepare(&self, _granted: bool, _wasi: &mut WasiCtxBuilder) {}
+    /// Configures a fresh instance's WASI context; `grants` tells whether the plugin has the
+    /// capability now, and can be kept to check again at call time.
+    fn prepare(&self, _grants: &GrantCheck, _wasi: &mut WasiCtxBuilder) {}
 }
 
 /// Every capability this host knows, in link order.
@@ -42,6 +56,7 @@ pub static ALL: &[&dyn Capability] = &[
     &network::Network,
     &http::Http,
     &process::Process,
+    &kv::Kv,
 ];
 
 /// The capability providing WIT interface `interface` (e.g. `wasi:sockets/tcp@0.2.3`).
@@ -71,4 +86,109 @@ pub fn link_all(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
         cap.link(linker)?;
     }
     Ok(())
+}
+
+/// True if `name` is a capability every plugin has without a grant.
+pub fn is_always_granted(name: &str) -> bool {
+    ALL.iter()
+        .any(|cap| cap.always_granted() && cap.name() == name)
+}
+
+/// The message a plugin gets when it reaches a capability it is not granted.
+pub fn not_granted(capability: &str, plugin: &str) -> String {
+    format!(
+        "capability {capability:?} is not granted to plugin {plugin:?} (plugins.{plugin}.grants)"
+    )
+}
+
+/// The grants of every plugin as they stand now: `plugins.<id>.grants` from the config,
+/// changed while the node runs by [`crate::runtime::Runtime::set_grants`]. Loading checks a
+/// component's imports against it; every host call of a grantable capability checks it
+/// again, so a revoked grant holds from the next call on, even for a build loaded before.
+#[derive(Debug, Default)]
+pub struct GrantTable {
+    grants: RwLock<HashMap<String, Arc<[String]>>>,
+}
+
+impl GrantTable {
+    /// The grants `config` gives.
+    pub fn from_config(config: &Config) -> Self {
+        let grants = config
+            .plugins
+            .iter()
+            .map(|(id, plugin)| (id.clone(), plugin.grants.iter().cloned().collect()))
+            .collect();
+        GrantTable {
+            grants: RwLock::new(grants),
+        }
+    }
+
+    /// The capabilities granted to `plugin` (the always-granted ones not included).
+    pub fn get(&self, plugin: &str) -> Vec<String> {
+        let grants = self.grants.read().unwrap_or_else(|p| p.into_inner());
+        grants.get(plugin).map(|g| g.to_vec()).unwrap_or_default()
+    }
+
+    /// Replaces the grants of `plugin`.
+    pub fn set(&self, plugin: &str, grants: Vec<String>) {
+        let mut table = self.grants.write().unwrap_or_else(|p| p.into_inner());
+        table.insert(plugin.to_owned(), grants.into());
+    }
+
+    /// True if `plugin` has `capability` now (always-granted ones included).
+    pub fn is_granted(&self, plugin: &str, capability: &str) -> bool {
+        if is_always_granted(capability) {
+            return true;
+        }
+        let grants = self.grants.read().unwrap_or_else(|p| p.into_inner());
+        grants
+            .get(plugin)
+            .is_some_and(|g| g.iter().any(|c| c == capability))
+    }
+}
+
+/// One call's view of its plugin's grants: what host functions check before they act.
+#[derive(Clone)]
+pub struct GrantCheck {
+    plugin: Arc<str>,
+    table: Arc<GrantTable>,
+    context: Arc<JobContext>,
+}
+
+impl GrantCheck {
+    /// The grants of `plugin` in `table`; denials are recorded in the job log of `context`.
+    pub fn new(plugin: &str, table: Arc<GrantTable>, context: Arc<JobContext>) -> Self {
+        GrantCheck {
+            plugin: plugin.into(),
+            table,
+            context,
+        }
+    }
+
+    /// The plugin id.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// True if the plugin has `capability` now.
+    pub fn is_granted(&self, capability: &str) -> bool {
+        self.table.is_granted(&self.plugin, capability)
+    }
+
+    /// `Ok` if the plugin has `capability` now; otherwise records the denial (job log, node
+    /// log) and returns the message for the guest.
+    pub fn require(&self, capability: &str) -> Result<(), String> {
+        if self.is_granted(capability) {
+            return Ok(());
+        }
+        let message = not_granted(capability, &self.plugin);
+        self.deny(capability, &message);
+        Err(message)
+    }
+
+    /// Records a denial of `capability`, explained by `message`, in the job and node logs.
+    pub fn deny(&self, capability: &str, message: &str) {
+        self.context.log(LogLevel::Warn, message);
+        tracing::warn!(plugin = %self.plugin, capability, "capability denied at call time: {message}");
+    }
 }

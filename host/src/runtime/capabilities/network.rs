@@ -1,9 +1,10 @@
 //! Raw network access through `wasi:sockets` (grant: `network`).
 //!
-//! Without the grant a component that imports `wasi:sockets` is rejected at load. With it,
-//! the instance may open TCP/UDP sockets and resolve names, except to blocked networks
-//! (link-local and cloud metadata addresses), so a granted plugin cannot be turned against
-//! the host's own network.
+//! Without the grant a component that imports `wasi:sockets` is rejected at load, and an
+//! instance cannot create sockets or resolve names. With it, the instance may open TCP/UDP
+//! sockets and resolve names, except to blocked networks (link-local and cloud metadata
+//! addresses), so a granted plugin cannot be turned against the host's own network. Every
+//! bind and connect checks the grant again, so a grant revoked meanwhile holds at once.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -11,7 +12,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
-use super::Capability;
+use super::{Capability, GrantCheck};
 use crate::runtime::instance::JobState;
 
 /// The `network` capability.
@@ -28,23 +29,39 @@ impl Capability for Network {
         // Linked as part of WASI (see `wasi.rs`); access is decided per instance below.
         Ok(())
     }
-    fn prepare(&self, granted: bool, wasi: &mut WasiCtxBuilder) {
+    fn prepare(&self, grants: &GrantCheck, wasi: &mut WasiCtxBuilder) {
+        // Without the grant WASI refuses to create sockets or look names up at all.
+        let granted = grants.is_granted("network");
         wasi.allow_tcp(granted)
             .allow_udp(granted)
             .allow_ip_name_lookup(granted);
-        if granted {
-            wasi.socket_addr_check(|addr, addr_use| {
+        // With it, every bind and connect is checked again: against the grant as it stands
+        // then (it may have been revoked since the instance started) and against the
+        // blocked networks. Denials go to the job log.
+        let grants = grants.clone();
+        wasi.socket_addr_check(move |addr, addr_use| {
+            let allowed = if grants.require("network").is_err() {
+                false
+            } else {
                 // Binding a local address (wasi-libc binds 0.0.0.0:0 before a connect) is
                 // fine; only destinations are checked.
-                let allowed = match addr_use {
+                match addr_use {
                     SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => true,
-                    _ => !is_blocked(addr),
-                };
-                Box::pin(async move { allowed })
-            });
-        } else {
-            wasi.socket_addr_check(|_, _| Box::pin(async { false }));
-        }
+                    _ if is_blocked(addr) => {
+                        grants.deny(
+                            "network",
+                            &format!(
+                                "connection to {addr} denied: link-local and cloud metadata \
+                                 addresses are never allowed"
+                            ),
+                        );
+                        false
+                    }
+                    _ => true,
+                }
+            };
+            Box::pin(async move { allowed })
+        });
     }
 }
 

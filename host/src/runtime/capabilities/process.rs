@@ -1,7 +1,8 @@
 //! `jobhost:plugin/process`: native processes confined in cgroups (grant: `process`).
 //!
-//! The plugin describes the command; the host clamps the limits to `sandbox.*` maxima,
-//! checks the executable against `plugins.<id>.executables` (when set), starts it through
+//! The plugin describes the command; the host checks the `process` grant (again: see
+//! [`super::GrantCheck`]), clamps the limits to `sandbox.*` maxima, checks the executable
+//! against `plugins.<id>.executables` (when set; a refusal goes to the job log), starts it through
 //! [`crate::sandbox`], and streams its stdout and stderr into the job log. Cancellation
 //! stops the whole process tree; a deadline that drops the call does too (the sandboxed
 //! process is killed when dropped).
@@ -105,13 +106,16 @@ impl ProcessHost {
 
 impl process::Host for JobState {
     async fn run(&mut self, command: process::Command) -> Result<process::ExitReport, String> {
+        self.grants().require("process")?;
         let host = self.process_host();
         let (plugin, executables) = self.process_policy();
         if !executables.is_empty() && !executables.contains(&command.program) {
-            return Err(format!(
+            let refusal = format!(
                 "executable {:?} is not in plugins.{plugin}.executables",
                 command.program
-            ));
+            );
+            self.grants().deny("process", &refusal);
+            return Err(refusal);
         }
         let cwd = command.cwd.clone().unwrap_or_else(|| "/".into());
         let limits = host.limits(&command.limits, std::path::Path::new(&cwd))?;

@@ -12,6 +12,7 @@ if not state then return 'not_found' end
 if state == 'QUEUED' or state == 'SCHEDULED' then
   redis.call('ZREM', ARGV[2] .. 'queue:' .. f[2], ARGV[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('SREM', ARGV[2] .. 'scheduled:' .. f[2], ARGV[1])
   redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'reason', ARGV[5], 'updated_ms', now,
     'finished_ms', now, 'cancel', 1)
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))

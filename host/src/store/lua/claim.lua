@@ -1,7 +1,14 @@
 -- Claims up to ARGV[3] ready jobs of the given types for a node, highest priority first,
 -- FIFO within a priority. Each becomes RUNNING with a lease; its attempt count grows.
--- KEYS: 1 running set (lease deadlines), 2.. ready queues, one per type
--- ARGV: 1 key prefix, 2 node id, 3 max jobs, 4 lease ms
+-- Queues are taken in the order given (the caller rotates it so no type starves another).
+-- A type with a concurrency limit gets no more than its free places: its running set (its
+-- RUNNING jobs, cluster-wide) counts against the limit. A type at its limit is skipped,
+-- not waited for, and flagged in the limited hash so that the next end of one of its jobs
+-- announces the freed place ('ready <type>').
+-- KEYS: 1 running set (lease deadlines), 2 limited hash, then per type i (from 1):
+--       1 + 2i its ready queue, 2 + 2i its running set
+-- ARGV: 1 key prefix, 2 node id, 3 max jobs, 4 lease ms, then per type i:
+--       3 + 2i its name, 4 + 2i its concurrency limit (0 = none)
 -- Returns a flat list per job: id, attempt, type, spec, labels, timeout_ms, cancel,
 -- max_attempts, backoff_base_ms, backoff_max_ms.
 local t = redis.call('TIME')
@@ -9,24 +16,50 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix, node, want, lease = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
 local got = 0
-for q = 2, #KEYS do
+for i = 1, (#KEYS - 2) / 2 do
   if got >= want then break end
-  local popped = redis.call('ZPOPMIN', KEYS[q], want - got)
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    local job = prefix .. 'job:' .. id
-    if redis.call('HGET', job, 'state') == 'QUEUED' then
-      local attempt = redis.call('HINCRBY', job, 'attempts', 1)
-      redis.call('HSET', job, 'state', 'RUNNING', 'node', node, 'started_ms', now,
-        'updated_ms', now, 'lease_ms', now + lease)
-      redis.call('ZADD', KEYS[1], now + lease, id)
-      local f = redis.call('HMGET', job, 'type', 'spec', 'labels', 'timeout_ms', 'cancel',
-        'max_attempts', 'backoff_base_ms', 'backoff_max_ms')
-      out[#out + 1] = id
-      out[#out + 1] = attempt
-      for j = 1, 8 do out[#out + 1] = f[j] or '' end
-      got = got + 1
+  local queue, runset = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
+  local limit = tonumber(ARGV[4 + 2 * i]) or 0
+  local room = want - got
+  local free = nil
+  if limit > 0 then
+    local running = redis.call('SCARD', runset)
+    if running >= limit then
+      -- Self-repair: an entry whose job is no longer RUNNING (a record deleted by hand,
+      -- say) must not hold a place for ever. A few random ones are checked at the limit.
+      for _, id in ipairs(redis.call('SRANDMEMBER', runset, 3)) do
+        if redis.call('HGET', prefix .. 'job:' .. id, 'state') ~= 'RUNNING' then
+          redis.call('SREM', runset, id)
+          running = running - 1
+        end
+      end
     end
+    free = limit - running
+    room = math.min(room, free)
+  end
+  if room > 0 then
+    local popped = redis.call('ZPOPMIN', queue, room)
+    for j = 1, #popped, 2 do
+      local id = popped[j]
+      local job = prefix .. 'job:' .. id
+      if redis.call('HGET', job, 'state') == 'QUEUED' then
+        local attempt = redis.call('HINCRBY', job, 'attempts', 1)
+        redis.call('HSET', job, 'state', 'RUNNING', 'node', node, 'started_ms', now,
+          'updated_ms', now, 'lease_ms', now + lease)
+        redis.call('ZADD', KEYS[1], now + lease, id)
+        redis.call('SADD', runset, id)
+        local f = redis.call('HMGET', job, 'type', 'spec', 'labels', 'timeout_ms', 'cancel',
+          'max_attempts', 'backoff_base_ms', 'backoff_max_ms')
+        out[#out + 1] = id
+        out[#out + 1] = attempt
+        for k = 1, 8 do out[#out + 1] = f[k] or '' end
+        got = got + 1
+        if free then free = free - 1 end
+      end
+    end
+  end
+  if free and free <= 0 and redis.call('ZCARD', queue) > 0 then
+    redis.call('HSET', KEYS[2], ARGV[3 + 2 * i], 1)
   end
 end
 return out

@@ -1,7 +1,8 @@
 -- Records the end of an attempt and moves the job to its next state. Only the node that
 -- holds the attempt may finish it (a stale node whose lease expired gets 'stale').
 -- KEYS: 1 job hash, 2 running set, 3 delayed set, 4 dead set, 5 attempts list, 6 log stream,
---       7 ready queue, 8 sequence
+--       7 ready queue, 8 sequence, 9 the type's running set, 10 limited hash,
+--       11 the type's scheduled set
 -- ARGV: 1 id, 2 node, 3 attempt, 4 kind (succeeded|failed|retry|cancelled|requeue),
 --       5 output or reason, 6 retry delay ms, 7 retention ms, 8 event channel,
 --       9 attempt outcome label
@@ -15,6 +16,12 @@ if f[1] ~= 'RUNNING' or f[2] ~= node or f[3] ~= attempt then
   return 'stale'
 end
 redis.call('ZREM', KEYS[2], id)
+-- The attempt's place under its type's concurrency limit is free again; if the type was
+-- held back by the limit, the nodes hear of it.
+redis.call('SREM', KEYS[9], id)
+if f[7] and redis.call('HDEL', KEYS[10], f[7]) == 1 then
+  redis.call('PUBLISH', ARGV[8], 'ready ' .. f[7])
+end
 redis.call('RPUSH', KEYS[5], cjson.encode({
   attempt = tonumber(attempt), node = node, started_ms = tonumber(f[5]), ended_ms = now,
   outcome = ARGV[9], reason = ARGV[5]}))
@@ -42,6 +49,7 @@ elseif attempts < max then
   local run_at = now + tonumber(ARGV[6])
   redis.call('HSET', KEYS[1], 'run_at_ms', run_at, 'reason', ARGV[5])
   redis.call('ZADD', KEYS[3], run_at, id)
+  redis.call('SADD', KEYS[11], id)
 else
   state = 'DEAD'
   redis.call('HSET', KEYS[1], 'reason', ARGV[5])

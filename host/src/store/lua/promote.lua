@@ -1,4 +1,5 @@
--- Moves due jobs from the delayed set to their ready queues. Idempotent; any node may run it.
+-- Moves due jobs from the delayed set to their ready queues (and out of their type's
+-- scheduled set: they stay waiting, now QUEUED). Idempotent; any node may run it.
 -- KEYS: 1 delayed set, 2 sequence   ARGV: 1 prefix, 2 limit, 3 event channel
 -- Returns the number of jobs moved.
 local t = redis.call('TIME')
@@ -10,6 +11,7 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local job = prefix .. 'job:' .. id
   local f = redis.call('HMGET', job, 'state', 'type', 'priority')
+  if f[2] then redis.call('SREM', prefix .. 'scheduled:' .. f[2], id) end
   if f[1] == 'SCHEDULED' and f[2] then
     local seq = redis.call('INCR', KEYS[2])
     redis.call('HSET', job, 'state', 'QUEUED', 'updated_ms', now)

@@ -1,6 +1,8 @@
 -- Re-queues jobs whose lease expired (their node died or lost Redis): the attempt counts,
 -- and is recorded as lost. Any node may run this; it is idempotent.
--- KEYS: 1 running set, 2 dead set, 3 sequence
+-- Each job's place under its type's concurrency limit is freed (announced if the type was
+-- held back by its limit), so a dead node's jobs never hold places for ever.
+-- KEYS: 1 running set, 2 dead set, 3 sequence, 4 limited hash
 -- ARGV: 1 prefix, 2 limit, 3 event channel, 4 retention ms
 -- Returns the number of jobs handled.
 local t = redis.call('TIME')
@@ -12,6 +14,12 @@ for _, id in ipairs(ids) do
   local job = prefix .. 'job:' .. id
   local f = redis.call('HMGET', job, 'state', 'node', 'attempts', 'max_attempts',
     'started_ms', 'type', 'priority', 'cancel')
+  if f[6] then
+    redis.call('SREM', prefix .. 'running:' .. f[6], id)
+    if redis.call('HDEL', KEYS[4], f[6]) == 1 then
+      redis.call('PUBLISH', ARGV[3], 'ready ' .. f[6])
+    end
+  end
   if f[1] == 'RUNNING' then
     redis.call('RPUSH', prefix .. 'attempts:' .. id, cjson.encode({
       attempt = tonumber(f[3]) or 0, node = f[2] or '', started_ms = tonumber(f[5]) or 0, ended_ms = now,

@@ -1,0 +1,83 @@
+//! The HTTP side of [`crate::api::auth`]: middleware that authenticates, authorizes and
+//! rate-limits each request to the API. The page shells (`/`, `/docs`, `/openapi.json`),
+//! health probes (`/healthz`, `/readyz`) and webhook triggers (each with its own token)
+//! are open; everything that returns or changes data is guarded.
+
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::error;
+use crate::api::auth::{Access, AuthError, Gate};
+use crate::api::tls::PeerInfo;
+
+/// Paths anyone may fetch: they hold no job data.
+fn is_open(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/healthz" | "/readyz" | "/docs" | "/openapi.json"
+    ) || path.starts_with("/v1/hooks/")
+}
+
+/// Lets the request through only if its caller may make it; the caller's identity goes
+/// into the request's extensions.
+pub async fn guard(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    if is_open(&path) {
+        return next.run(request).await;
+    }
+    let access = match *request.method() {
+        Method::GET | Method::HEAD | Method::OPTIONS => Access::Read,
+        _ => Access::Write,
+    };
+    let operation = format!("{} {path}", request.method());
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<PeerInfo>>()
+        .map(|ConnectInfo(p)| p);
+    match gate.check(peer, authorization, &operation, access, true) {
+        Ok(identity) => {
+            request.extensions_mut().insert(identity);
+            next.run(request).await
+        }
+        Err(refusal) => {
+            tracing::debug!(%operation, "refused: {refusal}");
+            refuse(refusal)
+        }
+    }
+}
+
+fn refuse(refusal: AuthError) -> Response {
+    match refusal {
+        AuthError::Unauthenticated(message) => {
+            let mut response = error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message);
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"jobhost\""),
+            );
+            response
+        }
+        AuthError::PermissionDenied(message) => {
+            error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", message)
+        }
+        limited @ AuthError::RateLimited { retry_after, .. } => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RESOURCE_EXHAUSTED",
+                limited.to_string(),
+            );
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+        }
+    }
+}

@@ -164,8 +164,28 @@ impl Drop for DevRedis {
     }
 }
 
-/// A TCP port free on 127.0.0.1 right now.
+/// The ports [`free_port`] hands out: below Linux's default ephemeral range (32768 and up),
+/// so the kernel never gives one of them to an outgoing connection between the moment a port
+/// is chosen and the moment its server binds it.
+const CHOSEN_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A TCP port free on 127.0.0.1 right now, for a server about to be started (a test's Redis,
+/// a test node). A process never gets the same port twice, and each process starts at a
+/// random place in the range, so parallel tests and concurrent test runs do not pick the
+/// same port before either has bound it.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    let span = u32::from(CHOSEN_PORTS.end - CHOSEN_PORTS.start);
+    let next = NEXT.get_or_init(|| AtomicU32::new(rand::random_range(0..span)));
+    for _ in 0..span {
+        let offset = next.fetch_add(1, Ordering::Relaxed) % span;
+        let port = CHOSEN_PORTS.start + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    // Every chosen port is busy: let the kernel pick one.
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

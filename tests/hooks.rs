@@ -7,6 +7,8 @@ use common::receiver::http_request;
 use common::server::{Server, wait_state};
 use common::*;
 use jobhost::api::proto::JobState;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn server_with_hook(redis: &TestRedis, token_file: &std::path::Path) -> Server {
     let config = format!(
@@ -42,6 +44,7 @@ async fn a_hook_with_the_right_token_starts_its_job() {
     let job = wait_state(&mut client, &id, JobState::Succeeded).await;
     assert_eq!(job.output, r#"{"greeting":"hello, hook"}"#);
     assert_eq!(job.name, "hook:deploy");
+    assert_eq!(job.submitted_by, "hook:deploy");
     assert_eq!(job.labels["source"], "ci");
 }
 
@@ -83,6 +86,24 @@ async fn bad_tokens_unknown_hooks_bad_specs_and_big_bodies_are_refused() {
     let (status, body) = http_request(addr, "POST", "/v1/hooks/deploy", &good, &big).await;
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("api.max_hook_body_bytes"), "{body}");
+
+    // A caller without the token is answered before its body is read: a stranger cannot
+    // make the node wait for (or buffer) a body it announced.
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(
+            b"POST /v1/hooks/deploy HTTP/1.1\r\nhost: jobhost\r\nauthorization: Bearer nope\r\n\
+              content-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(20), socket.read(&mut answer)).await;
+    let n = read
+        .expect("no answer while the announced body was still missing")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 
     let (status, body) = http_request(addr, "GET", "/healthz", &[], b"").await;
     assert_eq!((status, body.as_str()), (200, "ok"));
@@ -541,4 +562,91 @@ async fn the_openapi_document_is_well_formed_and_the_docs_page_renders_it() {
     let (status, page) = http_request(&server.http_addr, "GET", "/docs", &[], b"").await;
     assert_eq!(status, 200);
     assert!(page.contains("/openapi.json"));
+}
+
+/// Reads from `socket` until the server closes it (or a read fails); `None` if it is still
+/// open after `wait` (far longer than the timeout under test).
+async fn closed_within(socket: &mut tokio::net::TcpStream, wait: Duration) -> Option<Vec<u8>> {
+    let mut seen = Vec::new();
+    let read_all = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(wait, read_all).await.ok()?;
+    Some(seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_idle_connections_are_closed() {
+    let redis = TestRedis::start().await;
+    let server = Server::start_with(
+        &redis.url(),
+        &["hello"],
+        "[api]\nhttp_header_timeout_ms = 300\n",
+    )
+    .await;
+    let patience = Duration::from_secs(20);
+
+    // Headers that never end: the connection is closed, not held open.
+    let mut slow = tokio::net::TcpStream::connect(&server.http_addr)
+        .await
+        .unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: jobhost\r\n")
+        .await
+        .unwrap();
+    let answer = closed_within(&mut slow, patience).await;
+    let answer = answer.expect("a client that never finished its headers was still connected");
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "no request was answered"
+    );
+
+    // A whole request is answered, and the idle keep-alive connection then closed.
+    let mut idle = tokio::net::TcpStream::connect(&server.http_addr)
+        .await
+        .unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: jobhost\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = closed_within(&mut idle, patience).await;
+    let answer = answer.expect("an idle keep-alive connection was still open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_callers_are_rate_limited_by_address() {
+    let redis = TestRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0k3n").unwrap();
+    let config = format!(
+        "[api]\nrate_limit_per_sec = 0.01\nrate_limit_burst = 2\n\n\
+         [hooks.deploy]\njob_type = \"hello\"\ntoken = \"file:{}\"\n",
+        token.display()
+    );
+    let server = Server::start_with(&redis.url(), &["hello"], &config).await;
+    let addr = server.http_addr.as_str();
+    let good = [("authorization", "Bearer t0k3n")];
+    let spec = br#"{"name": "hook"}"#;
+
+    let (status, body) = http_request(addr, "POST", "/v1/hooks/deploy", &good, spec).await;
+    assert_eq!(status, 202, "{body}");
+    let wrong = [("authorization", "Bearer guess")];
+    let (status, body) = http_request(addr, "POST", "/v1/hooks/deploy", &wrong, spec).await;
+    assert_eq!(status, 401, "{body}");
+    // The burst of 2 is used up, by good and bad calls alike.
+    let (status, body) = http_request(addr, "POST", "/v1/hooks/deploy", &good, spec).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("RESOURCE_EXHAUSTED"), "{body}");
+    let (status, _) = http_request(addr, "POST", "/v1/hooks/deploy", &wrong, spec).await;
+    assert_eq!(status, 429);
+    // Health probes are never limited.
+    let (status, _) = http_request(addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(status, 200);
 }

@@ -266,6 +266,10 @@ pub struct ApiConfig {
     pub rate_limit_per_sec: f64,
     /// Requests one client may make at once after a quiet spell (the bucket's size).
     pub rate_limit_burst: u32,
+    /// How long an HTTP client has to send a request's headers, in milliseconds, counted
+    /// from when its connection is ready for a request: slow senders and idle keep-alive
+    /// connections are closed after it.
+    pub http_header_timeout_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -278,6 +282,7 @@ impl Default for ApiConfig {
             max_hook_body_bytes: 1024 * 1024,
             rate_limit_per_sec: 100.0,
             rate_limit_burst: 200,
+            http_header_timeout_ms: 30_000,
         }
     }
 }
@@ -718,6 +723,9 @@ impl Config {
             return invalid(
                 "api.rate_limit_burst must be at least 1 when rate limiting is on".into(),
             );
+        }
+        if api.http_header_timeout_ms == 0 {
+            return invalid("api.http_header_timeout_ms must be at least 1".into());
         }
         for (name, token) in &self.auth.tokens {
             match (&token.token, &token.sha256) {

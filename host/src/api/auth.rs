@@ -84,6 +84,21 @@ pub struct Identity {
     pub credential: Credential,
 }
 
+impl Identity {
+    /// The caller as the audit trail records it (a job's `submitted_by`, a cancel's
+    /// reason): `certificate:<CN>`, `token:<name>` or `anonymous:<address>`.
+    pub fn principal(&self) -> String {
+        match self.credential {
+            Credential::Certificate => format!("certificate:{}", self.name),
+            Credential::Token => format!("token:{}", self.name),
+            Credential::Anonymous => {
+                let addr = self.name.strip_prefix("anonymous@").unwrap_or(&self.name);
+                format!("anonymous:{addr}")
+            }
+        }
+    }
+}
+
 /// Why a call is refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AuthError {
@@ -108,6 +123,16 @@ pub enum AuthError {
         /// When a request will be allowed again.
         retry_after: Duration,
     },
+}
+
+/// The token of an `authorization: Bearer <token>` header value (scheme in any case,
+/// surrounding blanks trimmed), if it is one.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    header
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// A configured token: its name and role, found by the SHA-256 of its value.
@@ -257,16 +282,9 @@ impl Gate {
     }
 
     fn token_identity(&self, header: &str) -> Result<Identity, AuthError> {
-        let token = header
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                AuthError::Unauthenticated(
-                    "the authorization header must be `Bearer <token>`".into(),
-                )
-            })?;
+        let token = bearer_token(header).ok_or_else(|| {
+            AuthError::Unauthenticated("the authorization header must be `Bearer <token>`".into())
+        })?;
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // The map is keyed by digest: looking one up compares digests, not the secret.
         let found = self
@@ -325,6 +343,13 @@ impl Gate {
                 per_sec: self.rate_per_sec,
                 retry_after,
             })
+    }
+
+    /// Takes one request from the allowance of an unauthenticated caller of an open
+    /// endpoint that does its own checks (a webhook trigger), by address.
+    pub fn admit_address(&self, peer: Option<&PeerInfo>) -> Result<(), AuthError> {
+        let addr = peer.map_or("unknown".to_owned(), |p| p.addr.ip().to_string());
+        self.take(&format!("open@{addr}"), &addr)
     }
 
     /// Authenticates, authorizes and (when `counted`) rate-limits one call.

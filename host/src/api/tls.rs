@@ -481,26 +481,3 @@ async fn handshake(
         }
     }
 }
-
-impl axum::serve::Listener for ApiListener {
-    type Io = ApiStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (ApiStream, SocketAddr) {
-        let stream = self.next().await;
-        let addr = stream.peer.addr;
-        (stream, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp.local_addr()
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, ApiListener>>
-    for PeerInfo
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, ApiListener>) -> PeerInfo {
-        stream.io().peer.clone()
-    }
-}

@@ -467,8 +467,8 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
     shutdown.cancel();
     node.await.context("node task")?;
     api_stop.cancel();
-    if let Ok(Err(e)) = http_api.await {
-        tracing::warn!("HTTP API: {e}");
+    if let Err(e) = http_api.await {
+        tracing::warn!("HTTP API task failed: {e}");
     }
     if let Some(redis) = dev_redis.as_mut() {
         redis.stop().await;

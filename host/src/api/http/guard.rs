@@ -26,6 +26,17 @@ fn is_open(path: &str) -> bool {
 /// into the request's extensions.
 pub async fn guard(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
+    if path.starts_with("/v1/hooks/") {
+        // Hooks check their own tokens, but their callers still count against a rate
+        // limit (by address) before any body is read.
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<PeerInfo>>()
+            .map(|ConnectInfo(p)| p);
+        if let Err(refusal) = gate.admit_address(peer) {
+            return refuse(refusal);
+        }
+    }
     if is_open(&path) {
         return next.run(request).await;
     }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 mod dashboard;
 mod guard;
 mod rest;
+mod server;
 
 /// The body of `POST /v1/jobs`, for the fuzz entry points ([`crate::fuzzing`]).
 pub(crate) use rest::NewJobJson;
@@ -30,7 +30,7 @@ pub(crate) use rest::NewJobJson;
 use crate::api::auth::Gate;
 use crate::api::grpc::Scheduler;
 use crate::api::submit::{SubmitError, submit};
-use crate::api::tls::{ApiListener, PeerInfo, Protocol};
+use crate::api::tls::{ApiListener, Protocol};
 use crate::config::{Config, HookConfig, SecretSource};
 use crate::runtime::Runtime;
 use crate::store::{NewJob, RetryPolicy, Store};
@@ -46,15 +46,14 @@ pub enum HttpError {
         /// Why.
         reason: String,
     },
-    /// The server failed.
-    #[error("HTTP server: {0}")]
-    Serve(#[from] std::io::Error),
 }
 
 struct AppState {
     store: Store,
     runtime: Runtime,
     hooks: BTreeMap<String, HookConfig>,
+    /// `api.max_hook_body_bytes`.
+    max_hook_body_bytes: usize,
     scheduler: Arc<Scheduler>,
     /// The Job Distributor, when `jd.enabled` (and its nodes file reads).
     jd: Option<crate::jd::Distributor>,
@@ -97,6 +96,7 @@ pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
         store,
         runtime,
         hooks: config.hooks.clone(),
+        max_hook_body_bytes: config.api.max_hook_body_bytes,
         scheduler,
         jd,
     });
@@ -127,10 +127,7 @@ pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
         .route("/v1/jd/proposals/{id}", get(rest::jd_proposal))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs))
-        .route(
-            "/v1/hooks/{name}",
-            post(trigger).layer(DefaultBodyLimit::max(config.api.max_hook_body_bytes)),
-        )
+        .route("/v1/hooks/{name}", post(trigger))
         .merge(dashboard::routes())
         .fallback(not_found)
         .with_state(state)
@@ -164,17 +161,12 @@ pub async fn serve(
     runtime: Runtime,
     config: &Config,
     shutdown: CancellationToken,
-) -> Result<(), HttpError> {
+) {
     let listener = ApiListener::new(listener, gate.tls(), Protocol::Http);
     let app = router(store, runtime, config)
         .layer(axum::middleware::from_fn_with_state(gate, guard::guard));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<PeerInfo>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await?;
-    Ok(())
+    let header_timeout = std::time::Duration::from_millis(config.api.http_header_timeout_ms);
+    server::serve(listener, app, header_timeout, shutdown).await;
 }
 
 /// How long `/readyz` waits for Redis before calling it unreachable.
@@ -268,7 +260,7 @@ async fn trigger(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let Some(hook) = state.hooks.get(&name) else {
         return error(
@@ -284,20 +276,21 @@ async fn trigger(
             "missing or wrong bearer token for this hook",
         );
     }
-    let body = match body {
+    // The body is read only once the caller has shown the hook's token.
+    let body = match read_limited(body, state.max_hook_body_bytes).await {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(BodyError::TooLarge) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RESOURCE_EXHAUSTED",
                 "request body is over the limit of api.max_hook_body_bytes",
             );
         }
-        Err(rejection) => {
+        Err(BodyError::Unreadable(e)) => {
             return error(
-                rejection.status(),
+                StatusCode::BAD_REQUEST,
                 "INVALID_ARGUMENT",
-                rejection.body_text(),
+                format!("cannot read the request body: {e}"),
             );
         }
     };
@@ -310,6 +303,7 @@ async fn trigger(
     };
     let defaults = RetryPolicy::default();
     let job = NewJob {
+        submitted_by: format!("hook:{name}"),
         name: format!("hook:{name}"),
         job_type: hook.job_type.clone(),
         spec,
@@ -354,6 +348,24 @@ async fn trigger(
     }
 }
 
+/// Why a request body could not be read.
+enum BodyError {
+    /// It is longer than allowed.
+    TooLarge,
+    /// The connection failed or the framing was bad.
+    Unreadable(String),
+}
+
+/// Reads `body` whole, refusing more than `limit` bytes without buffering them.
+async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt as _;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(e) => Err(BodyError::Unreadable(e.to_string())),
+    }
+}
+
 /// True if the request carries `Authorization: Bearer <token>` matching the hook's token.
 /// The token is read from its source on each request (so it can be rotated) and compared
 /// in constant time; a hook whose token source is missing accepts nothing.
@@ -364,7 +376,7 @@ fn authorized(headers: &HeaderMap, source: &str) -> bool {
     let Some(given) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(crate::api::auth::bearer_token)
     else {
         return false;
     };

@@ -148,7 +148,10 @@ async fn admin_may_do_everything_and_viewer_only_reads() {
         .job
         .unwrap()
         .id;
-    common::server::wait_state(&mut admin, &id, jobhost::api::proto::JobState::Succeeded).await;
+    let done =
+        common::server::wait_state(&mut admin, &id, jobhost::api::proto::JobState::Succeeded).await;
+    // The audit trail names the certificate.
+    assert_eq!(done.submitted_by, "certificate:admin");
 
     let mut viewer = client_as(&server, Some(&file_identity(&server, "viewer"))).await;
     let jobs = viewer
@@ -213,6 +216,10 @@ async fn admin_may_do_everything_and_viewer_only_reads() {
     let admin_id = file_identity(&server, "admin");
     let answer = https(&server, Some(&admin_id), "POST", "/v1/jobs", &headers, body).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_eq!(
+        json(&answer.body)["job"]["submitted_by"],
+        "certificate:admin"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,6 +373,37 @@ async fn bearer_tokens_carry_roles_on_http_and_grpc_including_the_job_distributo
     )
     .await;
     assert_eq!(answer.status, 201, "{}", answer.body);
+    // The audit trail names the token, on the job and on its cancellation.
+    assert_eq!(json(&answer.body)["job"]["submitted_by"], "token:deployer");
+    let mut later = schedule("later");
+    later.run_at = Some(prost_types::Timestamp {
+        seconds: (jobhost::store::now_ms() / 1000 + 3600) as i64,
+        nanos: 0,
+    });
+    let mut scheduler = JobSchedulerClient::new(channel_as(&server, None).await);
+    let later = scheduler
+        .schedule_job(with_token(later, ADMIN_TOKEN))
+        .await
+        .expect("admin token schedules")
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(later.submitted_by, "token:deployer");
+    let cancel = format!("/v1/jobs/{}/cancel", later.id);
+    let answer = https(
+        &server,
+        None,
+        "POST",
+        &cancel,
+        &[("authorization", &admin)],
+        b"",
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        json(&answer.body)["job"]["reason"],
+        "cancelled through the HTTP API (by token:deployer)"
+    );
     let wrong = https(
         &server,
         None,
@@ -396,7 +434,7 @@ async fn bearer_tokens_carry_roles_on_http_and_grpc_including_the_job_distributo
         .await
         .expect("viewer token lists")
         .into_inner();
-    assert_eq!(jobs.jobs.len(), 1);
+    assert_eq!(jobs.jobs.len(), 2);
     let mut nodes = node::node_service_client::NodeServiceClient::new(channel);
     let register = || node::RegisterNodeRequest {
         name: "node-a".into(),

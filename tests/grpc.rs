@@ -41,6 +41,8 @@ async fn a_scheduled_job_runs_to_succeeded() {
         "{job:?}"
     );
     assert!(job.created_at.is_some());
+    // A plaintext node without tokens records the caller's address.
+    assert_eq!(job.submitted_by, "anonymous:127.0.0.1");
 
     let done = wait_state(&mut client, &job.id, JobState::Succeeded).await;
     assert_eq!(done.output, r#"{"greeting":"hello, Ada"}"#);
@@ -286,7 +288,7 @@ async fn cancel_a_queued_and_a_running_job() {
         .job
         .unwrap();
     assert_eq!(cancelled.state(), JobState::Cancelled);
-    assert_eq!(cancelled.reason, "not needed");
+    assert_eq!(cancelled.reason, "not needed (by anonymous:127.0.0.1)");
 
     let mut sleepy = schedule("noop", "");
     sleepy.labels.insert("sleep_ms".into(), "60000".into());
@@ -307,6 +309,7 @@ async fn cancel_a_queued_and_a_running_job() {
         .unwrap();
     let done = wait_state(&mut client, &running.id, JobState::Cancelled).await;
     assert_eq!(done.history[0].outcome, "cancelled");
+    assert_eq!(done.reason, "cancelled on request (by anonymous:127.0.0.1)");
 
     let err = client
         .cancel_job(CancelJobRequest {

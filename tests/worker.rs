@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use jobhost::store::{CronSchedule, JobRecord, JobState, RetryPolicy, Store};
+use jobhost::store::{CronSchedule, JobRecord, JobState, NewJob, RetryPolicy, Store};
 use jobhost::worker::{self, WorkerSettings};
 use tokio_util::sync::CancellationToken;
 
@@ -163,7 +163,10 @@ async fn a_cron_schedule_fires_once_per_tick() {
     let cron = CronSchedule {
         name: "every-second".into(),
         schedule: "* * * * * *".into(),
-        template: new_job("noop", "tick"),
+        template: NewJob {
+            submitted_by: "token:ci".into(),
+            ..new_job("noop", "tick")
+        },
     };
     let first = jobhost::worker::next_fire(&cron.schedule, jobhost::store::now_ms()).unwrap();
     node.store.put_cron(&cron, first).await.unwrap();
@@ -181,6 +184,8 @@ async fn a_cron_schedule_fires_once_per_tick() {
             (record.name.as_str(), record.state),
             ("every-second", JobState::Succeeded)
         );
+        // Fired jobs name who saved the schedule.
+        assert_eq!(record.submitted_by, "token:ci");
     }
     node.stop().await;
 }

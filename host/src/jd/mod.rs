@@ -562,6 +562,7 @@ impl Distributor {
                 backoff_max_ms: self.config.delivery_backoff_max_ms,
             },
             idempotency_key: Some(format!("jd:{proposal_id}:{action}")),
+            submitted_by: format!("jd:{proposal_id}"),
             ..NewJob::default()
         };
         let (id, _) = self.store.enqueue(&job).await.map_err(|e| e.to_string())?;

@@ -255,6 +255,11 @@ pub struct NewJob {
     pub run_at_ms: Option<u64>,
     /// Submitting twice with the same key returns the first job.
     pub idempotency_key: Option<String>,
+    /// Who asked for it, for the audit trail: `certificate:<CN>`, `token:<name>`,
+    /// `anonymous:<address>`, `hook:<name>` or `jd:<proposal id>`; empty if unknown. Jobs a
+    /// cron schedule fires carry the schedule creator's.
+    #[serde(default)]
+    pub submitted_by: String,
 }
 
 /// One finished attempt.
@@ -315,6 +320,9 @@ pub struct JobRecord {
     pub cancel_requested: bool,
     /// Finished attempts, oldest first.
     pub history: Vec<AttemptRecord>,
+    /// Who asked for it (see [`NewJob::submitted_by`]); empty for jobs stored before it was
+    /// recorded.
+    pub submitted_by: String,
 }
 
 /// A job claimed by a node: what its worker needs to run the attempt.
@@ -732,7 +740,9 @@ impl Store {
             .arg("timeout_ms")
             .arg(job.timeout_ms.unwrap_or(0))
             .arg("cancel")
-            .arg(0);
+            .arg(0)
+            .arg("submitted_by")
+            .arg(&job.submitted_by);
         let mut conn = self.conn();
         let (id, created, waiting): (String, i8, u64) = invocation.invoke_async(&mut conn).await?;
         if created < 0 {
@@ -1472,6 +1482,7 @@ fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<JobRecord> {
         reason: Some(take("reason")).filter(|r| !r.is_empty()),
         cancel_requested: take("cancel") == "1",
         history: Vec::new(),
+        submitted_by: take("submitted_by"),
     })
 }
 

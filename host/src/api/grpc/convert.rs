@@ -91,6 +91,7 @@ pub fn job(record: JobRecord) -> proto::Job {
         output: record.output.unwrap_or_default(),
         reason: record.reason.unwrap_or_default(),
         cancel_requested: record.cancel_requested,
+        submitted_by: record.submitted_by,
         history: record
             .history
             .into_iter()

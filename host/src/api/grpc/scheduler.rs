@@ -8,6 +8,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, store_status};
+use crate::api::auth::Identity;
 use crate::api::proto::job_scheduler_server::JobScheduler;
 use crate::api::proto::{
     CancelJobRequest, CancelJobResponse, GetJobRequest, GetJobResponse, ListJobsRequest,
@@ -151,7 +152,18 @@ pub(crate) fn new_job(
         timeout_ms: (req.timeout_ms > 0).then_some(req.timeout_ms),
         run_at_ms,
         idempotency_key: (!req.idempotency_key.is_empty()).then_some(req.idempotency_key),
+        submitted_by: String::new(),
     })
+}
+
+/// The caller of `request` as the audit trail records it ([`Identity::principal`]); empty
+/// when no identity came with it (a call made inside the node).
+fn principal<T>(request: &Request<T>) -> String {
+    request
+        .extensions()
+        .get::<Identity>()
+        .map(Identity::principal)
+        .unwrap_or_default()
 }
 
 /// When a new cron schedule `name` first fires, or what is wrong with it.
@@ -229,20 +241,28 @@ impl JobScheduler for Scheduler {
         &self,
         request: Request<ScheduleJobRequest>,
     ) -> Result<Response<ScheduleJobResponse>, Status> {
+        let caller = principal(&request);
         let mut req = request.into_inner();
         let (name, cron) = (req.name.clone(), std::mem::take(&mut req.cron));
-        let job = self.new_job(req, !cron.is_empty())?;
+        let mut job = self.new_job(req, !cron.is_empty())?;
+        job.submitted_by = caller;
         if !cron.is_empty() {
             // A schedule's template is checked now, as a job would be.
             self.runtime
                 .validate(&job.job_type, &job.spec)
                 .await
                 .map_err(|e| submit_status(SubmitError::from_validate(e, &job, &self.runtime)))?;
-            return Ok(Response::new(self.schedule_cron(name, cron, job).await?));
+            let by = job.submitted_by.clone();
+            let answer = self.schedule_cron(name.clone(), cron, job).await?;
+            tracing::info!(schedule = %name, by = %by, "cron schedule saved");
+            return Ok(Response::new(answer));
         }
         let (id, created) = submit(&self.store, &self.runtime, &job)
             .await
             .map_err(submit_status)?;
+        if created {
+            tracing::info!(job_id = %id, job_type = %job.job_type, by = %job.submitted_by, "job scheduled");
+        }
         let job = self.job(&id).await?;
         Ok(Response::new(ScheduleJobResponse {
             job: Some(job),
@@ -301,6 +321,7 @@ impl JobScheduler for Scheduler {
         &self,
         request: Request<CancelJobRequest>,
     ) -> Result<Response<CancelJobResponse>, Status> {
+        let caller = principal(&request);
         let req = request.into_inner();
         if req.job_id.is_empty() {
             return Err(Status::invalid_argument("job_id is required"));
@@ -309,6 +330,12 @@ impl JobScheduler for Scheduler {
             "cancelled on request".to_owned()
         } else {
             req.reason
+        };
+        // The reason stays with the job: it says who cancelled it.
+        let reason = if caller.is_empty() {
+            reason
+        } else {
+            format!("{reason} (by {caller})")
         };
         match self
             .store
@@ -325,6 +352,7 @@ impl JobScheduler for Scheduler {
                 req.job_id
             ))),
             CancelResult::Cancelled | CancelResult::Cancelling => {
+                tracing::info!(job_id = %req.job_id, by = %caller, "job cancelled");
                 let job = self.job(&req.job_id).await?;
                 Ok(Response::new(CancelJobResponse { job: Some(job) }))
             }

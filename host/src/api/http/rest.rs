@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ use tonic::{Code, Request, Status};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::AppState;
+use crate::api::auth::Identity;
 use crate::api::grpc::Scheduler;
 use crate::api::proto::{self, job_scheduler_server::JobScheduler};
 
@@ -153,6 +154,9 @@ pub struct JobJson {
     pub reason: Option<String>,
     /// A cancel was asked for.
     pub cancel_requested: bool,
+    /// Who asked for it: `certificate:<CN>`, `token:<name>`, `anonymous:<address>`,
+    /// `hook:<name>` or `jd:<proposal id>` (jobs a cron schedule fires carry its creator's).
+    pub submitted_by: Option<String>,
     /// Finished attempts, oldest first.
     pub history: Vec<AttemptJson>,
 }
@@ -183,6 +187,7 @@ impl From<proto::Job> for JobJson {
             output: non_empty(j.output),
             reason: non_empty(j.reason),
             cancel_requested: j.cancel_requested,
+            submitted_by: non_empty(j.submitted_by),
             history: j
                 .history
                 .into_iter()
@@ -545,6 +550,7 @@ pub struct ApiDoc;
     ))]
 pub async fn create_job(
     State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Identity>>,
     body: Result<Json<NewJobJson>, JsonRejection>,
 ) -> Response {
     let Json(new) = match body {
@@ -559,7 +565,11 @@ pub async fn create_job(
             return error(http, code, &rejection.body_text());
         }
     };
-    match state.scheduler.schedule_job(Request::new(new.into())).await {
+    match state
+        .scheduler
+        .schedule_job(as_caller(new.into(), caller))
+        .await
+    {
         Ok(answer) => {
             let answer = answer.into_inner();
             let http = if answer.created || answer.schedule.is_some() {
@@ -645,6 +655,16 @@ pub async fn get_job(State(state): State<Arc<AppState>>, Path(id): Path<String>)
     }
 }
 
+/// A scheduler request made on behalf of the HTTP caller: the identity the guard found goes
+/// along, as the gRPC guard's does, so the job's audit trail names the caller.
+fn as_caller<T>(message: T, caller: Option<Extension<Identity>>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(Extension(identity)) = caller {
+        request.extensions_mut().insert(identity);
+    }
+    request
+}
+
 async fn fetch_job(scheduler: &Scheduler, id: &str) -> Result<proto::Job, Status> {
     let answer = scheduler
         .get_job(Request::new(proto::GetJobRequest { job_id: id.into() }))
@@ -658,12 +678,16 @@ async fn fetch_job(scheduler: &Scheduler, id: &str) -> Result<proto::Job, Status
 /// `POST /v1/jobs/{id}/cancel`: cancels a queued, scheduled or running job.
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = String, Path, description = "Job id")),
     responses((status = 200, body = CancelledJson), (status = 404, body = ErrorBody), (status = 409, description = "Already finished", body = ErrorBody)))]
-pub async fn cancel_job(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+pub async fn cancel_job(
+    State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Identity>>,
+    Path(id): Path<String>,
+) -> Response {
     let request = proto::CancelJobRequest {
         job_id: id,
         reason: "cancelled through the HTTP API".into(),
     };
-    match state.scheduler.cancel_job(Request::new(request)).await {
+    match state.scheduler.cancel_job(as_caller(request, caller)).await {
         Ok(answer) => match answer.into_inner().job {
             Some(job) => Json(CancelledJson {
                 job: JobJson::from(job),

@@ -1,6 +1,7 @@
--- Cancels a job. Queued or scheduled: removed and CANCELLED at once. Running: flagged, and
--- the node running it is told on the event channel (and sees the flag at its next lease
--- renewal); it records CANCELLED when the plugin has stopped.
+-- Cancels a job. Queued or scheduled: removed and CANCELLED at once. Running: flagged (with
+-- the reason, which finish.lua records), and the node running it is told on the event
+-- channel (and sees the flag at its next lease renewal); it records CANCELLED when the
+-- plugin has stopped.
 -- KEYS: 1 job hash, 2 delayed set, 3 attempts list
 -- ARGV: 1 id, 2 prefix, 3 event channel, 4 retention ms, 5 reason
 -- Returns 'not_found', 'cancelled', 'cancelling', or the final state it already had.
@@ -22,7 +23,7 @@ if state == 'QUEUED' or state == 'SCHEDULED' then
   return 'cancelled'
 end
 if state == 'RUNNING' then
-  redis.call('HSET', KEYS[1], 'cancel', 1, 'updated_ms', now)
+  redis.call('HSET', KEYS[1], 'cancel', 1, 'cancel_reason', ARGV[5], 'updated_ms', now)
   redis.call('PUBLISH', ARGV[3], 'cancel ' .. ARGV[1])
   return 'cancelling'
 end

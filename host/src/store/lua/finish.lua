@@ -11,7 +11,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id, node, attempt, kind = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local f = redis.call('HMGET', KEYS[1], 'state', 'node', 'attempts', 'max_attempts',
-  'started_ms', 'cancel', 'type', 'priority')
+  'started_ms', 'cancel', 'type', 'priority', 'cancel_reason')
 if f[1] ~= 'RUNNING' or f[2] ~= node or f[3] ~= attempt then
   return 'stale'
 end
@@ -22,11 +22,14 @@ redis.call('SREM', KEYS[9], id)
 if f[7] and redis.call('HDEL', KEYS[10], f[7]) == 1 then
   redis.call('PUBLISH', ARGV[8], 'ready ' .. f[7])
 end
+if f[6] == '1' and kind ~= 'succeeded' then kind = 'cancelled' end
+-- A cancelled attempt ends for the reason the cancel gave (which names who asked), if any.
+local reason = ARGV[5]
+if kind == 'cancelled' and f[9] then reason = f[9] end
 redis.call('RPUSH', KEYS[5], cjson.encode({
   attempt = tonumber(attempt), node = node, started_ms = tonumber(f[5]), ended_ms = now,
-  outcome = ARGV[9], reason = ARGV[5]}))
+  outcome = ARGV[9], reason = reason}))
 local attempts, max = tonumber(f[3]), tonumber(f[4])
-if f[6] == '1' and kind ~= 'succeeded' then kind = 'cancelled' end
 local state
 if kind == 'succeeded' then
   state = 'SUCCEEDED'
@@ -36,7 +39,7 @@ elseif kind == 'failed' then
   redis.call('HSET', KEYS[1], 'reason', ARGV[5])
 elseif kind == 'cancelled' then
   state = 'CANCELLED'
-  redis.call('HSET', KEYS[1], 'reason', ARGV[5])
+  redis.call('HSET', KEYS[1], 'reason', reason)
 elseif kind == 'requeue' then
   -- Interrupted by the host (shutdown): the attempt does not count against the job.
   state = 'QUEUED'

@@ -1,7 +1,8 @@
 //! Per-job-type limits against a real redis-server: `max_queued` refuses new jobs of a type
 //! whose waiting jobs (QUEUED + SCHEDULED) reached it, atomically in Redis; `max_concurrent`
 //! caps the type's RUNNING jobs across every node, and its places come back on every way a
-//! job stops running, a dead node's lease expiry included.
+//! job stops running, a dead node's lease expiry included. Also the API's cap on the
+//! long-lived streams one client keeps open.
 
 mod common;
 
@@ -739,4 +740,84 @@ async fn a_cron_fire_refused_by_a_full_queue_is_skipped_and_the_schedule_goes_on
     );
     shutdown.cancel();
     node.await.unwrap();
+}
+
+/// Opens `GET /v1/stream` and returns the socket (still streaming) with the response head.
+async fn open_snapshot_stream(addr: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(b"GET /v1/stream HTTP/1.1\r\nhost: jobhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before the response head");
+        head.extend_from_slice(&chunk[..n]);
+    }
+    (socket, String::from_utf8_lossy(&head).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_keeps_at_most_max_streams_per_client_open() {
+    let redis = TestRedis::start().await;
+    let server = Server::start_with(
+        &redis.url(),
+        &["hello"],
+        "[api]\nmax_streams_per_client = 2\n",
+    )
+    .await;
+    let addr = server.http_addr.as_str();
+
+    // One HTTP stream and one gRPC stream: the same client (this address) holds both.
+    let (snapshots, head) = open_snapshot_stream(addr).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("a first gRPC stream opens")
+        .into_inner();
+    watch.message().await.unwrap().expect("the watch answers");
+
+    // A third stream is refused on either API, naming the knob.
+    let (status, body) = http_request(addr, "GET", "/v1/stream", &[], b"").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("RESOURCE_EXHAUSTED"), "{body}");
+    assert!(
+        body.contains("at most 2 at once (api.max_streams_per_client)"),
+        "{body}"
+    );
+    let refused = health
+        .watch(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    // Ordinary calls are not streams and go on.
+    let (status, body) = http_request(addr, "GET", "/v1/jobs", &[], b"").await;
+    assert_eq!(status, 200, "{body}");
+
+    // A stream the client closes gives its place back.
+    drop(snapshots);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (socket, head) = open_snapshot_stream(addr).await;
+        if head.starts_with("HTTP/1.1 200") {
+            drop(socket);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's place never came back: {head}"
+        );
+        drop(socket);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(watch);
 }

@@ -266,6 +266,9 @@ pub struct ApiConfig {
     pub rate_limit_per_sec: f64,
     /// Requests one client may make at once after a quiet spell (the bucket's size).
     pub rate_limit_burst: u32,
+    /// Long-lived streams (log follows, live snapshots, health watches) one client may keep
+    /// open at once; 0 means no limit.
+    pub max_streams_per_client: usize,
     /// How long an HTTP client has to send a request's headers, in milliseconds, counted
     /// from when its connection is ready for a request: slow senders and idle keep-alive
     /// connections are closed after it.
@@ -282,6 +285,7 @@ impl Default for ApiConfig {
             max_hook_body_bytes: 1024 * 1024,
             rate_limit_per_sec: 100.0,
             rate_limit_burst: 200,
+            max_streams_per_client: 32,
             http_header_timeout_ms: 30_000,
         }
     }

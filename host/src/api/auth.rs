@@ -1,11 +1,12 @@
 //! Who may call the APIs: authentication (a client certificate whose subject OU is the role,
 //! as in the Job Worker this replaces, or a bearer token), authorization (admin may do
-//! everything, viewer only reads) and a rate limit per caller.
+//! everything, viewer only reads) a rate limit per caller and a cap on its open streams.
 //!
 //! The transports only translate: [`super::grpc`] answers `UNAUTHENTICATED`,
 //! `PERMISSION_DENIED` and `RESOURCE_EXHAUSTED`, [`super::http`] 401, 403 and 429.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use std::time::SystemTime;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ratelimit::RateLimiter;
+use super::streams::{StreamSlot, StreamSlots};
 use super::tls::{ClientCertificate, PeerInfo, ServerTls, TlsError};
 use crate::config::{Config, SecretSource};
 
@@ -123,6 +125,17 @@ pub enum AuthError {
         /// When a request will be allowed again.
         retry_after: Duration,
     },
+    /// The caller already holds as many long-lived streams as it may.
+    #[error(
+        "too many open streams for {client}: at most {limit} at once \
+         (api.max_streams_per_client); close one first"
+    )]
+    TooManyStreams {
+        /// The caller.
+        client: String,
+        /// The configured limit.
+        limit: usize,
+    },
 }
 
 /// The token of an `authorization: Bearer <token>` header value (scheme in any case,
@@ -147,6 +160,8 @@ pub struct Gate {
     tls: Option<ServerTls>,
     tokens: HashMap<[u8; 32], Token>,
     limiter: Option<RateLimiter>,
+    /// Open streams per client; `None` when `api.max_streams_per_client` is 0 (no limit).
+    streams: Option<Arc<StreamSlots>>,
     rate_per_sec: f64,
 }
 
@@ -232,10 +247,13 @@ impl Gate {
         let api = &config.api;
         let limiter = (api.rate_limit_per_sec > 0.0)
             .then(|| RateLimiter::new(api.rate_limit_per_sec, api.rate_limit_burst));
+        let streams =
+            (api.max_streams_per_client > 0).then(|| StreamSlots::new(api.max_streams_per_client));
         Ok(Gate {
             tls,
             tokens,
             limiter,
+            streams,
             rate_per_sec: api.rate_limit_per_sec,
         })
     }
@@ -343,6 +361,21 @@ impl Gate {
                 per_sec: self.rate_per_sec,
                 retry_after,
             })
+    }
+
+    /// Takes a place for a long-lived stream (see [`crate::api::streams`]) of `identity`,
+    /// to be held as long as the stream is open; `None` when streams are not limited.
+    pub fn open_stream(&self, identity: &Identity) -> Result<Option<StreamSlot>, AuthError> {
+        let Some(streams) = &self.streams else {
+            return Ok(None);
+        };
+        match streams.open(&identity.principal()) {
+            Some(slot) => Ok(Some(slot)),
+            None => Err(AuthError::TooManyStreams {
+                client: identity.name.clone(),
+                limit: streams.limit(),
+            }),
+        }
     }
 
     /// Takes one request from the allowance of an unauthenticated caller of an open

@@ -9,6 +9,7 @@ use tonic::Status;
 use tower::{Layer, Service};
 
 use crate::api::auth::{Access, AuthError, Gate};
+use crate::api::streams::Holding;
 use crate::api::tls::PeerInfo;
 
 /// Wraps services in [`Guard`].
@@ -73,10 +74,27 @@ where
             access,
             counted,
         );
+        let streaming = STREAMS.contains(&path);
+        let checked = checked.and_then(|identity| {
+            // A stream holds its place until its response body is dropped.
+            let slot = if streaming {
+                self.gate.open_stream(&identity)?
+            } else {
+                None
+            };
+            Ok((identity, slot))
+        });
         match checked {
-            Ok(identity) => {
+            Ok((identity, slot)) => {
                 request.extensions_mut().insert(identity);
-                Box::pin(self.inner.call(request))
+                let call = self.inner.call(request);
+                let Some(slot) = slot else {
+                    return Box::pin(call);
+                };
+                Box::pin(async move {
+                    let response = call.await?;
+                    Ok(response.map(|body| tonic::body::Body::new(Holding::new(body, slot))))
+                })
             }
             Err(refusal) => {
                 tracing::debug!(%operation, "refused: {refusal}");
@@ -91,7 +109,9 @@ fn status(refusal: AuthError) -> Status {
     match refusal {
         AuthError::Unauthenticated(m) => Status::unauthenticated(m),
         AuthError::PermissionDenied(m) => Status::permission_denied(m),
-        limited @ AuthError::RateLimited { .. } => Status::resource_exhausted(limited.to_string()),
+        limited @ (AuthError::RateLimited { .. } | AuthError::TooManyStreams { .. }) => {
+            Status::resource_exhausted(limited.to_string())
+        }
     }
 }
 
@@ -115,6 +135,14 @@ const READS: &[&str] = &[
     "/api.csa.v1.CSAService/GetKeypair",
     "/api.csa.v1.CSAService/ListKeypairs",
     "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+];
+
+/// The served methods whose answers stream for as long as the client wants (server or
+/// bidirectional streaming); each holds one of the caller's stream places.
+const STREAMS: &[&str] = &[
+    "/jobhost.v1.JobScheduler/StreamJobLogs",
     "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 ];

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -12,6 +13,7 @@ use axum::response::Response;
 
 use super::error;
 use crate::api::auth::{Access, AuthError, Gate};
+use crate::api::streams::Holding;
 use crate::api::tls::PeerInfo;
 
 /// Paths anyone may fetch: they hold no job data.
@@ -20,6 +22,16 @@ fn is_open(path: &str) -> bool {
         path,
         "/" | "/healthz" | "/readyz" | "/docs" | "/openapi.json"
     ) || path.starts_with("/v1/hooks/")
+}
+
+/// Paths whose answers are Server-Sent Events streams: `/v1/stream` and
+/// `/v1/jobs/{id}/logs`.
+fn is_stream(path: &str) -> bool {
+    path == "/v1/stream"
+        || path
+            .strip_prefix("/v1/jobs/")
+            .and_then(|rest| rest.strip_suffix("/logs"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// Lets the request through only if its caller may make it; the caller's identity goes
@@ -53,10 +65,26 @@ pub async fn guard(State(gate): State<Arc<Gate>>, mut request: Request, next: Ne
         .extensions()
         .get::<ConnectInfo<PeerInfo>>()
         .map(|ConnectInfo(p)| p);
-    match gate.check(peer, authorization, &operation, access, true) {
-        Ok(identity) => {
+    let streaming = is_stream(&path);
+    let checked = gate
+        .check(peer, authorization, &operation, access, true)
+        .and_then(|identity| {
+            // A stream holds its place until its response body is dropped.
+            let slot = if streaming {
+                gate.open_stream(&identity)?
+            } else {
+                None
+            };
+            Ok((identity, slot))
+        });
+    match checked {
+        Ok((identity, slot)) => {
             request.extensions_mut().insert(identity);
-            next.run(request).await
+            let response = next.run(request).await;
+            match slot {
+                Some(slot) => response.map(|body| Body::new(Holding::new(body, slot))),
+                None => response,
+            }
         }
         Err(refusal) => {
             tracing::debug!(%operation, "refused: {refusal}");
@@ -78,6 +106,11 @@ fn refuse(refusal: AuthError) -> Response {
         AuthError::PermissionDenied(message) => {
             error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", message)
         }
+        streams @ AuthError::TooManyStreams { .. } => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RESOURCE_EXHAUSTED",
+            streams.to_string(),
+        ),
         limited @ AuthError::RateLimited { retry_after, .. } => {
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -48,6 +48,14 @@ async fn client_as(server: &Server, identity: Option<&Issued>) -> JobSchedulerCl
 }
 
 async fn channel_as(server: &Server, identity: Option<&Issued>) -> Channel {
+    try_channel_as(server, identity).await.unwrap()
+}
+
+/// A TLS channel trusting the CA now in the server's certificate folder, or why not.
+async fn try_channel_as(
+    server: &Server,
+    identity: Option<&Issued>,
+) -> Result<Channel, tonic::transport::Error> {
     let certs = server.certs.as_deref().unwrap();
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read(certs, "ca-cert.pem")))
@@ -61,7 +69,6 @@ async fn channel_as(server: &Server, identity: Option<&Issued>) -> Channel {
         .unwrap()
         .connect()
         .await
-        .unwrap()
 }
 
 fn schedule(name: &str) -> ScheduleJobRequest {
@@ -716,4 +723,78 @@ async fn tokens_and_private_keys_never_reach_logs_or_answers() {
         assert!(body.len() > 40);
         assert!(!everything.contains(&body[..40]), "{key} leaked");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_rotate_without_a_restart() {
+    let redis = TestRedis::start().await;
+    let server = Server::start_tls(
+        &redis.url(),
+        &["hello"],
+        "",
+        &[("JOBHOST_TLS_RELOAD_INTERVAL_MS", "100")],
+    )
+    .await;
+    let old_admin = file_identity(&server, "admin");
+    client_as(&server, Some(&old_admin))
+        .await
+        .list_jobs(list())
+        .await
+        .expect("the first certificates work");
+
+    // A new CA, server certificate and clients, written over the files the node reads.
+    let certs = server.certs.clone().unwrap();
+    jobhost::certs::init_dir(&certs, &[], true).unwrap();
+    let new_admin = file_identity(&server, "admin");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        // Trusting only the new CA: works once the node serves the new certificate.
+        let answer = match try_channel_as(&server, Some(&new_admin)).await {
+            Ok(channel) => JobSchedulerClient::new(channel)
+                .list_jobs(list())
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        if answer.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificates were never used; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The old CA's clients are strangers now.
+    let refused = client_as(&server, Some(&old_admin))
+        .await
+        .list_jobs(list())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    assert!(
+        refused.message().contains("signed by unknown authority"),
+        "{refused:?}"
+    );
+
+    // A broken file is refused, and the node keeps serving the certificates in use.
+    std::fs::write(certs.join("server-cert.pem"), "not a certificate").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !server
+        .log()
+        .contains("cannot be used, keeping the ones in use")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broken file was not noticed; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client_as(&server, Some(&new_admin))
+        .await
+        .list_jobs(list())
+        .await
+        .expect("the certificates in use go on working");
 }

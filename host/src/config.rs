@@ -88,6 +88,9 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
     /// The CA that signs client certificates (PEM).
     pub client_ca_file: Option<PathBuf>,
+    /// How often the three files are checked for changes, in milliseconds; changed files are
+    /// read again and used for new connections (0: read only at start).
+    pub reload_interval_ms: u64,
 }
 
 impl Default for TlsConfig {
@@ -97,6 +100,7 @@ impl Default for TlsConfig {
             cert_file: None,
             key_file: None,
             client_ca_file: None,
+            reload_interval_ms: 30_000,
         }
     }
 }
@@ -627,6 +631,9 @@ impl Config {
         }
         if let Some(v) = var("JOBHOST_TLS_CLIENT_CA_FILE") {
             self.tls.client_ca_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("JOBHOST_TLS_RELOAD_INTERVAL_MS") {
+            self.tls.reload_interval_ms = parse_env("JOBHOST_TLS_RELOAD_INTERVAL_MS", v)?;
         }
         if let Some(v) = var("JOBHOST_CONCURRENCY") {
             self.worker.concurrency = parse_env("JOBHOST_CONCURRENCY", v)?;

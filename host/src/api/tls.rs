@@ -70,12 +70,30 @@ const MAX_CONNECTIONS: usize = 2048;
 /// verifying a chain the client chose.
 const MAX_CLIENT_CHAIN: usize = 4;
 
-/// The server side of TLS, loaded once at start.
+/// The server side of TLS: the certificate, key and client CA of `[tls]`, read at start and
+/// again whenever the files change ([`ServerTls::watch`]), so certificates rotate without a
+/// restart. Clones share the same, current files; a connection keeps the ones it started
+/// with.
 #[derive(Clone)]
 pub struct ServerTls {
+    config: TlsConfig,
+    loaded: Arc<std::sync::RwLock<Arc<Loaded>>>,
+    /// What the files looked like when last read.
+    stamps: Arc<std::sync::Mutex<Vec<Option<FileStamp>>>>,
+}
+
+/// One reading of the TLS files.
+struct Loaded {
     grpc: TlsAcceptor,
     http: TlsAcceptor,
     client_verifier: Arc<dyn ClientCertVerifier>,
+}
+
+/// A file's modification time and size: when either changes, the file is read again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -87,6 +105,77 @@ impl std::fmt::Debug for ServerTls {
 impl ServerTls {
     /// Reads the certificate, key and client CA named in `config`.
     pub fn load(config: &TlsConfig) -> Result<ServerTls, TlsError> {
+        // Stamped before reading: a change made while reading is seen at the next check.
+        let stamps = file_stamps(config);
+        let loaded = Loaded::read(config)?;
+        Ok(ServerTls {
+            config: config.clone(),
+            loaded: Arc::new(std::sync::RwLock::new(Arc::new(loaded))),
+            stamps: Arc::new(std::sync::Mutex::new(stamps)),
+        })
+    }
+
+    /// The files as last read.
+    fn current(&self) -> Arc<Loaded> {
+        self.loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the files again if any changed since they were last read: `Ok(true)` when new
+    /// ones are now in use, `Ok(false)` when nothing changed. Files that changed but cannot
+    /// be used (a rotation half done, a key that does not match) leave the current ones in
+    /// use; they are tried again once they change again.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let stamps = file_stamps(&self.config);
+        {
+            let mut last = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
+            if *last == stamps {
+                return Ok(false);
+            }
+            *last = stamps;
+        }
+        let loaded = Loaded::read(&self.config)?;
+        *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+        Ok(true)
+    }
+
+    /// Checks the files every `every` until `stop`, and puts changed ones in use.
+    pub async fn watch(self, every: Duration, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = stop.cancelled() => return,
+            }
+            match self.reload_if_changed() {
+                Ok(true) => tracing::info!("TLS certificate, key or client CA changed: reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(
+                    "TLS files changed but cannot be used, keeping the ones in use: {e}"
+                ),
+            }
+        }
+    }
+}
+
+/// The stamps of the certificate, key and client CA files (`None`: missing).
+fn file_stamps(config: &TlsConfig) -> Vec<Option<FileStamp>> {
+    [&config.cert_file, &config.key_file, &config.client_ca_file]
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(path.as_deref()?).ok()?;
+            Some(FileStamp {
+                modified: meta.modified().ok(),
+                len: meta.len(),
+            })
+        })
+        .collect()
+}
+
+impl Loaded {
+    /// Reads the certificate, key and client CA named in `config`.
+    fn read(config: &TlsConfig) -> Result<Loaded, TlsError> {
         let cert_file = config
             .cert_file
             .as_deref()
@@ -130,7 +219,7 @@ impl ServerTls {
             server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
             Ok(TlsAcceptor::from(Arc::new(server)))
         };
-        Ok(ServerTls {
+        Ok(Loaded {
             grpc: server_config(&[b"h2"])?,
             http: server_config(&[b"http/1.1"])?,
             client_verifier,
@@ -188,7 +277,9 @@ fn explain(error: &rustls::Error) -> String {
         rustls::Error::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
             "certificate is not valid yet".into()
         }
-        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+        // A bad signature under an issuer of the right name: another CA of the same name
+        // (e.g. one rotated out) signed it.
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
             "certificate signed by unknown authority (not tls.client_ca_file)".into()
         }
         rustls::Error::InvalidCertificate(C::InvalidPurpose | C::InvalidPurposeContext { .. }) => {
@@ -230,7 +321,7 @@ fn read_certs(knob: &'static str, path: &Path) -> Result<Vec<CertificateDer<'sta
 }
 
 /// Asks for a client certificate and checks the handshake signature (possession of the
-/// key), but leaves the chain to [`ServerTls::verify_client`] at request time.
+/// key), but leaves the chain to the check [`ApiListener`] makes right after the handshake.
 #[derive(Debug)]
 struct DeferredClientVerifier(Arc<dyn ClientCertVerifier>);
 
@@ -388,7 +479,8 @@ impl tonic::transport::server::Connected for ApiStream {
 /// or silent client does not hold up the others.
 pub struct ApiListener {
     tcp: TcpListener,
-    tls: Option<(TlsAcceptor, ServerTls)>,
+    protocol: Protocol,
+    tls: Option<ServerTls>,
     handshakes: JoinSet<Option<ApiStream>>,
     connections: Arc<tokio::sync::Semaphore>,
 }
@@ -396,16 +488,10 @@ pub struct ApiListener {
 impl ApiListener {
     /// Serves `protocol` on `tcp`, over TLS when `tls` is given.
     pub fn new(tcp: TcpListener, tls: Option<&ServerTls>, protocol: Protocol) -> ApiListener {
-        let tls = tls.map(|t| {
-            let acceptor = match protocol {
-                Protocol::Grpc => t.grpc.clone(),
-                Protocol::Http => t.http.clone(),
-            };
-            (acceptor, t.clone())
-        });
         ApiListener {
             tcp,
-            tls,
+            protocol,
+            tls: tls.cloned(),
             handshakes: JoinSet::new(),
             connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
         }
@@ -422,15 +508,21 @@ impl ApiListener {
                             continue;
                         };
                         let _ = tcp.set_nodelay(true);
-                        let Some((acceptor, server)) = self.tls.clone() else {
+                        let Some(server) = &self.tls else {
                             let peer = PeerInfo { addr, certificate: None };
                             return ApiStream { io: Io::Plain(tcp), peer, _slot: slot };
+                        };
+                        // The files in use now: a rotation applies to new connections.
+                        let loaded = server.current();
+                        let acceptor = match self.protocol {
+                            Protocol::Grpc => loaded.grpc.clone(),
+                            Protocol::Http => loaded.http.clone(),
                         };
                         if self.handshakes.len() >= MAX_PENDING_HANDSHAKES {
                             tracing::warn!(%addr, "too many TLS handshakes in progress: connection closed");
                             continue;
                         }
-                        self.handshakes.spawn(handshake(acceptor, server, tcp, addr, slot));
+                        self.handshakes.spawn(handshake(acceptor, loaded, tcp, addr, slot));
                     }
                     // Out of file descriptors and the like: back off rather than spin.
                     Err(e) => {
@@ -450,7 +542,7 @@ impl ApiListener {
 
 async fn handshake(
     acceptor: TlsAcceptor,
-    server: ServerTls,
+    server: Arc<Loaded>,
     tcp: TcpStream,
     addr: SocketAddr,
     slot: tokio::sync::OwnedSemaphorePermit,

@@ -417,6 +417,10 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
     let (listener, grpc_addr) = grpc::bind(&config.api).await?;
     let (http_listener, http_addr) = http::bind(&config).await?;
     let api_stop = CancellationToken::new();
+    if let (Some(tls), true) = (gate.tls(), config.tls.reload_interval_ms > 0) {
+        let every = std::time::Duration::from_millis(config.tls.reload_interval_ms);
+        tokio::spawn(tls.clone().watch(every, api_stop.clone()));
+    }
     if let Some(jd) = &jd {
         tokio::spawn(jd.clone().probe_nodes(api_stop.clone()));
     }

@@ -676,8 +676,16 @@ impl Config {
         if rt.default_timeout_ms == 0 {
             return invalid("runtime.default_timeout_ms must be at least 1".into());
         }
-        if rt.epoch_tick_ms == 0 {
-            return invalid("runtime.epoch_tick_ms must be at least 1".into());
+        // Deadlines and cancellation are only as prompt as the tick.
+        if !(1..=MAX_EPOCH_TICK_MS).contains(&rt.epoch_tick_ms) {
+            return invalid(format!(
+                "runtime.epoch_tick_ms must be 1 to {MAX_EPOCH_TICK_MS}"
+            ));
+        }
+        if self.sandbox.warm_cgroups > MAX_WARM_CGROUPS {
+            return invalid(format!(
+                "sandbox.warm_cgroups must be at most {MAX_WARM_CGROUPS}"
+            ));
         }
         let redis = &self.redis;
         if !(redis.url.is_empty()
@@ -1012,9 +1020,29 @@ fn mask_url_password(url: &str) -> String {
     format!("{scheme}://{masked}@{host}")
 }
 
+/// The slowest epoch tick accepted: deadlines and cancellation of wasm wait up to a tick.
+const MAX_EPOCH_TICK_MS: u64 = 1000;
+
+/// The most empty cgroups a node keeps ready.
+const MAX_WARM_CGROUPS: usize = 256;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_and_warm_cgroups_are_bounded() {
+        for (toml, knob) in [
+            ("[runtime]\nepoch_tick_ms = 0\n", "runtime.epoch_tick_ms"),
+            ("[runtime]\nepoch_tick_ms = 1001\n", "runtime.epoch_tick_ms"),
+            ("[sandbox]\nwarm_cgroups = 257\n", "sandbox.warm_cgroups"),
+        ] {
+            let err = Config::from_toml(toml).unwrap().check().unwrap_err();
+            assert!(err.to_string().contains(knob), "{toml}: {err}");
+        }
+        let fine = "[runtime]\nepoch_tick_ms = 1000\n[sandbox]\nwarm_cgroups = 256\n";
+        Config::from_toml(fine).unwrap().check().unwrap();
+    }
 
     #[test]
     fn env_overrides_file() {

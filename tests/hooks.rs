@@ -650,3 +650,62 @@ async fn hook_callers_are_rate_limited_by_address() {
     let (status, _) = http_request(addr, "GET", "/healthz", &[], b"").await;
     assert_eq!(status, 200);
 }
+
+/// The `jobhost_stream_snapshots_total` counter of `addr`'s node.
+async fn snapshots_made(addr: &str) -> f64 {
+    let (status, text) = http_request(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(status, 200, "{text}");
+    samples(&text)["jobhost_stream_snapshots_total"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_dashboards_share_one_snapshot_a_second_and_none_is_made_without_them() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hello"]).await;
+    let addr = server.http_addr.as_str();
+    let before = snapshots_made(addr).await;
+
+    // Four streams, each until it has seen three snapshots.
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(b"GET /v1/stream HTTP/1.1\r\nhost: jobhost\r\n\r\n")
+            .await
+            .unwrap();
+        streams.push(socket);
+    }
+    for socket in &mut streams {
+        let mut seen = String::new();
+        let mut chunk = [0u8; 65536];
+        while seen.matches("event: snapshot").count() < 3 {
+            let n = tokio::time::timeout(Duration::from_secs(20), socket.read(&mut chunk))
+                .await
+                .expect("a snapshot every second")
+                .unwrap();
+            assert!(n > 0, "the stream ended: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    }
+    // Made once for all four: about one a second, not one per stream and second.
+    let made = snapshots_made(addr).await - before;
+    assert!(
+        (3.0..=8.0).contains(&made),
+        "{made} snapshots for 4 streams of 3 each"
+    );
+
+    // Closed streams stop the producer: the count stands still.
+    drop(streams);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let first = snapshots_made(addr).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        if snapshots_made(addr).await == first {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "snapshots are still made with no stream open"
+        );
+    }
+}

@@ -42,6 +42,7 @@ pub struct Metrics {
     instances_in_use: Gauge,
     instance_slots: Gauge,
     cluster_view_up: Gauge,
+    stream_snapshots: Counter,
 }
 
 fn job_durations() -> Histogram {
@@ -69,6 +70,7 @@ impl Metrics {
             instances_in_use: Gauge::default(),
             instance_slots: Gauge::default(),
             cluster_view_up: Gauge::default(),
+            stream_snapshots: Counter::default(),
         }
     }
 
@@ -96,6 +98,11 @@ impl Metrics {
         self.refused
             .get_or_create(&[("type", job_type.to_owned()), ("reason", reason.to_owned())])
             .inc();
+    }
+
+    /// Records one snapshot made for the open `/v1/stream` streams.
+    pub fn stream_snapshot(&self) {
+        self.stream_snapshots.inc();
     }
 
     /// Records the time of one Redis request (a command, script or pipeline).
@@ -173,6 +180,11 @@ impl Metrics {
             "jobs_refused",
             "New jobs this node refused for a per-type limit, by job type and reason (queue_full)",
             self.refused.clone(),
+        );
+        registry.register(
+            "stream_snapshots",
+            "Snapshots this node made for /v1/stream: one a second while any stream is open, shared by all of them",
+            self.stream_snapshots.clone(),
         );
         registry.register(
             "redis_request_duration_seconds",

@@ -20,6 +20,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 mod dashboard;
+mod feed;
 mod guard;
 mod rest;
 mod server;
@@ -57,6 +58,8 @@ struct AppState {
     scheduler: Arc<Scheduler>,
     /// The Job Distributor, when `jd.enabled` (and its nodes file reads).
     jd: Option<crate::jd::Distributor>,
+    /// The `/v1/stream` snapshots, shared by every open stream.
+    feed: feed::SnapshotFeed,
 }
 
 /// Binds `api.http_addr`; returns the listener and its actual address.
@@ -99,6 +102,7 @@ pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
         max_hook_body_bytes: config.api.max_hook_body_bytes,
         scheduler,
         jd,
+        feed: feed::SnapshotFeed::default(),
     });
     let jobs_limit = DefaultBodyLimit::max(
         config

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -22,12 +21,10 @@ use tonic::{Code, Request, Status};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::AppState;
+use super::feed::{SnapshotFeed, Tick};
 use crate::api::auth::Identity;
 use crate::api::grpc::Scheduler;
 use crate::api::proto::{self, job_scheduler_server::JobScheduler};
-
-/// How often `/v1/stream` sends a snapshot.
-const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 
 /// Jobs in a snapshot.
 const SNAPSHOT_JOBS: u32 = 50;
@@ -877,23 +874,39 @@ async fn snapshot(state: &AppState) -> Result<Snapshot, Status> {
 pub async fn stream(
     State(state): State<Arc<AppState>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let events = futures::stream::unfold((state, true), |(state, first)| async move {
-        if !first {
-            tokio::time::sleep(SNAPSHOT_EVERY).await;
+    let latest = SnapshotFeed::subscribe(&state);
+    // The snapshot in hand first (if any), then each new one.
+    let events = futures::stream::unfold((latest, true), |(mut latest, first)| async move {
+        loop {
+            if !(first && latest.borrow().is_some()) {
+                latest.changed().await.ok()?;
+            }
+            let tick = latest.borrow_and_update().clone();
+            if let Some(tick) = tick {
+                let event = Event::default().event(tick.name).data(tick.json.as_str());
+                return Some((Ok(event), (latest, false)));
+            }
         }
-        let event = match snapshot(&state).await {
-            Ok(snapshot) => sse_json("snapshot", &snapshot),
-            Err(status) => sse_json(
-                "error",
-                &ErrorBody {
-                    code: code_name(status.code()),
-                    message: status.message().to_owned(),
-                },
-            ),
-        };
-        Some((event, (state, false)))
     });
     Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// The `/v1/stream` event of the cluster now: a `snapshot`, or an `error` saying why not.
+pub(super) async fn snapshot_tick(state: &AppState) -> Tick {
+    let (name, json) = match snapshot(state).await {
+        Ok(snapshot) => ("snapshot", serde_json::to_string(&snapshot)),
+        Err(status) => (
+            "error",
+            serde_json::to_string(&ErrorBody {
+                code: code_name(status.code()),
+                message: status.message().to_owned(),
+            }),
+        ),
+    };
+    Tick {
+        name,
+        json: json.unwrap_or_else(|_| "null".into()),
+    }
 }
 
 #[cfg(test)]

@@ -719,6 +719,96 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
     );
 }
 
+/// `POST /v1/jd/proposals/{id}/approve` on `server`: the status and JSON answer.
+async fn approve(server: &Server, id: &str) -> (u16, serde_json::Value) {
+    let (status, body) = common::receiver::http_request(
+        &server.http_addr,
+        "POST",
+        &format!("/v1/jd/proposals/{id}/approve"),
+        &[],
+        b"",
+    )
+    .await;
+    let body = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn pending_proposals_are_delivered_once_approved() {
+    use common::chainlink::ChainlinkNode;
+    let redis = TestRedis::start().await;
+    let chainlink = ChainlinkNode::start("admin@node1.com", "node1-password").await;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes_file = dir.path().join("nodes.yaml");
+    std::fs::write(
+        &nodes_file,
+        format!(
+            "nodes:\n  - name: node-1\n    chainlink_url: \"{url}\"\n    chainlink_email: admin@node1.com\n    chainlink_password: node1-password\n",
+            url = chainlink.url()
+        ),
+    )
+    .unwrap();
+    let config = format!(
+        "[jd]\nauto_approve = false\nnodes_file = \"{}\"\n\n[plugins.ccip-submit]\ngrants = [\"http\"]\nallowed_hosts = [\"{}\"]\n",
+        nodes_file.display(),
+        chainlink.url()
+    );
+    let server = Server::start_with(&redis.url(), &["ccip-submit"], &config).await;
+    let mut nodes = Nodes::new(server.channel().await);
+    let mut jobs = Jobs::new(server.channel().await);
+    let one = register(&mut nodes, "node-1", "aa01", vec![]).await;
+    let uuid = "5b1a1a1a-4444-4444-8444-444444444444";
+
+    // Proposed, it waits: nothing reaches the node.
+    let first = propose(&mut jobs, &one.id, spec(uuid, "name = \"v1\"\n")).await;
+    assert_eq!(first.status(), job::ProposalStatus::Pending);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(chainlink.jobs().is_empty(), "{:?}", chainlink.jobs());
+
+    // Approved, it is delivered.
+    let (status, answer) = approve(&server, &first.id).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "APPROVED");
+    assert!(answer["delivery_job"].is_string(), "{answer}");
+    let done = wait_proposal(&mut jobs, &first.id, delivered).await;
+    assert_eq!(done.status(), job::ProposalStatus::Approved);
+    let held: Vec<String> = chainlink.jobs().into_values().collect();
+    assert_eq!(held, vec![spec(uuid, "name = \"v1\"\n")]);
+
+    // Once only.
+    let (status, answer) = approve(&server, &first.id).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["code"], "FAILED_PRECONDITION");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("only a PENDING proposal can be approved"),
+        "{answer}"
+    );
+
+    // Of two pending revisions only the latest can be approved; it replaces the node's job.
+    let second = propose(&mut jobs, &one.id, spec(uuid, "name = \"v2\"\n")).await;
+    let third = propose(&mut jobs, &one.id, spec(uuid, "name = \"v3\"\n")).await;
+    let (status, answer) = approve(&server, &second.id).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("only its latest revision (3) can be approved"),
+        "{answer}"
+    );
+    let (status, answer) = approve(&server, &third.id).await;
+    assert_eq!(status, 200, "{answer}");
+    wait_proposal(&mut jobs, &third.id, delivered).await;
+    let held: Vec<String> = chainlink.jobs().into_values().collect();
+    assert_eq!(held, vec![spec(uuid, "name = \"v3\"\n")], "v3 replaced v1");
+
+    let (status, answer) = approve(&server, "no-such-proposal").await;
+    assert_eq!(status, 404, "{answer}");
+}
+
 #[tokio::test]
 async fn jd_port_sets_the_grpc_port_when_jobhost_config_does_not() {
     let redis = TestRedis::start().await;

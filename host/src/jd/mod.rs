@@ -452,24 +452,7 @@ impl Distributor {
             response_ms: None,
         };
         if proposal.status == ProposalStatus::Approved {
-            // A node holds one job per externalJobID: a revision replaces the job the last
-            // delivered revision made there.
-            let earlier = &job.proposal_ids[..job.proposal_ids.len().saturating_sub(1)];
-            self.supersede_deliveries(earlier, proposal.revision)
-                .await?;
-            let replaces = self.delivered_node_job(earlier).await?;
-            let delivery = Delivery::Create {
-                spec,
-                replaces: replaces.as_ref().map(|(_, id)| id.as_str()),
-            };
-            match self.deliver(&node, delivery, &proposal.id).await {
-                Ok(job) => proposal.delivery_job = Some(job),
-                Err(reason) => {
-                    tracing::warn!(node = %node.name, proposal = %proposal.id, "Job Distributor: cannot deliver: {reason}");
-                    proposal.delivery = DeliveryStatus::Failed;
-                    proposal.delivery_error = Some(reason);
-                }
-            }
+            self.start_delivery(&node, &job, &mut proposal).await?;
         }
         self.store
             .jd_put(RecordKind::Proposals, &proposal.id, &to_json(&proposal))
@@ -479,6 +462,106 @@ impl Distributor {
             status = ?proposal.status, "Job Distributor: job proposed"
         );
         Ok(proposal)
+    }
+
+    /// Hands the approved `proposal`, the latest of `job` on `node`, to delivery: deliveries
+    /// of earlier revisions still waiting are cancelled, and the node's job made by the last
+    /// delivered revision is replaced (a node holds one job per externalJobID). Records the
+    /// delivery job in `proposal`, or why delivery cannot start.
+    async fn start_delivery(&self, node: &Node, job: &Job, proposal: &mut Proposal) -> Result<()> {
+        let earlier = &job.proposal_ids[..job.proposal_ids.len().saturating_sub(1)];
+        self.supersede_deliveries(earlier, proposal.revision)
+            .await?;
+        let replaces = self.delivered_node_job(earlier).await?;
+        let delivery = Delivery::Create {
+            spec: &proposal.spec,
+            replaces: replaces.as_ref().map(|(_, id)| id.as_str()),
+        };
+        match self.deliver(node, delivery, &proposal.id).await {
+            Ok(job) => proposal.delivery_job = Some(job),
+            Err(reason) => {
+                tracing::warn!(node = %node.name, proposal = %proposal.id, "Job Distributor: cannot deliver: {reason}");
+                proposal.delivery = DeliveryStatus::Failed;
+                proposal.delivery_error = Some(reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// Approves a PENDING proposal (with `jd.auto_approve` off, proposals wait for this) and
+    /// delivers it, as [`Distributor::propose`] does an approved one. Only a job's latest
+    /// proposal can be approved (earlier revisions are superseded), on an enabled node, while
+    /// the job is not deleted. Approving again an approved proposal whose delivery never
+    /// started (the approver died in between) starts it; any other state is
+    /// FAILED_PRECONDITION.
+    pub async fn approve(&self, proposal_id: &str) -> Result<Proposal> {
+        let current = self.proposal(proposal_id).await?;
+        let job = self.job(&JobRef::Id(current.job_id.clone())).await?;
+        let latest = job.proposal_ids.last().map(String::as_str);
+        if latest != Some(current.id.as_str()) {
+            return Err(JdError::FailedPrecondition(format!(
+                "proposal {} is revision {} of job {}; only its latest revision ({}) can be approved",
+                current.id,
+                current.revision,
+                job.id,
+                job.proposal_ids.len()
+            )));
+        }
+        if job.deleted_ms.is_some() {
+            return Err(JdError::FailedPrecondition(format!(
+                "job {} is deleted",
+                job.id
+            )));
+        }
+        let node = self.node(&job.node_id).await?;
+        if !node.enabled {
+            return Err(JdError::FailedPrecondition(format!(
+                "node {} is disabled",
+                node.id
+            )));
+        }
+        // Pending -> approved is one atomic swap: of two approvers, one delivers.
+        let mut approved = self
+            .update(
+                RecordKind::Proposals,
+                proposal_id,
+                "proposal",
+                |p: &mut Proposal| {
+                    let never_started = p.status == ProposalStatus::Approved
+                        && p.delivery_job.is_none()
+                        && p.delivery_error.is_none();
+                    if p.status != ProposalStatus::Pending && !never_started {
+                        return Err(JdError::FailedPrecondition(format!(
+                            "proposal {} is {:?}: only a PENDING proposal can be approved",
+                            p.id, p.status
+                        )));
+                    }
+                    p.status = ProposalStatus::Approved;
+                    p.updated_ms = now();
+                    Ok(())
+                },
+            )
+            .await?;
+        self.start_delivery(&node, &job, &mut approved).await?;
+        let started = approved.clone();
+        let approved = self
+            .update(
+                RecordKind::Proposals,
+                proposal_id,
+                "proposal",
+                move |p: &mut Proposal| {
+                    p.delivery_job = started.delivery_job.clone();
+                    p.delivery = started.delivery;
+                    p.delivery_error = started.delivery_error.clone();
+                    Ok(())
+                },
+            )
+            .await?;
+        tracing::info!(
+            node = %node.name, job = %job.id, proposal = %approved.id, revision = approved.revision,
+            "Job Distributor: proposal approved"
+        );
+        Ok(approved)
     }
 
     /// The id of node's job for `uuid`, created if there is none.

@@ -129,6 +129,7 @@ pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
         .route("/v1/overview", get(rest::overview))
         .route("/v1/stream", get(rest::stream))
         .route("/v1/jd/proposals/{id}", get(rest::jd_proposal))
+        .route("/v1/jd/proposals/{id}/approve", post(rest::jd_approve))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs))
         .route("/v1/hooks/{name}", post(trigger))

@@ -454,22 +454,57 @@ pub struct ProposalJson {
     responses((status = 200, body = ProposalJson), (status = 404, body = ErrorBody), (status = 501, description = "The Job Distributor is off", body = ErrorBody)))]
 pub async fn jd_proposal(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let Some(jd) = &state.jd else {
-        return error(
-            StatusCode::NOT_IMPLEMENTED,
-            Code::Unimplemented,
-            "the Job Distributor is off (jd.enabled)",
-        );
+        return jd_off();
     };
     match jd.proposal(&id).await {
-        Ok(p) => Json(ProposalJson {
-            status: serde_json::to_value(p.status)
-                .ok()
+        Ok(p) => Json(ProposalJson::from(p)).into_response(),
+        Err(e) => status_response(&crate::api::grpc::jd::status(e)),
+    }
+}
+
+/// `POST /v1/jd/proposals/{id}/approve`: approves a PENDING proposal (`jd.auto_approve`
+/// off) and delivers it. The JD protocol has no call for this: with real Job Distributors
+/// the node's operator approves; here the JD's operator does.
+#[utoipa::path(post, path = "/v1/jd/proposals/{id}/approve", params(("id" = String, Path, description = "Proposal id")),
+    responses((status = 200, description = "Approved, and handed to delivery", body = ProposalJson), (status = 404, body = ErrorBody),
+        (status = 409, description = "FAILED_PRECONDITION: not PENDING, not the job's latest revision, the job deleted or the node disabled", body = ErrorBody),
+        (status = 501, description = "The Job Distributor is off", body = ErrorBody)))]
+pub async fn jd_approve(
+    State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Identity>>,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(jd) = &state.jd else {
+        return jd_off();
+    };
+    match jd.approve(&id).await {
+        Ok(p) => {
+            let by = caller.map(|Extension(c)| c.principal()).unwrap_or_default();
+            tracing::info!(proposal = %p.id, by = %by, "Job Distributor proposal approved through the HTTP API");
+            Json(ProposalJson::from(p)).into_response()
+        }
+        Err(e) => status_response(&crate::api::grpc::jd::status(e)),
+    }
+}
+
+fn jd_off() -> Response {
+    error(
+        StatusCode::NOT_IMPLEMENTED,
+        Code::Unimplemented,
+        "the Job Distributor is off (jd.enabled)",
+    )
+}
+
+impl From<crate::jd::Proposal> for ProposalJson {
+    fn from(p: crate::jd::Proposal) -> Self {
+        let name = |v: serde_json::Result<serde_json::Value>| {
+            v.ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            delivery_status: serde_json::to_value(p.delivery)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+        };
+        ProposalJson {
+            status: name(serde_json::to_value(p.status)),
+            delivery_status: name(serde_json::to_value(p.delivery)),
             id: p.id,
             job_id: p.job_id,
             revision: p.revision,
@@ -478,9 +513,7 @@ pub async fn jd_proposal(State(state): State<Arc<AppState>>, Path(id): Path<Stri
             node_job_id: p.node_job_id,
             created_ms: p.created_ms,
             response_ms: p.response_ms,
-        })
-        .into_response(),
-        Err(e) => status_response(&crate::api::grpc::jd::status(e)),
+        }
     }
 }
 
@@ -511,7 +544,8 @@ pub struct LogQuery {
         list_nodes,
         overview,
         stream,
-        jd_proposal
+        jd_proposal,
+        jd_approve
     ),
     components(schemas(
         ErrorBody,
@@ -934,6 +968,7 @@ mod tests {
             "/v1/overview",
             "/v1/stream",
             "/v1/jd/proposals/{id}",
+            "/v1/jd/proposals/{id}/approve",
         ] {
             assert!(paths.iter().any(|p| *p == path), "{path} in {paths:?}");
         }

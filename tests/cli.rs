@@ -507,3 +507,68 @@ async fn a_flag_beats_the_environment_which_beats_the_file() {
     }
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_state_lists_gets_deletes_and_clears_a_plugins_kv() {
+    let redis = TestRedis::start().await;
+    let store = redis.store().await;
+    store.kv_set("counter", "cursor", b"42", 100).await.unwrap();
+    store
+        .kv_set("counter", "seen:a", &[0, 1, 2], 100)
+        .await
+        .unwrap();
+    store.kv_set("other", "mine", b"x", 100).await.unwrap();
+    let url = redis.url();
+    let state = |extra: &[&str]| {
+        let mut args = vec!["plugins", "state", "counter", "--redis-url", url.as_str()];
+        args.extend_from_slice(extra);
+        jobhost(&args, None)
+    };
+
+    let out = state(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    let row = |key: &str| {
+        listing
+            .lines()
+            .find(|l| l.starts_with(key))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+    };
+    assert_eq!(row("cursor"), Some(vec!["cursor", "2"]), "{listing}");
+    assert_eq!(row("seen:a"), Some(vec!["seen:a", "3"]), "{listing}");
+    assert!(!listing.contains("mine"), "another plugin's key: {listing}");
+    let out = state(&["--json"]);
+    let entries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        entries,
+        serde_json::json!([{"key": "cursor", "bytes": 2}, {"key": "seen:a", "bytes": 3}])
+    );
+
+    // Values come out as stored, bytes included.
+    let out = state(&["--get", "seen:a"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, [0, 1, 2]);
+    let out = state(&["--get", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(r#"plugin "counter" has no key "nope""#));
+
+    let out = state(&["--delete", "cursor"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(store.kv_get("counter", "cursor").await.unwrap(), None);
+    assert_eq!(state(&["--delete", "cursor"]).status.code(), Some(1));
+
+    let out = state(&["--clear"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(r#"cleared 1 keys of plugin "counter""#));
+    assert!(store.kv_keys("counter", "").await.unwrap().is_empty());
+    assert_eq!(
+        store.kv_get("other", "mine").await.unwrap().as_deref(),
+        Some(&b"x"[..]),
+        "other plugins keep theirs"
+    );
+    assert!(text(&state(&[]).stdout).contains(r#"plugin "counter" has no state"#));
+
+    // Flags that contradict each other are refused.
+    let out = state(&["--get", "a", "--clear"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}

@@ -161,6 +161,27 @@ enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show or change a plugin's `kv` state in Redis: its keys with their sizes, one value
+    /// (`--get`), or remove one key (`--delete`) or all of them (`--clear`).
+    State {
+        /// The plugin id (its file name without `.wasm`).
+        plugin: String,
+        /// Print this key's value (as stored: text or bytes) to standard output.
+        #[arg(long, conflicts_with_all = ["delete", "clear"])]
+        get: Option<String>,
+        /// Remove this key.
+        #[arg(long, conflicts_with = "clear")]
+        delete: Option<String>,
+        /// Remove every key of the plugin.
+        #[arg(long)]
+        clear: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Redis URL (overrides `redis.url` / JOBHOST_REDIS_URL).
+        #[arg(long)]
+        redis_url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -328,6 +349,25 @@ async fn dispatch(cli: Cli, mut config: Config) -> Result<ExitCode> {
                 plugins_list(config, json).await
             }
             PluginsCommand::Inspect { file, json } => plugins_inspect(config, &file, json).await,
+            PluginsCommand::State {
+                plugin,
+                get,
+                delete,
+                clear,
+                json,
+                redis_url,
+            } => {
+                if let Some(url) = redis_url {
+                    config.redis.url = url;
+                }
+                let action = match (get, delete, clear) {
+                    (Some(key), _, _) => StateAction::Get(key),
+                    (_, Some(key), _) => StateAction::Delete(key),
+                    (_, _, true) => StateAction::Clear,
+                    _ => StateAction::List,
+                };
+                plugins_state(config, &plugin, action, json).await
+            }
         },
         Command::RunLocal {
             plugin,
@@ -550,6 +590,69 @@ impl ShutdownSignal {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}
+        }
+    }
+}
+
+/// What `plugins state` does.
+enum StateAction {
+    List,
+    Get(String),
+    Delete(String),
+    Clear,
+}
+
+async fn plugins_state(
+    config: Config,
+    plugin: &str,
+    action: StateAction,
+    json: bool,
+) -> Result<ExitCode> {
+    let (store, _) = connect_store(&config, false).await?;
+    match action {
+        StateAction::List => {
+            let sizes = store.kv_sizes(plugin).await?;
+            if json {
+                let entries: Vec<_> = sizes
+                    .iter()
+                    .map(|(key, bytes)| serde_json::json!({"key": key, "bytes": bytes}))
+                    .collect();
+                outln!("{}", serde_json::to_string_pretty(&entries)?);
+            } else if sizes.is_empty() {
+                outln!("plugin {plugin:?} has no state");
+            } else {
+                outln!("{:<40} BYTES", "KEY");
+                for (key, bytes) in &sizes {
+                    outln!("{key:<40} {bytes}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StateAction::Get(key) => match store.kv_get(plugin, &key).await? {
+            Some(value) => {
+                use std::io::Write as _;
+                std::io::stdout().write_all(&value)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                eprintln!("plugin {plugin:?} has no key {key:?}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        StateAction::Delete(key) => {
+            if store.kv_delete(plugin, &key).await? {
+                outln!("deleted {key:?} of plugin {plugin:?}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("plugin {plugin:?} has no key {key:?}");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        StateAction::Clear => {
+            let count = store.kv_clear(plugin).await?;
+            tracing::info!(plugin, keys = count, "plugin state cleared");
+            outln!("cleared {count} keys of plugin {plugin:?}");
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

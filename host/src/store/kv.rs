@@ -67,6 +67,36 @@ impl Store {
         Ok(removed > 0)
     }
 
+    /// Every key of `plugin`'s state with the size of its value in bytes, sorted by key
+    /// (for operators: `jobhost plugins state`).
+    pub async fn kv_sizes(&self, plugin: &str) -> Result<Vec<(String, u64)>> {
+        let keys = self.kv_keys(plugin, "").await?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hash = self.kv_key(plugin);
+        let mut sizes = redis::pipe();
+        for key in &keys {
+            sizes.cmd("HSTRLEN").arg(&hash).arg(key);
+        }
+        let mut conn = self.conn();
+        let sizes: Vec<u64> = sizes.query_async(&mut conn).await?;
+        Ok(keys.into_iter().zip(sizes).collect())
+    }
+
+    /// Removes all of `plugin`'s state; answers how many keys it had.
+    pub async fn kv_clear(&self, plugin: &str) -> Result<u64> {
+        let hash = self.kv_key(plugin);
+        let mut conn = self.conn();
+        let (count, _): (u64, u64) = redis::pipe()
+            .atomic()
+            .hlen(&hash)
+            .del(&hash)
+            .query_async(&mut conn)
+            .await?;
+        Ok(count)
+    }
+
     /// `plugin`'s keys starting with `prefix`, sorted.
     pub async fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>> {
         let mut conn = self.conn();

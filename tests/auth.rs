@@ -407,10 +407,9 @@ async fn bearer_tokens_carry_roles_on_http_and_grpc_including_the_job_distributo
     )
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    assert_eq!(
-        json(&answer.body)["job"]["reason"],
-        "cancelled through the HTTP API (by token:deployer)"
-    );
+    let cancelled = json(&answer.body);
+    assert_eq!(cancelled["job"]["reason"], "cancelled through the HTTP API");
+    assert_eq!(cancelled["job"]["cancelled_by"], "token:deployer");
     let wrong = https(
         &server,
         None,

@@ -288,7 +288,8 @@ async fn cancel_a_queued_and_a_running_job() {
         .job
         .unwrap();
     assert_eq!(cancelled.state(), JobState::Cancelled);
-    assert_eq!(cancelled.reason, "not needed (by anonymous:127.0.0.1)");
+    assert_eq!(cancelled.reason, "not needed");
+    assert_eq!(cancelled.cancelled_by, "anonymous:127.0.0.1");
 
     let mut sleepy = schedule("noop", "");
     sleepy.labels.insert("sleep_ms".into(), "60000".into());
@@ -309,7 +310,9 @@ async fn cancel_a_queued_and_a_running_job() {
         .unwrap();
     let done = wait_state(&mut client, &running.id, JobState::Cancelled).await;
     assert_eq!(done.history[0].outcome, "cancelled");
-    assert_eq!(done.reason, "cancelled on request (by anonymous:127.0.0.1)");
+    // A running job's cancel keeps its reason and who asked.
+    assert_eq!(done.reason, "cancelled on request");
+    assert_eq!(done.cancelled_by, "anonymous:127.0.0.1");
 
     let err = client
         .cancel_job(CancelJobRequest {

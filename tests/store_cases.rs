@@ -227,7 +227,10 @@ pub async fn cancel_queued_scheduled_and_running_jobs(url: &str) {
         .unwrap()
         .remove(0);
     assert_eq!(
-        store.cancel(&running, "user").await.unwrap(),
+        store
+            .cancel_by(&running, "not needed", "token:ops")
+            .await
+            .unwrap(),
         CancelResult::Cancelling
     );
     let (cancel_seen, lost) = store
@@ -243,6 +246,33 @@ pub async fn cancel_queued_scheduled_and_running_jobs(url: &str) {
         store.finish(&claimed, NODE, &failed).await.unwrap(),
         Some(JobState::Cancelled)
     );
+    // It ends for the cancel's reason, naming who asked, not for the plugin's last words.
+    let record = store.get(&running).await.unwrap().unwrap();
+    assert_eq!(record.reason.as_deref(), Some("not needed"));
+    assert_eq!(record.cancelled_by, "token:ops");
+    assert_eq!(record.history[0].reason, "not needed");
+
+    // Cancelled while its node dies: the reaper ends it for the same reason.
+    let (orphan, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    store
+        .claim(
+            "dying-node",
+            &types(&["noop"]),
+            1,
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap();
+    store
+        .cancel_by(&orphan, "stop it", "certificate:admin")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(store.reap_expired(10).await.unwrap(), 1);
+    let record = store.get(&orphan).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Cancelled);
+    assert_eq!(record.reason.as_deref(), Some("stop it"));
+    assert_eq!(record.cancelled_by, "certificate:admin");
     assert_eq!(
         store.cancel(&running, "again").await.unwrap(),
         CancelResult::AlreadyFinal(JobState::Cancelled)

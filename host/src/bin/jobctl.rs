@@ -691,7 +691,7 @@ fn job_json(job: &Job) -> Value {
         "updated_at": time(&job.updated_at), "run_at": time(&job.run_at),
         "finished_at": time(&job.finished_at), "node": job.node, "output": job.output,
         "reason": job.reason, "cancel_requested": job.cancel_requested,
-        "submitted_by": job.submitted_by,
+        "submitted_by": job.submitted_by, "cancelled_by": job.cancelled_by,
         "history": job.history.iter().map(|a| json!({
             "attempt": a.attempt, "node": a.node, "started_at": time(&a.started_at),
             "ended_at": time(&a.ended_at), "outcome": a.outcome, "reason": a.reason,
@@ -718,6 +718,9 @@ fn print_job(job: &Job, json: bool) {
     outln!("created:   {}", time(&job.created_at));
     if !job.submitted_by.is_empty() {
         outln!("by:        {}", job.submitted_by);
+    }
+    if !job.cancelled_by.is_empty() {
+        outln!("cancelled by: {}", job.cancelled_by);
     }
     if job.run_at.is_some() {
         outln!("runs at:   {}", time(&job.run_at));

@@ -323,6 +323,9 @@ pub struct JobRecord {
     /// Who asked for it (see [`NewJob::submitted_by`]); empty for jobs stored before it was
     /// recorded.
     pub submitted_by: String,
+    /// Who asked for its cancellation, named as `submitted_by` names callers; empty if it
+    /// was not cancelled through an API.
+    pub cancelled_by: String,
 }
 
 /// A job claimed by a node: what its worker needs to run the attempt.
@@ -897,6 +900,12 @@ impl Store {
 
     /// Cancels `id`.
     pub async fn cancel(&self, id: &str, reason: &str) -> Result<CancelResult> {
+        self.cancel_by(id, reason, "").await
+    }
+
+    /// As [`Store::cancel`], recording `by` (who asked, as [`NewJob::submitted_by`] names
+    /// callers) in the job's `cancelled_by`.
+    pub async fn cancel_by(&self, id: &str, reason: &str, by: &str) -> Result<CancelResult> {
         let mut invocation = self.scripts.cancel.prepare_invoke();
         invocation
             .key(self.keys.job(id))
@@ -906,7 +915,8 @@ impl Store {
             .arg(self.keys.prefix())
             .arg(self.keys.events())
             .arg(millis(self.options.retention))
-            .arg(reason);
+            .arg(reason)
+            .arg(by);
         let mut conn = self.conn();
         let answer: String = invocation.invoke_async(&mut conn).await?;
         Ok(match answer.as_str() {
@@ -1483,6 +1493,7 @@ fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<JobRecord> {
         cancel_requested: take("cancel") == "1",
         history: Vec::new(),
         submitted_by: take("submitted_by"),
+        cancelled_by: take("cancelled_by"),
     })
 }
 

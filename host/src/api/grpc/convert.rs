@@ -92,6 +92,7 @@ pub fn job(record: JobRecord) -> proto::Job {
         reason: record.reason.unwrap_or_default(),
         cancel_requested: record.cancel_requested,
         submitted_by: record.submitted_by,
+        cancelled_by: record.cancelled_by,
         history: record
             .history
             .into_iter()

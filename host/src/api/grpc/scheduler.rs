@@ -331,15 +331,10 @@ impl JobScheduler for Scheduler {
         } else {
             req.reason
         };
-        // The reason stays with the job: it says who cancelled it.
-        let reason = if caller.is_empty() {
-            reason
-        } else {
-            format!("{reason} (by {caller})")
-        };
+
         match self
             .store
-            .cancel(&req.job_id, &reason)
+            .cancel_by(&req.job_id, &reason, &caller)
             .await
             .map_err(store_status)?
         {

@@ -154,6 +154,8 @@ pub struct JobJson {
     /// Who asked for it: `certificate:<CN>`, `token:<name>`, `anonymous:<address>`,
     /// `hook:<name>` or `jd:<proposal id>` (jobs a cron schedule fires carry its creator's).
     pub submitted_by: Option<String>,
+    /// Who asked for its cancellation, named as `submitted_by` names callers.
+    pub cancelled_by: Option<String>,
     /// Finished attempts, oldest first.
     pub history: Vec<AttemptJson>,
 }
@@ -185,6 +187,7 @@ impl From<proto::Job> for JobJson {
             reason: non_empty(j.reason),
             cancel_requested: j.cancel_requested,
             submitted_by: non_empty(j.submitted_by),
+            cancelled_by: non_empty(j.cancelled_by),
             history: j
                 .history
                 .into_iter()

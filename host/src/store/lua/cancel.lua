@@ -3,7 +3,7 @@
 -- channel (and sees the flag at its next lease renewal); it records CANCELLED when the
 -- plugin has stopped.
 -- KEYS: 1 job hash, 2 delayed set, 3 attempts list
--- ARGV: 1 id, 2 prefix, 3 event channel, 4 retention ms, 5 reason
+-- ARGV: 1 id, 2 prefix, 3 event channel, 4 retention ms, 5 reason, 6 who asked (may be empty)
 -- Returns 'not_found', 'cancelled', 'cancelling', or the final state it already had.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -15,7 +15,7 @@ if state == 'QUEUED' or state == 'SCHEDULED' then
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('SREM', ARGV[2] .. 'scheduled:' .. f[2], ARGV[1])
   redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'reason', ARGV[5], 'updated_ms', now,
-    'finished_ms', now, 'cancel', 1)
+    'finished_ms', now, 'cancel', 1, 'cancelled_by', ARGV[6])
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
   redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]))
   redis.call('PEXPIRE', ARGV[2] .. 'log:' .. ARGV[1], tonumber(ARGV[4]))
@@ -23,7 +23,8 @@ if state == 'QUEUED' or state == 'SCHEDULED' then
   return 'cancelled'
 end
 if state == 'RUNNING' then
-  redis.call('HSET', KEYS[1], 'cancel', 1, 'cancel_reason', ARGV[5], 'updated_ms', now)
+  redis.call('HSET', KEYS[1], 'cancel', 1, 'cancel_reason', ARGV[5], 'cancelled_by', ARGV[6],
+    'updated_ms', now)
   redis.call('PUBLISH', ARGV[3], 'cancel ' .. ARGV[1])
   return 'cancelling'
 end

@@ -13,7 +13,7 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local job = prefix .. 'job:' .. id
   local f = redis.call('HMGET', job, 'state', 'node', 'attempts', 'max_attempts',
-    'started_ms', 'type', 'priority', 'cancel')
+    'started_ms', 'type', 'priority', 'cancel', 'cancel_reason')
   if f[6] then
     redis.call('SREM', prefix .. 'running:' .. f[6], id)
     if redis.call('HDEL', KEYS[4], f[6]) == 1 then
@@ -36,8 +36,11 @@ for _, id in ipairs(ids) do
       state = 'DEAD'
       redis.call('ZADD', KEYS[2], now, id)
     end
+    local reason = 'lease expired: node ' .. (f[2] or '?') .. ' stopped renewing it'
+    -- A job cancelled while its node died ends for the reason its cancel gave.
+    if state == 'CANCELLED' and f[9] then reason = f[9] end
     redis.call('HSET', job, 'state', state, 'updated_ms', now, 'last_node', f[2] or '',
-      'reason', 'lease expired: node ' .. (f[2] or '?') .. ' stopped renewing it')
+      'reason', reason)
     redis.call('HDEL', job, 'node', 'lease_ms')
     if state ~= 'QUEUED' then
       local ttl = tonumber(ARGV[4])

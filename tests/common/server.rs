@@ -198,6 +198,24 @@ impl Server {
     pub async fn wait_serving(&self) {
         self.wait_health(tonic_health::ServingStatus::Serving).await;
     }
+
+    /// Sends SIGTERM and waits (30 s at most) for the process to exit; `None` if it did not.
+    #[allow(dead_code)]
+    pub async fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
 }
 
 impl Drop for Server {

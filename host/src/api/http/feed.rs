@@ -56,6 +56,10 @@ impl SnapshotFeed {
 }
 
 async fn produce(state: Arc<AppState>) {
+    let mut guard = Producing {
+        state: state.clone(),
+        done: false,
+    };
     loop {
         let tick = super::rest::snapshot_tick(&state).await;
         crate::metrics::global().stream_snapshot();
@@ -66,7 +70,40 @@ async fn produce(state: Arc<AppState>) {
             // Nobody watches: stop, and let the next stream start from a fresh snapshot.
             state.feed.latest.send_replace(None);
             *running = false;
+            guard.done = true;
             return;
         }
+    }
+}
+
+/// The running producer. Should it end any other way than by finding no stream open (a
+/// panic), the streams still open get a new producer a moment later, so the feed never
+/// stays marked running with nobody producing.
+struct Producing {
+    state: Arc<AppState>,
+    done: bool,
+}
+
+impl Drop for Producing {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let feed = &self.state.feed;
+        let mut running = feed.running.lock().unwrap_or_else(|e| e.into_inner());
+        feed.latest.send_replace(None);
+        *running = false;
+        if feed.latest.receiver_count() == 0 {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        *running = true;
+        let state = self.state.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(SNAPSHOT_EVERY).await;
+            produce(state).await;
+        });
     }
 }

@@ -60,6 +60,8 @@ struct AppState {
     jd: Option<crate::jd::Distributor>,
     /// The `/v1/stream` snapshots, shared by every open stream.
     feed: feed::SnapshotFeed,
+    /// Fires when the node shuts down: event streams end then.
+    stop: CancellationToken,
 }
 
 /// Binds `api.http_addr`; returns the listener and its actual address.
@@ -83,6 +85,17 @@ const JOB_REQUEST_OVERHEAD: usize = 64 * 1024;
 
 /// The router, for serving and for tests.
 pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
+    router_until(store, runtime, config, CancellationToken::new())
+}
+
+/// The router whose endless answers (event streams) end when `stop` fires, so a node
+/// shutting down is not held open by a dashboard.
+fn router_until(
+    store: Store,
+    runtime: Runtime,
+    config: &Config,
+    stop: CancellationToken,
+) -> Router {
     let scheduler = Arc::new(Scheduler::new(
         store.clone(),
         runtime.clone(),
@@ -103,6 +116,7 @@ pub fn router(store: Store, runtime: Runtime, config: &Config) -> Router {
         scheduler,
         jd,
         feed: feed::SnapshotFeed::default(),
+        stop,
     });
     let jobs_limit = DefaultBodyLimit::max(
         config
@@ -168,7 +182,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let listener = ApiListener::new(listener, gate.tls(), Protocol::Http);
-    let app = router(store, runtime, config)
+    let app = router_until(store, runtime, config, shutdown.clone())
         .layer(axum::middleware::from_fn_with_state(gate, guard::guard));
     let header_timeout = std::time::Duration::from_millis(config.api.http_header_timeout_ms);
     server::serve(listener, app, header_timeout, shutdown).await;

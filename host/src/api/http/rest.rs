@@ -782,7 +782,10 @@ pub async fn job_logs(
                 Err(_) => "UNKNOWN".to_owned(),
             };
             sse_json("end", &serde_json::json!({ "state": final_state }))
-        }));
+        }))
+        // A node shutting down ends the stream without `end`: the client resumes from its
+        // last cursor (`after`) on another node.
+        .take_until(state.stop.clone().cancelled_owned());
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()
@@ -912,6 +915,7 @@ pub async fn stream(
     State(state): State<Arc<AppState>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let latest = SnapshotFeed::subscribe(&state);
+    let stop = state.stop.clone().cancelled_owned();
     // The snapshot in hand first (if any), then each new one.
     let events = futures::stream::unfold((latest, true), |(mut latest, first)| async move {
         loop {
@@ -924,7 +928,8 @@ pub async fn stream(
                 return Some((Ok(event), (latest, false)));
             }
         }
-    });
+    })
+    .take_until(stop);
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 

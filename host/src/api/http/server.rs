@@ -19,7 +19,8 @@ use crate::api::tls::ApiListener;
 
 /// Serves `app` on the connections `listener` accepts until `shutdown` fires, then lets the
 /// requests in flight finish (each connection closes after its current response) and
-/// returns once every connection has closed. A client gets `header_timeout` to send each
+/// returns once every connection has closed, or after [`DRAIN_TIMEOUT`] (the connections
+/// still open are then dropped with the process). A client gets `header_timeout` to send each
 /// request's headers, counted from when its connection is ready for a request (so it also
 /// bounds how long a keep-alive connection may sit idle).
 pub async fn serve(
@@ -62,8 +63,20 @@ pub async fn serve(
         });
     }
     drop(open_rx);
-    open_tx.closed().await;
+    if tokio::time::timeout(DRAIN_TIMEOUT, open_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = open_tx.receiver_count(),
+            "HTTP connections still busy {} s after shutdown began: closing them",
+            DRAIN_TIMEOUT.as_secs()
+        );
+    }
 }
+
+/// How long requests in flight get to finish once the node shuts down.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn log_end(result: Result<(), hyper::Error>) {
     if let Err(e) = result {

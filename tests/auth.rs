@@ -735,9 +735,9 @@ async fn certificates_rotate_without_a_restart() {
     )
     .await;
     let old_admin = file_identity(&server, "admin");
-    client_as(&server, Some(&old_admin))
-        .await
-        .list_jobs(list())
+    // A connection opened now, and kept.
+    let mut kept = client_as(&server, Some(&old_admin)).await;
+    kept.list_jobs(list())
         .await
         .expect("the first certificates work");
 
@@ -765,7 +765,9 @@ async fn certificates_rotate_without_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The old CA's clients are strangers now.
+    // The old CA's clients are strangers now, on the connection they kept too.
+    let refused = kept.list_jobs(list()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     let refused = client_as(&server, Some(&old_admin))
         .await
         .list_jobs(list())

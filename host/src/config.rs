@@ -743,6 +743,12 @@ impl Config {
                 "api.rate_limit_burst must be at least 1 when rate limiting is on".into(),
             );
         }
+        let reload = self.tls.reload_interval_ms;
+        if reload != 0 && reload < 100 {
+            return invalid(
+                "tls.reload_interval_ms must be 0 (read at start only) or at least 100".into(),
+            );
+        }
         if api.http_header_timeout_ms == 0 {
             return invalid("api.http_header_timeout_ms must be at least 1".into());
         }

@@ -274,8 +274,12 @@ impl Gate {
             return self.token_identity(header);
         }
         let certificate = peer.and_then(|p| p.certificate.as_deref());
-        if let (Some(_), Some(certificate)) = (&self.tls, certificate) {
-            return certificate_identity(certificate);
+        if let (Some(tls), Some(certificate)) = (&self.tls, certificate) {
+            // Verified against files since replaced: verify again against the current ones.
+            return match tls.recheck(certificate) {
+                Some(current) => certificate_identity(&current),
+                None => certificate_identity(certificate),
+            };
         }
         if self.tls.is_none() && self.tokens.is_empty() {
             let name = match peer {
@@ -372,7 +376,7 @@ impl Gate {
         match streams.open(&identity.principal()) {
             Some(slot) => Ok(Some(slot)),
             None => Err(AuthError::TooManyStreams {
-                client: identity.name.clone(),
+                client: identity.principal(),
                 limit: streams.limit(),
             }),
         }

@@ -78,12 +78,17 @@ const MAX_CLIENT_CHAIN: usize = 4;
 pub struct ServerTls {
     config: TlsConfig,
     loaded: Arc<std::sync::RwLock<Arc<Loaded>>>,
+    /// Readings made so far: each reload counts one, so a connection verified against
+    /// earlier files is known by its number.
+    readings: Arc<std::sync::atomic::AtomicU64>,
     /// What the files looked like when last read.
     stamps: Arc<std::sync::Mutex<Vec<Option<FileStamp>>>>,
 }
 
 /// One reading of the TLS files.
 struct Loaded {
+    /// Which reading this is (counted by `ServerTls::readings`).
+    generation: u64,
     grpc: TlsAcceptor,
     http: TlsAcceptor,
     client_verifier: Arc<dyn ClientCertVerifier>,
@@ -107,10 +112,11 @@ impl ServerTls {
     pub fn load(config: &TlsConfig) -> Result<ServerTls, TlsError> {
         // Stamped before reading: a change made while reading is seen at the next check.
         let stamps = file_stamps(config);
-        let loaded = Loaded::read(config)?;
+        let loaded = Loaded::read(config, 0)?;
         Ok(ServerTls {
             config: config.clone(),
             loaded: Arc::new(std::sync::RwLock::new(Arc::new(loaded))),
+            readings: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             stamps: Arc::new(std::sync::Mutex::new(stamps)),
         })
     }
@@ -136,9 +142,22 @@ impl ServerTls {
             }
             *last = stamps;
         }
-        let loaded = Loaded::read(&self.config)?;
+        let generation = self
+            .readings
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let loaded = Loaded::read(&self.config, generation)?;
         *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
         Ok(true)
+    }
+
+    /// `certificate` verified again against the client CA in use now, if it was verified
+    /// against earlier files (`None`: its verdict stands). A connection opened before a
+    /// rotation thus loses access when its CA is rotated out, as a new one would.
+    pub fn recheck(&self, certificate: &ClientCertificate) -> Option<ClientCertificate> {
+        let loaded = self.current();
+        (loaded.generation != certificate.generation)
+            .then(|| loaded.check_client(&certificate.chain))
     }
 
     /// Checks the files every `every` until `stop`, and puts changed ones in use.
@@ -174,8 +193,8 @@ fn file_stamps(config: &TlsConfig) -> Vec<Option<FileStamp>> {
 }
 
 impl Loaded {
-    /// Reads the certificate, key and client CA named in `config`.
-    fn read(config: &TlsConfig) -> Result<Loaded, TlsError> {
+    /// Reads the certificate, key and client CA named in `config`, as reading `generation`.
+    fn read(config: &TlsConfig, generation: u64) -> Result<Loaded, TlsError> {
         let cert_file = config
             .cert_file
             .as_deref()
@@ -220,6 +239,7 @@ impl Loaded {
             Ok(TlsAcceptor::from(Arc::new(server)))
         };
         Ok(Loaded {
+            generation,
             grpc: server_config(&[b"h2"])?,
             http: server_config(&[b"http/1.1"])?,
             client_verifier,
@@ -263,6 +283,8 @@ impl Loaded {
             common_name,
             units,
             not_after,
+            chain: chain.to_vec(),
+            generation: self.generation,
         }
     }
 }
@@ -302,6 +324,10 @@ pub struct ClientCertificate {
     pub units: Vec<String>,
     /// When the leaf expires: a connection outliving it is refused from then on.
     pub not_after: Option<SystemTime>,
+    /// The chain as presented, to verify again after the client CA changes.
+    chain: Vec<CertificateDer<'static>>,
+    /// The reading of the TLS files it was verified against.
+    generation: u64,
 }
 
 fn read_certs(knob: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

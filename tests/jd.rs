@@ -770,6 +770,7 @@ async fn pending_proposals_are_delivered_once_approved() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "APPROVED");
     assert!(answer["delivery_job"].is_string(), "{answer}");
+    assert_eq!(answer["approved_by"], "anonymous:127.0.0.1");
     let done = wait_proposal(&mut jobs, &first.id, delivered).await;
     assert_eq!(done.status(), job::ProposalStatus::Approved);
     let held: Vec<String> = chainlink.jobs().into_values().collect();

@@ -450,6 +450,7 @@ impl Distributor {
             delivery_error: None,
             node_job_id: None,
             response_ms: None,
+            approved_by: None,
         };
         if proposal.status == ProposalStatus::Approved {
             self.start_delivery(&node, &job, &mut proposal).await?;
@@ -493,8 +494,8 @@ impl Distributor {
     /// proposal can be approved (earlier revisions are superseded), on an enabled node, while
     /// the job is not deleted. Approving again an approved proposal whose delivery never
     /// started (the approver died in between) starts it; any other state is
-    /// FAILED_PRECONDITION.
-    pub async fn approve(&self, proposal_id: &str) -> Result<Proposal> {
+    /// FAILED_PRECONDITION. `by` (who approved) is kept on the proposal.
+    pub async fn approve(&self, proposal_id: &str, by: &str) -> Result<Proposal> {
         let current = self.proposal(proposal_id).await?;
         let job = self.job(&JobRef::Id(current.job_id.clone())).await?;
         let latest = job.proposal_ids.last().map(String::as_str);
@@ -520,7 +521,8 @@ impl Distributor {
                 node.id
             )));
         }
-        // Pending -> approved is one atomic swap: of two approvers, one delivers.
+        // Pending -> approved is one atomic swap, so of two approvers one wins (a retry of
+        // a never-started delivery may run twice; its idempotency key makes it one job).
         let mut approved = self
             .update(
                 RecordKind::Proposals,
@@ -537,6 +539,7 @@ impl Distributor {
                         )));
                     }
                     p.status = ProposalStatus::Approved;
+                    p.approved_by = (!by.is_empty()).then(|| by.to_owned());
                     p.updated_ms = now();
                     Ok(())
                 },
@@ -557,9 +560,23 @@ impl Distributor {
                 },
             )
             .await?;
+        // A DeleteJob or a newer revision that raced the checks above: this delivery must
+        // not land (DeleteJob and ProposeJob supersede only deliveries they can see).
+        let now_job = self.job(&JobRef::Id(job.id.clone())).await?;
+        let raced = if now_job.deleted_ms.is_some() {
+            Some(0)
+        } else if now_job.proposal_ids.last() != Some(&approved.id) {
+            Some(now_job.proposal_ids.len() as i64)
+        } else {
+            None
+        };
+        if let Some(revision) = raced {
+            self.supersede_deliveries(std::slice::from_ref(&approved.id), revision)
+                .await?;
+        }
         tracing::info!(
             node = %node.name, job = %job.id, proposal = %approved.id, revision = approved.revision,
-            "Job Distributor: proposal approved"
+            by, "Job Distributor: proposal approved"
         );
         Ok(approved)
     }

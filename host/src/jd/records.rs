@@ -105,6 +105,10 @@ pub struct Proposal {
     pub node_job_id: Option<String>,
     /// When the node's answer arrived, Unix ms.
     pub response_ms: Option<u64>,
+    /// Who approved it through the HTTP API (`certificate:<CN>`, `token:<name>`, ...);
+    /// `None` when approved at once (`jd.auto_approve`) or not approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
 }
 
 /// The JD's CSA keypair as stored. The private key never leaves the store and this type.

@@ -450,6 +450,8 @@ pub struct ProposalJson {
     pub created_ms: u64,
     /// When the node's answer arrived, Unix ms.
     pub response_ms: Option<u64>,
+    /// Who approved it (`POST .../approve`); absent when approved at once.
+    pub approved_by: Option<String>,
 }
 
 /// `GET /v1/jd/proposals/{id}`: a Job Distributor proposal with its delivery details.
@@ -480,12 +482,9 @@ pub async fn jd_approve(
     let Some(jd) = &state.jd else {
         return jd_off();
     };
-    match jd.approve(&id).await {
-        Ok(p) => {
-            let by = caller.map(|Extension(c)| c.principal()).unwrap_or_default();
-            tracing::info!(proposal = %p.id, by = %by, "Job Distributor proposal approved through the HTTP API");
-            Json(ProposalJson::from(p)).into_response()
-        }
+    let by = caller.map(|Extension(c)| c.principal()).unwrap_or_default();
+    match jd.approve(&id, &by).await {
+        Ok(p) => Json(ProposalJson::from(p)).into_response(),
         Err(e) => status_response(&crate::api::grpc::jd::status(e)),
     }
 }
@@ -516,6 +515,7 @@ impl From<crate::jd::Proposal> for ProposalJson {
             node_job_id: p.node_job_id,
             created_ms: p.created_ms,
             response_ms: p.response_ms,
+            approved_by: p.approved_by,
         }
     }
 }

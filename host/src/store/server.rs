@@ -164,28 +164,47 @@ impl Drop for DevRedis {
     }
 }
 
-/// The ports [`free_port`] hands out: below Linux's default ephemeral range (32768 and up),
-/// so the kernel never gives one of them to an outgoing connection between the moment a port
-/// is chosen and the moment its server binds it.
-const CHOSEN_PORTS: std::ops::Range<u16> = 20_000..32_000;
+/// The ports [`free_port`] hands out: a band outside the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`, 32768-60999 by default), so the kernel never gives one
+/// of them to an outgoing connection between the moment a port is chosen and the moment its
+/// server binds it. `None` when the ephemeral range leaves no room for a band.
+fn chosen_ports() -> Option<std::ops::Range<u16>> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap_or_else(|_| "32768 60999".into());
+    let mut bounds = range.split_whitespace().map(|n| n.parse::<u16>().ok());
+    let (Some(Some(low)), Some(Some(high))) = (bounds.next(), bounds.next()) else {
+        return None;
+    };
+    const BAND: u16 = 4000;
+    if low >= 10_000 + BAND {
+        Some(10_000..low.min(32_000))
+    } else if high <= u16::MAX - BAND {
+        Some(high + 1..u16::MAX)
+    } else {
+        None
+    }
+}
 
 /// A TCP port free on 127.0.0.1 right now, for a server about to be started (a test's Redis,
 /// a test node). A process never gets the same port twice, and each process starts at a
-/// random place in the range, so parallel tests and concurrent test runs do not pick the
+/// random place in the band, so parallel tests and concurrent test runs do not pick the
 /// same port before either has bound it.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
+    static BAND: std::sync::OnceLock<Option<std::ops::Range<u16>>> = std::sync::OnceLock::new();
     static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
-    let span = u32::from(CHOSEN_PORTS.end - CHOSEN_PORTS.start);
-    let next = NEXT.get_or_init(|| AtomicU32::new(rand::random_range(0..span)));
-    for _ in 0..span {
-        let offset = next.fetch_add(1, Ordering::Relaxed) % span;
-        let port = CHOSEN_PORTS.start + offset as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+    if let Some(band) = BAND.get_or_init(chosen_ports) {
+        let span = u32::from(band.end - band.start);
+        let next = NEXT.get_or_init(|| AtomicU32::new(rand::random_range(0..span)));
+        for _ in 0..span {
+            let offset = next.fetch_add(1, Ordering::Relaxed) % span;
+            let port = band.start + offset as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
         }
     }
-    // Every chosen port is busy: let the kernel pick one.
+    // No band, or every port in it busy: let the kernel pick one.
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

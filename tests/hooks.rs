@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::receiver::http_request;
+use common::receiver::{http_request, open_stream};
 use common::server::{Server, wait_state};
 use common::*;
 use jobhost::api::proto::JobState;
@@ -710,7 +710,7 @@ async fn open_dashboards_share_one_snapshot_a_second_and_none_is_made_without_th
     };
 
     // The next stream starts it again, with a fresh snapshot.
-    let mut again = open_stream(addr, "/v1/stream").await;
+    let (mut again, _) = open_stream(addr, "/v1/stream").await;
     let mut seen = String::new();
     let mut chunk = [0u8; 65536];
     while !seen.contains("event: snapshot") {
@@ -722,30 +722,6 @@ async fn open_dashboards_share_one_snapshot_a_second_and_none_is_made_without_th
         seen.push_str(&String::from_utf8_lossy(&chunk[..n]));
     }
     assert!(snapshots_made(addr).await > stopped_at);
-}
-
-/// Opens `GET path` on `addr` and returns the socket, still streaming, once the response head
-/// has come.
-async fn open_stream(addr: &str, path: &str) -> tokio::net::TcpStream {
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nhost: jobhost\r\n\r\n");
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            socket.read(&mut byte).await.unwrap(),
-            1,
-            "closed before the head"
-        );
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    socket
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -772,8 +748,10 @@ async fn open_event_streams_end_when_the_node_stops_and_do_not_hold_it() {
         .unwrap();
     wait_state(&mut client, &job.id, JobState::Running).await;
     let addr = server.http_addr.clone();
-    let mut dashboard = open_stream(&addr, "/v1/stream").await;
-    let mut log = open_stream(&addr, &format!("/v1/jobs/{}/logs", job.id)).await;
+    let (mut dashboard, head) = open_stream(&addr, "/v1/stream").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (mut log, head) = open_stream(&addr, &format!("/v1/jobs/{}/logs", job.id)).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
     let status = server.terminate().await.expect("the node exits");
     assert!(status.success(), "{status:?}");

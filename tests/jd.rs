@@ -509,6 +509,25 @@ async fn wait_connected(nodes: &mut Nodes, id: &str, want: bool) {
     }
 }
 
+/// A node whose Job Distributor delivers through `ccip-submit` to `chainlink`: its nodes
+/// file (in `dir`) lists `nodes` (YAML entries), and `jd` goes into its `[jd]` section.
+async fn delivering_server(
+    redis: &TestRedis,
+    chainlink: &common::chainlink::ChainlinkNode,
+    dir: &std::path::Path,
+    nodes: &str,
+    jd: &str,
+) -> Server {
+    let nodes_file = dir.join("nodes.yaml");
+    std::fs::write(&nodes_file, format!("nodes:\n{nodes}")).unwrap();
+    let config = format!(
+        "[jd]\nnodes_file = \"{}\"\n{jd}\n[plugins.ccip-submit]\ngrants = [\"http\"]\nallowed_hosts = [\"{}\"]\n",
+        nodes_file.display(),
+        chainlink.url()
+    );
+    Server::start_with(&redis.url(), &["ccip-submit"], &config).await
+}
+
 fn delivered(p: &job::Proposal) -> bool {
     p.delivery_status() == job::ProposalDeliveryStatus::Delivered
 }
@@ -523,21 +542,12 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
     let redis = TestRedis::start().await;
     let chainlink = ChainlinkNode::start("admin@node1.com", "node1-password").await;
     let dir = tempfile::tempdir().unwrap();
-    let nodes_file = dir.path().join("nodes.yaml");
-    std::fs::write(
-        &nodes_file,
-        format!(
-            "nodes:\n  - name: node-1\n    chainlink_url: \"{url}\"\n    chainlink_email: admin@node1.com\n    chainlink_password: node1-password\n    chain_configs:\n      - chain_id: \"11155111\"\n        chain_type: evm\n        account_address: \"0xabc\"\n        admin_address: \"0xdef\"\n        ocr2: {{enabled: true, peer_id: \"12D3KooWpeer\", bundle_id: \"b1\", plugins: [commit, execute]}}\n  - name: node-2\n    chainlink_url: \"{url}\"\n",
-            url = chainlink.url()
-        ),
-    )
-    .unwrap();
-    let config = format!(
-        "[jd]\nnodes_file = \"{}\"\ndelivery_backoff_ms = 100\ndelivery_backoff_max_ms = 300\nprobe_interval_ms = 100\n\n[plugins.ccip-submit]\ngrants = [\"http\"]\nallowed_hosts = [\"{}\"]\n",
-        nodes_file.display(),
-        chainlink.url()
+    let nodes = format!(
+        "  - name: node-1\n    chainlink_url: \"{url}\"\n    chainlink_email: admin@node1.com\n    chainlink_password: node1-password\n    chain_configs:\n      - chain_id: \"11155111\"\n        chain_type: evm\n        account_address: \"0xabc\"\n        admin_address: \"0xdef\"\n        ocr2: {{enabled: true, peer_id: \"12D3KooWpeer\", bundle_id: \"b1\", plugins: [commit, execute]}}\n  - name: node-2\n    chainlink_url: \"{url}\"\n",
+        url = chainlink.url()
     );
-    let server = Server::start_with(&redis.url(), &["ccip-submit"], &config).await;
+    let jd = "delivery_backoff_ms = 100\ndelivery_backoff_max_ms = 300\nprobe_interval_ms = 100\n";
+    let server = delivering_server(&redis, &chainlink, dir.path(), &nodes, jd).await;
     let mut nodes = Nodes::new(server.channel().await);
     let mut jobs = Jobs::new(server.channel().await);
     let one = register(&mut nodes, "node-1", "aa01", vec![]).await;
@@ -739,21 +749,18 @@ async fn pending_proposals_are_delivered_once_approved() {
     let redis = TestRedis::start().await;
     let chainlink = ChainlinkNode::start("admin@node1.com", "node1-password").await;
     let dir = tempfile::tempdir().unwrap();
-    let nodes_file = dir.path().join("nodes.yaml");
-    std::fs::write(
-        &nodes_file,
-        format!(
-            "nodes:\n  - name: node-1\n    chainlink_url: \"{url}\"\n    chainlink_email: admin@node1.com\n    chainlink_password: node1-password\n",
-            url = chainlink.url()
-        ),
-    )
-    .unwrap();
-    let config = format!(
-        "[jd]\nauto_approve = false\nnodes_file = \"{}\"\n\n[plugins.ccip-submit]\ngrants = [\"http\"]\nallowed_hosts = [\"{}\"]\n",
-        nodes_file.display(),
-        chainlink.url()
+    let nodes = format!(
+        "  - name: node-1\n    chainlink_url: \"{url}\"\n    chainlink_email: admin@node1.com\n    chainlink_password: node1-password\n",
+        url = chainlink.url()
     );
-    let server = Server::start_with(&redis.url(), &["ccip-submit"], &config).await;
+    let server = delivering_server(
+        &redis,
+        &chainlink,
+        dir.path(),
+        &nodes,
+        "auto_approve = false\n",
+    )
+    .await;
     let mut nodes = Nodes::new(server.channel().await);
     let mut jobs = Jobs::new(server.channel().await);
     let one = register(&mut nodes, "node-1", "aa01", vec![]).await;

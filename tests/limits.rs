@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::receiver::http_request;
+use common::receiver::{http_request, open_stream};
 use common::server::{Server, wait_state};
 use common::*;
 use jobhost::api::proto::{self, CancelJobRequest, ScheduleJobRequest, TimerJob};
@@ -742,24 +742,6 @@ async fn a_cron_fire_refused_by_a_full_queue_is_skipped_and_the_schedule_goes_on
     node.await.unwrap();
 }
 
-/// Opens `GET /v1/stream` and returns the socket (still streaming) with the response head.
-async fn open_snapshot_stream(addr: &str) -> (tokio::net::TcpStream, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    socket
-        .write_all(b"GET /v1/stream HTTP/1.1\r\nhost: jobhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = socket.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed before the response head");
-        head.extend_from_slice(&chunk[..n]);
-    }
-    (socket, String::from_utf8_lossy(&head).into_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_keeps_at_most_max_streams_per_client_open() {
     let redis = TestRedis::start().await;
@@ -772,7 +754,7 @@ async fn one_client_keeps_at_most_max_streams_per_client_open() {
     let addr = server.http_addr.as_str();
 
     // One HTTP stream and one gRPC stream: the same client (this address) holds both.
-    let (snapshots, head) = open_snapshot_stream(addr).await;
+    let (snapshots, head) = open_stream(addr, "/v1/stream").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
     let mut watch = health
@@ -807,7 +789,7 @@ async fn one_client_keeps_at_most_max_streams_per_client_open() {
     drop(snapshots);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (socket, head) = open_snapshot_stream(addr).await;
+        let (socket, head) = open_stream(addr, "/v1/stream").await;
         if head.starts_with("HTTP/1.1 200") {
             drop(socket);
             break;

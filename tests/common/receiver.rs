@@ -227,3 +227,22 @@ where
         .unwrap_or_default();
     HttpResponse { status, head, body }
 }
+
+/// Sends `GET path` to `addr` and returns the socket, still open (an event stream goes on
+/// on it), with the response head once it has come.
+#[allow(dead_code)]
+pub async fn open_stream(addr: &str, path: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: jobhost\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    // Byte by byte: what follows the head belongs to the caller.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = socket.read(&mut byte).await.unwrap();
+        assert_eq!(n, 1, "closed before the response head");
+        head.push(byte[0]);
+    }
+    (socket, String::from_utf8_lossy(&head).into_owned())
+}

@@ -803,3 +803,44 @@ async fn one_client_keeps_at_most_max_streams_per_client_open() {
     }
     drop(watch);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_few_connections_and_silent_ones_are_cut_off() {
+    use tokio::io::AsyncReadExt;
+    let redis = TestRedis::start().await;
+    let server = Server::start_with(
+        &redis.url(),
+        &["hello"],
+        "[api]\nmax_connections_per_address = 2\nhttp_header_timeout_ms = 2000\n",
+    )
+    .await;
+
+    // Three connections to the gRPC port that never say anything.
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(tokio::net::TcpStream::connect(&server.addr).await.unwrap());
+    }
+    // All are closed: the one over the address's limit at once, the others once their time
+    // to speak is up (before, a silent client held its connection for ever).
+    for socket in &mut silent {
+        // The server may speak first (HTTP/2 settings); what counts is that it hangs up.
+        let mut heard = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), socket.read_to_end(&mut heard));
+        assert!(
+            read.await.is_ok(),
+            "a silent connection is still open after {} bytes",
+            heard.len()
+        );
+    }
+    let log = server.log();
+    assert!(
+        log.contains("api.max_connections_per_address"),
+        "the refusal is logged: {log}"
+    );
+    // Their places came back: a real client gets through.
+    let mut client = server.client().await;
+    client
+        .list_jobs(proto::ListJobsRequest::default())
+        .await
+        .expect("a client after the silent ones");
+}

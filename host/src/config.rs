@@ -275,8 +275,11 @@ pub struct ApiConfig {
     pub max_streams_per_client: usize,
     /// How long an HTTP client has to send a request's headers, in milliseconds, counted
     /// from when its connection is ready for a request: slow senders and idle keep-alive
-    /// connections are closed after it.
+    /// connections are closed after it. Also how long any client (gRPC too) has to send its
+    /// first bytes once connected.
     pub http_header_timeout_ms: u64,
+    /// Connections one client address may hold open at once on each API; 0 means no limit.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ApiConfig {
@@ -291,6 +294,7 @@ impl Default for ApiConfig {
             rate_limit_burst: 200,
             max_streams_per_client: 32,
             http_header_timeout_ms: 30_000,
+            max_connections_per_address: 256,
         }
     }
 }

@@ -13,8 +13,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::places::{Place, Places};
 use super::ratelimit::RateLimiter;
-use super::streams::{StreamSlot, StreamSlots};
 use super::tls::{ClientCertificate, PeerInfo, ServerTls, TlsError};
 use crate::config::{Config, SecretSource};
 
@@ -161,7 +161,7 @@ pub struct Gate {
     tokens: HashMap<[u8; 32], Token>,
     limiter: Option<RateLimiter>,
     /// Open streams per client; `None` when `api.max_streams_per_client` is 0 (no limit).
-    streams: Option<Arc<StreamSlots>>,
+    streams: Option<Arc<Places>>,
     rate_per_sec: f64,
 }
 
@@ -248,7 +248,7 @@ impl Gate {
         let limiter = (api.rate_limit_per_sec > 0.0)
             .then(|| RateLimiter::new(api.rate_limit_per_sec, api.rate_limit_burst));
         let streams =
-            (api.max_streams_per_client > 0).then(|| StreamSlots::new(api.max_streams_per_client));
+            (api.max_streams_per_client > 0).then(|| Places::new(api.max_streams_per_client));
         Ok(Gate {
             tls,
             tokens,
@@ -367,9 +367,9 @@ impl Gate {
             })
     }
 
-    /// Takes a place for a long-lived stream (see [`crate::api::streams`]) of `identity`,
+    /// Takes a place for a long-lived stream (see [`crate::api::places`]) of `identity`,
     /// to be held as long as the stream is open; `None` when streams are not limited.
-    pub fn open_stream(&self, identity: &Identity) -> Result<Option<StreamSlot>, AuthError> {
+    pub fn open_stream(&self, identity: &Identity) -> Result<Option<Place>, AuthError> {
         let Some(streams) = &self.streams else {
             return Ok(None);
         };

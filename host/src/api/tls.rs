@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use super::places::{Place, Places};
 use crate::config::TlsConfig;
 
 /// Errors loading the TLS configuration.
@@ -426,6 +427,11 @@ pub struct ApiStream {
     peer: PeerInfo,
     /// This connection's place among [`MAX_CONNECTIONS`], given back when it closes.
     _slot: tokio::sync::OwnedSemaphorePermit,
+    /// Its place among its address's connections, if those are limited.
+    _address_place: Option<Place>,
+    /// Until the client's first bytes arrive: when it must have sent them. A client that
+    /// connects (and completes a handshake) but never speaks is cut off then.
+    first_bytes: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl ApiStream {
@@ -441,10 +447,25 @@ impl AsyncRead for ApiStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if let Some(deadline) = &mut this.first_bytes {
+            match read {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => this.first_bytes = None,
+                Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client sent nothing in time (api.http_header_timeout_ms)",
+                    )));
+                }
+                _ => {}
+            }
         }
+        read
     }
 }
 
@@ -509,18 +530,56 @@ pub struct ApiListener {
     tls: Option<ServerTls>,
     handshakes: JoinSet<Option<ApiStream>>,
     connections: Arc<tokio::sync::Semaphore>,
+    /// Connections per client address (`api.max_connections_per_address`; `None`: no limit).
+    per_address: Option<Arc<Places>>,
+    /// How long a client has to send its first bytes once connected.
+    first_bytes: Duration,
+}
+
+/// How an [`ApiListener`] limits its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections one address may hold at once (0: no limit).
+    pub per_address: usize,
+    /// How long a client has to send its first bytes once connected (and handshaken).
+    pub first_bytes: Duration,
+}
+
+impl ConnectionLimits {
+    /// The limits of `api`.
+    pub fn of(api: &crate::config::ApiConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            per_address: api.max_connections_per_address,
+            first_bytes: Duration::from_millis(api.http_header_timeout_ms),
+        }
+    }
 }
 
 impl ApiListener {
-    /// Serves `protocol` on `tcp`, over TLS when `tls` is given.
-    pub fn new(tcp: TcpListener, tls: Option<&ServerTls>, protocol: Protocol) -> ApiListener {
+    /// Serves `protocol` on `tcp`, over TLS when `tls` is given, within `limits`.
+    pub fn new(
+        tcp: TcpListener,
+        tls: Option<&ServerTls>,
+        protocol: Protocol,
+        limits: ConnectionLimits,
+    ) -> ApiListener {
         ApiListener {
             tcp,
             protocol,
             tls: tls.cloned(),
             handshakes: JoinSet::new(),
             connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            per_address: (limits.per_address > 0).then(|| Places::new(limits.per_address)),
+            first_bytes: limits.first_bytes,
         }
+    }
+
+    /// A place for a connection from `addr`, or `Err` when its address holds all it may.
+    fn address_place(&self, addr: &SocketAddr) -> Result<Option<Place>, ()> {
+        let Some(places) = &self.per_address else {
+            return Ok(None);
+        };
+        places.open(&addr.ip().to_string()).map(Some).ok_or(())
     }
 
     /// The next connection ready to serve.
@@ -529,14 +588,19 @@ impl ApiListener {
             tokio::select! {
                 accepted = self.tcp.accept() => match accepted {
                     Ok((tcp, addr)) => {
+                        let Ok(address_place) = self.address_place(&addr) else {
+                            tracing::warn!(%addr, "the address holds api.max_connections_per_address connections: connection closed");
+                            continue;
+                        };
                         let Ok(slot) = self.connections.clone().try_acquire_owned() else {
                             tracing::warn!(%addr, "{MAX_CONNECTIONS} connections open: connection closed");
                             continue;
                         };
                         let _ = tcp.set_nodelay(true);
+                        let held = Held { slot, address_place, first_bytes: self.first_bytes };
                         let Some(server) = &self.tls else {
                             let peer = PeerInfo { addr, certificate: None };
-                            return ApiStream { io: Io::Plain(tcp), peer, _slot: slot };
+                            return held.stream(Io::Plain(tcp), peer);
                         };
                         // The files in use now: a rotation applies to new connections.
                         let loaded = server.current();
@@ -548,7 +612,7 @@ impl ApiListener {
                             tracing::warn!(%addr, "too many TLS handshakes in progress: connection closed");
                             continue;
                         }
-                        self.handshakes.spawn(handshake(acceptor, loaded, tcp, addr, slot));
+                        self.handshakes.spawn(handshake(acceptor, loaded, tcp, addr, held));
                     }
                     // Out of file descriptors and the like: back off rather than spin.
                     Err(e) => {
@@ -566,12 +630,33 @@ impl ApiListener {
     }
 }
 
+/// What an accepted connection holds until it closes, and how long it may stay silent.
+struct Held {
+    slot: tokio::sync::OwnedSemaphorePermit,
+    address_place: Option<Place>,
+    first_bytes: Duration,
+}
+
+impl Held {
+    /// The connection over `io`, from `peer`, holding these places; its first-bytes
+    /// deadline starts now (after any TLS handshake).
+    fn stream(self, io: Io, peer: PeerInfo) -> ApiStream {
+        ApiStream {
+            io,
+            peer,
+            _slot: self.slot,
+            _address_place: self.address_place,
+            first_bytes: Some(Box::pin(tokio::time::sleep(self.first_bytes))),
+        }
+    }
+}
+
 async fn handshake(
     acceptor: TlsAcceptor,
     server: Arc<Loaded>,
     tcp: TcpStream,
     addr: SocketAddr,
-    slot: tokio::sync::OwnedSemaphorePermit,
+    held: Held,
 ) -> Option<ApiStream> {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => {
@@ -583,11 +668,7 @@ async fn handshake(
                 .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect());
             let certificate = chain.map(|chain| Arc::new(server.check_client(&chain)));
             let peer = PeerInfo { addr, certificate };
-            Some(ApiStream {
-                io: Io::Tls(Box::new(stream)),
-                peer,
-                _slot: slot,
-            })
+            Some(held.stream(Io::Tls(Box::new(stream)), peer))
         }
         Ok(Err(e)) => {
             tracing::debug!(%addr, "TLS handshake failed: {e}");

@@ -9,7 +9,7 @@ use tonic::Status;
 use tower::{Layer, Service};
 
 use crate::api::auth::{Access, AuthError, Gate};
-use crate::api::streams::Holding;
+use crate::api::places::Holding;
 use crate::api::tls::PeerInfo;
 
 /// Wraps services in [`Guard`].

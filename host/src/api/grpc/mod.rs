@@ -20,7 +20,7 @@ pub(crate) use scheduler::{first_fire, new_job};
 
 use crate::api::auth::Gate;
 use crate::api::proto::{self, job_scheduler_server::JobSchedulerServer};
-use crate::api::tls::{ApiListener, Protocol};
+use crate::api::tls::{ApiListener, ConnectionLimits, Protocol};
 use crate::config::ApiConfig;
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -85,6 +85,7 @@ pub async fn serve(
         .build_v1()
         .expect("the embedded descriptor sets are valid");
     let max_request = config.max_spec_bytes.saturating_add(REQUEST_OVERHEAD);
+    let limits = ConnectionLimits::of(&config);
     let scheduler = JobSchedulerServer::new(Scheduler::new(store.clone(), runtime.clone(), config))
         .max_decoding_message_size(max_request);
     let jd_services = jd.map(|jd| {
@@ -101,7 +102,7 @@ pub async fn serve(
         None => (None, None, None),
     };
     let health_task = tokio::spawn(report_health(health, store, runtime, shutdown.clone()));
-    let listener = ApiListener::new(listener, gate.tls(), Protocol::Grpc);
+    let listener = ApiListener::new(listener, gate.tls(), Protocol::Grpc, limits);
     let incoming = futures::stream::unfold(listener, |mut listener| async move {
         let stream = listener.next().await;
         Some((Ok::<_, std::io::Error>(stream), listener))

@@ -13,7 +13,7 @@ use axum::response::Response;
 
 use super::error;
 use crate::api::auth::{Access, AuthError, Gate};
-use crate::api::streams::Holding;
+use crate::api::places::Holding;
 use crate::api::tls::PeerInfo;
 
 /// Paths anyone may fetch: they hold no job data.

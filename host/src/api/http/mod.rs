@@ -31,7 +31,7 @@ pub(crate) use rest::NewJobJson;
 use crate::api::auth::Gate;
 use crate::api::grpc::Scheduler;
 use crate::api::submit::{SubmitError, submit};
-use crate::api::tls::{ApiListener, Protocol};
+use crate::api::tls::{ApiListener, ConnectionLimits, Protocol};
 use crate::config::{Config, HookConfig, SecretSource};
 use crate::runtime::Runtime;
 use crate::store::{NewJob, RetryPolicy, Store};
@@ -181,7 +181,8 @@ pub async fn serve(
     config: &Config,
     shutdown: CancellationToken,
 ) {
-    let listener = ApiListener::new(listener, gate.tls(), Protocol::Http);
+    let limits = ConnectionLimits::of(&config.api);
+    let listener = ApiListener::new(listener, gate.tls(), Protocol::Http, limits);
     let app = router_until(store, runtime, config, shutdown.clone())
         .layer(axum::middleware::from_fn_with_state(gate, guard::guard));
     let header_timeout = std::time::Duration::from_millis(config.api.http_header_timeout_ms);

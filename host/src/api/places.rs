@@ -1,66 +1,71 @@
-//! Long-lived calls per client: a log follow (`StreamJobLogs`, `/v1/jobs/{id}/logs`), the
-//! dashboard's live snapshots (`/v1/stream`), a health watch or a reflection session each
-//! hold a place for as long as their response streams, and one client may hold at most
-//! `api.max_streams_per_client` places at once. The rate limit charges a stream once, when
-//! it opens; this bounds what one client can keep open (and, for `/v1/stream`, how many
-//! Redis snapshots a second it causes), which the connection cap alone does not: one HTTP/2
-//! connection carries many streams.
+//! Counted places per client, for what a client holds open rather than does once:
+//!
+//! - Long-lived calls: a log follow (`StreamJobLogs`, `/v1/jobs/{id}/logs`), the dashboard's
+//!   live snapshots (`/v1/stream`), a health watch or a reflection session each hold a place
+//!   for as long as their response streams; one client (identity) holds at most
+//!   `api.max_streams_per_client`. The rate limit charges a stream once, when it opens; this
+//!   bounds what one client can keep open (and, for `/v1/stream`, how many Redis snapshots a
+//!   second it causes), which a connection cap alone does not: one HTTP/2 connection carries
+//!   many streams.
+//! - Connections: each holds a place of its address, at most
+//!   `api.max_connections_per_address` per address and API, so one host cannot take every
+//!   connection the node keeps (see [`super::tls::ApiListener`]).
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-/// The open streams of every client.
+/// The places every client holds.
 #[derive(Debug)]
-pub struct StreamSlots {
+pub struct Places {
     limit: usize,
     open: Mutex<HashMap<String, usize>>,
 }
 
-impl StreamSlots {
-    /// At most `limit` open streams per client.
-    pub fn new(limit: usize) -> Arc<StreamSlots> {
-        Arc::new(StreamSlots {
+impl Places {
+    /// At most `limit` places per client.
+    pub fn new(limit: usize) -> Arc<Places> {
+        Arc::new(Places {
             limit,
             open: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The most streams one client may hold.
+    /// The most places one client may hold.
     pub fn limit(&self) -> usize {
         self.limit
     }
 
-    /// Takes a place for a stream of `client`, or `None` when it holds `limit` already.
-    pub fn open(self: &Arc<Self>, client: &str) -> Option<StreamSlot> {
+    /// Takes a place for `client`, or `None` when it holds `limit` already.
+    pub fn open(self: &Arc<Self>, client: &str) -> Option<Place> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let count = open.entry(client.to_owned()).or_insert(0);
         if *count >= self.limit {
             return None;
         }
         *count += 1;
-        Some(StreamSlot {
+        Some(Place {
             slots: self.clone(),
             client: client.to_owned(),
         })
     }
 
-    /// How many streams `client` holds now.
+    /// How many places `client` holds now.
     pub fn held(&self, client: &str) -> usize {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.get(client).copied().unwrap_or(0)
     }
 }
 
-/// One stream's place; given back when dropped.
+/// One place; given back when dropped.
 #[derive(Debug)]
-pub struct StreamSlot {
-    slots: Arc<StreamSlots>,
+pub struct Place {
+    slots: Arc<Places>,
     client: String,
 }
 
-impl Drop for StreamSlot {
+impl Drop for Place {
     fn drop(&mut self) {
         let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(count) = open.get_mut(&self.client) {
@@ -72,16 +77,16 @@ impl Drop for StreamSlot {
     }
 }
 
-/// A response body that holds its stream's [`StreamSlot`] until the body is done with
+/// A response body that holds its stream's [`Place`] until the body is done with
 /// (finished, or dropped when the client goes away).
 pub struct Holding<B> {
     inner: B,
-    _slot: StreamSlot,
+    _slot: Place,
 }
 
 impl<B> Holding<B> {
     /// `inner`, holding `slot` while it lives.
-    pub fn new(inner: B, slot: StreamSlot) -> Holding<B> {
+    pub fn new(inner: B, slot: Place) -> Holding<B> {
         Holding { inner, _slot: slot }
     }
 }
@@ -112,7 +117,7 @@ mod tests {
 
     #[test]
     fn places_are_per_client_and_come_back_when_dropped() {
-        let slots = StreamSlots::new(2);
+        let slots = Places::new(2);
         let a1 = slots.open("a").unwrap();
         let _a2 = slots.open("a").unwrap();
         assert!(slots.open("a").is_none(), "a third stream for a");
@@ -125,7 +130,7 @@ mod tests {
 
     #[test]
     fn an_idle_client_leaves_no_entry() {
-        let slots = StreamSlots::new(1);
+        let slots = Places::new(1);
         drop(slots.open("gone").unwrap());
         assert!(slots.open.lock().unwrap().is_empty());
     }

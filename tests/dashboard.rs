@@ -642,6 +642,14 @@ async fn with_tokens_the_dashboard_signs_in_and_a_viewer_cannot_cancel() {
         js(&live.id)
     );
     wait(&mut browser, "the job's detail and log load", &log_ended).await;
+    // Who submitted it: the admin's token, by name.
+    let fields = browser
+        .eval("document.querySelector('[data-testid=detail-fields]').textContent")
+        .await;
+    assert!(
+        fields.as_str().unwrap().contains("Submitted bytoken:deploy"),
+        "detail fields: {fields}"
+    );
     let log = browser
         .eval("Array.from(document.querySelectorAll('[data-testid=log-line]')).map(l => l.textContent)")
         .await;

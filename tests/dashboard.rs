@@ -647,7 +647,10 @@ async fn with_tokens_the_dashboard_signs_in_and_a_viewer_cannot_cancel() {
         .eval("document.querySelector('[data-testid=detail-fields]').textContent")
         .await;
     assert!(
-        fields.as_str().unwrap().contains("Submitted bytoken:deploy"),
+        fields
+            .as_str()
+            .unwrap()
+            .contains("Submitted bytoken:deploy"),
         "detail fields: {fields}"
     );
     let log = browser

@@ -389,15 +389,14 @@ impl Gate {
         self.take(&format!("open@{addr}"), &addr)
     }
 
-    /// Authenticates, authorizes and (when `counted`) rate-limits one call.
+    /// Authenticates, authorizes and rate-limits `call`; for a streaming call, also takes a
+    /// stream place, to be held as long as its answer streams.
     pub fn check(
         &self,
         peer: Option<&PeerInfo>,
         authorization: Option<&str>,
-        operation: &str,
-        access: Access,
-        counted: bool,
-    ) -> Result<Identity, AuthError> {
+        call: &Call<'_>,
+    ) -> Result<(Identity, Option<Place>), AuthError> {
         let identity = match self.authenticate(peer, authorization) {
             Ok(identity) => identity,
             Err(refusal) => {
@@ -407,12 +406,31 @@ impl Gate {
                 return Err(refusal);
             }
         };
-        self.authorize(&identity, operation, access)?;
-        if counted {
+        self.authorize(&identity, call.operation, call.access)?;
+        if call.counted {
             self.admit(&identity)?;
         }
-        Ok(identity)
+        let place = if call.streaming {
+            self.open_stream(&identity)?
+        } else {
+            None
+        };
+        Ok((identity, place))
     }
+}
+
+/// One call as the transports describe it to [`Gate::check`].
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// What it does, for messages: `JobScheduler/schedule_job`, `POST /v1/jobs`.
+    pub operation: &'a str,
+    /// Whether it only reads.
+    pub access: Access,
+    /// Whether it uses up the caller's rate-limit allowance (health checks do not).
+    pub counted: bool,
+    /// Whether its answer streams for as long as the client wants (it then holds one of the
+    /// caller's stream places).
+    pub streaming: bool,
 }
 
 fn describe_source(source: &SecretSource) -> String {

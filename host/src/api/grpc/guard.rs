@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use tonic::Status;
 use tower::{Layer, Service};
 
-use crate::api::auth::{Access, AuthError, Gate};
+use crate::api::auth::{Access, AuthError, Call, Gate};
 use crate::api::places::Holding;
 use crate::api::tls::PeerInfo;
 
@@ -67,32 +67,25 @@ where
             .headers()
             .get(http::header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("(not text)"));
-        let checked = self.gate.check(
-            request.extensions().get::<PeerInfo>(),
-            authorization,
-            &operation,
+        let call = Call {
+            operation: &operation,
             access,
             counted,
-        );
-        let streaming = STREAMS.contains(&path);
-        let checked = checked.and_then(|identity| {
-            // A stream holds its place until its response body is dropped.
-            let slot = if streaming {
-                self.gate.open_stream(&identity)?
-            } else {
-                None
-            };
-            Ok((identity, slot))
-        });
+            streaming: STREAMS.contains(&path),
+        };
+        let checked = self
+            .gate
+            .check(request.extensions().get::<PeerInfo>(), authorization, &call);
         match checked {
             Ok((identity, slot)) => {
                 request.extensions_mut().insert(identity);
-                let call = self.inner.call(request);
+                let answer = self.inner.call(request);
                 let Some(slot) = slot else {
-                    return Box::pin(call);
+                    return Box::pin(answer);
                 };
+                // A stream holds its place until its response body is dropped.
                 Box::pin(async move {
-                    let response = call.await?;
+                    let response = answer.await?;
                     Ok(response.map(|body| tonic::body::Body::new(Holding::new(body, slot))))
                 })
             }

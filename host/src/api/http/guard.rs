@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error;
-use crate::api::auth::{Access, AuthError, Gate};
+use crate::api::auth::{Access, AuthError, Call, Gate};
 use crate::api::places::Holding;
 use crate::api::tls::PeerInfo;
 
@@ -65,22 +65,17 @@ pub async fn guard(State(gate): State<Arc<Gate>>, mut request: Request, next: Ne
         .extensions()
         .get::<ConnectInfo<PeerInfo>>()
         .map(|ConnectInfo(p)| p);
-    let streaming = is_stream(&path);
-    let checked = gate
-        .check(peer, authorization, &operation, access, true)
-        .and_then(|identity| {
-            // A stream holds its place until its response body is dropped.
-            let slot = if streaming {
-                gate.open_stream(&identity)?
-            } else {
-                None
-            };
-            Ok((identity, slot))
-        });
-    match checked {
+    let call = Call {
+        operation: &operation,
+        access,
+        counted: true,
+        streaming: is_stream(&path),
+    };
+    match gate.check(peer, authorization, &call) {
         Ok((identity, slot)) => {
             request.extensions_mut().insert(identity);
             let response = next.run(request).await;
+            // A stream holds its place until its response body is dropped.
             match slot {
                 Some(slot) => response.map(|body| Body::new(Holding::new(body, slot))),
                 None => response,

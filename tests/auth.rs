@@ -799,3 +799,62 @@ async fn certificates_rotate_without_a_restart() {
         .await
         .expect("the certificates in use go on working");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reads_token_files_again() {
+    let redis = TestRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ci-token");
+    let first = "first-token-0123456789";
+    let second = "second-token-0123456789";
+    std::fs::write(&file, format!("{first}\n")).unwrap();
+    let config = format!(
+        "[auth.tokens.ci]\nrole = \"admin\"\ntoken = \"file:{}\"\n",
+        file.display()
+    );
+    let server = Server::start_with_token(&redis.url(), &["hello"], &config, &[], first).await;
+    let addr = server.http_addr.clone();
+    let status_with = |token: &str| {
+        let (addr, header) = (addr.clone(), format!("Bearer {token}"));
+        async move {
+            let auth = [("authorization", header.as_str())];
+            common::receiver::http_request(&addr, "GET", "/v1/jobs", &auth, b"")
+                .await
+                .0
+        }
+    };
+    assert_eq!(status_with(first).await, 200);
+
+    // Rotated in place, then SIGHUP: the new token works and the old one no longer does.
+    std::fs::write(&file, format!("{second}\n")).unwrap();
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status_with(second).await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated token was never accepted; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status_with(first).await, 401);
+
+    // A file that holds no usable token is refused, and the one in use is kept.
+    std::fs::write(&file, "short\n").unwrap();
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("auth tokens cannot be read") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bad token file was not reported; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !server.log().contains(second),
+        "no token value in the log: {}",
+        server.log()
+    );
+    assert_eq!(status_with(second).await, 200);
+}

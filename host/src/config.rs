@@ -119,7 +119,7 @@ pub struct AuthConfig {
 pub struct TokenConfig {
     /// What the token may do.
     pub role: crate::api::auth::Role,
-    /// Where the token is read at start: `env:NAME` or `file:/path`.
+    /// Where the token is read (at start, and again on SIGHUP): `env:NAME` or `file:/path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// Or the token's SHA-256, hex, so the config holds no usable secret.

@@ -199,14 +199,20 @@ impl Server {
         self.wait_health(tonic_health::ServingStatus::Serving).await;
     }
 
-    /// Sends SIGTERM and waits (30 s at most) for the process to exit; `None` if it did not.
+    /// Sends the process signal `name` (`HUP`, `TERM`, ...).
     #[allow(dead_code)]
-    pub async fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+    pub fn signal(&self, name: &str) {
         let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(sent.success());
+    }
+
+    /// Sends SIGTERM and waits (30 s at most) for the process to exit; `None` if it did not.
+    #[allow(dead_code)]
+    pub async fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.signal("TERM");
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
             if let Some(status) = self.child.try_wait().unwrap() {

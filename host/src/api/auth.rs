@@ -158,7 +158,10 @@ struct Token {
 /// Authenticates and authorizes API calls; one per node, shared by gRPC and HTTP.
 pub struct Gate {
     tls: Option<ServerTls>,
-    tokens: HashMap<[u8; 32], Token>,
+    /// The tokens by digest, as last read ([`Gate::reload_tokens`] reads them again).
+    tokens: std::sync::RwLock<HashMap<[u8; 32], Token>>,
+    /// The configured tokens, to read again.
+    token_config: std::collections::BTreeMap<String, crate::config::TokenConfig>,
     limiter: Option<RateLimiter>,
     /// Open streams per client; `None` when `api.max_streams_per_client` is 0 (no limit).
     streams: Option<Arc<Places>>,
@@ -170,7 +173,7 @@ impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate")
             .field("tls", &self.tls.is_some())
-            .field("tokens", &self.tokens.len())
+            .field("tokens", &self.token_config.len())
             .field("rate_per_sec", &self.rate_per_sec)
             .finish()
     }
@@ -202,48 +205,7 @@ impl Gate {
         } else {
             Some(ServerTls::load(&config.tls)?)
         };
-        let mut tokens = HashMap::new();
-        for (name, token) in &config.auth.tokens {
-            let token_error = |reason: String| GateError::Token {
-                name: name.clone(),
-                reason,
-            };
-            let digest: [u8; 32] = match (&token.token, &token.sha256) {
-                (Some(source), _) => {
-                    let source = SecretSource::parse(source).map_err(token_error)?;
-                    let value = source.read().ok_or_else(|| {
-                        token_error(format!("{} has no value", describe_source(&source)))
-                    })?;
-                    // As the request side does: a secret file's trailing newline is not part
-                    // of the token.
-                    let value = value.trim();
-                    if value.len() < 16 {
-                        return Err(token_error(
-                            "the token is shorter than 16 characters; use e.g. `openssl rand -hex 32`"
-                                .into(),
-                        ));
-                    }
-                    Sha256::digest(value.as_bytes()).into()
-                }
-                (None, Some(hex_digest)) => {
-                    let bytes = hex::decode(hex_digest).map_err(|e| token_error(e.to_string()))?;
-                    bytes
-                        .try_into()
-                        .map_err(|_| token_error("sha256 must be 32 bytes".into()))?
-                }
-                (None, None) => return Err(token_error("no token or sha256".into())),
-            };
-            let entry = Token {
-                name: name.clone(),
-                role: token.role,
-            };
-            if let Some(other) = tokens.insert(digest, entry) {
-                return Err(token_error(format!(
-                    "the same token as auth.tokens.{}: give each client its own",
-                    other.name
-                )));
-            }
-        }
+        let tokens = read_tokens(&config.auth.tokens)?;
         let api = &config.api;
         let limiter = (api.rate_limit_per_sec > 0.0)
             .then(|| RateLimiter::new(api.rate_limit_per_sec, api.rate_limit_burst));
@@ -251,11 +213,22 @@ impl Gate {
             (api.max_streams_per_client > 0).then(|| Places::new(api.max_streams_per_client));
         Ok(Gate {
             tls,
-            tokens,
+            tokens: std::sync::RwLock::new(tokens),
+            token_config: config.auth.tokens.clone(),
             limiter,
             streams,
             rate_per_sec: api.rate_limit_per_sec,
         })
+    }
+
+    /// Reads the configured tokens again (a `file:` token rotated in place) and answers how
+    /// many there are. A token that has no usable value now fails the whole reading and the
+    /// tokens in use are kept.
+    pub fn reload_tokens(&self) -> Result<usize, GateError> {
+        let tokens = read_tokens(&self.token_config)?;
+        let count = tokens.len();
+        *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = tokens;
+        Ok(count)
     }
 
     /// The server's TLS, or `None` when the APIs are plaintext.
@@ -281,7 +254,7 @@ impl Gate {
                 None => certificate_identity(certificate),
             };
         }
-        if self.tls.is_none() && self.tokens.is_empty() {
+        if self.tls.is_none() && self.token_config.is_empty() {
             let name = match peer {
                 Some(peer) => format!("anonymous@{}", peer.addr.ip()),
                 None => "anonymous".to_owned(),
@@ -309,8 +282,8 @@ impl Gate {
         })?;
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // The map is keyed by digest: looking one up compares digests, not the secret.
-        let found = self
-            .tokens
+        let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+        let found = tokens
             .get(&digest)
             .ok_or_else(|| AuthError::Unauthenticated("invalid bearer token".into()))?;
         Ok(Identity {
@@ -417,6 +390,56 @@ impl Gate {
         };
         Ok((identity, place))
     }
+}
+
+/// Reads the configured tokens' values (from their `env:` or `file:` sources) and keys them
+/// by digest; fails naming the first token that has no usable value or repeats another.
+fn read_tokens(
+    configured: &std::collections::BTreeMap<String, crate::config::TokenConfig>,
+) -> Result<HashMap<[u8; 32], Token>, GateError> {
+    let mut tokens = HashMap::new();
+    for (name, token) in configured {
+        let token_error = |reason: String| GateError::Token {
+            name: name.clone(),
+            reason,
+        };
+        let digest: [u8; 32] = match (&token.token, &token.sha256) {
+            (Some(source), _) => {
+                let source = SecretSource::parse(source).map_err(token_error)?;
+                let value = source.read().ok_or_else(|| {
+                    token_error(format!("{} has no value", describe_source(&source)))
+                })?;
+                // As the request side does: a secret file's trailing newline is not part
+                // of the token.
+                let value = value.trim();
+                if value.len() < 16 {
+                    return Err(token_error(
+                        "the token is shorter than 16 characters; use e.g. `openssl rand -hex 32`"
+                            .into(),
+                    ));
+                }
+                Sha256::digest(value.as_bytes()).into()
+            }
+            (None, Some(hex_digest)) => {
+                let bytes = hex::decode(hex_digest).map_err(|e| token_error(e.to_string()))?;
+                bytes
+                    .try_into()
+                    .map_err(|_| token_error("sha256 must be 32 bytes".into()))?
+            }
+            (None, None) => return Err(token_error("no token or sha256".into())),
+        };
+        let entry = Token {
+            name: name.clone(),
+            role: token.role,
+        };
+        if let Some(other) = tokens.insert(digest, entry) {
+            return Err(token_error(format!(
+                "the same token as auth.tokens.{}: give each client its own",
+                other.name
+            )));
+        }
+    }
+    Ok(tokens)
 }
 
 /// One call as the transports describe it to [`Gate::check`].

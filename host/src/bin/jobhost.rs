@@ -457,6 +457,7 @@ async fn serve(config: Config, dev: bool) -> Result<ExitCode> {
     let (listener, grpc_addr) = grpc::bind(&config.api).await?;
     let (http_listener, http_addr) = http::bind(&config).await?;
     let api_stop = CancellationToken::new();
+    reload_on_hangup(gate.clone())?;
     if let (Some(tls), true) = (gate.tls(), config.tls.reload_interval_ms > 0) {
         let every = std::time::Duration::from_millis(config.tls.reload_interval_ms);
         tokio::spawn(tls.clone().watch(every, api_stop.clone()));
@@ -592,6 +593,36 @@ impl ShutdownSignal {
             _ = self.int.recv() => {}
         }
     }
+}
+
+/// On SIGHUP, reads the TLS files and the `file:` tokens again at once (the TLS files are
+/// also checked every `tls.reload_interval_ms`); what cannot be used is logged and the ones
+/// in use are kept.
+fn reload_on_hangup(gate: Arc<Gate>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            if let Some(tls) = gate.tls() {
+                match tls.reload_if_changed() {
+                    Ok(true) => {
+                        tracing::info!("SIGHUP: TLS certificate, key or client CA reloaded")
+                    }
+                    Ok(false) => tracing::info!("SIGHUP: TLS files unchanged"),
+                    Err(e) => tracing::error!(
+                        "SIGHUP: TLS files cannot be used, keeping the ones in use: {e}"
+                    ),
+                }
+            }
+            match gate.reload_tokens() {
+                Ok(count) => tracing::info!(tokens = count, "SIGHUP: auth tokens read again"),
+                Err(e) => tracing::error!(
+                    "SIGHUP: auth tokens cannot be read, keeping the ones in use: {e}"
+                ),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// What `plugins state` does.

@@ -566,7 +566,7 @@ fn run_local_keeps_kv_state_in_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_keeps_plugin_state_in_its_redis() {
-    use common::server::{Server, wait_state};
+    use common::server::{Server, schedule_ok, wait_state};
     use jobhost::api::proto::{JobState, ScheduleJobRequest};
 
     let redis = TestRedis::start().await;
@@ -578,17 +578,12 @@ async fn a_node_keeps_plugin_state_in_its_redis() {
     )
     .await;
     let mut client = server.client().await;
-    let job = client
-        .schedule_job(ScheduleJobRequest {
-            job_type: "cap-probe".into(),
-            spec: "kv.set from-node yes\nkv.get from-node".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let request = ScheduleJobRequest {
+        job_type: "cap-probe".into(),
+        spec: "kv.set from-node yes\nkv.get from-node".into(),
+        ..Default::default()
+    };
+    let job = schedule_ok(&mut client, request).await;
     let done = wait_state(&mut client, &job.id, JobState::Succeeded).await;
     assert_eq!(done.output, "ok\nvalue:yes");
     let store = redis.store().await;

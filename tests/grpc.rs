@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::server::{Server, wait_state};
+use common::server::{Server, running_sleeper, wait_state};
 use common::*;
 use jobhost::api::proto::{
     CancelJobRequest, GetJobRequest, JobState, ListJobsRequest, ListNodesRequest,
@@ -291,16 +291,7 @@ async fn cancel_a_queued_and_a_running_job() {
     assert_eq!(cancelled.reason, "not needed");
     assert_eq!(cancelled.cancelled_by, "anonymous:127.0.0.1");
 
-    let mut sleepy = schedule("noop", "");
-    sleepy.labels.insert("sleep_ms".into(), "60000".into());
-    let running = client
-        .schedule_job(sleepy)
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
-    wait_state(&mut client, &running.id, JobState::Running).await;
+    let running = running_sleeper(&mut client).await;
     client
         .cancel_job(CancelJobRequest {
             job_id: running.id.clone(),

@@ -4,7 +4,7 @@
 mod common;
 
 use common::receiver::{http_request, open_stream};
-use common::server::{Server, wait_state};
+use common::server::{Server, running_sleeper, wait_state};
 use common::*;
 use jobhost::api::proto::JobState;
 use std::time::Duration;
@@ -733,20 +733,7 @@ async fn open_event_streams_end_when_the_node_stops_and_do_not_hold_it() {
         "[worker]\nshutdown_grace_ms = 200\n",
     )
     .await;
-    let mut client = server.client().await;
-    let mut sleepy = jobhost::api::proto::ScheduleJobRequest {
-        job_type: "noop".into(),
-        ..Default::default()
-    };
-    sleepy.labels.insert("sleep_ms".into(), "60000".into());
-    let job = client
-        .schedule_job(sleepy)
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
-    wait_state(&mut client, &job.id, JobState::Running).await;
+    let job = running_sleeper(&mut server.client().await).await;
     let addr = server.http_addr.clone();
     let (mut dashboard, head) = open_stream(&addr, "/v1/stream").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

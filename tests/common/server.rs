@@ -231,6 +231,28 @@ impl Drop for Server {
     }
 }
 
+/// Schedules `request` (which must be accepted) and returns the job as created.
+#[allow(dead_code)]
+pub async fn schedule_ok(
+    client: &mut JobSchedulerClient<Channel>,
+    request: jobhost::api::proto::ScheduleJobRequest,
+) -> jobhost::api::proto::Job {
+    let answer = client.schedule_job(request).await.unwrap().into_inner();
+    answer.job.expect("the answer carries the job")
+}
+
+/// A `noop` job that sleeps a minute, once it is RUNNING (for cancel and shutdown tests).
+#[allow(dead_code)]
+pub async fn running_sleeper(client: &mut JobSchedulerClient<Channel>) -> jobhost::api::proto::Job {
+    let mut sleepy = jobhost::api::proto::ScheduleJobRequest {
+        job_type: "noop".into(),
+        ..Default::default()
+    };
+    sleepy.labels.insert("sleep_ms".into(), "60000".into());
+    let job = schedule_ok(client, sleepy).await;
+    wait_state(client, &job.id, jobhost::api::proto::JobState::Running).await
+}
+
 /// Polls `GetJob` until job `id` is in `state` (30 s at most) and returns it.
 pub async fn wait_state(
     client: &mut JobSchedulerClient<Channel>,

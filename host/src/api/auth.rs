@@ -342,7 +342,7 @@ impl Gate {
 
     /// Takes a place for a long-lived stream (see [`crate::api::places`]) of `identity`,
     /// to be held as long as the stream is open; `None` when streams are not limited.
-    pub fn open_stream(&self, identity: &Identity) -> Result<Option<Place>, AuthError> {
+    fn open_stream(&self, identity: &Identity) -> Result<Option<Place>, AuthError> {
         let Some(streams) = &self.streams else {
             return Ok(None);
         };

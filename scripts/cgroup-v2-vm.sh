@@ -202,8 +202,9 @@ fi
 mkdir -p "$cache/runs"
 run=$(mktemp -d "$cache/runs/run.XXXXXX")
 qemu_pid=""
+# shellcheck disable=SC2317 # only called by the EXIT trap, which shellcheck 0.9 does not follow
 cleanup() {
-    [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null || true
+    if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; fi
     # Keep the last run's logs; drop its disk and copies.
     rm -rf "$cache/last" && mkdir -p "$cache/last"
     cp "$run"/*.log "$cache/last/" 2>/dev/null || true

@@ -1,0 +1,121 @@
+//! `[runtime]`: the WebAssembly runtime: plugins folder, cache, limits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ConfigError;
+
+/// Settings of the component runtime.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Folder whose `.wasm` files are the loaded plugins; watched for changes.
+    pub plugins_dir: PathBuf,
+    /// Keep compiled components on disk so a restart does not recompile.
+    pub cache: bool,
+    /// Folder of the compiled-component cache; default `$XDG_CACHE_HOME/jobhost` or
+    /// `~/.cache/jobhost`. One folder per node: a node prunes entries it does not use.
+    pub cache_dir: Option<PathBuf>,
+    /// Wall-clock deadline of one job attempt, in milliseconds, unless the job sets its own.
+    pub default_timeout_ms: u64,
+    /// Linear-memory cap of one plugin instance, in MiB, unless the plugin's config sets one.
+    pub memory_limit_mb: u64,
+    /// Maximum plugin instances alive at once; further jobs wait for a free slot.
+    pub max_instances: u32,
+    /// Use the pooling instance allocator (falls back to on-demand if it cannot reserve memory).
+    pub pooling: bool,
+    /// Bytes of log (host `log` calls plus stdout/stderr) kept per job; the rest is dropped.
+    pub log_limit_bytes: usize,
+    /// Time a cancelled plugin gets to return on its own before it is interrupted, in ms.
+    pub cancel_grace_ms: u64,
+    /// Quiet time after the last change in the plugins folder before it is re-read, in ms.
+    pub watch_debounce_ms: u64,
+    /// Interval of the epoch ticker that enforces deadlines and cancellation, in ms.
+    pub epoch_tick_ms: u64,
+    /// Connect and response timeout of a plugin's outbound HTTP request, in ms.
+    pub http_timeout_ms: u64,
+    /// Largest response body a plugin may receive, in bytes.
+    pub http_max_response_bytes: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            plugins_dir: PathBuf::from("target/plugins"),
+            cache: true,
+            cache_dir: None,
+            default_timeout_ms: 30_000,
+            memory_limit_mb: 64,
+            max_instances: 64,
+            pooling: true,
+            log_limit_bytes: 1024 * 1024,
+            cancel_grace_ms: 2_000,
+            watch_debounce_ms: 200,
+            epoch_tick_ms: 10,
+            http_timeout_ms: 30_000,
+            http_max_response_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Where compiled components are cached, if caching is on and a folder is known.
+    pub fn cache_folder(&self) -> Option<PathBuf> {
+        if !self.cache {
+            return None;
+        }
+        if let Some(dir) = &self.cache_dir {
+            return Some(dir.clone());
+        }
+        let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
+        let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"));
+        xdg.or(home).map(|base| base.join("jobhost"))
+    }
+
+    /// The default per-job deadline.
+    pub fn default_timeout(&self) -> Duration {
+        Duration::from_millis(self.default_timeout_ms)
+    }
+}
+
+/// The slowest epoch tick accepted: deadlines and cancellation of wasm wait up to a tick.
+const MAX_EPOCH_TICK_MS: u64 = 1000;
+
+/// The largest memory cap of one instance, in MiB (`runtime.memory_limit_mb` and
+/// `plugins.<id>.memory_limit_mb`).
+pub const MAX_MEMORY_LIMIT_MB: u64 = 4096;
+
+/// Checks a memory cap in MiB named by its config key.
+pub(crate) fn check_memory_limit(knob: &str, mb: u64) -> Result<(), ConfigError> {
+    if mb == 0 || mb > MAX_MEMORY_LIMIT_MB {
+        return Err(ConfigError::invalid(format!(
+            "{knob} must be between 1 and {MAX_MEMORY_LIMIT_MB} MiB, got {mb}"
+        )));
+    }
+    Ok(())
+}
+
+impl RuntimeConfig {
+    /// Checks `[runtime]`.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.max_instances == 0 {
+            return Err(ConfigError::invalid(
+                "runtime.max_instances must be at least 1",
+            ));
+        }
+        if self.default_timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "runtime.default_timeout_ms must be at least 1",
+            ));
+        }
+        // Deadlines and cancellation are only as prompt as the tick.
+        if !(1..=MAX_EPOCH_TICK_MS).contains(&self.epoch_tick_ms) {
+            return Err(ConfigError::invalid(format!(
+                "runtime.epoch_tick_ms must be 1 to {MAX_EPOCH_TICK_MS}"
+            )));
+        }
+        check_memory_limit("runtime.memory_limit_mb", self.memory_limit_mb)
+    }
+}

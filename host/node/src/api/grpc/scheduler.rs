@@ -1,0 +1,485 @@
+//! `jobhost.v1.JobScheduler`: schedule jobs, read them, cancel them, stream their logs.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, store_status};
+use crate::api::auth::Identity;
+use jobhost_proto::scheduler::job_scheduler_server::JobScheduler;
+use jobhost_proto::scheduler::{
+    CancelJobRequest, CancelJobResponse, GetJobRequest, GetJobResponse, ListJobsRequest,
+    ListJobsResponse, ListNodesRequest, ListNodesResponse, ListPluginsRequest, ListPluginsResponse,
+    LogLine, ScheduleJobRequest, ScheduleJobResponse, StreamJobLogsRequest,
+};
+use crate::api::submit::{SubmitError, submit};
+use jobhost_config::ApiConfig;
+use jobhost_runtime::Runtime;
+use jobhost_store::{CancelResult, CronSchedule, JobFilter, NewJob, RetryPolicy, Store};
+
+/// The scheduler service of one node.
+pub struct Scheduler {
+    store: Store,
+    runtime: Runtime,
+    limits: ApiConfig,
+}
+
+impl Scheduler {
+    /// A service over `store` (jobs) and `runtime` (spec validation, plugin listing).
+    pub fn new(store: Store, runtime: Runtime, limits: ApiConfig) -> Self {
+        Scheduler {
+            store,
+            runtime,
+            limits,
+        }
+    }
+
+    /// Turns a request into a job to create, or says what is wrong with it.
+    fn new_job(&self, req: ScheduleJobRequest, for_cron: bool) -> Result<NewJob, Status> {
+        new_job(req, for_cron, &self.limits)
+    }
+
+    async fn job(&self, id: &str) -> Result<jobhost_proto::scheduler::Job, Status> {
+        if id.is_empty() {
+            return Err(Status::invalid_argument("job_id is required"));
+        }
+        match self.store.get(id).await.map_err(store_status)? {
+            Some(record) => Ok(convert::job(record)),
+            None => Err(Status::not_found(format!(
+                "no job {id:?} (unknown, or expired after the retention time)"
+            ))),
+        }
+    }
+
+    async fn schedule_cron(
+        &self,
+        name: String,
+        cron: String,
+        template: NewJob,
+    ) -> Result<ScheduleJobResponse, Status> {
+        let next = first_fire(&name, &cron)?;
+        let job_type = template.job_type.clone();
+        let schedule = CronSchedule {
+            name: name.clone(),
+            schedule: cron.clone(),
+            template,
+        };
+        self.store
+            .put_cron(&schedule, next)
+            .await
+            .map_err(store_status)?;
+        Ok(ScheduleJobResponse {
+            job: None,
+            created: true,
+            schedule: Some(jobhost_proto::scheduler::CronSchedule {
+                name,
+                cron,
+                job_type,
+                next_fire: Some(convert::timestamp(next)),
+            }),
+        })
+    }
+}
+
+/// Turns a request into a job to create, or says what is wrong with it.
+/// `for_cron`: the job is a cron template (fired later), so no run-at is fixed now.
+pub(crate) fn new_job(
+    req: ScheduleJobRequest,
+    for_cron: bool,
+    limits: &ApiConfig,
+) -> Result<NewJob, Status> {
+    let (job_type, spec) = match req.timer_job {
+        Some(_) if !req.job_type.is_empty() && req.job_type != "timer" => {
+            return Err(Status::invalid_argument(format!(
+                "timer_job is a job of type `timer`; it cannot also be of type `{}`",
+                req.job_type
+            )));
+        }
+        Some(timer) => ("timer".to_owned(), convert::timer_spec(&timer)?),
+        None if req.job_type.is_empty() => {
+            return Err(Status::invalid_argument(
+                "job_type is required (or timer_job)",
+            ));
+        }
+        None => (req.job_type, req.spec),
+    };
+    if spec.len() > limits.max_spec_bytes {
+        return Err(Status::invalid_argument(format!(
+            "spec is {} bytes; the limit is {} bytes (api.max_spec_bytes)",
+            spec.len(),
+            limits.max_spec_bytes
+        )));
+    }
+    check_labels(&req.labels, limits.max_labels)?;
+    let priority = u8::try_from(req.priority).map_err(|_| {
+        Status::invalid_argument(format!("priority {} is out of range 0-255", req.priority))
+    })?;
+    let defaults = RetryPolicy::default();
+    let nonzero = |v: u64, d: u64| if v == 0 { d } else { v };
+    let retry = RetryPolicy {
+        max_attempts: if req.max_attempts == 0 {
+            defaults.max_attempts
+        } else {
+            req.max_attempts
+        },
+        backoff_base_ms: nonzero(req.backoff_base_ms, defaults.backoff_base_ms),
+        backoff_max_ms: nonzero(req.backoff_max_ms, defaults.backoff_max_ms),
+    };
+    if retry.max_attempts > 100 {
+        return Err(Status::invalid_argument(format!(
+            "max_attempts {} is over the limit of 100",
+            retry.max_attempts
+        )));
+    }
+    let mut run_at_ms = req.run_at.map(|t| convert::timestamp_ms(&t)).transpose()?;
+    let spec = if job_type == TIMER_TYPE && !for_cron {
+        let (spec, due) = timer_due(&spec, run_at_ms)?;
+        run_at_ms = Some(due);
+        spec
+    } else {
+        spec
+    };
+    Ok(NewJob {
+        name: req.name,
+        job_type,
+        spec,
+        labels: req.labels.into_iter().collect(),
+        priority,
+        retry,
+        timeout_ms: (req.timeout_ms > 0).then_some(req.timeout_ms),
+        run_at_ms,
+        idempotency_key: (!req.idempotency_key.is_empty()).then_some(req.idempotency_key),
+        submitted_by: String::new(),
+    })
+}
+
+/// The caller of `request` as the audit trail records it ([`Identity::principal`]); empty
+/// when no identity came with it (a call made inside the node).
+fn principal<T>(request: &Request<T>) -> String {
+    request
+        .extensions()
+        .get::<Identity>()
+        .map(Identity::principal)
+        .unwrap_or_default()
+}
+
+/// When a new cron schedule `name` first fires, or what is wrong with it.
+pub(crate) fn first_fire(name: &str, cron: &str) -> Result<u64, Status> {
+    if name.is_empty() {
+        return Err(Status::invalid_argument("a cron schedule needs a name"));
+    }
+    crate::cron::check_cron(cron).map_err(Status::invalid_argument)?;
+    let now = jobhost_store::now_ms();
+    crate::cron::next_fire(cron, now)
+        .ok_or_else(|| Status::invalid_argument(format!("cron expression {cron:?} never fires")))
+}
+
+/// The job type of timers, whose wait is scheduled here rather than run in a plugin.
+const TIMER_TYPE: &str = "timer";
+
+/// A timer fires `duration_seconds` after it is scheduled (or after `run_at`, if given).
+/// The wait becomes the job's run-at time, a delayed job in Redis that holds no instance or
+/// worker; the due time is written into the spec as `fire_at_ms` for the plugin's report.
+/// A spec that is not JSON is left for the plugin's `validate` to refuse.
+fn timer_due(spec: &str, run_at_ms: Option<u64>) -> Result<(String, u64), Status> {
+    let now = jobhost_store::now_ms();
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(spec) else {
+        return Ok((spec.to_owned(), run_at_ms.unwrap_or(now)));
+    };
+    let seconds = fields
+        .get("duration_seconds")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    let due = run_at_ms
+        .unwrap_or(now)
+        .checked_add(seconds.saturating_mul(1000))
+        .filter(|due| *due < 253_402_300_800_000)
+        .ok_or_else(|| Status::invalid_argument("duration_seconds is too large"))?;
+    fields.insert("fire_at_ms".into(), due.into());
+    Ok((serde_json::Value::Object(fields).to_string(), due))
+}
+
+fn check_labels(
+    labels: &std::collections::HashMap<String, String>,
+    max: usize,
+) -> Result<(), Status> {
+    if labels.len() > max {
+        return Err(Status::invalid_argument(format!(
+            "{} labels; the limit is {max} (api.max_labels)",
+            labels.len()
+        )));
+    }
+    for (key, value) in labels {
+        if key.is_empty() || key.len() > 128 {
+            return Err(Status::invalid_argument(format!(
+                "label key {key:?} must be 1-128 bytes"
+            )));
+        }
+        if value.len() > 1024 {
+            return Err(Status::invalid_argument(format!(
+                "label {key:?} has a value of {} bytes; the limit is 1024",
+                value.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// How often a followed log stream looks for new lines.
+const LOG_POLL: Duration = Duration::from_millis(100);
+/// Lines read per round trip.
+const LOG_BATCH: usize = 500;
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<LogLine, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl JobScheduler for Scheduler {
+    async fn schedule_job(
+        &self,
+        request: Request<ScheduleJobRequest>,
+    ) -> Result<Response<ScheduleJobResponse>, Status> {
+        let caller = principal(&request);
+        let mut req = request.into_inner();
+        let (name, cron) = (req.name.clone(), std::mem::take(&mut req.cron));
+        let mut job = self.new_job(req, !cron.is_empty())?;
+        job.submitted_by = caller;
+        if !cron.is_empty() {
+            // A schedule's template is checked now, as a job would be.
+            self.runtime
+                .validate(&job.job_type, &job.spec)
+                .await
+                .map_err(|e| submit_status(SubmitError::from_validate(e, &job, &self.runtime)))?;
+            let by = job.submitted_by.clone();
+            let answer = self.schedule_cron(name.clone(), cron, job).await?;
+            tracing::info!(schedule = %name, by = %by, "cron schedule saved");
+            return Ok(Response::new(answer));
+        }
+        let (id, created) = submit(&self.store, &self.runtime, &job)
+            .await
+            .map_err(submit_status)?;
+        if created {
+            tracing::info!(job_id = %id, job_type = %job.job_type, by = %job.submitted_by, "job scheduled");
+        }
+        let job = self.job(&id).await?;
+        Ok(Response::new(ScheduleJobResponse {
+            job: Some(job),
+            created,
+            schedule: None,
+        }))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<GetJobRequest>,
+    ) -> Result<Response<GetJobResponse>, Status> {
+        let job = self.job(&request.into_inner().job_id).await?;
+        Ok(Response::new(GetJobResponse { job: Some(job) }))
+    }
+
+    async fn get_job_status(
+        &self,
+        request: Request<GetJobRequest>,
+    ) -> Result<Response<GetJobResponse>, Status> {
+        self.get_job(request).await
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<ListJobsRequest>,
+    ) -> Result<Response<ListJobsResponse>, Status> {
+        let req = request.into_inner();
+        let filter = JobFilter {
+            state: convert::state_filter(req.state)?,
+            job_type: (!req.job_type.is_empty()).then_some(req.job_type),
+            labels: req.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        };
+        let page_size = match req.page_size {
+            0 => 50,
+            n if n > 1000 => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size {n} is over the limit of 1000"
+                )));
+            }
+            n => n as usize,
+        };
+        let cursor = convert::page_cursor(&req.page_token)?;
+        let (jobs, next) = self
+            .store
+            .list_jobs(&filter, page_size, cursor.as_deref())
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(ListJobsResponse {
+            jobs: jobs.into_iter().map(convert::job).collect(),
+            next_page_token: next.map(|c| convert::page_token(&c)).unwrap_or_default(),
+        }))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<CancelJobRequest>,
+    ) -> Result<Response<CancelJobResponse>, Status> {
+        let caller = principal(&request);
+        let req = request.into_inner();
+        if req.job_id.is_empty() {
+            return Err(Status::invalid_argument("job_id is required"));
+        }
+        let reason = if req.reason.is_empty() {
+            "cancelled on request".to_owned()
+        } else {
+            req.reason
+        };
+
+        match self
+            .store
+            .cancel_by(&req.job_id, &reason, &caller)
+            .await
+            .map_err(store_status)?
+        {
+            CancelResult::NotFound => Err(Status::not_found(format!(
+                "no job {:?} (unknown, or expired after the retention time)",
+                req.job_id
+            ))),
+            CancelResult::AlreadyFinal(state) => Err(Status::failed_precondition(format!(
+                "job {} already finished: {state}",
+                req.job_id
+            ))),
+            CancelResult::Cancelled | CancelResult::Cancelling => {
+                tracing::info!(job_id = %req.job_id, by = %caller, "job cancelled");
+                let job = self.job(&req.job_id).await?;
+                Ok(Response::new(CancelJobResponse { job: Some(job) }))
+            }
+        }
+    }
+
+    type StreamJobLogsStream = LogStream;
+
+    async fn stream_job_logs(
+        &self,
+        request: Request<StreamJobLogsRequest>,
+    ) -> Result<Response<LogStream>, Status> {
+        let req = request.into_inner();
+        // Fails fast with NOT_FOUND for an unknown job.
+        self.job(&req.job_id).await?;
+        let store = self.store.clone();
+        let stream = async_stream(store, req);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_plugins(
+        &self,
+        _request: Request<ListPluginsRequest>,
+    ) -> Result<Response<ListPluginsResponse>, Status> {
+        let config = self.runtime.config();
+        let plugins = self
+            .runtime
+            .plugins()
+            .into_iter()
+            .map(|status| {
+                let grants = config.plugin(&status.id).grants;
+                convert::plugin(status, grants)
+            })
+            .collect();
+        Ok(Response::new(ListPluginsResponse { plugins }))
+    }
+
+    async fn list_nodes(
+        &self,
+        _request: Request<ListNodesRequest>,
+    ) -> Result<Response<ListNodesResponse>, Status> {
+        let nodes = self.store.nodes().await.map_err(store_status)?;
+        Ok(Response::new(ListNodesResponse {
+            nodes: nodes.into_iter().map(convert::node).collect(),
+        }))
+    }
+}
+
+/// The lines of a job's log: history from the cursor, then (when following) new lines as
+/// they come, until the job is final and no line is left.
+fn async_stream(
+    store: Store,
+    req: StreamJobLogsRequest,
+) -> impl Stream<Item = Result<LogLine, Status>> + Send {
+    let (tx, rx) = tokio::sync::mpsc::channel(LOG_BATCH);
+    tokio::spawn(async move {
+        let mut cursor = (!req.after.is_empty()).then_some(req.after);
+        loop {
+            let batch = match store
+                .read_log(&req.job_id, cursor.as_deref(), LOG_BATCH)
+                .await
+            {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = tx.send(Err(store_status(e))).await;
+                    return;
+                }
+            };
+            let full = batch.len() == LOG_BATCH;
+            for entry in batch {
+                cursor = Some(entry.cursor.clone());
+                if tx.send(Ok(convert::log_line(entry))).await.is_err() {
+                    return; // the client went away
+                }
+            }
+            if full {
+                continue;
+            }
+            if !req.follow {
+                return;
+            }
+            // Final state seen after an empty read: one more read catches lines written
+            // just before the job finished, then the stream ends.
+            let finished = match store.get(&req.job_id).await {
+                Ok(Some(job)) => job.state.is_final(),
+                Ok(None) => true,
+                Err(e) => {
+                    let _ = tx.send(Err(store_status(e))).await;
+                    return;
+                }
+            };
+            if finished {
+                // Drain what was written before the job ended, however much it is.
+                loop {
+                    let Ok(rest) = store
+                        .read_log(&req.job_id, cursor.as_deref(), LOG_BATCH)
+                        .await
+                    else {
+                        return;
+                    };
+                    let more = rest.len() == LOG_BATCH;
+                    for entry in rest {
+                        cursor = Some(entry.cursor.clone());
+                        if tx.send(Ok(convert::log_line(entry))).await.is_err() {
+                            return;
+                        }
+                    }
+                    if !more {
+                        return;
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(LOG_POLL) => {}
+                () = tx.closed() => return,
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// A refused submission as a gRPC status.
+fn submit_status(error: SubmitError) -> Status {
+    match error {
+        SubmitError::NoPlugin { .. } | SubmitError::Unavailable(_) => {
+            Status::failed_precondition(error.to_string())
+        }
+        SubmitError::Invalid { .. } | SubmitError::ValidateCrashed { .. } => {
+            Status::invalid_argument(error.to_string())
+        }
+        SubmitError::Busy => Status::unavailable(error.to_string()),
+        SubmitError::QueueFull(message) => Status::resource_exhausted(message),
+        SubmitError::Store(e) => store_status(e),
+    }
+}

@@ -1,0 +1,218 @@
+//! The REST mirror of the scheduler API's job calls: `/v1/jobs` (create, list), a job, its
+//! cancel, and its log as Server-Sent Events.
+//!
+//! Every call goes through the same [`Scheduler`] as gRPC, so both APIs validate, limit and
+//! answer alike; a gRPC status becomes the HTTP status of the same meaning
+//! ([`super::error`]).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use jobhost_proto::scheduler::{self as proto, job_scheduler_server::JobScheduler};
+use serde::Serialize;
+use tonic::{Request, Status};
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::json::{CancelledJson, CreatedJson, JobJson, JobPage, JobQuery, LogLineJson, LogQuery};
+use super::json::NewJobJson;
+use super::state::AppState;
+use crate::api::auth::Identity;
+use crate::api::grpc::Scheduler;
+
+/// `POST /v1/jobs`: creates a job (or a cron schedule), validated by its plugin.
+#[utoipa::path(post, path = "/v1/jobs", request_body = NewJobJson,
+    responses(
+        (status = 201, description = "Created", body = CreatedJson),
+        (status = 200, description = "An idempotency key returned an earlier job", body = CreatedJson),
+        (status = 400, description = "Invalid request or spec", body = ErrorBody),
+        (status = 409, description = "No loaded plugin serves the type", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 429, description = "RESOURCE_EXHAUSTED: the job type's queue is full (job_types.<type>.max_queued)", body = ErrorBody),
+        (status = 503, description = "Redis unreachable", body = ErrorBody),
+    ))]
+pub async fn create_job(
+    State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Identity>>,
+    body: Result<Json<NewJobJson>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(new) = body?;
+    let answer = state
+        .services
+        .scheduler
+        .schedule_job(as_caller(new.into(), caller))
+        .await?
+        .into_inner();
+    let created = answer.created || answer.schedule.is_some();
+    let http = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = CreatedJson {
+        job: answer.job.map(JobJson::from),
+        created,
+        schedule: answer.schedule.map(|s| s.name),
+    };
+    Ok((http, Json(body)).into_response())
+}
+
+/// `GET /v1/jobs`: jobs, newest first, filtered and paged.
+#[utoipa::path(get, path = "/v1/jobs", params(JobQuery),
+    responses((status = 200, body = JobPage), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list_jobs(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<JobQuery>, QueryRejection>,
+) -> ApiResult<Json<JobPage>> {
+    let Query(query) = query?;
+    let state_filter = match query.state.as_deref().map(str::to_ascii_uppercase) {
+        None => 0,
+        Some(name) => proto::JobState::from_str_name(&format!("JOB_STATE_{name}"))
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "unknown state {name:?}: use QUEUED, SCHEDULED, RUNNING, SUCCEEDED, FAILED, CANCELLED or DEAD"
+                ))
+            })? as i32,
+    };
+    let mut labels = std::collections::HashMap::new();
+    if let Some(label) = query.label {
+        let (k, v) = label
+            .split_once('=')
+            .ok_or_else(|| ApiError::invalid(format!("label {label:?} must be key=value")))?;
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    let request = proto::ListJobsRequest {
+        state: state_filter,
+        job_type: query.job_type.unwrap_or_default(),
+        labels,
+        page_size: query.page_size.unwrap_or(0),
+        page_token: query.page_token.unwrap_or_default(),
+    };
+    let answer = state
+        .services
+        .scheduler
+        .list_jobs(Request::new(request))
+        .await?
+        .into_inner();
+    Ok(Json(JobPage {
+        jobs: answer.jobs.into_iter().map(JobJson::from).collect(),
+        next_page_token: answer.next_page_token,
+    }))
+}
+
+/// `GET /v1/jobs/{id}`: one job with its attempt history.
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = JobJson), (status = 404, body = ErrorBody)))]
+pub async fn get_job(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobJson>> {
+    let job = fetch_job(&state.services.scheduler, &id).await?;
+    Ok(Json(JobJson::from(job)))
+}
+
+/// A scheduler request made on behalf of the HTTP caller: the identity the guard found goes
+/// along, as the gRPC guard's does, so the job's audit trail names the caller.
+fn as_caller<T>(message: T, caller: Option<Extension<Identity>>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(Extension(identity)) = caller {
+        request.extensions_mut().insert(identity);
+    }
+    request
+}
+
+async fn fetch_job(scheduler: &Scheduler, id: &str) -> Result<proto::Job, Status> {
+    let answer = scheduler
+        .get_job(Request::new(proto::GetJobRequest { job_id: id.into() }))
+        .await?;
+    answer
+        .into_inner()
+        .job
+        .ok_or_else(|| Status::internal("no job in the answer"))
+}
+
+/// `POST /v1/jobs/{id}/cancel`: cancels a queued, scheduled or running job.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = CancelledJson), (status = 404, body = ErrorBody), (status = 409, description = "Already finished", body = ErrorBody)))]
+pub async fn cancel_job(
+    State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Identity>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CancelledJson>> {
+    let request = proto::CancelJobRequest {
+        job_id: id,
+        reason: "cancelled through the HTTP API".into(),
+    };
+    let answer = state
+        .services
+        .scheduler
+        .cancel_job(as_caller(request, caller))
+        .await?;
+    let job = answer
+        .into_inner()
+        .job
+        .ok_or_else(|| Status::internal("no job in the answer"))?;
+    Ok(Json(CancelledJson {
+        job: JobJson::from(job),
+    }))
+}
+
+/// `GET /v1/jobs/{id}/logs`: Server-Sent Events: `line` events (a [`LogLineJson`]) with the
+/// whole log from the first line, then live lines while the job runs, then one `end` event
+/// `{"state"}` once it has finished.
+#[utoipa::path(get, path = "/v1/jobs/{id}/logs", params(("id" = String, Path, description = "Job id"), LogQuery),
+    responses((status = 200, description = "text/event-stream of `line` events (LogLineJson) and a final `end` event", content_type = "text/event-stream"), (status = 404, body = ErrorBody)))]
+pub async fn job_logs(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query?;
+    let request = proto::StreamJobLogsRequest {
+        job_id: id.clone(),
+        follow: query.follow.unwrap_or(true),
+        after: query.after.unwrap_or_default(),
+    };
+    let scheduler = state.services.scheduler.clone();
+    let lines = scheduler
+        .stream_job_logs(Request::new(request))
+        .await?
+        .into_inner();
+    let events = lines
+        .map(|line| match line {
+            Ok(line) => sse_json(
+                "line",
+                &LogLineJson {
+                    cursor: line.cursor,
+                    attempt: line.attempt,
+                    level: line.level,
+                    msg: line.message,
+                },
+            ),
+            Err(status) => sse_json("error", &ErrorBody::of(&status)),
+        })
+        .chain(futures::stream::once(async move {
+            let final_state = match fetch_job(&scheduler, &id).await {
+                Ok(job) => JobJson::from(job).state,
+                Err(_) => "UNKNOWN".to_owned(),
+            };
+            sse_json("end", &serde_json::json!({ "state": final_state }))
+        }))
+        // A node shutting down ends the stream without `end`: the client resumes from its
+        // last cursor (`after`) on another node.
+        .take_until(state.stop.clone().cancelled_owned());
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn sse_json<T: Serialize>(name: &str, data: &T) -> Result<Event, Infallible> {
+    let text = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
+    Ok(Event::default().event(name).data(text))
+}

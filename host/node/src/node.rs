@@ -1,0 +1,215 @@
+//! A running node: connects the store (or starts the `--dev` redis-server), loads and
+//! watches the plugins folder, builds the [`Services`] once, binds both API ports, and runs
+//! the APIs, the worker and the background loops until told to stop; then drains.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use jobhost_config::Config;
+use jobhost_runtime::Runtime;
+use jobhost_store::{DevRedis, Store, StoreOptions};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::auth::Gate;
+use crate::api::{grpc, http};
+use crate::services::Services;
+use crate::worker::{self, WorkerSettings};
+
+/// A node that has started: its ports are bound and its services built, nothing served
+/// yet. [`Node::run_until`] serves.
+pub struct Node {
+    services: Services,
+    grpc: (TcpListener, SocketAddr),
+    http: (TcpListener, SocketAddr),
+    /// The local Redis of `--dev`, kept alive until the node has drained.
+    dev_redis: Option<DevRedis>,
+    /// Keeps the plugins folder watched while the node runs.
+    _watcher: jobhost_runtime::watcher::PluginWatcher,
+}
+
+impl Node {
+    /// Starts a node as `config` says (`dev`: `serve --dev`): fails before anything is
+    /// served if the TLS files, the plugins folder, Redis, the nodes file or either port is
+    /// not usable.
+    pub async fn start(config: Config, dev: bool) -> Result<Node> {
+        // TLS files are checked before anything starts, so a typo fails at once.
+        let gate = Arc::new(Gate::from_config(&config, dev)?);
+        warn_if_plaintext(&config, &gate);
+        let dir = config.runtime.plugins_dir.clone();
+        if dev && !dir.exists() {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("creating plugins folder {}", dir.display()))?;
+        }
+        if !dir.is_dir() {
+            bail!(
+                "plugins folder {} does not exist: create it, point `runtime.plugins_dir` \
+                 (or JOBHOST_PLUGINS_DIR, or --plugins-dir) at one, or run `just plugins`",
+                dir.display()
+            );
+        }
+        let (store, dev_redis) = connect_store(&config, dev).await?;
+        let store = store.with_call_observer(Arc::new(|took| {
+            crate::metrics::global().redis_call(took);
+        }));
+        let runtime = Runtime::new(config.clone())?;
+        let services = Services::new(config, store, runtime.clone(), gate)?;
+        runtime.detect_sandbox();
+        let report = runtime.sync_dir().await?;
+        tracing::info!(
+            loaded = report.loaded.len(),
+            rejected = report.rejected.len(),
+            "plugins folder loaded"
+        );
+        let watcher = runtime.watch()?;
+        // Both ports are bound before either API serves: a node that answers health on one
+        // has the other open too, and a taken port stops the start before anything is served.
+        let grpc = grpc::bind(&services.config.api).await?;
+        let http = http::bind(&services.config).await?;
+        Ok(Node {
+            services,
+            grpc,
+            http,
+            dev_redis,
+            _watcher: watcher,
+        })
+    }
+
+    /// The node's services.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves until `stop` completes, or until the gRPC server fails; then stops claiming
+    /// jobs, drains the running ones, and closes the APIs.
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> Result<()> {
+        let services = self.services.clone();
+        let config = services.config.clone();
+        let api_stop = CancellationToken::new();
+        self.start_background(&api_stop);
+        let (grpc_listener, grpc_addr) = self.grpc;
+        let (http_listener, http_addr) = self.http;
+        let tls = services.gate.tls().is_some();
+        let api = tokio::spawn(grpc::serve(grpc_listener, services.clone(), api_stop.clone()));
+        tracing::info!(addr = %grpc_addr, tls, job_distributor = config.jd.enabled, "gRPC API listening");
+        let http_api = tokio::spawn(http::serve(http_listener, services.clone(), api_stop.clone()));
+        tracing::info!(addr = %http_addr, tls, hooks = config.hooks.len(), "HTTP API listening");
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(worker::run(
+            services.store.clone(),
+            services.runtime.clone(),
+            WorkerSettings::from_config(&config),
+            shutdown.clone(),
+        ));
+        tokio::select! {
+            () = stop => {}
+            result = api => {
+                // The gRPC server only ends by itself on an error; the node cannot serve
+                // without it.
+                shutdown.cancel();
+                worker.await.context("node task")?;
+                return Err(match result {
+                    Ok(Err(e)) => e.into(),
+                    Ok(Ok(())) => anyhow!("gRPC server stopped unexpectedly"),
+                    Err(e) => anyhow!("gRPC server task failed: {e}"),
+                });
+            }
+        }
+        tracing::info!("shutting down: no new jobs are claimed");
+        shutdown.cancel();
+        worker.await.context("node task")?;
+        api_stop.cancel();
+        if let Err(e) = http_api.await {
+            tracing::warn!("HTTP API task failed: {e}");
+        }
+        if let Some(redis) = self.dev_redis.as_mut() {
+            redis.stop().await;
+        }
+        Ok(())
+    }
+
+    /// The loops that run beside the APIs until `stop`: TLS file reloads and the Job
+    /// Distributor's node probes.
+    fn start_background(&self, stop: &CancellationToken) {
+        let tls = &self.services.config.tls;
+        if let (Some(server_tls), true) = (self.services.gate.tls(), tls.reload_interval_ms > 0) {
+            let every = std::time::Duration::from_millis(tls.reload_interval_ms);
+            tokio::spawn(server_tls.clone().watch(every, stop.clone()));
+        }
+        if let Some(jd) = &self.services.jd {
+            tokio::spawn(jd.clone().probe_nodes(stop.clone()));
+        }
+    }
+}
+
+/// Warns at start when the APIs are served without TLS, saying who can do what then.
+fn warn_if_plaintext(config: &Config, gate: &Gate) {
+    if gate.tls().is_some() {
+        return;
+    }
+    let why = if config.tls.enabled {
+        "--dev without tls.cert_file"
+    } else {
+        "tls.enabled = false"
+    };
+    let who = if config.auth.tokens.is_empty() {
+        "anyone who can reach them is admin"
+    } else {
+        "bearer tokens travel in the clear"
+    };
+    tracing::warn!(
+        "the gRPC and HTTP APIs are PLAINTEXT ({why}): {who}. Use TLS outside development \
+         (`jobhost certs init`, then tls.cert_file, tls.key_file, tls.client_ca_file)"
+    );
+}
+
+/// Connects to the configured Redis; in `--dev` mode without one, starts a local
+/// `redis-server` child (AOF on) first, returned to be kept alive and stopped.
+pub async fn connect_store(config: &Config, dev: bool) -> Result<(Store, Option<DevRedis>)> {
+    let mut dev_redis = None;
+    let url = if !config.redis.url.is_empty() {
+        config.redis.url.clone()
+    } else if dev {
+        let redis = DevRedis::start(&config.redis.dev_dir, None).await?;
+        tracing::info!(
+            url = %redis.url(),
+            dir = %redis.dir().display(),
+            "started a local redis-server for development"
+        );
+        let url = redis.url();
+        dev_redis = Some(redis);
+        url
+    } else {
+        bail!(
+            "no Redis configured: set JOBHOST_REDIS_URL (or `redis.url` in the config file) \
+             to redis://host:port, or run `jobhost serve --dev` to start a local one"
+        );
+    };
+    let store = Store::connect(&url, StoreOptions::from_config(config))
+        .await
+        .with_context(|| format!("cannot reach Redis at {}", redacted(&url)))?;
+    Ok((store, dev_redis))
+}
+
+/// `url` without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_passwords_stay_out_of_messages() {
+        assert_eq!(redacted("redis://app:s3cret@host:6379"), "redis://***@host:6379");
+        assert_eq!(redacted("redis://host:6379"), "redis://host:6379");
+    }
+}

@@ -1,0 +1,332 @@
+//! Outbound HTTP through `wasi:http` (grant: `http`), to allow-listed hosts only.
+//!
+//! A plugin granted `http` may send requests to the hosts its `plugins.<id>.allowed_hosts`
+//! patterns match, and nowhere else: an empty list denies everything. Patterns:
+//! `*` (any host), `example.com` (any scheme, default port), `https://*.example.com`
+//! (subdomains, HTTPS), `http://127.0.0.1:8080` (exact scheme, host and port). Link-local
+//! destinations (cloud metadata at 169.254.169.254) are refused whatever the patterns say.
+//!
+//! A refused request fails inside the plugin with an error naming the host and the config
+//! key; the same line goes to the job log. Every request also checks the `http` grant
+//! itself at the time it is sent (see [`super::GrantCheck`]), so a revoked grant holds
+//! even for a build loaded before. Every request gets the configured connect and
+//! response timeouts, and responses are cut at `runtime.http_max_response_bytes`.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use jobhost_config::PluginConfig;
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::network::is_blocked;
+use super::{Capability, GrantCheck};
+use crate::instance::{JobContext, CallState};
+use crate::job::LogLevel;
+
+/// The `http` capability.
+pub struct Http;
+
+impl Capability for Http {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["wasi:http/"]
+    }
+    fn check(&self, id: &str, plugin: &PluginConfig) -> Result<(), String> {
+        for pattern in &plugin.allowed_hosts {
+            HostPattern::parse(pattern).map_err(|e| format!("plugins.{id}.allowed_hosts: {e}"))?;
+        }
+        Ok(())
+    }
+    fn link(&self, linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+    }
+}
+
+/// One allow-list entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    scheme: Option<String>,
+    /// Lower-case host; `*` alone is any host, a leading `*.` any subdomain.
+    host: String,
+    port: Option<u16>,
+}
+
+impl HostPattern {
+    /// Parses a pattern; the error says what is wrong with it.
+    pub fn parse(pattern: &str) -> Result<HostPattern, String> {
+        let bad = |why: &str| format!("allowed host {pattern:?}: {why}");
+        let (scheme, rest) = match pattern.split_once("://") {
+            Some((scheme @ ("http" | "https"), rest)) => (Some(scheme.to_owned()), rest),
+            Some(_) => return Err(bad("scheme must be http or https")),
+            None => (None, pattern),
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') || rest.is_empty() {
+            return Err(bad("give a host (and port), not a path"));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
+                let port = port.parse().map_err(|_| bad("port must be a number"))?;
+                (host, Some(port))
+            }
+            _ => (rest, None),
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        if host != "*" && host.contains('*') && !host.starts_with("*.") {
+            return Err(bad("a wildcard may only be `*` or a leading `*.`"));
+        }
+        Ok(HostPattern { scheme, host, port })
+    }
+
+    /// True if a request to `scheme://host:port` is allowed by this pattern.
+    pub fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
+        if self.scheme.as_deref().is_some_and(|s| s != scheme) {
+            return false;
+        }
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        if self.port.unwrap_or(default_port) != port && self.host != "*" {
+            return false;
+        }
+        let host = host.to_ascii_lowercase();
+        match self.host.strip_prefix("*.") {
+            _ if self.host == "*" => true,
+            Some(domain) => host.ends_with(&format!(".{domain}")),
+            None => host == self.host,
+        }
+    }
+}
+
+/// The outbound-HTTP policy of one plugin instance.
+pub struct HttpPolicy {
+    plugin: String,
+    allowed: Arc<[HostPattern]>,
+    timeout: Duration,
+    max_response_bytes: u64,
+    context: Arc<JobContext>,
+    grants: GrantCheck,
+}
+
+impl HttpPolicy {
+    /// The policy for `plugin` with its parsed allow-list and the runtime's limits; `grants`
+    /// is checked for `http` at every request.
+    pub fn new(
+        plugin: &str,
+        allowed: Arc<[HostPattern]>,
+        timeout: Duration,
+        max_response_bytes: u64,
+        context: Arc<JobContext>,
+        grants: GrantCheck,
+    ) -> Self {
+        HttpPolicy {
+            plugin: plugin.to_owned(),
+            allowed,
+            timeout,
+            max_response_bytes,
+            context,
+            grants,
+        }
+    }
+
+    /// Why a request to `uri` is refused, if it is.
+    fn refusal(&self, uri: &http::Uri) -> Option<String> {
+        let scheme = uri.scheme_str().unwrap_or("https");
+        let host = uri.host().unwrap_or("");
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let host_ip = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host_ip.parse::<IpAddr>()
+            && is_blocked((ip, port).into())
+        {
+            return Some(format!(
+                "request to {host} denied: link-local and cloud metadata addresses are never allowed"
+            ));
+        }
+        if self.allowed.iter().any(|p| p.matches(scheme, host, port)) {
+            return None;
+        }
+        Some(format!(
+            "request to {scheme}://{host}:{port} denied: not in plugins.{}.allowed_hosts",
+            self.plugin
+        ))
+    }
+}
+
+impl WasiHttpHooks for HttpPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                    ),
+                    HttpError,
+                >,
+            > + Send,
+    > {
+        _ = fut;
+        if let Err(denial) = self.grants.require("http") {
+            return Box::new(async move { Err(HttpError::InternalError(Some(denial))) });
+        }
+        if let Some(refusal) = self.refusal(request.uri()) {
+            self.context.log(LogLevel::Warn, &refusal);
+            return Box::new(async move { Err(HttpError::InternalError(Some(refusal))) });
+        }
+        // The plugin may ask for shorter timeouts, never longer ones than the host's.
+        let cap =
+            |asked: Option<Duration>| Some(asked.map_or(self.timeout, |t| t.min(self.timeout)));
+        let asked = options.unwrap_or_default();
+        let options = RequestOptions {
+            connect_timeout: cap(asked.connect_timeout),
+            first_byte_timeout: cap(asked.first_byte_timeout),
+            between_bytes_timeout: cap(asked.between_bytes_timeout),
+        };
+        let host = request.uri().host().unwrap_or("").to_owned();
+        let port = request.uri().port_u16();
+        let limit = self.max_response_bytes;
+        let context = self.context.clone();
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            if let Some(refusal) = resolves_to_blocked(&host, port).await {
+                context.log(LogLevel::Warn, &refusal);
+                return Err(HttpError::InternalError(Some(refusal)));
+            }
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let response = response.map(|body| CappedBody::new(body, limit).boxed_unsync());
+            Ok((
+                response,
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}
+
+/// Refuses names that resolve to a blocked address (best effort: the connection resolves
+/// again, so this narrows but does not close a DNS-rebinding window).
+async fn resolves_to_blocked(host: &str, port: Option<u16>) -> Option<String> {
+    if host.parse::<IpAddr>().is_ok() {
+        return None; // literal addresses were checked before
+    }
+    let addrs = tokio::net::lookup_host((host, port.unwrap_or(443)))
+        .await
+        .ok()?;
+    addrs.into_iter().find(|a| is_blocked(*a)).map(|a| {
+        format!(
+            "request to {host} denied: it resolves to {}, a link-local address",
+            a.ip()
+        )
+    })
+}
+
+/// A response body that fails once more than `limit` bytes have come.
+struct CappedBody<B> {
+    inner: B,
+    seen: u64,
+    limit: u64,
+}
+
+impl<B> CappedBody<B> {
+    fn new(inner: B, limit: u64) -> Self {
+        CappedBody {
+            inner,
+            seen: 0,
+            limit,
+        }
+    }
+}
+
+impl<B> Body for CappedBody<B>
+where
+    B: Body<Data = Bytes, Error = HttpError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            self.seen += data.len() as u64;
+            if self.seen > self.limit {
+                return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.limit)))));
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(pattern: &str, scheme: &str, host: &str, port: u16) -> bool {
+        HostPattern::parse(pattern)
+            .unwrap()
+            .matches(scheme, host, port)
+    }
+
+    #[test]
+    fn patterns_match_scheme_host_and_port() {
+        assert!(allowed("*", "http", "anything.test", 1234));
+        assert!(allowed("example.com", "https", "example.com", 443));
+        assert!(allowed("example.com", "http", "EXAMPLE.com", 80));
+        assert!(!allowed("example.com", "https", "example.com", 8443));
+        assert!(!allowed("example.com", "https", "evil-example.com", 443));
+        assert!(allowed(
+            "https://*.example.com",
+            "https",
+            "api.example.com",
+            443
+        ));
+        assert!(!allowed(
+            "https://*.example.com",
+            "https",
+            "example.com",
+            443
+        ));
+        assert!(!allowed(
+            "https://*.example.com",
+            "http",
+            "api.example.com",
+            80
+        ));
+        assert!(allowed("http://127.0.0.1:8080", "http", "127.0.0.1", 8080));
+        assert!(!allowed("http://127.0.0.1:8080", "http", "127.0.0.1", 8081));
+    }
+
+    #[test]
+    fn bad_patterns_say_why() {
+        for bad in ["ftp://x", "http://x/path", "a*b.com", "http://x:port", ""] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Capabilities: what a plugin can reach beyond its own memory.
+//!
+//! Each capability is one module with up to four steps, in the manner of Spin's factors:
+//! - *check config*: check its own fields of `[plugins.<id>]` ([`Capability::check`]), when
+//!   the runtime is built and by `jobhost config check` ([`check_config`]);
+//! - *link*: add its WIT bindings to the process-wide [`Linker`] once;
+//! - *check*: name the WIT interfaces it provides, so a component importing one of them is
+//!   rejected at load unless the plugin's config grants the capability (deny by default);
+//! - *prepare*: shape the per-instance WASI context from the plugin's grant.
+//!
+//! Grants are enforced twice. At load, a component importing an interface of a capability
+//! it is not granted is rejected. At call time, every host function of a grantable
+//! capability checks the plugin's grant again ([`GrantCheck::require`]) and answers the
+//! guest with an error naming the capability and the config key, recorded in the job log.
+//! The second check holds when the first cannot: every interface is linked for every
+//! plugin, and grants can change while a build is loaded ([`GrantTable`]).
+//!
+//! A new capability is a new module plus one line in [`ALL`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use wasmtime::component::Linker;
+use wasmtime_wasi::WasiCtxBuilder;
+
+use jobhost_config::{Config, ConfigError, PluginConfig};
+
+use super::instance::{CallState, JobContext};
+use super::job::LogLevel;
+
+pub mod host;
+pub mod http;
+pub mod kv;
+pub mod network;
+pub mod process;
+pub mod wasi;
+
+/// One capability a plugin may be given.
+pub trait Capability: Send + Sync + 'static {
+    /// Name used in grants (`plugins.<id>.grants = ["<name>"]`).
+    fn name(&self) -> &'static str;
+    /// WIT interface name prefixes this capability provides, e.g. `"wasi:sockets/"`.
+    fn interfaces(&self) -> &'static [&'static str];
+    /// Whether every plugin has it without a grant.
+    fn always_granted(&self) -> bool {
+        false
+    }
+    /// Checks this capability's fields of plugin `id`'s config; the message names the knob.
+    fn check(&self, _id: &str, _plugin: &PluginConfig) -> Result<(), String> {
+        Ok(())
+    }
+    /// Adds the capability's host functions to the linker.
+    fn link(&self, linker: &mut Linker<CallState>) -> wasmtime::Result<()>;
+    /// Configures a fresh instance's WASI context; `grants` tells whether the plugin has the
+    /// capability now, and can be kept to check again at call time.
+    fn prepare(&self, _grants: &GrantCheck, _wasi: &mut WasiCtxBuilder) {}
+}
+
+/// Every capability this host knows, in link order.
+pub static ALL: &[&dyn Capability] = &[
+    &host::HostApi,
+    &wasi::WasiBase,
+    &network::Network,
+    &http::Http,
+    &process::Process,
+    &kv::Kv,
+];
+
+/// The capability providing WIT interface `interface` (e.g. `wasi:sockets/tcp@0.2.3`).
+pub fn providing(interface: &str) -> Option<&'static dyn Capability> {
+    ALL.iter()
+        .copied()
+        .find(|cap| cap.interfaces().iter().any(|p| interface.starts_with(p)))
+}
+
+/// True if `name` is a capability that can appear in a grant.
+pub fn is_grantable(name: &str) -> bool {
+    ALL.iter()
+        .any(|cap| !cap.always_granted() && cap.name() == name)
+}
+
+/// Names of the capabilities that can appear in a grant, for error messages.
+pub fn grantable_names() -> Vec<&'static str> {
+    ALL.iter()
+        .filter(|cap| !cap.always_granted())
+        .map(|cap| cap.name())
+        .collect()
+}
+
+/// Checks every `[plugins.<id>]` section against the capabilities: each grant names one,
+/// and each capability accepts its own fields.
+pub fn check_config(config: &Config) -> Result<(), ConfigError> {
+    for (id, plugin) in &config.plugins {
+        check_grants(id, &plugin.grants).map_err(ConfigError::Invalid)?;
+        for cap in ALL {
+            cap.check(id, plugin).map_err(ConfigError::Invalid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every name in `grants` is a grantable capability.
+pub fn check_grants(id: &str, grants: &[String]) -> Result<(), String> {
+    match grants.iter().find(|g| !is_grantable(g)) {
+        Some(bad) => Err(format!(
+            "plugins.{id}.grants: unknown capability {bad:?} (known: {})",
+            grantable_names().join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Links every capability into `linker`.
+pub fn link_all(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    for cap in ALL {
+        cap.link(linker)?;
+    }
+    Ok(())
+}
+
+/// True if `name` is a capability every plugin has without a grant.
+pub fn is_always_granted(name: &str) -> bool {
+    ALL.iter()
+        .any(|cap| cap.always_granted() && cap.name() == name)
+}
+
+/// The message a plugin gets when it reaches a capability it is not granted.
+pub fn not_granted(capability: &str, plugin: &str) -> String {
+    format!(
+        "capability {capability:?} is not granted to plugin {plugin:?} (plugins.{plugin}.grants)"
+    )
+}
+
+/// The grants of every plugin as they stand now: `plugins.<id>.grants` from the config,
+/// changed while the node runs by [`crate::Runtime::set_grants`]. Loading checks a
+/// component's imports against it; every host call of a grantable capability checks it
+/// again, so a revoked grant holds from the next call on, even for a build loaded before.
+#[derive(Debug, Default)]
+pub struct GrantTable {
+    grants: RwLock<HashMap<String, Arc<[String]>>>,
+}
+
+impl GrantTable {
+    /// The grants `config` gives.
+    pub fn from_config(config: &Config) -> Self {
+        let grants = config
+            .plugins
+            .iter()
+            .map(|(id, plugin)| (id.clone(), plugin.grants.iter().cloned().collect()))
+            .collect();
+        GrantTable {
+            grants: RwLock::new(grants),
+        }
+    }
+
+    /// The capabilities granted to `plugin` (the always-granted ones not included).
+    pub fn get(&self, plugin: &str) -> Vec<String> {
+        let grants = self.grants.read().unwrap_or_else(|p| p.into_inner());
+        grants.get(plugin).map(|g| g.to_vec()).unwrap_or_default()
+    }
+
+    /// Replaces the grants of `plugin`.
+    pub fn set(&self, plugin: &str, grants: Vec<String>) {
+        let mut table = self.grants.write().unwrap_or_else(|p| p.into_inner());
+        table.insert(plugin.to_owned(), grants.into());
+    }
+
+    /// True if `plugin` has `capability` now (always-granted ones included).
+    pub fn is_granted(&self, plugin: &str, capability: &str) -> bool {
+        if is_always_granted(capability) {
+            return true;
+        }
+        let grants = self.grants.read().unwrap_or_else(|p| p.into_inner());
+        grants
+            .get(plugin)
+            .is_some_and(|g| g.iter().any(|c| c == capability))
+    }
+}
+
+/// One call's view of its plugin's grants: what host functions check before they act.
+#[derive(Clone)]
+pub struct GrantCheck {
+    plugin: Arc<str>,
+    table: Arc<GrantTable>,
+    context: Arc<JobContext>,
+}
+
+impl GrantCheck {
+    /// The grants of `plugin` in `table`; denials are recorded in the job log of `context`.
+    pub fn new(plugin: &str, table: Arc<GrantTable>, context: Arc<JobContext>) -> Self {
+        GrantCheck {
+            plugin: plugin.into(),
+            table,
+            context,
+        }
+    }
+
+    /// The plugin id.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// True if the plugin has `capability` now.
+    pub fn is_granted(&self, capability: &str) -> bool {
+        self.table.is_granted(&self.plugin, capability)
+    }
+
+    /// `Ok` if the plugin has `capability` now; otherwise records the denial (job log, node
+    /// log) and returns the message for the guest.
+    pub fn require(&self, capability: &str) -> Result<(), String> {
+        if self.is_granted(capability) {
+            return Ok(());
+        }
+        let message = not_granted(capability, &self.plugin);
+        self.deny(capability, &message);
+        Err(message)
+    }
+
+    /// Records a denial of `capability`, explained by `message`, in the job and node logs.
+    pub fn deny(&self, capability: &str, message: &str) {
+        self.context.log(LogLevel::Warn, message);
+        tracing::warn!(plugin = %self.plugin, capability, "capability denied at call time: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(toml: &str) -> Result<(), String> {
+        check_config(&Config::from_toml(toml).unwrap()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_grant_is_rejected() {
+        let err = check("[plugins.x]\ngrants = [\"teleport\"]\n").unwrap_err();
+        assert!(
+            err.contains("plugins.x.grants") && err.contains("teleport"),
+            "{err}"
+        );
+        assert!(err.contains("known: network, http, process, kv"), "{err}");
+        check("[plugins.x]\ngrants = [\"http\", \"kv\"]\n").unwrap();
+    }
+
+    #[test]
+    fn kv_limits_are_range_checked() {
+        let err = check("[plugins.x]\nkv_max_keys = 0\n").unwrap_err();
+        assert!(err.contains("plugins.x.kv_max_keys"), "{err}");
+        let err = check("[plugins.x]\nkv_max_value_bytes = 99999999999\n").unwrap_err();
+        assert!(err.contains("plugins.x.kv_max_value_bytes"), "{err}");
+        check("[plugins.x]\nkv_max_keys = 10\nkv_max_value_bytes = 100\n").unwrap();
+    }
+
+    #[test]
+    fn host_patterns_are_checked_by_the_http_capability() {
+        let err = check("[plugins.w]\nallowed_hosts = [\"ftp://x\"]\n").unwrap_err();
+        assert!(err.contains("plugins.w.allowed_hosts"), "{err}");
+        check("[plugins.w]\nallowed_hosts = [\"https://*.example.com\"]\n").unwrap();
+    }
+
+    #[test]
+    fn the_example_config_passes_the_capability_checks() {
+        let example = include_str!("../../../../examples/jobhost.toml");
+        check_config(&Config::from_toml(example).unwrap()).unwrap();
+    }
+}

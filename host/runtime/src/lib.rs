@@ -1,0 +1,586 @@
+//! The component runtime: the only code that touches wasmtime.
+//!
+//! - [`engine`]: one Engine per process (pooling allocator, epoch ticker);
+//! - [`cache`]: compiled components on disk;
+//! - [`plugin`]: loading and checking one `.wasm` file;
+//! - [`registry`]: the plugins a node serves, swapped atomically on reload;
+//! - [`watcher`]: hot reload of the plugins folder;
+//! - [`capabilities`]: host imports, granted per plugin;
+//! - [`instance`], [`output`]: one sandboxed store per call, its limits and its log.
+//!
+//! [`Runtime`] ties these together: it loads plugins and runs job attempts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{Mutex, Semaphore};
+use tokio_util::sync::CancellationToken;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+pub mod bindings;
+pub mod cache;
+pub mod capabilities;
+pub mod engine;
+pub mod instance;
+pub mod job;
+pub mod output;
+pub mod plugin;
+pub mod registry;
+pub mod secrets;
+pub mod watcher;
+
+use jobhost_config::Config;
+use bindings::jobhost::plugin::types;
+use cache::{CacheStats, ComponentCache};
+use capabilities::GrantTable;
+use capabilities::kv::KvHost;
+pub use capabilities::kv::{KvBackend, KvError, KvResult, KvWrite};
+pub use capabilities::{check_config, check_grants};
+pub use secrets::{SecretProvider, SecretProviders};
+use engine::Allocator;
+use instance::{CallKind, CallSpec, Crash, CallState};
+pub use job::{CrashKind, DiscardEvents, JobEvents, JobInput, LogLevel, RunOutcome};
+pub use plugin::{CapabilityStatus, CapabilityUse, LoadError, PluginInfo};
+use plugin::{Loader, Plugin, Rejection};
+pub use registry::PluginStatus;
+use registry::{Registry, RejectedFile};
+
+/// Errors setting up the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// wasmtime refused the engine configuration.
+    #[error("cannot create the WebAssembly engine: {0}")]
+    Engine(String),
+    /// A capability refused its part of the configuration.
+    #[error("{0}")]
+    Config(String),
+    /// The host's own imports failed to link (a bug).
+    #[error("cannot link host capabilities: {0}")]
+    Link(String),
+    /// The plugins folder is missing or unreadable.
+    #[error("cannot read plugins folder {path}: {reason}")]
+    PluginsDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The folder watcher could not start.
+    #[error("cannot watch plugins folder {path}: {reason}")]
+    Watch {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Errors running or validating a job, before any plugin code runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// No loaded plugin serves the job type.
+    #[error("no loaded plugin serves job type `{0}`")]
+    NoPlugin(String),
+}
+
+/// Errors from [`Runtime::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidateError {
+    /// No loaded plugin serves the job type.
+    #[error("no loaded plugin serves job type `{0}`")]
+    NoPlugin(String),
+    /// Every instance slot stayed busy for the whole validation budget.
+    #[error("all plugin instance slots are busy; try again shortly")]
+    Busy,
+    /// The job type needs something this host cannot provide (e.g. confined processes).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The plugin rejected the spec; the message is the plugin's.
+    #[error("{0}")]
+    Invalid(String),
+    /// The plugin's `validate` crashed.
+    #[error("plugin could not validate the spec: {0}")]
+    Crashed(String),
+}
+
+/// Per-call options of [`Runtime::run`].
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Deadline of the attempt; the plugin's configured default when `None`.
+    pub timeout: Option<Duration>,
+    /// Cancels the attempt.
+    pub cancel: CancellationToken,
+    /// Receives log lines and progress.
+    pub events: Arc<dyn JobEvents>,
+}
+
+impl RunOptions {
+    /// Options with default deadline, no cancellation, and `events` as sink.
+    pub fn new(events: Arc<dyn JobEvents>) -> Self {
+        RunOptions {
+            timeout: None,
+            cancel: CancellationToken::new(),
+            events,
+        }
+    }
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// How it ended.
+    pub outcome: RunOutcome,
+    /// Id of the plugin that ran it.
+    pub plugin_id: String,
+    /// Its version (from `describe`).
+    pub plugin_version: String,
+    /// SHA-256 of its file: tells exactly which build ran.
+    pub plugin_digest: String,
+    /// Wall-clock time from instantiation to return.
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+    /// Log lines dropped because the job's log budget was spent.
+    pub logs_dropped: u64,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+/// What a folder sync changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Ids newly loaded.
+    pub loaded: Vec<String>,
+    /// Ids whose new file replaced a serving version.
+    pub replaced: Vec<String>,
+    /// Ids whose file was removed.
+    pub removed: Vec<String>,
+    /// Ids whose latest file was rejected.
+    pub rejected: Vec<String>,
+}
+
+/// Counters describing the runtime.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeStats {
+    /// Which instance allocator is in use.
+    pub allocator: Allocator,
+    /// Compile and cache-hit counts.
+    pub cache: CacheStats,
+    /// Instance slots free right now.
+    pub free_slots: usize,
+    /// Instance slots in all (`runtime.max_instances`).
+    pub slots: usize,
+}
+
+/// The result of inspecting one file without serving it.
+pub struct Inspection {
+    /// Plugin id the file would have.
+    pub id: String,
+    /// The loaded plugin, or why it would be rejected.
+    pub result: Result<Arc<Plugin>, Rejection>,
+}
+
+struct Inner {
+    config: Config,
+    engine: Engine,
+    allocator: Allocator,
+    linker: Linker<CallState>,
+    cache: Arc<ComponentCache>,
+    registry: Registry,
+    slots: Semaphore,
+    sync_lock: Mutex<()>,
+    process: Arc<capabilities::process::ProcessHost>,
+    grants: Arc<GrantTable>,
+    kv: Arc<KvHost>,
+    secrets: Arc<SecretProviders>,
+}
+
+/// The component runtime of a node. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+/// How long `validate` may take at most.
+const VALIDATE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Runtime {
+    /// Checks the capabilities' config ([`check_config`]), creates the engine, links the
+    /// capabilities, starts the epoch ticker. Loads nothing.
+    pub fn new(config: Config) -> Result<Runtime, RuntimeError> {
+        check_config(&config).map_err(|e| RuntimeError::Config(e.to_string()))?;
+        let (engine, allocator) =
+            engine::build(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        engine::start_epoch_ticker(&engine, Duration::from_millis(config.runtime.epoch_tick_ms));
+        let mut linker = Linker::new(&engine);
+        capabilities::link_all(&mut linker).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        let cache = Arc::new(ComponentCache::new(
+            &engine,
+            config.runtime.cache_folder().as_deref(),
+        ));
+        let slots = Semaphore::new(config.runtime.max_instances as usize);
+        let process = Arc::new(capabilities::process::ProcessHost::new(
+            config.sandbox.clone(),
+        ));
+        let grants = Arc::new(GrantTable::from_config(&config));
+        tracing::info!(
+            ?allocator,
+            max_instances = config.runtime.max_instances,
+            "runtime ready"
+        );
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                config,
+                engine,
+                allocator,
+                linker,
+                cache,
+                registry: Registry::default(),
+                slots,
+                sync_lock: Mutex::new(()),
+                process,
+                grants,
+                kv: Arc::new(KvHost::in_memory()),
+                secrets: Arc::default(),
+            }),
+        })
+    }
+
+    /// The configuration the runtime was built with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The plugins folder.
+    pub fn plugins_dir(&self) -> &Path {
+        &self.inner.config.runtime.plugins_dir
+    }
+
+    fn loader(&self) -> Loader<'_> {
+        Loader {
+            engine: &self.inner.engine,
+            linker: &self.inner.linker,
+            cache: &self.inner.cache,
+            config: &self.inner.config,
+            slots: &self.inner.slots,
+            process: &self.inner.process,
+            grants: &self.inner.grants,
+            kv: &self.inner.kv,
+            secrets: &self.inner.secrets,
+        }
+    }
+
+    /// Keeps plugin state (the `kv` capability) in `backend` from now on; until this is
+    /// called it lives in this process's memory. A node calls it once, before serving.
+    pub fn use_kv(&self, backend: Arc<dyn KvBackend>) {
+        self.inner.kv.use_backend(backend);
+    }
+
+    /// Gives plugin `id` the secrets `provider` has, besides those its config names (a
+    /// node's Job Distributor does this for its delivery plugin).
+    pub fn provide_secrets(&self, id: &str, provider: Arc<dyn SecretProvider>) {
+        self.inner.secrets.set(id, provider);
+    }
+
+    /// The capabilities plugin `id` is granted now (from the config, unless
+    /// [`Runtime::set_grants`] changed them).
+    pub fn grants(&self, id: &str) -> Vec<String> {
+        self.inner.grants.get(id)
+    }
+
+    /// Changes the grants of plugin `id` while the node runs. Takes effect at once for
+    /// every instance, running ones included: each host call of a capability checks the
+    /// grant as it stands then, so a revoked capability is denied from its next call (with
+    /// an error naming it and `plugins.<id>.grants`). The next load of the plugin's file
+    /// checks its imports against the new grants. Fails on a name that is not a grantable
+    /// capability.
+    pub fn set_grants(&self, id: &str, grants: Vec<String>) -> Result<(), String> {
+        capabilities::check_grants(id, &grants)?;
+        tracing::info!(plugin = %id, grants = ?grants, "plugin grants changed");
+        self.inner.grants.set(id, grants);
+        Ok(())
+    }
+
+    /// Loads `file` without serving it (for `jobhost plugins inspect`).
+    pub async fn inspect(&self, file: &Path) -> Inspection {
+        let id = plugin::plugin_id(file);
+        let result = match plugin::read(file) {
+            Ok(bytes) => self.loader().load(file, bytes).await.map(Arc::new),
+            Err(rejection) => Err(rejection),
+        };
+        Inspection { id, result }
+    }
+
+    /// Brings the registry in line with the plugins folder: loads new files, swaps in changed
+    /// ones, unregisters removed ones. Unchanged files (same SHA-256) are skipped.
+    pub async fn sync_dir(&self) -> Result<SyncReport, RuntimeError> {
+        let _one_at_a_time = self.inner.sync_lock.lock().await;
+        let files = wasm_files(self.plugins_dir())?;
+        let mut report = SyncReport::default();
+        for file in &files {
+            self.sync_file(file, &mut report).await;
+        }
+        for id in self.inner.registry.ids() {
+            if !files.iter().any(|f| plugin::plugin_id(f) == id) {
+                self.inner.registry.remove(&id);
+                tracing::info!(plugin = %id, "plugin removed");
+                report.removed.push(id);
+            }
+        }
+        let pruned = self
+            .inner
+            .cache
+            .prune(&self.inner.registry.loaded_digests());
+        if pruned > 0 {
+            tracing::debug!(pruned, "removed unused compiled components from the cache");
+        }
+        Ok(report)
+    }
+
+    /// Loads (or reloads) the single plugin file `file` and serves it.
+    pub async fn load_file(&self, file: &Path) -> SyncReport {
+        let _one_at_a_time = self.inner.sync_lock.lock().await;
+        let mut report = SyncReport::default();
+        self.sync_file(file, &mut report).await;
+        report
+    }
+
+    async fn sync_file(&self, file: &Path, report: &mut SyncReport) {
+        let id = plugin::plugin_id(file);
+        let bytes = match plugin::read(file) {
+            Ok(bytes) => bytes,
+            Err(rejection) => return self.record_rejection(&id, file, rejection, report),
+        };
+        if self.inner.registry.last_digest(&id) == Some(plugin::digest(&bytes)) {
+            return;
+        }
+        match self.loader().load(file, bytes).await {
+            Ok(plugin) => self.serve(plugin, report),
+            Err(rejection) => self.record_rejection(&id, file, rejection, report),
+        }
+    }
+
+    fn serve(&self, plugin: Plugin, report: &mut SyncReport) {
+        let (id, file) = (plugin.id.clone(), plugin.file.clone());
+        let (version, digest) = (plugin.info.version.clone(), plugin.digest.clone());
+        let job_types = plugin.info.job_types.join(",");
+        match self.inner.registry.insert(plugin) {
+            Ok(previous) => {
+                tracing::info!(
+                    plugin = %id, %version, job_types, digest = &digest[..12],
+                    replaced = previous.is_some(), "plugin loaded"
+                );
+                match previous {
+                    Some(_) => report.replaced.push(id),
+                    None => report.loaded.push(id),
+                }
+            }
+            Err(error) => {
+                let rejection = Rejection {
+                    error,
+                    digest: Some(digest),
+                    imports: Vec::new(),
+                };
+                self.record_rejection(&id, &file, rejection, report);
+            }
+        }
+    }
+
+    fn record_rejection(
+        &self,
+        id: &str,
+        file: &Path,
+        rejection: Rejection,
+        report: &mut SyncReport,
+    ) {
+        tracing::warn!(plugin = %id, file = %file.display(), "plugin rejected: {}", rejection.error);
+        self.inner.registry.reject(RejectedFile {
+            id: id.to_owned(),
+            file: file.to_owned(),
+            rejection,
+        });
+        report.rejected.push(id.to_owned());
+    }
+
+    /// Watches the plugins folder and syncs on every change (debounced). Stops when dropped.
+    pub fn watch(&self) -> Result<watcher::PluginWatcher, RuntimeError> {
+        watcher::PluginWatcher::start(self.clone())
+    }
+
+    /// Status of every plugin id seen in the folder.
+    pub fn plugins(&self) -> Vec<PluginStatus> {
+        self.inner.registry.statuses()
+    }
+
+    /// Detects (and logs) the host's cgroup setup for native processes now rather than at
+    /// the first process job. Returns whether processes can be confined.
+    pub fn detect_sandbox(&self) -> bool {
+        self.inner.process.sandbox().hierarchy().is_some()
+    }
+
+    /// The job types served by loaded plugins, sorted.
+    pub fn job_types(&self) -> Vec<String> {
+        self.inner.registry.job_types()
+    }
+
+    /// The plugin serving `job_type`.
+    pub fn plugin_for(&self, job_type: &str) -> Option<Arc<Plugin>> {
+        self.inner.registry.serving(job_type)
+    }
+
+    /// The loaded plugin with id `id`.
+    pub fn plugin(&self, id: &str) -> Option<Arc<Plugin>> {
+        self.inner.registry.get(id)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RuntimeStats {
+        RuntimeStats {
+            allocator: self.inner.allocator,
+            cache: self.inner.cache.stats(),
+            free_slots: self.inner.slots.available_permits(),
+            slots: self.inner.config.runtime.max_instances as usize,
+        }
+    }
+
+    /// Asks the plugin serving `job_type` whether `spec` is acceptable. Sandboxed like a run.
+    pub async fn validate(&self, job_type: &str, spec: &str) -> Result<(), ValidateError> {
+        let plugin = self
+            .plugin_for(job_type)
+            .ok_or_else(|| ValidateError::NoPlugin(job_type.to_owned()))?;
+        let needs_processes = plugin
+            .imports
+            .iter()
+            .any(|i| i.capability == Some("process"));
+        if needs_processes && !self.inner.process.sandbox().can_run() {
+            return Err(ValidateError::Unavailable(format!(
+                "job type `{job_type}` runs native processes, but {}",
+                jobhost_sandbox::SpawnError::Unconfined
+                    .to_string()
+                    .trim_start_matches("this ")
+            )));
+        }
+        let _slot = tokio::time::timeout(VALIDATE_TIMEOUT, self.inner.slots.acquire())
+            .await
+            .map_err(|_| ValidateError::Busy)?
+            .expect("slots never close");
+        let call = CallSpec {
+            kind: CallKind::Validate,
+            timeout: plugin.policy.timeout.min(VALIDATE_TIMEOUT),
+            cancel: CancellationToken::new(),
+            cancel_grace: Duration::ZERO,
+            events: Arc::new(DiscardEvents),
+            log_limit: 64 * 1024,
+            process: self.inner.process.clone(),
+            grants: self.inner.grants.clone(),
+            kv: self.inner.kv.clone(),
+            secrets: self.inner.secrets.clone(),
+        };
+        let (mut store, context) = instance::new_store(&self.inner.engine, &plugin.policy, &call);
+        let result = instance::contained(&context, async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_validate(&mut store, spec).await
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(ValidateError::Invalid(message)),
+            Err(Crash::Contained(_, reason)) => Err(ValidateError::Crashed(reason)),
+            Err(Crash::Cancelled) => Err(ValidateError::Crashed("cancelled".into())),
+        }
+    }
+
+    /// Runs one attempt of `job` in a fresh instance of the plugin serving its type. Waits for
+    /// a free instance slot first. Whatever the plugin does, the host is unaffected: traps,
+    /// panics, deadlines and memory-limit hits become [`RunOutcome::Crashed`].
+    pub async fn run(&self, job: &JobInput, options: RunOptions) -> Result<RunReport, RunError> {
+        let plugin = self
+            .plugin_for(&job.job_type)
+            .ok_or_else(|| RunError::NoPlugin(job.job_type.clone()))?;
+        let _slot = self.inner.slots.acquire().await.expect("slots never close");
+        let call = CallSpec {
+            kind: CallKind::Run,
+            timeout: options.timeout.unwrap_or(plugin.policy.timeout),
+            cancel: options.cancel.clone(),
+            cancel_grace: Duration::from_millis(self.inner.config.runtime.cancel_grace_ms),
+            events: options.events,
+            log_limit: self.inner.config.runtime.log_limit_bytes,
+            process: self.inner.process.clone(),
+            grants: self.inner.grants.clone(),
+            kv: self.inner.kv.clone(),
+            secrets: self.inner.secrets.clone(),
+        };
+        let started = Instant::now();
+        let (mut store, context) = instance::new_store(&self.inner.engine, &plugin.policy, &call);
+        let guest_job = types::Job {
+            id: job.id.clone(),
+            job_type: job.job_type.clone(),
+            spec: job.spec.clone(),
+            attempt: job.attempt,
+            labels: job
+                .labels
+                .iter()
+                .map(|(key, value)| types::Label {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        };
+        let result = instance::contained(&context, async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, &guest_job).await
+        })
+        .await;
+        let duration = started.elapsed();
+        drop(store); // flushes the guest's last partial output line into the log
+        let outcome = outcome(result, options.cancel.is_cancelled());
+        Ok(RunReport {
+            outcome,
+            plugin_id: plugin.id.clone(),
+            plugin_version: plugin.info.version.clone(),
+            plugin_digest: plugin.digest.clone(),
+            duration,
+            logs_dropped: context.logs_dropped(),
+        })
+    }
+}
+
+fn outcome(result: Result<types::Outcome, Crash>, cancelled: bool) -> RunOutcome {
+    match result {
+        Ok(types::Outcome::Completed(output)) => RunOutcome::Completed { output },
+        // Once cancelled, anything but a finished job is a cancellation.
+        Ok(_) | Err(_) if cancelled => RunOutcome::Cancelled,
+        Ok(types::Outcome::Failed(reason)) => RunOutcome::Failed { reason },
+        Ok(types::Outcome::Retry(retry)) => RunOutcome::Retry {
+            after: Duration::from_millis(retry.after_ms),
+            reason: retry.reason,
+        },
+        Err(Crash::Contained(kind, reason)) => RunOutcome::Crashed { kind, reason },
+        Err(Crash::Cancelled) => RunOutcome::Cancelled,
+    }
+}
+
+/// The `.wasm` files directly in `dir`, sorted by name.
+fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
+    let read = std::fs::read_dir(dir).map_err(|e| RuntimeError::PluginsDir {
+        path: dir.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let mut files: Vec<PathBuf> = read
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm") && path.is_file())
+        // Dotfiles are temporaries of editors and copy tools, not plugins.
+        .filter(|path| {
+            !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,616 @@
+//! One plugin: a `.wasm` file checked, compiled, linked and described.
+//!
+//! Loading goes: read -> classify the bytes -> compile (or load from the cache) -> check every
+//! import against the plugin's grants -> pre-instantiate -> call `describe` once, sandboxed.
+//! Any step can reject the file with a [`LoadError`] whose message says what to do.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+
+use super::bindings::{self, JobPluginPre};
+use super::capabilities;
+use super::capabilities::http::HostPattern;
+use super::capabilities::kv::{KvHost, KvLimits};
+use super::secrets::SecretProviders;
+use super::capabilities::{GrantTable, is_grantable};
+use super::instance::{self, CallKind, CallSpec, Crash, CallState};
+use super::job::DiscardEvents;
+use jobhost_config::Config;
+use jobhost_config::SecretSource;
+
+/// Why a plugin file was not loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read file: {0}")]
+    Read(String),
+    /// Not WebAssembly at all.
+    #[error("not a WebAssembly file (no `\\0asm` header)")]
+    NotWasm,
+    /// A core module, not a component.
+    #[error(
+        "is a core WebAssembly module, not a component: build it for wasm32-wasip2 \
+         (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    /// The component does not compile.
+    #[error("not a valid component: {0}")]
+    Invalid(String),
+    /// Imports an interface no capability provides.
+    #[error("imports {0}, which this host does not provide")]
+    UnknownImport(String),
+    /// Built against a contract version this host cannot serve.
+    #[error("needs {interface}, but this host serves jobhost:plugin@{major}.{minor}.x")]
+    UnsupportedVersion {
+        /// The import, with its version.
+        interface: String,
+        /// Served major version.
+        major: u64,
+        /// Served minor version.
+        minor: u64,
+    },
+    /// Imports an interface whose capability the plugin is not granted.
+    #[error(
+        "imports {interface}, which needs the `{capability}` capability: grant it with \
+         `plugins.{id}.grants = [\"{capability}\"]` in the config"
+    )]
+    NotGranted {
+        /// The import.
+        interface: String,
+        /// The capability that provides it.
+        capability: &'static str,
+        /// The plugin id (config section).
+        id: String,
+    },
+    /// Does not export the `job-plugin` world.
+    #[error(
+        "does not implement world jobhost:plugin/job-plugin@{version}: {0}",
+        version = bindings::WIT_PACKAGE_VERSION
+    )]
+    WrongWorld(String),
+    /// `describe()` trapped or timed out.
+    #[error("describe() failed: {0}")]
+    Describe(String),
+    /// `describe()` returned something unusable.
+    #[error("describe() returned an invalid description: {0}")]
+    BadDescription(String),
+    /// Another loaded plugin already serves one of its job types.
+    #[error("job type `{job_type}` is already served by plugin `{other}`")]
+    JobTypeTaken {
+        /// The contested job type.
+        job_type: String,
+        /// The plugin that has it.
+        other: String,
+    },
+}
+
+/// What a plugin says about itself (from `describe`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginInfo {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// Job types served.
+    pub job_types: Vec<String>,
+    /// One-line description.
+    pub description: String,
+    /// Capabilities the plugin asks for (informational).
+    pub capabilities: Vec<String>,
+    /// JSON Schema of the spec, if published.
+    pub spec_schema: Option<String>,
+}
+
+/// One import of a component and whether the plugin may have it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportCheck {
+    /// WIT interface, e.g. `wasi:sockets/tcp@0.2.3`.
+    pub interface: String,
+    /// The capability providing it, if the host has one.
+    pub capability: Option<&'static str>,
+    /// True if the plugin may link it.
+    pub granted: bool,
+}
+
+/// How one capability stands for a plugin: what it asks for against what it is granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapabilityUse {
+    /// Capability name, as in grants.
+    pub capability: String,
+    /// The component imports an interface of it (it needs the grant to load).
+    pub imported: bool,
+    /// The plugin lists it in `describe()` (informational).
+    pub declared: bool,
+    /// The config grants it.
+    pub granted: bool,
+    /// What follows.
+    pub status: CapabilityStatus,
+}
+
+/// The verdict of a [`CapabilityUse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapabilityStatus {
+    /// Asked for and granted.
+    Ok,
+    /// Imported but not granted: the plugin is rejected at load.
+    MissingGrant,
+    /// Declared in `describe()` but neither imported nor granted: the plugin loads, and
+    /// could not use it anyway.
+    DeclaredNotGranted,
+    /// Granted but neither imported nor declared: the grant could be removed.
+    GrantedUnused,
+    /// Declared in `describe()`, but this host has no capability of that name.
+    Unknown,
+}
+
+impl CapabilityStatus {
+    /// A short phrase for people.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            CapabilityStatus::Ok => "ok",
+            CapabilityStatus::MissingGrant => "missing grant → rejected",
+            CapabilityStatus::DeclaredNotGranted => "declared, not granted (not imported)",
+            CapabilityStatus::GrantedUnused => "granted, unused",
+            CapabilityStatus::Unknown => "unknown capability",
+        }
+    }
+}
+
+/// Requested against granted, for every grantable capability a plugin imports, declares in
+/// `describe()` (`declared`), or is granted (`grants`); then declared names this host does
+/// not know. Always-granted capabilities are left out.
+pub fn capability_report(
+    imports: &[ImportCheck],
+    declared: &[String],
+    grants: &[String],
+) -> Vec<CapabilityUse> {
+    let mut rows = Vec::new();
+    for cap in capabilities::ALL.iter().filter(|c| !c.always_granted()) {
+        let name = cap.name();
+        let imported = imports.iter().any(|i| i.capability == Some(name));
+        let is_declared = declared.iter().any(|d| d == name);
+        let granted = grants.iter().any(|g| g == name);
+        let status = match (imported, is_declared, granted) {
+            (false, false, false) => continue,
+            (true, _, false) => CapabilityStatus::MissingGrant,
+            (false, true, false) => CapabilityStatus::DeclaredNotGranted,
+            (false, false, true) => CapabilityStatus::GrantedUnused,
+            (_, _, true) => CapabilityStatus::Ok,
+        };
+        rows.push(CapabilityUse {
+            capability: name.to_owned(),
+            imported,
+            declared: is_declared,
+            granted,
+            status,
+        });
+    }
+    for name in declared {
+        if is_grantable(name)
+            || capabilities::is_always_granted(name)
+            || rows.iter().any(|r| &r.capability == name)
+        {
+            continue;
+        }
+        rows.push(CapabilityUse {
+            capability: name.clone(),
+            imported: false,
+            declared: true,
+            granted: false,
+            status: CapabilityStatus::Unknown,
+        });
+    }
+    rows
+}
+
+/// The sandbox a plugin's instances get: grants and limits from config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginPolicy {
+    /// The plugin id (its config section).
+    pub id: String,
+    /// Granted capability names.
+    pub grants: Vec<String>,
+    /// Where it may send HTTP requests.
+    pub allowed_hosts: std::sync::Arc<[HostPattern]>,
+    /// Connect and response timeout of its HTTP requests.
+    pub http_timeout: Duration,
+    /// Largest HTTP response body it may receive.
+    pub http_max_response_bytes: u64,
+    /// Executables it may start (empty: any).
+    pub executables: std::sync::Arc<[String]>,
+    /// Where its secrets come from, by name.
+    pub secrets: std::sync::Arc<std::collections::BTreeMap<String, jobhost_config::SecretSource>>,
+    /// Limits of its key-value state.
+    pub kv_limits: KvLimits,
+    /// Memory cap of one instance, in bytes.
+    pub memory_bytes: usize,
+    /// Default deadline of one job attempt.
+    pub timeout: Duration,
+}
+
+impl PluginPolicy {
+    /// The policy of plugin `id` under `config`.
+    pub fn from_config(config: &Config, id: &str) -> Self {
+        let plugin = config.plugin(id);
+        let kv_limits = KvLimits::of(&plugin);
+        let mb = plugin
+            .memory_limit_mb
+            .unwrap_or(config.runtime.memory_limit_mb);
+        PluginPolicy {
+            id: id.to_owned(),
+            grants: plugin.grants,
+            // Patterns were checked with the config; a bad one here is simply dropped.
+            allowed_hosts: plugin
+                .allowed_hosts
+                .iter()
+                .filter_map(|p| HostPattern::parse(p).ok())
+                .collect(),
+            http_timeout: Duration::from_millis(config.runtime.http_timeout_ms),
+            http_max_response_bytes: config.runtime.http_max_response_bytes,
+            executables: plugin.executables.iter().cloned().collect(),
+            secrets: std::sync::Arc::new(
+                plugin
+                    .secrets
+                    .iter()
+                    .filter_map(|(name, source)| {
+                        Some((name.clone(), SecretSource::parse(source).ok()?))
+                    })
+                    .collect(),
+            ),
+            kv_limits,
+            memory_bytes: usize::try_from(mb * 1024 * 1024).unwrap_or(usize::MAX),
+            timeout: Duration::from_millis(
+                plugin
+                    .timeout_ms
+                    .unwrap_or(config.runtime.default_timeout_ms),
+            ),
+        }
+    }
+
+    /// True if the capability `name` is granted (always-granted ones included).
+    pub fn is_granted(&self, name: &str) -> bool {
+        capabilities::ALL
+            .iter()
+            .any(|c| c.name() == name && c.always_granted())
+            || self.grants.iter().any(|g| g == name)
+    }
+}
+
+/// A loaded plugin, ready to instantiate. Cheap to share; a running job keeps its own
+/// `Arc`, so a hot-reloaded replacement never disturbs it.
+pub struct Plugin {
+    /// Plugin id: the file name without `.wasm`; also its config section.
+    pub id: String,
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// SHA-256 of the file (hex).
+    pub digest: String,
+    /// What the plugin says about itself.
+    pub info: PluginInfo,
+    /// Its imports and their grants.
+    pub imports: Vec<ImportCheck>,
+    /// Grants and limits.
+    pub policy: PluginPolicy,
+    pub(crate) pre: JobPluginPre<CallState>,
+}
+
+impl Plugin {
+    /// True if the capability `name` is granted.
+    pub fn is_granted(&self, name: &str) -> bool {
+        self.policy.is_granted(name)
+    }
+}
+
+/// A file that could not be loaded, with what was learned before it failed.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    /// Why.
+    pub error: LoadError,
+    /// SHA-256 of the file, if it could be read.
+    pub digest: Option<String>,
+    /// Its imports, if it compiled.
+    pub imports: Vec<ImportCheck>,
+}
+
+impl Rejection {
+    fn new(error: LoadError) -> Self {
+        Rejection {
+            error,
+            digest: None,
+            imports: Vec::new(),
+        }
+    }
+}
+
+/// The plugin id for a file: its name without `.wasm`.
+pub fn plugin_id(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// SHA-256 of `bytes`, hex.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Everything needed to turn bytes into a [`Plugin`].
+pub(crate) struct Loader<'a> {
+    pub engine: &'a wasmtime::Engine,
+    pub linker: &'a Linker<CallState>,
+    pub cache: &'a Arc<super::cache::ComponentCache>,
+    pub config: &'a Config,
+    /// Instance slots: `describe` takes one like any call.
+    pub slots: &'a tokio::sync::Semaphore,
+    /// Native-process support, for the stores it creates.
+    pub process: &'a std::sync::Arc<super::capabilities::process::ProcessHost>,
+    /// Current grants: imports are checked against them, not the config's.
+    pub grants: &'a Arc<GrantTable>,
+    /// Plugin state, for the stores it creates.
+    pub kv: &'a Arc<KvHost>,
+    /// Secrets the node provides, for the stores it creates.
+    pub secrets: &'a Arc<SecretProviders>,
+}
+
+/// How long `describe` may take.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Loader<'_> {
+    /// Loads `bytes` read from `file`. Compilation runs on a blocking thread.
+    pub async fn load(&self, file: &Path, bytes: Arc<[u8]>) -> Result<Plugin, Rejection> {
+        let id = plugin_id(file);
+        let digest = digest(&bytes);
+        let with_digest = |error| Rejection {
+            error,
+            digest: Some(digest.clone()),
+            imports: Vec::new(),
+        };
+        classify(&bytes).map_err(with_digest)?;
+        let component = {
+            let (engine, cache) = (self.engine.clone(), self.cache.clone());
+            let (bytes, d) = (bytes.clone(), digest.clone());
+            tokio::task::spawn_blocking(move || cache.get_or_compile(&engine, &bytes, &d))
+                .await
+                .map_err(|e| with_digest(LoadError::Invalid(format!("compiler crashed: {e}"))))?
+                .map_err(|e| with_digest(LoadError::Invalid(format!("{e:#}"))))?
+        };
+        let mut policy = PluginPolicy::from_config(self.config, &id);
+        policy.grants = self.grants.get(&id);
+        let imports = check_imports(self.engine, &component, &policy);
+        let reject = |error| Rejection {
+            error,
+            digest: Some(digest.clone()),
+            imports: imports.clone(),
+        };
+        first_import_error(&imports, &id).map_err(reject)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(JobPluginPre::new)
+            .map_err(|e| reject(LoadError::WrongWorld(format!("{e:#}"))))?;
+        let info = {
+            let _slot = self.slots.acquire().await.expect("slots never close");
+            let spec = CallSpec {
+                kind: CallKind::Describe,
+                timeout: DESCRIBE_TIMEOUT,
+                cancel: Default::default(),
+                cancel_grace: Duration::ZERO,
+                events: Arc::new(DiscardEvents),
+                log_limit: 64 * 1024,
+                process: self.process.clone(),
+                grants: self.grants.clone(),
+                kv: self.kv.clone(),
+                secrets: self.secrets.clone(),
+            };
+            describe(self.engine, &pre, &policy, &spec)
+                .await
+                .map_err(reject)?
+        };
+        Ok(Plugin {
+            id,
+            file: file.to_owned(),
+            digest,
+            info,
+            imports,
+            policy,
+            pre,
+        })
+    }
+}
+
+/// Reads a plugin file.
+pub fn read(file: &Path) -> Result<Arc<[u8]>, Rejection> {
+    std::fs::read(file)
+        .map(Arc::from)
+        .map_err(|e| Rejection::new(LoadError::Read(e.to_string())))
+}
+
+fn classify(bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_VERSION: [u8; 4] = [1, 0, 0, 0];
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(LoadError::NotWasm);
+    }
+    if bytes[4..8] == CORE_VERSION {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
+}
+
+fn check_imports(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    policy: &PluginPolicy,
+) -> Vec<ImportCheck> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| {
+            let capability = capabilities::providing(name);
+            ImportCheck {
+                interface: name.to_owned(),
+                capability: capability.map(|c| c.name()),
+                granted: capability.is_some_and(|c| policy.is_granted(c.name())),
+            }
+        })
+        .collect()
+}
+
+fn first_import_error(imports: &[ImportCheck], id: &str) -> Result<(), LoadError> {
+    for import in imports {
+        let Some(capability) = import.capability else {
+            return Err(LoadError::UnknownImport(import.interface.clone()));
+        };
+        check_contract_version(&import.interface)?;
+        if !import.granted {
+            return Err(LoadError::NotGranted {
+                interface: import.interface.clone(),
+                capability,
+                id: id.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Rejects `jobhost:plugin/...@X.Y.Z` imports outside the served `0.1.x` line.
+fn check_contract_version(interface: &str) -> Result<(), LoadError> {
+    let Some(rest) = interface.strip_prefix(bindings::WIT_PACKAGE) else {
+        return Ok(());
+    };
+    let version = rest.rsplit_once('@').map(|(_, v)| v).unwrap_or("");
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
+    let (major, minor) = bindings::WIT_VERSION;
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(ma), Some(mi)) if ma == major && mi == minor => Ok(()),
+        _ => Err(LoadError::UnsupportedVersion {
+            interface: interface.to_owned(),
+            major,
+            minor,
+        }),
+    }
+}
+
+async fn describe(
+    engine: &wasmtime::Engine,
+    pre: &JobPluginPre<CallState>,
+    policy: &PluginPolicy,
+    spec: &CallSpec,
+) -> Result<PluginInfo, LoadError> {
+    let (mut store, context) = instance::new_store(engine, policy, spec);
+    let call = async {
+        let plugin = pre.instantiate_async(&mut store).await?;
+        plugin.call_describe(&mut store).await
+    };
+    let info = instance::contained(&context, call)
+        .await
+        .map_err(|crash| match crash {
+            Crash::Contained(_, reason) => LoadError::Describe(reason),
+            Crash::Cancelled => LoadError::Describe("cancelled".into()),
+        })?;
+    let info = PluginInfo {
+        name: info.name,
+        version: info.version,
+        job_types: info.job_types,
+        description: info.description,
+        capabilities: info.capabilities,
+        spec_schema: info.spec_schema,
+    };
+    check_info(&info)?;
+    Ok(info)
+}
+
+fn check_info(info: &PluginInfo) -> Result<(), LoadError> {
+    let bad = |m: String| Err(LoadError::BadDescription(m));
+    if info.name.trim().is_empty() {
+        return bad("empty name".into());
+    }
+    if info.job_types.is_empty() {
+        return bad("no job types".into());
+    }
+    for job_type in &info.job_types {
+        let ok = !job_type.is_empty()
+            && job_type.len() <= 64
+            && job_type
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return bad(format!(
+                "job type {job_type:?} must be 1-64 characters of a-z, 0-9, '-', '_', '.'"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_headers() {
+        assert_eq!(classify(b"hello world"), Err(LoadError::NotWasm));
+        assert_eq!(classify(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule));
+        assert_eq!(classify(b"\0asm\x0d\0\x01\0"), Ok(()));
+    }
+
+    #[test]
+    fn contract_versions() {
+        assert!(check_contract_version("jobhost:plugin/host@0.1.0").is_ok());
+        assert!(check_contract_version("jobhost:plugin/host@0.1.7").is_ok());
+        assert!(check_contract_version("jobhost:plugin/host@0.2.0").is_err());
+        assert!(check_contract_version("jobhost:plugin/host").is_err());
+        assert!(check_contract_version("wasi:io/streams@0.2.0").is_ok());
+    }
+
+    #[test]
+    fn capability_report_sets_requested_against_granted() {
+        let import = |cap: &'static str| ImportCheck {
+            interface: format!("x:{cap}/y"),
+            capability: Some(cap),
+            granted: false,
+        };
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let rows = capability_report(
+            &[import("kv"), import("http"), import("wasi")],
+            &names(&["http", "process", "teleport", "wasi"]),
+            &names(&["http", "network"]),
+        );
+        let got: Vec<(&str, CapabilityStatus)> = rows
+            .iter()
+            .map(|r| (r.capability.as_str(), r.status))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("network", CapabilityStatus::GrantedUnused),
+                ("http", CapabilityStatus::Ok),
+                ("process", CapabilityStatus::DeclaredNotGranted),
+                ("kv", CapabilityStatus::MissingGrant),
+                ("teleport", CapabilityStatus::Unknown),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_job_types_are_named() {
+        let mut info = PluginInfo {
+            name: "x".into(),
+            version: "1".into(),
+            job_types: vec!["has space".into()],
+            description: String::new(),
+            capabilities: vec![],
+            spec_schema: None,
+        };
+        let err = check_info(&info).unwrap_err().to_string();
+        assert!(err.contains("has space"), "{err}");
+        info.job_types.clear();
+        assert!(check_info(&info).is_err());
+    }
+}

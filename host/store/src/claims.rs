@@ -1,0 +1,187 @@
+//! Leases: claim ready jobs (within per-type concurrency limits), renew a lease, record an
+//! attempt's outcome, and re-queue the jobs of leases that lapsed (a dead node's).
+//!
+//! Keys: `queue:<type>`, `running`, `running:<type>`, `limited`, `attempts:<id>`, `dead`,
+//! `delayed`, `scheduled:<type>`, `job:<id>`; publishes `ready <type>` and `done <id>`.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+
+use crate::{ClaimedJob, Finish, JobState, Keys, Result, RetryPolicy, Store, StoreError, millis};
+
+static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
+static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
+static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/finish.lua")));
+static REAP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/reap.lua")));
+
+impl Store {
+    /// Claims up to `max` ready jobs of `job_types` for `node`, with a lease of `lease`.
+    pub async fn claim(
+        &self,
+        node: &str,
+        job_types: &[String],
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>> {
+        if job_types.is_empty() || max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut invocation = CLAIM.prepare_invoke();
+        invocation
+            .key(self.keys.running())
+            .key(self.keys.limited())
+            .arg(self.keys.prefix())
+            .arg(node)
+            .arg(max)
+            .arg(millis(lease));
+        for job_type in job_types {
+            invocation
+                .key(self.keys.queue(job_type))
+                .key(self.keys.running_of(job_type))
+                .arg(job_type)
+                .arg(self.options.limits.max_concurrent(job_type).unwrap_or(0));
+        }
+        let mut conn = self.conn();
+        let flat: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
+        flat.chunks(CLAIM_FIELDS)
+            .map(|c| parse_claim(&self.keys, c))
+            .collect::<Result<Vec<_>>>()
+    }
+
+    /// Extends the leases of `ids` held by `node`. Returns (ids whose cancellation was
+    /// requested, ids the node no longer holds).
+    pub async fn renew(
+        &self,
+        node: &str,
+        ids: &[String],
+        lease: Duration,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        if ids.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mut invocation = RENEW.prepare_invoke();
+        invocation
+            .key(self.keys.running())
+            .arg(self.keys.prefix())
+            .arg(node)
+            .arg(millis(lease));
+        for id in ids {
+            invocation.arg(id);
+        }
+        let mut conn = self.conn();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Records the end of the claimed attempt `job` on `node`. Returns the job's new state,
+    /// or `None` if the node no longer held the attempt (its lease expired and the job was
+    /// re-queued): the result is then discarded.
+    pub async fn finish(
+        &self,
+        job: &ClaimedJob,
+        node: &str,
+        finish: &Finish,
+    ) -> Result<Option<JobState>> {
+        let (id, attempt) = (job.id.as_str(), job.attempt);
+        let k = &self.keys;
+        let (kind, text, delay, label) = match finish {
+            Finish::Succeeded { output } => ("succeeded", output.as_str(), 0, "succeeded"),
+            Finish::Failed { reason } => ("failed", reason.as_str(), 0, "failed"),
+            Finish::Retry {
+                after,
+                reason,
+                outcome,
+            } => ("retry", reason.as_str(), millis(*after), *outcome),
+            Finish::Cancelled { reason } => ("cancelled", reason.as_str(), 0, "cancelled"),
+            Finish::Interrupted { reason } => ("requeue", reason.as_str(), 0, "interrupted"),
+        };
+        let mut invocation = FINISH.prepare_invoke();
+        invocation
+            .key(k.job(id))
+            .key(k.running())
+            .key(k.delayed())
+            .key(k.dead())
+            .key(k.attempts(id))
+            .key(k.log(id))
+            .key(k.queue(&job.job_type))
+            .key(k.seq())
+            .key(k.running_of(&job.job_type))
+            .key(k.limited())
+            .key(k.scheduled_of(&job.job_type))
+            .arg(id)
+            .arg(node)
+            .arg(attempt)
+            .arg(kind)
+            .arg(text)
+            .arg(delay)
+            .arg(millis(self.options.retention))
+            .arg(k.events())
+            .arg(label);
+        let mut conn = self.conn();
+        let state: String = invocation.invoke_async(&mut conn).await?;
+        if state == "stale" {
+            return Ok(None);
+        }
+        JobState::parse(&state)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: k.job(id),
+                reason: format!("unknown state {state:?}"),
+            })
+    }
+
+    /// Re-queues up to `limit` running jobs whose lease expired.
+    pub async fn reap_expired(&self, limit: usize) -> Result<usize> {
+        let mut invocation = REAP.prepare_invoke();
+        invocation
+            .key(self.keys.running())
+            .key(self.keys.dead())
+            .key(self.keys.seq())
+            .key(self.keys.limited())
+            .arg(self.keys.prefix())
+            .arg(limit)
+            .arg(self.keys.events())
+            .arg(millis(self.options.retention));
+        let mut conn = self.conn();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+}
+
+/// Values per job in the claim script's reply.
+const CLAIM_FIELDS: usize = 10;
+
+fn parse_claim(keys: &Keys, c: &[redis::Value]) -> Result<ClaimedJob> {
+    let text = |i: usize| -> String {
+        c.get(i)
+            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    let id = text(0);
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        key: keys.job(&id),
+        reason: reason.to_owned(),
+    };
+    if c.len() != CLAIM_FIELDS {
+        return Err(corrupt("short claim reply"));
+    }
+    Ok(ClaimedJob {
+        attempt: text(1).parse().map_err(|_| corrupt("attempt"))?,
+        job_type: text(2),
+        spec: text(3),
+        labels: serde_json::from_str(&text(4)).unwrap_or_default(),
+        timeout_ms: text(5).parse().ok().filter(|t: &u64| *t > 0),
+        cancel_requested: text(6) == "1",
+        // The claim already happened in Redis: a damaged optional field must not orphan
+        // the job, so defaults stand in for it.
+        retry: {
+            let defaults = RetryPolicy::default();
+            RetryPolicy {
+                max_attempts: text(7).parse().unwrap_or(1),
+                backoff_base_ms: text(8).parse().unwrap_or(defaults.backoff_base_ms),
+                backoff_max_ms: text(9).parse().unwrap_or(defaults.backoff_max_ms),
+            }
+        },
+        id,
+    })
+}

@@ -1,0 +1,376 @@
+//! Jobs: enqueue (with idempotency keys and queue limits), read, cancel, list, promote
+//! delayed jobs when due, the retention sweep, and the per-type overview.
+//!
+//! Keys: `job:<id>`, `queue:<type>`, `seq`, `delayed`, `scheduled:<type>`, `jobs`,
+//! `idem:<key>`, `sweep:cursor`; publishes `ready <type>` and `cancel <id>`.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use redis::{AsyncCommands, Script};
+
+use crate::{CancelResult, JobFilter, JobRecord, JobState, LIST_SCAN_LIMIT, NewJob, Overview, QueueDepth, Result, RetryPolicy, Store, StoreError, TypeLoad, millis, new_id, now_ms, parse_value};
+
+static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/enqueue.lua")));
+static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/cancel.lua")));
+static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/promote.lua")));
+static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
+
+impl Store {
+    /// Creates a job, or returns the existing one for its idempotency key. Returns the id
+    /// and whether it was created now.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<(String, bool)> {
+        if job.job_type.is_empty() {
+            return Err(StoreError::Invalid("job type: empty".into()));
+        }
+        if job.retry.max_attempts == 0 {
+            return Err(StoreError::Invalid(
+                "max attempts: must be at least 1".into(),
+            ));
+        }
+        let id = new_id();
+        let k = &self.keys;
+        let idem_key = match &job.idempotency_key {
+            Some(key) => k.idempotency(key),
+            None => k.job(&id), // same as KEYS[1]: the script reads that as "no key"
+        };
+        let labels = serde_json::to_string(&job.labels).expect("labels serialize");
+        let max_queued = self.options.limits.max_queued(&job.job_type);
+        let mut invocation = ENQUEUE.prepare_invoke();
+        invocation
+            .key(k.job(&id))
+            .key(k.queue(&job.job_type))
+            .key(k.delayed())
+            .key(idem_key)
+            .key(k.seq())
+            .key(k.jobs())
+            .key(k.scheduled_of(&job.job_type))
+            .arg(&id)
+            .arg(job.run_at_ms.unwrap_or(0))
+            .arg(job.priority)
+            .arg(millis(self.options.idempotency_ttl))
+            .arg(k.events())
+            .arg(&job.job_type)
+            .arg(max_queued.as_ref().map_or(0, |(limit, _)| *limit))
+            .arg(k.prefix())
+            .arg("name")
+            .arg(&job.name)
+            .arg("type")
+            .arg(&job.job_type)
+            .arg("spec")
+            .arg(&job.spec)
+            .arg("labels")
+            .arg(labels)
+            .arg("priority")
+            .arg(job.priority)
+            .arg("attempts")
+            .arg(0)
+            .arg("max_attempts")
+            .arg(job.retry.max_attempts)
+            .arg("backoff_base_ms")
+            .arg(job.retry.backoff_base_ms)
+            .arg("backoff_max_ms")
+            .arg(job.retry.backoff_max_ms)
+            .arg("timeout_ms")
+            .arg(job.timeout_ms.unwrap_or(0))
+            .arg("cancel")
+            .arg(0)
+            .arg("submitted_by")
+            .arg(&job.submitted_by);
+        let mut conn = self.conn();
+        let (id, created, waiting): (String, i8, u64) = invocation.invoke_async(&mut conn).await?;
+        if created < 0 {
+            let (limit, knob) = max_queued.unwrap_or_default();
+            return Err(StoreError::QueueFull {
+                job_type: job.job_type.clone(),
+                waiting,
+                limit,
+                knob,
+            });
+        }
+        Ok((id, created == 1))
+    }
+
+    /// The job `id` with its attempt history, if it exists (finished jobs expire after the
+    /// retention time).
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>> {
+        let mut conn = self.conn();
+        let (fields, history): (BTreeMap<String, String>, Vec<String>) = redis::pipe()
+            .hgetall(self.keys.job(id))
+            .lrange(self.keys.attempts(id), 0, -1)
+            .query_async(&mut conn)
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let mut record = parse_job(&self.keys.job(id), fields)?;
+        record.history = history
+            .iter()
+            .map(|h| serde_json::from_str(h))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| StoreError::Corrupt {
+                key: self.keys.attempts(id),
+                reason: e.to_string(),
+            })?;
+        Ok(Some(record))
+    }
+
+    /// Cancels `id`.
+    pub async fn cancel(&self, id: &str, reason: &str) -> Result<CancelResult> {
+        self.cancel_by(id, reason, "").await
+    }
+
+    /// As [`Store::cancel`], recording `by` (who asked, as [`NewJob::submitted_by`] names
+    /// callers) in the job's `cancelled_by`.
+    pub async fn cancel_by(&self, id: &str, reason: &str, by: &str) -> Result<CancelResult> {
+        let mut invocation = CANCEL.prepare_invoke();
+        invocation
+            .key(self.keys.job(id))
+            .key(self.keys.delayed())
+            .key(self.keys.attempts(id))
+            .arg(id)
+            .arg(self.keys.prefix())
+            .arg(self.keys.events())
+            .arg(millis(self.options.retention))
+            .arg(reason)
+            .arg(by);
+        let mut conn = self.conn();
+        let answer: String = invocation.invoke_async(&mut conn).await?;
+        Ok(match answer.as_str() {
+            "not_found" => CancelResult::NotFound,
+            "cancelled" => CancelResult::Cancelled,
+            "cancelling" => CancelResult::Cancelling,
+            other => match JobState::parse(other) {
+                Some(state) => CancelResult::AlreadyFinal(state),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        key: self.keys.job(id),
+                        reason: format!("unknown state {other:?}"),
+                    });
+                }
+            },
+        })
+    }
+
+    /// Moves up to `limit` due delayed jobs to their ready queues.
+    pub async fn promote_due(&self, limit: usize) -> Result<usize> {
+        let mut invocation = PROMOTE.prepare_invoke();
+        invocation
+            .key(self.keys.delayed())
+            .key(self.keys.seq())
+            .arg(self.keys.prefix())
+            .arg(limit)
+            .arg(self.keys.events());
+        let mut conn = self.conn();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// How many jobs of `job_type` are QUEUED, SCHEDULED and RUNNING, cluster-wide, as its
+    /// limits count them.
+    pub async fn type_load(&self, job_type: &str) -> Result<TypeLoad> {
+        let mut conn = self.conn();
+        let (queued, scheduled, running): (u64, u64, u64) = redis::pipe()
+            .zcard(self.keys.queue(job_type))
+            .scard(self.keys.scheduled_of(job_type))
+            .scard(self.keys.running_of(job_type))
+            .query_async(&mut conn)
+            .await?;
+        Ok(TypeLoad {
+            queued,
+            scheduled,
+            running,
+        })
+    }
+
+    /// Drops index entries of expired jobs (up to `batch` per index).
+    pub async fn sweep(&self, batch: usize) -> Result<usize> {
+        let mut invocation = SWEEP.prepare_invoke();
+        invocation
+            .key(self.keys.jobs())
+            .key(self.keys.dead())
+            .key(self.keys.sweep_cursor())
+            .arg(self.keys.prefix())
+            .arg(batch);
+        let mut conn = self.conn();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Queue depths and the age of each queue's next job (for `job_types`), and the
+    /// numbers of RUNNING, SCHEDULED and DEAD jobs and live nodes, in two round trips.
+    /// Ages are by the Redis server's clock, like the jobs' creation times.
+    pub async fn overview(&self, job_types: &[String]) -> Result<Overview> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        pipe.zcard(self.keys.running())
+            .zcard(self.keys.delayed())
+            .zcard(self.keys.dead())
+            .zcount(self.keys.nodes(), now_ms(), "+inf");
+        for job_type in job_types {
+            pipe.zcard(self.keys.queue(job_type))
+                .zrange(self.keys.queue(job_type), 0, 0);
+        }
+        let mut conn = self.conn();
+        let values: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        let mut values = values.into_iter();
+        let mut next = || -> Result<redis::Value> {
+            values.next().ok_or_else(|| StoreError::Corrupt {
+                key: "overview".into(),
+                reason: "a short pipeline answer".into(),
+            })
+        };
+        let (secs, micros): (u64, u64) = parse_value(next()?)?;
+        let now = secs * 1000 + micros / 1000;
+        let running: u64 = parse_value(next()?)?;
+        let scheduled: u64 = parse_value(next()?)?;
+        let dead: u64 = parse_value(next()?)?;
+        let nodes: u64 = parse_value(next()?)?;
+        let mut queues = Vec::with_capacity(job_types.len());
+        let mut heads = Vec::new();
+        for job_type in job_types {
+            let depth: u64 = parse_value(next()?)?;
+            let head: Vec<String> = parse_value(next()?)?;
+            queues.push(QueueDepth {
+                job_type: job_type.clone(),
+                depth,
+                next_age_ms: 0,
+            });
+            heads.push(head.into_iter().next());
+        }
+        let mut pipe = redis::pipe();
+        for id in heads.iter().flatten() {
+            pipe.hget(self.keys.job(id), "created_ms");
+        }
+        if heads.iter().any(Option::is_some) {
+            let mut conn = self.conn();
+            let created: Vec<Option<u64>> = pipe.query_async(&mut conn).await?;
+            let mut created = created.into_iter();
+            for (queue, head) in queues.iter_mut().zip(&heads) {
+                if head.is_some() {
+                    let at = created.next().flatten().unwrap_or(now);
+                    queue.next_age_ms = now.saturating_sub(at);
+                }
+            }
+        }
+        Ok(Overview {
+            queues,
+            running,
+            scheduled,
+            dead,
+            nodes,
+        })
+    }
+
+    /// One page of jobs, newest first, that match `filter`, after `cursor` (a job id from
+    /// the previous page). Returns the page and the cursor of the next one, if any.
+    ///
+    /// Records are read in batches of `page_size`; at most [`LIST_SCAN_LIMIT`] are examined
+    /// per call, so a selective filter may return a short page with a cursor to go on.
+    pub async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        page_size: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<JobRecord>, Option<String>)> {
+        let page_size = page_size.clamp(1, 1000);
+        let mut page = Vec::new();
+        let mut position = cursor.map(str::to_owned);
+        let mut scanned = 0;
+        loop {
+            let upper = match &position {
+                Some(id) => format!("({id}"),
+                None => "+".to_owned(),
+            };
+            let batch_size = page_size.max(100);
+            let mut conn = self.conn();
+            let ids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(self.keys.jobs())
+                .arg(&upper)
+                .arg("-")
+                .arg("BYLEX")
+                .arg("REV")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(batch_size)
+                .query_async(&mut conn)
+                .await?;
+            if ids.is_empty() {
+                return Ok((page, None));
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hgetall(self.keys.job(id));
+            }
+            let mut conn = self.conn();
+            let records: Vec<BTreeMap<String, String>> = pipe.query_async(&mut conn).await?;
+            for (id, fields) in ids.iter().zip(records) {
+                position = Some(id.clone());
+                scanned += 1;
+                if fields.is_empty() {
+                    continue; // expired, not swept yet
+                }
+                let record = parse_job(&self.keys.job(id), fields)?;
+                if filter.matches(&record) {
+                    page.push(record);
+                    if page.len() == page_size {
+                        return Ok((page, position));
+                    }
+                }
+            }
+            if ids.len() < batch_size {
+                return Ok((page, None));
+            }
+            if scanned >= LIST_SCAN_LIMIT {
+                return Ok((page, position));
+            }
+        }
+    }
+
+    /// Ids of the most recent `limit` jobs (newest first).
+    pub async fn recent_jobs(&self, limit: usize) -> Result<Vec<String>> {
+        let mut conn = self.conn();
+        Ok(conn
+            .zrevrange(self.keys.jobs(), 0, limit.saturating_sub(1) as isize)
+            .await?)
+    }
+}
+
+fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<JobRecord> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason,
+    };
+    let mut take = |name: &str| f.remove(name).unwrap_or_default();
+    let num = |v: String| v.parse::<u64>().ok();
+    let state_text = take("state");
+    let state =
+        JobState::parse(&state_text).ok_or_else(|| corrupt(format!("state {state_text:?}")))?;
+    let labels = serde_json::from_str(&take("labels")).unwrap_or_default();
+    let timeout = num(take("timeout_ms")).filter(|t| *t > 0);
+    Ok(JobRecord {
+        id: take("id"),
+        name: take("name"),
+        job_type: take("type"),
+        spec: take("spec"),
+        labels,
+        priority: take("priority").parse().unwrap_or(0),
+        state,
+        attempts: take("attempts").parse().unwrap_or(0),
+        retry: RetryPolicy {
+            max_attempts: take("max_attempts").parse().unwrap_or(1),
+            backoff_base_ms: num(take("backoff_base_ms")).unwrap_or(1000),
+            backoff_max_ms: num(take("backoff_max_ms")).unwrap_or(300_000),
+        },
+        timeout_ms: timeout,
+        created_ms: num(take("created_ms")).unwrap_or(0),
+        updated_ms: num(take("updated_ms")).unwrap_or(0),
+        run_at_ms: num(take("run_at_ms")).filter(|_| state == JobState::Scheduled),
+        finished_ms: num(take("finished_ms")),
+        node: Some(take("node")).filter(|n| !n.is_empty()),
+        output: Some(take("output")).filter(|_| state == JobState::Succeeded),
+        reason: Some(take("reason")).filter(|r| !r.is_empty()),
+        cancel_requested: take("cancel") == "1",
+        history: Vec::new(),
+        submitted_by: take("submitted_by"),
+        cancelled_by: take("cancelled_by"),
+    })
+}

@@ -1,0 +1,812 @@
+//! The dashboard (`GET /`) in a real headless Chromium, driven over the DevTools protocol
+//! (`tests/common/browser.rs`), against a real `jobhost serve` and Redis.
+//!
+//! A job scheduled over gRPC appears in the page and turns SUCCEEDED without a reload; its
+//! detail shows its spec, output, attempt and live log; the node, the queue and the loaded
+//! plugin are listed; a rejected plugin file shows its reason; with the network cut (a proxy
+//! between browser and server drops every connection) the badge says "disconnected" and the
+//! page reconnects by itself once it is back; the badge says "disconnected" once the server
+//! is gone. A screenshot is saved to
+//! `target/test-artifacts/dashboard.png` (under `$CARGO_TARGET_DIR` when set).
+//!
+//! With bearer tokens configured (`[auth.tokens]`, a viewer and an admin), the page shows a
+//! sign-in form and no data; a wrong token keeps it locked with the server's message; the
+//! viewer token (kept in sessionStorage only) shows jobs scheduled over gRPC (with the admin
+//! token) and their live updates and log, all without a reload; Cancel as a viewer shows the
+//! server's PERMISSION_DENIED message and leaves the job alone; a rate-limited page says
+//! "slow down" and gets its data once allowed again; "Sign out" locks it again. Its sign-in
+//! state is saved to `target/test-artifacts/dashboard-signin.png`, the viewer's refused
+//! cancel to `dashboard-viewer.png`.
+//!
+//! Needs Chromium: `just test` installs Debian's `chromium` when it is missing. Without
+//! one this test fails (it does not skip).
+
+use crate::common::browser;
+use crate::common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use browser::Browser;
+use common::server::{Server, with_token};
+use common::{TestRedis, install_bytes};
+use jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient;
+use jobhost_proto::scheduler::{GetJobRequest, Job, JobState, ScheduleJobRequest};
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+/// The job's display name: markup, to show that the page treats data as text.
+const NAME: &str = "<img src=x onerror=\"window.__xss = 1\">greet-ada";
+
+/// Polls in the page give up after this long.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The viewer's token (`[auth.tokens.ops]`), typed into the page.
+const VIEWER_TOKEN: &str = "dash-viewer-token-0123456789abcd";
+/// The admin's token (`[auth.tokens.deploy]`), for the test's own gRPC calls.
+const ADMIN_TOKEN: &str = "dash-admin-token-0123456789abcde";
+
+/// One browser test at a time: two Chromiums and two servers at once on a small machine
+/// would make the timings these tests rely on (a row seen before its job runs) flaky.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Where CI picks up test artifacts: `<target dir>/test-artifacts`.
+fn artifacts_dir() -> PathBuf {
+    let workspace = crate::common::workspace();
+    let workspace = workspace.as_path();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+    let target = if target.is_relative() {
+        workspace.join(target)
+    } else {
+        target
+    };
+    target.join("test-artifacts")
+}
+
+/// A TCP forwarder between the browser and the server, to cut the network: [`Proxy::cut`]
+/// drops every open connection and refuses new ones until [`Proxy::restore`]. (DevTools'
+/// offline emulation leaves an open EventSource alone.)
+struct Proxy {
+    addr: std::net::SocketAddr,
+    up: Arc<AtomicBool>,
+    /// Bumped by `cut`: every forwarding task ends when it changes.
+    cuts: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let (cuts, _) = tokio::sync::watch::channel(0);
+        let task = tokio::spawn({
+            let (up, cuts) = (up.clone(), cuts.clone());
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        continue; // dropped: the browser sees the connection close
+                    }
+                    let mut cut = cuts.subscribe();
+                    let target = target.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = cut.changed() => {}
+                        }
+                    });
+                }
+            }
+        });
+        Proxy {
+            addr,
+            up,
+            cuts,
+            task,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A JavaScript string literal for `s`.
+fn js(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// Waits until `expression` is truthy in the page; on timeout saves a screenshot next to
+/// the real one and fails with what the page showed.
+async fn wait(browser: &mut Browser, what: &str, expression: &str) -> (Value, Duration) {
+    match browser.wait_for(expression, LIMIT).await {
+        Ok(found) => found,
+        Err(last) => {
+            let shot = artifacts_dir().join("dashboard-failure.png");
+            browser.screenshot(&shot).await;
+            let text = browser.eval("document.body.innerText.slice(0, 4000)").await;
+            panic!(
+                "{what}: not so after {LIMIT:?} (last value {last}); screenshot in {}\n\
+                 page text:\n{}\n{}",
+                shot.display(),
+                text.as_str().unwrap_or_default(),
+                browser.diagnostics()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_follows_a_job_live_and_shows_nodes_and_plugins() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    // The browser first: without one the test fails at once, saying how to get it.
+    let mut browser = Browser::launch(1440, 1000).await;
+    let launched = started.elapsed();
+
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hello"]).await;
+    // A broken plugin file, dropped into the watched folder: rejected with its reason.
+    install_bytes(&server.plugins_dir(), "broken", b"this is not WebAssembly");
+    let served = started.elapsed();
+
+    // The browser reaches the server through a proxy the test can cut.
+    let proxy = Proxy::start(server.http_addr.clone()).await;
+    let url = format!("http://{}/", proxy.addr);
+    browser.goto(&url).await;
+    let loaded = browser
+        .eval("!!document.querySelector('[data-testid=app]') && document.title")
+        .await;
+    assert_eq!(loaded, "jobhost", "GET / is not the dashboard");
+    assert_eq!(browser.eval("window.__loads").await, 1);
+    let load_events = browser.event_count("Page.loadEventFired");
+    // A reload would lose this.
+    browser.eval("window.__testMarker = 'still here'").await;
+    let page_loaded = started.elapsed();
+
+    let (_, to_live) = wait(
+        &mut browser,
+        "the connection badge says live",
+        "document.querySelector('[data-testid=conn-status]').dataset.state === 'connected'",
+    )
+    .await;
+
+    // Delayed a little, so the row is seen before it runs and must change in place.
+    let run_at = SystemTime::now() + Duration::from_secs(3);
+    let mut client = server.client().await;
+    let mut request = ScheduleJobRequest {
+        name: NAME.into(),
+        job_type: "hello".into(),
+        spec: r#"{"name": "Ada"}"#.into(),
+        run_at: Some(run_at.into()),
+        ..Default::default()
+    };
+    request.labels.insert("suite".into(), "dashboard".into());
+    let job = client
+        .schedule_job(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    let id = js(&job.id);
+    let row = format!(
+        "Array.from(document.querySelectorAll('[data-testid=job-row]'))\
+         .find(r => r.dataset.jobId === {id})"
+    );
+    let state = format!("({row})?.querySelector('[data-testid=job-state]').textContent");
+
+    let (first_state, to_row) = wait(&mut browser, "the job's row appears", &state).await;
+    let (_, to_done) = wait(
+        &mut browser,
+        "the job's state turns SUCCEEDED",
+        &format!("{state} === 'SUCCEEDED'"),
+    )
+    .await;
+    let to_done = to_row + to_done;
+    assert_ne!(
+        first_state, "SUCCEEDED",
+        "the row should have been seen before the job ran (run_at is 3 s out)"
+    );
+    let cells = browser
+        .eval(&format!(
+            "(r => ['job-type', 'job-attempts', 'job-duration']\
+             .map(t => r.querySelector(`[data-testid=${{t}}]`).textContent))({row})"
+        ))
+        .await;
+    assert_eq!(cells[0], "hello");
+    // Data is text, never markup.
+    let name = browser
+        .eval(&format!(
+            "(r => [r.querySelector('[data-testid=job-name]').textContent, \
+             !!document.querySelector('[data-testid=jobs-body] img'), \
+             window.__xss === undefined])({row})"
+        ))
+        .await;
+    assert_eq!(name, serde_json::json!([NAME, false, true]));
+    assert!(
+        cells[1].as_str().unwrap().starts_with("1 / "),
+        "attempts: {cells}"
+    );
+    assert_ne!(cells[2], "–", "a finished job has a duration: {cells}");
+
+    // No navigation happened: same document, same load count.
+    assert_eq!(browser.eval("window.__loads").await, 1);
+    assert_eq!(browser.eval("window.__testMarker").await, "still here");
+    assert_eq!(browser.event_count("Page.loadEventFired"), load_events);
+
+    // The rejected plugin shows why; the loaded one its job type.
+    let (reason, _) = wait(
+        &mut browser,
+        "the broken plugin shows its rejection",
+        "document.querySelector('[data-testid=plugin-row][data-plugin-id=broken] \
+         [data-testid=plugin-rejection]')?.textContent",
+    )
+    .await;
+    assert!(
+        reason.as_str().unwrap().contains("not a WebAssembly file"),
+        "rejection shown: {reason}"
+    );
+    let plugin = browser
+        .eval(
+            "(p => p && [p.querySelector('[data-testid=plugin-status]').textContent, \
+             p.querySelector('[data-testid=plugin-job-types]').textContent])\
+             (document.querySelector('[data-testid=plugin-row][data-plugin-id=hello]'))",
+        )
+        .await;
+    assert_eq!(plugin, serde_json::json!(["loaded", "hello"]));
+    let broken_status = browser
+        .eval(
+            "document.querySelector('[data-testid=plugin-row][data-plugin-id=broken] \
+             [data-testid=plugin-status]').textContent",
+        )
+        .await;
+    assert_eq!(broken_status, "rejected");
+    let banner = browser
+        .eval("document.querySelector('[data-testid=rejected-banner]:not([hidden])')?.textContent")
+        .await;
+    assert!(
+        banner.as_str().unwrap_or_default().contains("broken"),
+        "banner: {banner}"
+    );
+
+    // The node serving it, with its load and heartbeat; the queue of its type.
+    let node = browser
+        .eval(
+            "(n => n && ['node-job-types', 'node-load', 'node-heartbeat']\
+             .map(t => n.querySelector(`[data-testid=${t}]`).textContent))\
+             (document.querySelector('[data-testid=node-row]'))",
+        )
+        .await;
+    assert_eq!(node[0], "hello", "node: {node}");
+    assert!(
+        node[1].as_str().unwrap().contains(" / "),
+        "node load: {node}"
+    );
+    assert!(
+        node[2].as_str().unwrap().ends_with(" ago"),
+        "heartbeat: {node}"
+    );
+    let queue = browser
+        .eval(
+            "document.querySelector('[data-testid=queue-row][data-type=hello] \
+             [data-testid=queue-depth]')?.textContent",
+        )
+        .await;
+    assert_eq!(queue, "0");
+
+    // Its detail, opened with a real click: spec, output, the attempt, and the log that
+    // streams from /v1/jobs/{id}/logs until it ends.
+    let click_at = Instant::now();
+    browser
+        .click(&format!(
+            "[data-testid=job-row][data-job-id=\"{}\"]",
+            job.id
+        ))
+        .await;
+    let detail = "document.querySelector('[data-testid=job-detail]:not([hidden])')";
+    wait(
+        &mut browser,
+        "the detail panel shows the job",
+        &format!(
+            "{detail}?.dataset.jobId === {id} && \
+             {detail}.querySelector('[data-testid=detail-state]').textContent === 'SUCCEEDED'"
+        ),
+    )
+    .await;
+    let (log_state, _) = wait(
+        &mut browser,
+        "the job's log ends and its attempts load",
+        &format!(
+            "{detail}.querySelectorAll('[data-testid=history-row]').length > 0 && \
+             document.querySelector('[data-testid=log-status]').dataset.state"
+        ),
+    )
+    .await;
+    let to_log_end = click_at.elapsed();
+    assert_eq!(log_state, "SUCCEEDED");
+    let shown = browser
+        .eval(&format!(
+            "(d => ({{spec: d.querySelector('[data-testid=detail-spec]').textContent, \
+             output: d.querySelector('[data-testid=detail-output]').textContent, \
+             history: Array.from(d.querySelectorAll('[data-testid=history-row]'))\
+               .map(r => r.textContent), \
+             log: Array.from(d.querySelectorAll('[data-testid=log-line]'))\
+               .map(l => l.textContent)}}))({detail})"
+        ))
+        .await;
+    assert!(shown["spec"].as_str().unwrap().contains("Ada"), "{shown}");
+    assert!(
+        shown["output"].as_str().unwrap().contains("hello, Ada"),
+        "{shown}"
+    );
+    let history = shown["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "{shown}");
+    assert!(
+        history[0].as_str().unwrap().contains("succeeded"),
+        "{shown}"
+    );
+    let log = shown["log"].as_array().unwrap();
+    assert!(
+        log.iter()
+            .any(|l| l.as_str().unwrap().contains("greeting Ada (attempt 1)")),
+        "log lines: {shown}"
+    );
+    // Selecting a job changes only the fragment.
+    assert_eq!(
+        browser.eval("location.hash").await,
+        format!("#job={}", job.id)
+    );
+    assert_eq!(browser.eval("window.__loads").await, 1);
+    assert_eq!(browser.event_count("Page.loadEventFired"), load_events);
+
+    let shot = artifacts_dir().join("dashboard.png");
+    browser.screenshot(&shot).await;
+
+    // The network drops: "disconnected" while it is down, live again once it is back,
+    // still without a reload.
+    let badge = "document.querySelector('[data-testid=conn-status]')";
+    let offline_at = Instant::now();
+    proxy.cut();
+    wait(
+        &mut browser,
+        "the badge says disconnected while offline",
+        &format!("{badge}.dataset.state === 'disconnected'"),
+    )
+    .await;
+    let to_offline = offline_at.elapsed();
+    let before = browser.eval("window.__snapshots").await;
+    let online_at = Instant::now();
+    proxy.restore();
+    wait(
+        &mut browser,
+        "the page reconnects and gets snapshots again",
+        &format!("{badge}.dataset.state === 'connected' && window.__snapshots > {before}"),
+    )
+    .await;
+    let to_reconnect = online_at.elapsed();
+    assert_eq!(browser.eval("window.__loads").await, 1);
+    assert_eq!(browser.event_count("Page.loadEventFired"), load_events);
+
+    // Server gone: the badge says so (and the page keeps its last data).
+    let snapshots = browser.eval("window.__snapshots").await;
+    drop(server);
+    let down_at = Instant::now();
+    wait(
+        &mut browser,
+        "the badge says disconnected",
+        &format!("{badge}.dataset.state === 'disconnected'"),
+    )
+    .await;
+    let to_disconnected = down_at.elapsed();
+    let still_there = browser.eval(&format!("!!({row})")).await;
+    assert_eq!(
+        still_there,
+        Value::Bool(true),
+        "the last data stays on screen"
+    );
+
+    assert!(
+        browser.page_errors().is_empty(),
+        "the page threw: {:?}",
+        browser.page_errors()
+    );
+    eprintln!(
+        "dashboard: chromium up in {launched:.2?}, redis + server in {:.2?}, page loaded at \
+         {page_loaded:.2?}, live {to_live:.2?} later; after ScheduleJob (run_at +3 s) the row \
+         showed in {to_row:.2?} (as {first_state}) and SUCCEEDED in {to_done:.2?}; detail and \
+         log end {to_log_end:.2?} after the click; offline: disconnected badge in \
+         {to_offline:.2?}, live again {to_reconnect:.2?} after going online; disconnected badge \
+         {to_disconnected:.2?} after the server stopped; {snapshots} snapshots; screenshot {}; \
+         total {:.2?}",
+        served - launched,
+        shot.display(),
+        started.elapsed()
+    );
+    browser.close().await;
+}
+
+/// Schedules a `hello` job greeting `name` as the admin, `delay` from now.
+async fn schedule_as_admin(
+    client: &mut JobSchedulerClient<Channel>,
+    name: &str,
+    delay: Option<Duration>,
+) -> Job {
+    let request = ScheduleJobRequest {
+        name: name.into(),
+        job_type: "hello".into(),
+        spec: json!({ "name": name }).to_string(),
+        run_at: delay.map(|d| (SystemTime::now() + d).into()),
+        ..Default::default()
+    };
+    client
+        .schedule_job(with_token(request, ADMIN_TOKEN))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap()
+}
+
+/// The state shown in job `id`'s row (null while there is no such row).
+fn row_state(id: &str) -> String {
+    format!(
+        "Array.from(document.querySelectorAll('[data-testid=job-row]'))\
+         .find(r => r.dataset.jobId === {})?.querySelector('[data-testid=job-state]').textContent",
+        js(id)
+    )
+}
+
+/// What the page shows while locked: the sign-in form up, the data hidden and empty.
+const LOCKED_VIEW: &str = "({\
+    signin: !document.querySelector('[data-testid=signin]').hidden, \
+    content: !document.querySelector('[data-testid=content]').hidden, \
+    badge: document.querySelector('[data-testid=conn-status]').dataset.state, \
+    rows: document.querySelectorAll('[data-testid=job-row], [data-testid=node-row], \
+      [data-testid=plugin-row], [data-testid=queue-row]').length, \
+    signout: !document.querySelector('[data-testid=signout]').hidden, \
+    token: sessionStorage.getItem('jobhost.token')})";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_the_dashboard_signs_in_and_a_viewer_cannot_cancel() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    let mut browser = Browser::launch(1440, 1000).await;
+    let redis = TestRedis::start().await;
+    // A viewer for the browser, an admin for the test's own gRPC calls; a slow rate limit
+    // with a big burst, so that only the test's own flood runs it dry.
+    let config = "[auth.tokens.ops]\nrole = \"viewer\"\ntoken = \"env:DASH_VIEWER_TOKEN\"\n\
+                  [auth.tokens.deploy]\nrole = \"admin\"\ntoken = \"env:DASH_ADMIN_TOKEN\"\n\
+                  [api]\nrate_limit_per_sec = 0.5\nrate_limit_burst = 40\n";
+    let server = Server::start_with_token(
+        &redis.url(),
+        &["hello"],
+        config,
+        &[
+            ("DASH_VIEWER_TOKEN", VIEWER_TOKEN),
+            ("DASH_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+        ADMIN_TOKEN,
+    )
+    .await;
+    let mut admin = server.client().await;
+    // A job from before anyone signed in: the locked page must not show it.
+    let early = schedule_as_admin(&mut admin, "Grace", None).await;
+
+    browser.goto(&format!("http://{}/", server.http_addr)).await;
+    let load_events = browser.event_count("Page.loadEventFired");
+    browser.eval("window.__testMarker = 'still here'").await;
+
+    // Locked: the form, with a labelled input (focused) and an explanation; no data.
+    wait(
+        &mut browser,
+        "the sign-in form shows",
+        "document.querySelector('[data-testid=conn-status]').dataset.state === 'locked' && \
+         !document.querySelector('[data-testid=signin]').hidden",
+    )
+    .await;
+    let form = browser
+        .eval(
+            "(i => [i.labels[0]?.textContent, i.type, document.activeElement === i, \
+             document.querySelector('[data-testid=signin-submit]').textContent, \
+             document.querySelector('[data-testid=signin-error]').hidden])\
+             (document.querySelector('[data-testid=signin-token]'))",
+        )
+        .await;
+    assert_eq!(
+        form,
+        json!(["Bearer token", "password", true, "Sign in", true])
+    );
+    let help = browser
+        .eval("document.querySelector('[data-testid=signin]').textContent")
+        .await;
+    let help = help.as_str().unwrap();
+    assert!(
+        help.contains("auth.tokens") && help.contains("client certificate"),
+        "the form explains what to enter: {help}"
+    );
+    // Nothing came through, not even after a while (no retry loop fetching data).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let locked = json!({"signin": true, "content": false, "badge": "locked", "rows": 0,
+                        "signout": false, "token": null});
+    assert_eq!(browser.eval(LOCKED_VIEW).await, locked);
+    assert_eq!(browser.eval("window.__snapshots").await, 0);
+    let text = browser.eval("document.body.innerText").await;
+    assert!(
+        !text.as_str().unwrap().contains(&early.id[..8]),
+        "the locked page shows a job: {text}"
+    );
+
+    // A wrong token: still locked, with the server's own message; nothing kept.
+    browser
+        .type_into(
+            "[data-testid=signin-token]",
+            "not-the-right-token-0123456789ab",
+        )
+        .await;
+    browser.click("[data-testid=signin-submit]").await;
+    let (refused, _) = wait(
+        &mut browser,
+        "a wrong token is refused",
+        "(e => !e.hidden && e.textContent)(document.querySelector('[data-testid=signin-error]'))",
+    )
+    .await;
+    assert!(
+        refused.as_str().unwrap().contains("invalid bearer token"),
+        "the server's message: {refused}"
+    );
+    assert_eq!(browser.eval(LOCKED_VIEW).await, locked);
+    assert_eq!(browser.eval("window.__snapshots").await, 0);
+    let signin_shot = artifacts_dir().join("dashboard-signin.png");
+    browser.screenshot(&signin_shot).await;
+
+    // The viewer's token, submitted with Enter: live, without a reload; the token is in
+    // sessionStorage only.
+    let signin_at = Instant::now();
+    browser
+        .type_into("[data-testid=signin-token]", VIEWER_TOKEN)
+        .await;
+    browser.press("Enter").await;
+    wait(
+        &mut browser,
+        "the viewer is signed in and the page is live",
+        "document.querySelector('[data-testid=conn-status]').dataset.state === 'connected' && \
+         document.querySelector('[data-testid=signin]').hidden && \
+         !document.querySelector('[data-testid=content]').hidden",
+    )
+    .await;
+    let to_live = signin_at.elapsed();
+    let stored = browser
+        .eval(
+            "[sessionStorage.getItem('jobhost.token'), localStorage.length, document.cookie, \
+             !document.querySelector('[data-testid=signout]').hidden, \
+             document.querySelector('[data-testid=signin-token]').value]",
+        )
+        .await;
+    assert_eq!(stored, json!([VIEWER_TOKEN, 0, "", true, ""]));
+    wait(
+        &mut browser,
+        "the job from before the sign-in shows, SUCCEEDED",
+        &format!("{} === 'SUCCEEDED'", row_state(&early.id)),
+    )
+    .await;
+
+    // A job scheduled now (to run in 3 s) appears and changes in place.
+    let live = schedule_as_admin(&mut admin, "Ada", Some(Duration::from_secs(3))).await;
+    let (first_state, _) = wait(
+        &mut browser,
+        "the new job's row appears",
+        &row_state(&live.id),
+    )
+    .await;
+    assert_ne!(
+        first_state, "SUCCEEDED",
+        "the row should show before the job runs"
+    );
+    wait(
+        &mut browser,
+        "the new job turns SUCCEEDED",
+        &format!("{} === 'SUCCEEDED'", row_state(&live.id)),
+    )
+    .await;
+    // Its detail and log, over the token too.
+    browser
+        .click(&format!(
+            "[data-testid=job-row][data-job-id=\"{}\"]",
+            live.id
+        ))
+        .await;
+    let detail = "document.querySelector('[data-testid=job-detail]:not([hidden])')";
+    let log_ended = format!(
+        "{detail}?.dataset.jobId === {} && \
+         {detail}.querySelectorAll('[data-testid=history-row]').length === 1 && \
+         document.querySelector('[data-testid=log-status]').dataset.state === 'SUCCEEDED'",
+        js(&live.id)
+    );
+    wait(&mut browser, "the job's detail and log load", &log_ended).await;
+    // Who submitted it: the admin's token, by name.
+    let fields = browser
+        .eval("document.querySelector('[data-testid=detail-fields]').textContent")
+        .await;
+    assert!(
+        fields
+            .as_str()
+            .unwrap()
+            .contains("Submitted bytoken:deploy"),
+        "detail fields: {fields}"
+    );
+    let log = browser
+        .eval("Array.from(document.querySelectorAll('[data-testid=log-line]')).map(l => l.textContent)")
+        .await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("greeting Ada (attempt 1)")),
+        "log lines: {log}"
+    );
+
+    // Cancel as a viewer: refused, with the server's message, which stays up; the job is
+    // left alone.
+    let waiting = schedule_as_admin(&mut admin, "Linus", Some(Duration::from_secs(600))).await;
+    wait(
+        &mut browser,
+        "the waiting job shows SCHEDULED",
+        &format!("{} === 'SCHEDULED'", row_state(&waiting.id)),
+    )
+    .await;
+    browser
+        .click(&format!(
+            "[data-testid=job-row][data-job-id=\"{}\"]",
+            waiting.id
+        ))
+        .await;
+    wait(
+        &mut browser,
+        "the waiting job's detail offers Cancel",
+        &format!(
+            "{detail}?.dataset.jobId === {} && \
+             !document.querySelector('[data-testid=detail-cancel]').hidden",
+            js(&waiting.id)
+        ),
+    )
+    .await;
+    browser.click("[data-testid=detail-cancel]").await;
+    let cancel_error = "document.querySelector('[data-testid=cancel-error]')";
+    let (denied, _) = wait(
+        &mut browser,
+        "the refused cancel shows",
+        &format!("(e => !e.hidden && e.textContent)({cancel_error})"),
+    )
+    .await;
+    let expected = format!(
+        "role viewer is not allowed to perform operation POST /v1/jobs/{}/cancel (token ops)",
+        waiting.id
+    );
+    assert!(
+        denied.as_str().unwrap().contains(&expected),
+        "shown: {denied}, expected the server's message: {expected}"
+    );
+    assert_eq!(
+        browser.eval(&format!("{cancel_error}.dataset.code")).await,
+        "PERMISSION_DENIED"
+    );
+    let snapshots = browser.eval("window.__snapshots").await.as_u64().unwrap();
+    wait(
+        &mut browser,
+        "two more snapshots",
+        &format!("window.__snapshots >= {}", snapshots + 2),
+    )
+    .await;
+    let still = browser
+        .eval(&format!(
+            "[!{cancel_error}.hidden, \
+             document.querySelector('[data-testid=detail-state]').textContent]"
+        ))
+        .await;
+    assert_eq!(still, json!([true, "SCHEDULED"]), "the refusal stays shown");
+    browser
+        .screenshot(&artifacts_dir().join("dashboard-viewer.png"))
+        .await;
+    let job = admin
+        .get_job(with_token(
+            GetJobRequest {
+                job_id: waiting.id.clone(),
+            },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(job.state(), JobState::Scheduled);
+    assert!(!job.cancel_requested, "a viewer's cancel went through");
+
+    // Rate limited: the test runs the viewer's allowance dry (0.5 a second, 40 at once),
+    // then opens a job: the page says "slow down" and gets it once allowed again.
+    let statuses = browser
+        .eval(
+            "Promise.all(Array.from({length: 60}, () => fetch('/v1/overview', {headers: \
+             {Authorization: 'Bearer ' + sessionStorage.getItem('jobhost.token')}})\
+             .then(r => r.status)))",
+        )
+        .await;
+    assert!(
+        statuses.as_array().unwrap().contains(&json!(429)),
+        "60 requests at once should exceed a burst of 40: {statuses}"
+    );
+    let limited_at = Instant::now();
+    browser
+        .click(&format!(
+            "[data-testid=job-row][data-job-id=\"{}\"]",
+            live.id
+        ))
+        .await;
+    let (note, _) = wait(
+        &mut browser,
+        "the slow-down note shows",
+        "(e => !e.hidden && e.textContent)(document.querySelector('[data-testid=rate-limited]'))",
+    )
+    .await;
+    let note = note.as_str().unwrap();
+    assert!(
+        note.contains("Slow down") && note.contains("rate limit"),
+        "note: {note}"
+    );
+    wait(
+        &mut browser,
+        "the job loads once allowed again and the note goes",
+        &format!("({log_ended}) && document.querySelector('[data-testid=rate-limited]').hidden"),
+    )
+    .await;
+    let to_recover = limited_at.elapsed();
+
+    // All of it in one page load.
+    assert_eq!(browser.eval("window.__loads").await, 1);
+    assert_eq!(browser.eval("window.__testMarker").await, "still here");
+    assert_eq!(browser.event_count("Page.loadEventFired"), load_events);
+
+    // Sign out: the token is forgotten and the data goes; the server asks again.
+    browser.click("[data-testid=signout]").await;
+    wait(
+        &mut browser,
+        "signing out locks the page",
+        "document.querySelector('[data-testid=conn-status]').dataset.state === 'locked'",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(browser.eval(LOCKED_VIEW).await, locked);
+    assert_eq!(browser.eval("window.__loads").await, 1);
+
+    assert!(
+        browser.page_errors().is_empty(),
+        "the page threw: {:?}",
+        browser.page_errors()
+    );
+    eprintln!(
+        "dashboard with tokens: live {to_live:.2?} after the sign-in; rate limited, the job \
+         loaded {to_recover:.2?} after the click; sign-in screenshot {}; total {:.2?}",
+        signin_shot.display(),
+        started.elapsed()
+    );
+    browser.close().await;
+}

@@ -1,0 +1,32 @@
+//! jobhost's end-to-end tests, one binary with a module per area. They run against real
+//! components built from `plugins/` (`just plugins`), a real `redis-server` (and Redis
+//! Cluster) each test starts on free ports, real cgroups, the real `jobhost` and `jobctl`
+//! binaries, and a headless Chromium for the dashboard. The map of what each module covers
+//! is in docs/development.md.
+//!
+//! Run one area with a filter: `just test sandbox::`, `just test store::cluster::`.
+
+mod common;
+
+mod architecture;
+mod auth;
+mod capabilities;
+mod ccip_submit;
+mod cli;
+mod dashboard;
+mod fuzz_regressions;
+mod grpc;
+mod hooks;
+mod hot_reload;
+mod jd;
+mod jobctl;
+mod limits;
+mod nodes;
+mod runtime;
+mod sandbox;
+mod secrets;
+mod shell;
+mod store;
+mod timer;
+mod webhook;
+mod worker;

@@ -1,0 +1,591 @@
+//! Every job state transition in Redis, as cases that `super` runs against a single
+//! redis-server and a 3-shard Redis Cluster.
+
+use std::time::Duration;
+
+use crate::common::*;
+use jobhost_store::{CancelResult, Finish, JobState, RetryPolicy, Store, StoreOptions};
+
+const NODE: &str = "node-a";
+const LEASE: Duration = Duration::from_secs(30);
+
+pub fn types(t: &[&str]) -> Vec<String> {
+    t.iter().map(|s| s.to_string()).collect()
+}
+
+pub async fn state(store: &Store, id: &str) -> JobState {
+    store.get(id).await.unwrap().unwrap().state
+}
+
+pub async fn lifecycle_queued_running_succeeded_with_attempt_history(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let mut job = new_job("noop", "hello");
+    job.labels.insert("team".into(), "infra".into());
+    let (id, created) = store.enqueue(&job).await.unwrap();
+    assert!(created);
+    let record = store.get(&id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.attempts), (JobState::Queued, 0));
+    assert_eq!(record.labels["team"], "infra");
+
+    let claimed = store
+        .claim(NODE, &types(&["noop"]), 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (
+            claimed[0].id.as_str(),
+            claimed[0].attempt,
+            claimed[0].spec.as_str()
+        ),
+        (id.as_str(), 1, "hello")
+    );
+    let running = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (running.state, running.node.as_deref()),
+        (JobState::Running, Some(NODE))
+    );
+    assert!(
+        store
+            .claim(NODE, &types(&["noop"]), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let done = Finish::Succeeded {
+        output: "out".into(),
+    };
+    assert_eq!(
+        store.finish(&claimed[0], NODE, &done).await.unwrap(),
+        Some(JobState::Succeeded)
+    );
+    let record = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Succeeded);
+    assert_eq!(record.output.as_deref(), Some("out"));
+    assert_eq!(record.history.len(), 1);
+    let attempt = &record.history[0];
+    assert_eq!(
+        (
+            attempt.attempt,
+            attempt.node.as_str(),
+            attempt.outcome.as_str()
+        ),
+        (1, NODE, "succeeded")
+    );
+    assert!(attempt.ended_ms >= attempt.started_ms && attempt.started_ms > 0);
+}
+
+pub async fn claims_only_the_types_asked_for_by_priority_then_fifo(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let mut ids = Vec::new();
+    for (spec, priority) in [("low-1", 0), ("high", 9), ("low-2", 0), ("mid", 5)] {
+        let mut job = new_job("noop", spec);
+        job.priority = priority;
+        ids.push(store.enqueue(&job).await.unwrap().0);
+    }
+    store.enqueue(&new_job("other", "x")).await.unwrap();
+    let claimed = store
+        .claim(NODE, &types(&["noop"]), 10, LEASE)
+        .await
+        .unwrap();
+    let specs: Vec<&str> = claimed.iter().map(|c| c.spec.as_str()).collect();
+    assert_eq!(specs, ["high", "mid", "low-1", "low-2"]);
+}
+
+pub async fn retries_back_off_then_dead_letter(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let mut job = new_job("noop", "");
+    job.retry = RetryPolicy {
+        max_attempts: 2,
+        backoff_base_ms: 100,
+        backoff_max_ms: 1000,
+    };
+    let (id, _) = store.enqueue(&job).await.unwrap();
+
+    let first = store
+        .claim(NODE, &types(&["noop"]), 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    let retry = Finish::Retry {
+        after: Duration::from_millis(300),
+        reason: "busy".into(),
+        outcome: "retry",
+    };
+    assert_eq!(
+        store.finish(&first, NODE, &retry).await.unwrap(),
+        Some(JobState::Scheduled)
+    );
+    let scheduled = store.get(&id).await.unwrap().unwrap();
+    assert!(
+        scheduled.run_at_ms.unwrap() >= scheduled.updated_ms + 290,
+        "{scheduled:?}"
+    );
+    // Not due yet: nothing to promote or claim.
+    assert_eq!(store.promote_due(100).await.unwrap(), 0);
+    assert!(
+        store
+            .claim(NODE, &types(&["noop"]), 1, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(store.promote_due(100).await.unwrap(), 1);
+    let second = store
+        .claim(NODE, &types(&["noop"]), 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(second.attempt, 2);
+
+    let crash = Finish::Retry {
+        after: Duration::from_millis(10),
+        reason: "wasm trap".into(),
+        outcome: "crashed",
+    };
+    assert_eq!(
+        store.finish(&second, NODE, &crash).await.unwrap(),
+        Some(JobState::Dead)
+    );
+    let dead = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(dead.reason.as_deref(), Some("wasm trap"));
+    let outcomes: Vec<&str> = dead.history.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["retry", "crashed"]);
+}
+
+pub async fn delayed_jobs_wait_for_their_time(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let mut job = new_job("noop", "later");
+    job.run_at_ms = Some(jobhost_store::now_ms() + 400);
+    let (id, _) = store.enqueue(&job).await.unwrap();
+    assert_eq!(state(&store, &id).await, JobState::Scheduled);
+    assert_eq!(store.promote_due(10).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.promote_due(10).await.unwrap(), 1);
+    assert_eq!(state(&store, &id).await, JobState::Queued);
+    assert_eq!(
+        store
+            .claim(NODE, &types(&["noop"]), 1, LEASE)
+            .await
+            .unwrap()[0]
+            .id,
+        id
+    );
+}
+
+pub async fn an_idempotency_key_returns_the_same_job(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let mut job = new_job("noop", "once");
+    job.idempotency_key = Some("order-42".into());
+    let (first, created) = store.enqueue(&job).await.unwrap();
+    assert!(created);
+    job.spec = "twice".into();
+    let (second, created) = store.enqueue(&job).await.unwrap();
+    assert!(!created);
+    assert_eq!(first, second);
+    assert_eq!(store.get(&first).await.unwrap().unwrap().spec, "once");
+    assert_eq!(
+        store
+            .claim(NODE, &types(&["noop"]), 10, LEASE)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn cancel_queued_scheduled_and_running_jobs(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let (queued, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let mut later = new_job("noop", "");
+    later.run_at_ms = Some(jobhost_store::now_ms() + 60_000);
+    let (scheduled, _) = store.enqueue(&later).await.unwrap();
+    assert_eq!(
+        store.cancel(&queued, "user").await.unwrap(),
+        CancelResult::Cancelled
+    );
+    assert_eq!(
+        store.cancel(&scheduled, "user").await.unwrap(),
+        CancelResult::Cancelled
+    );
+    assert_eq!(state(&store, &queued).await, JobState::Cancelled);
+    assert!(
+        store
+            .claim(NODE, &types(&["noop"]), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let (running, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let claimed = store
+        .claim(NODE, &types(&["noop"]), 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        store
+            .cancel_by(&running, "not needed", "token:ops")
+            .await
+            .unwrap(),
+        CancelResult::Cancelling
+    );
+    let (cancel_seen, lost) = store
+        .renew(NODE, std::slice::from_ref(&running), LEASE)
+        .await
+        .unwrap();
+    assert_eq!((cancel_seen, lost), (vec![running.clone()], vec![]));
+    // Whatever the plugin returns after the cancel (other than success), the job is CANCELLED.
+    let failed = Finish::Failed {
+        reason: "stopped".into(),
+    };
+    assert_eq!(
+        store.finish(&claimed, NODE, &failed).await.unwrap(),
+        Some(JobState::Cancelled)
+    );
+    // It ends for the cancel's reason, naming who asked, not for the plugin's last words.
+    let record = store.get(&running).await.unwrap().unwrap();
+    assert_eq!(record.reason.as_deref(), Some("not needed"));
+    assert_eq!(record.cancelled_by, "token:ops");
+    assert_eq!(record.history[0].reason, "not needed");
+
+    // Cancelled while its node dies: the reaper ends it for the same reason.
+    let (orphan, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    store
+        .claim(
+            "dying-node",
+            &types(&["noop"]),
+            1,
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap();
+    store
+        .cancel_by(&orphan, "stop it", "certificate:admin")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(store.reap_expired(10).await.unwrap(), 1);
+    let record = store.get(&orphan).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Cancelled);
+    assert_eq!(record.reason.as_deref(), Some("stop it"));
+    assert_eq!(record.cancelled_by, "certificate:admin");
+    assert_eq!(
+        store.cancel(&running, "again").await.unwrap(),
+        CancelResult::AlreadyFinal(JobState::Cancelled)
+    );
+    assert_eq!(
+        store.cancel("no-such-job", "x").await.unwrap(),
+        CancelResult::NotFound
+    );
+}
+
+pub async fn an_expired_lease_requeues_the_job_and_fences_the_old_node(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let (id, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let stale = store
+        .claim(
+            "dead-node",
+            &types(&["noop"]),
+            1,
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        store.reap_expired(10).await.unwrap(),
+        0,
+        "lease still valid"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.reap_expired(10).await.unwrap(), 1);
+    let record = store.get(&id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.attempts), (JobState::Queued, 1));
+    assert_eq!(record.history[0].outcome, "lost");
+    assert_eq!(record.history[0].node, "dead-node");
+
+    let fresh = store
+        .claim(NODE, &types(&["noop"]), 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(fresh.attempt, 2);
+    let done = Finish::Succeeded {
+        output: "late".into(),
+    };
+    assert_eq!(
+        store.finish(&stale, "dead-node", &done).await.unwrap(),
+        None,
+        "stale node is fenced off"
+    );
+    let (_, lost) = store
+        .renew("dead-node", std::slice::from_ref(&id), LEASE)
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![id.clone()]);
+    assert_eq!(
+        store.finish(&fresh, NODE, &done).await.unwrap(),
+        Some(JobState::Succeeded)
+    );
+}
+
+pub async fn an_interrupted_attempt_is_requeued_without_counting(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let (id, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let claimed = store
+        .claim(NODE, &types(&["noop"]), 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    let stop = Finish::Interrupted {
+        reason: "node shutting down".into(),
+    };
+    assert_eq!(
+        store.finish(&claimed, NODE, &stop).await.unwrap(),
+        Some(JobState::Queued)
+    );
+    let again = store
+        .claim(NODE, &types(&["noop"]), 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((again.id, again.attempt), (id, 1));
+}
+
+pub async fn finished_jobs_expire_after_the_retention_time(url: &str) {
+    let store = Store::connect(
+        url,
+        StoreOptions {
+            retention: Duration::from_millis(300),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (id, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let claimed = store
+        .claim(NODE, &types(&["noop"]), 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .append_log(&id, 1, &[("INFO", "a line")])
+        .await
+        .unwrap();
+    store
+        .finish(
+            &claimed,
+            NODE,
+            &Finish::Succeeded {
+                output: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.get(&id).await.unwrap().is_some());
+    assert_eq!(store.read_log(&id, None, 10).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(store.get(&id).await.unwrap().is_none());
+    assert!(store.read_log(&id, None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.sweep(100).await.unwrap(),
+        1,
+        "the index entry goes too"
+    );
+    assert!(store.recent_jobs(10).await.unwrap().is_empty());
+}
+
+pub async fn log_stream_reads_from_the_start_and_resumes_from_a_cursor(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let (id, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    store
+        .append_log(&id, 1, &[("INFO", "one"), ("WARN", "two")])
+        .await
+        .unwrap();
+    let first = store.read_log(&id, None, 10).await.unwrap();
+    assert_eq!(
+        first.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+        ["one", "two"]
+    );
+    store
+        .append_log(&id, 2, &[("INFO", "three")])
+        .await
+        .unwrap();
+    let rest = store
+        .read_log(&id, Some(&first[1].cursor), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!((rest[0].attempt, rest[0].message.as_str()), (2, "three"));
+}
+
+pub async fn the_leader_lease_is_exclusive_and_fences_cron_advances(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let a = store
+        .lead("a", Duration::from_millis(300))
+        .await
+        .unwrap()
+        .expect("a leads");
+    assert_eq!(
+        store.lead("b", Duration::from_millis(300)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.lead("a", Duration::from_millis(300)).await.unwrap(),
+        Some(a),
+        "renewal keeps the token"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let b = store
+        .lead("b", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("b leads after a lapsed");
+    assert!(b > a);
+
+    let cron = jobhost_store::CronSchedule {
+        name: "tick".into(),
+        schedule: "* * * * * *".into(),
+        template: new_job("noop", "tick"),
+    };
+    store.put_cron(&cron, 1000).await.unwrap();
+    assert!(
+        !store
+            .advance_cron("a", a, "tick", 1000, 2000)
+            .await
+            .unwrap(),
+        "expired leader is fenced"
+    );
+    assert!(
+        store
+            .advance_cron("b", b, "tick", 1000, 2000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_cron("b", b, "tick", 1000, 3000)
+            .await
+            .unwrap(),
+        "a fire is handled once"
+    );
+}
+
+pub async fn host_nodes_register_expire_and_deregister(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let node = |id: &str| jobhost_store::NodeInfo {
+        id: id.into(),
+        hostname: "h".into(),
+        version: "0".into(),
+        job_types: vec!["noop".into()],
+        capacity: 4,
+        started_ms: 1,
+        running: 0,
+        heartbeat_ms: 1,
+    };
+    store
+        .heartbeat(&node("a"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    store
+        .heartbeat(&node("b"), Duration::from_millis(1000))
+        .await
+        .unwrap();
+    let ids =
+        |nodes: Vec<jobhost_store::NodeInfo>| nodes.into_iter().map(|n| n.id).collect::<Vec<_>>();
+    let mut now = ids(store.nodes().await.unwrap());
+    now.sort();
+    assert_eq!(now, ["a", "b"]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        ids(store.nodes().await.unwrap()),
+        ["a"],
+        "b stopped heartbeating"
+    );
+    store.deregister("a").await.unwrap();
+    assert!(store.nodes().await.unwrap().is_empty());
+}
+
+pub async fn bad_input_is_refused_with_a_reason(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let err = store.enqueue(&new_job("", "")).await.unwrap_err();
+    assert!(err.to_string().contains("job type"), "{err}");
+    let mut job = new_job("noop", "");
+    job.retry.max_attempts = 0;
+    assert!(
+        store
+            .enqueue(&job)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("max attempts")
+    );
+}
+
+pub async fn the_sweep_passes_long_lived_jobs_and_clears_leftover_keys(url: &str) {
+    let store = Store::connect(
+        url,
+        StoreOptions {
+            retention: Duration::from_millis(200),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Three jobs that stay (queued for a type nobody serves), then two that finish.
+    for _ in 0..3 {
+        store.enqueue(&new_job("nobody", "")).await.unwrap();
+    }
+    let mut finished = Vec::new();
+    for _ in 0..2 {
+        let (id, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+        let claimed = store
+            .claim(NODE, &types(&["noop"]), 1, LEASE)
+            .await
+            .unwrap()
+            .remove(0);
+        store.append_log(&id, 1, &[("INFO", "line")]).await.unwrap();
+        store
+            .finish(
+                &claimed,
+                NODE,
+                &Finish::Succeeded {
+                    output: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+        finished.push(id);
+    }
+    // A cancelled job's log expires with it too.
+    let (cancelled, _) = store.enqueue(&new_job("nobody", "")).await.unwrap();
+    store
+        .append_log(&cancelled, 1, &[("INFO", "before cancel")])
+        .await
+        .unwrap();
+    store.cancel(&cancelled, "test").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        store
+            .read_log(&cancelled, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut dropped = 0;
+    for _ in 0..6 {
+        dropped += store.sweep(2).await.unwrap();
+    }
+    assert_eq!(
+        dropped, 3,
+        "two finished jobs and the cancelled one, past the three that stay"
+    );
+    assert_eq!(store.recent_jobs(100).await.unwrap().len(), 3);
+    for id in &finished {
+        assert!(store.read_log(id, None, 10).await.unwrap().is_empty());
+    }
+}

@@ -15,7 +15,11 @@ fn metadata() -> Value {
         .arg(crate::common::workspace().join("Cargo.toml"))
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -54,7 +58,11 @@ fn only_one_crate_speaks_redis_one_touches_wasmtime_and_one_calls_libc() {
     assert!(crates.len() >= 7, "{crates:?}");
     assert_eq!(dependents(&crates, "redis"), ["jobhost-store"]);
     for wasmtime in ["wasmtime", "wasmtime-wasi", "wasmtime-wasi-http"] {
-        assert_eq!(dependents(&crates, wasmtime), ["jobhost-runtime"], "{wasmtime}");
+        assert_eq!(
+            dependents(&crates, wasmtime),
+            ["jobhost-runtime"],
+            "{wasmtime}"
+        );
     }
     assert_eq!(dependents(&crates, "libc"), ["jobhost-sandbox"]);
 }
@@ -88,7 +96,10 @@ fn no_dependency_points_up() {
             .unwrap_or_else(|| panic!("{name}: a new host crate: say here what it may use"));
         let host_deps: Vec<&String> = deps.iter().filter(|d| crates.contains_key(*d)).collect();
         for dep in host_deps {
-            assert!(may.contains(&dep.as_str()), "{name} must not depend on {dep}");
+            assert!(
+                may.contains(&dep.as_str()),
+                "{name} must not depend on {dep}"
+            );
         }
     }
 }
@@ -135,7 +146,11 @@ fn jobctl_links_no_wasmtime() {
 
 /// One crate's modules: each module path (`api::http::jobs`) with the module paths its
 /// file refers to through `crate::` and `super::`.
-fn module_uses(src: &Path, root_file: &str, skip: Option<&Path>) -> BTreeMap<String, BTreeSet<String>> {
+fn module_uses(
+    src: &Path,
+    root_file: &str,
+    skip: Option<&Path>,
+) -> BTreeMap<String, BTreeSet<String>> {
     let mut files = Vec::new();
     collect_rs(src, skip, &mut files);
     let module_of = |file: &Path| -> Vec<String> {
@@ -227,15 +242,9 @@ fn referenced_paths(text: &str) -> Vec<Vec<String>> {
             let mut parts = vec![start.trim_end_matches(':').to_owned()];
             let mut j = from;
             loop {
-                let end = text[j..]
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .map_or(text.len(), |e| j + e);
-                if end > j {
-                    parts.push(text[j..end].to_owned());
-                }
-                if text[end..].starts_with("::{") {
-                    let close = text[end..].find('}').map_or(text.len(), |c| end + c);
-                    for item in text[end + 3..close].split(',') {
+                if text[j..].starts_with('{') {
+                    let close = text[j..].find('}').map_or(text.len(), |c| j + c);
+                    for item in text[j + 1..close].split(',') {
                         let first = item.trim().split("::").next().unwrap_or("").trim();
                         let mut grouped = parts.clone();
                         if !first.is_empty() && first != "self" {
@@ -245,6 +254,12 @@ fn referenced_paths(text: &str) -> Vec<Vec<String>> {
                     }
                     parts.clear();
                     break;
+                }
+                let end = text[j..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .map_or(text.len(), |e| j + e);
+                if end > j {
+                    parts.push(text[j..end].to_owned());
                 }
                 if text[end..].starts_with("::") {
                     j = end + 2;
@@ -265,7 +280,10 @@ fn referenced_paths(text: &str) -> Vec<Vec<String>> {
 /// is not an edge.
 fn sibling_cycle(uses: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     let split = |m: &str| -> Vec<String> {
-        m.split("::").filter(|p| !p.is_empty()).map(str::to_owned).collect()
+        m.split("::")
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()
     };
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (from, targets) in uses {
@@ -329,13 +347,31 @@ fn no_two_modules_use_each_other() {
         (host.join("node/src/bin/jobhost"), "main", None),
         (host.join("jobctl/src"), "main", None),
     ];
+    let mut cycles = Vec::new();
     for (src, root_file, skip) in &roots {
         let uses = module_uses(src, root_file, *skip);
-        assert!(uses.len() > 1 || src.ends_with("proto/src"), "{}: {uses:?}", src.display());
-        if let Some(cycle) = sibling_cycle(&uses) {
-            panic!("{}: modules use each other: {}", src.display(), cycle.join(" -> "));
+        assert!(
+            uses.len() > 1 || src.ends_with("proto/src"),
+            "{}: {uses:?}",
+            src.display()
+        );
+        let mut uses = uses;
+        // Report every circle, not just the first: break each found circle's last use.
+        while let Some(cycle) = sibling_cycle(&uses) {
+            cycles.push(format!("{}: {}", src.display(), cycle.join(" -> ")));
+            let (from, to) = (&cycle[cycle.len() - 2], &cycle[cycle.len() - 1]);
+            for (module, targets) in uses.iter_mut() {
+                if module == from || module.starts_with(&format!("{from}::")) {
+                    targets.retain(|t| t != to && !t.starts_with(&format!("{to}::")));
+                }
+            }
         }
     }
+    assert!(
+        cycles.is_empty(),
+        "modules that use each other:\n{}",
+        cycles.join("\n")
+    );
 }
 
 #[test]
@@ -353,7 +389,11 @@ fn the_cycle_check_finds_a_circle_and_passes_a_tree() {
     ]);
     assert_eq!(
         sibling_cycle(&circle),
-        Some(vec!["api::grpc".into(), "api::http".into(), "api::grpc".into()])
+        Some(vec![
+            "api::grpc".into(),
+            "api::http".into(),
+            "api::grpc".into()
+        ])
     );
     // A parent and its children may use each other; siblings one way.
     let tree = uses(&[
@@ -363,9 +403,17 @@ fn the_cycle_check_finds_a_circle_and_passes_a_tree() {
     ]);
     assert_eq!(sibling_cycle(&tree), None);
     let paths = referenced_paths("use super::{jd, jobs};\nlet x = crate::api::grpc::Scheduler;");
-    assert!(paths.contains(&vec!["super".into(), "jd".into()]), "{paths:?}");
     assert!(
-        paths.contains(&vec!["crate".into(), "api".into(), "grpc".into(), "Scheduler".into()]),
+        paths.contains(&vec!["super".into(), "jd".into()]),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&vec![
+            "crate".into(),
+            "api".into(),
+            "grpc".into(),
+            "Scheduler".into()
+        ]),
         "{paths:?}"
     );
 }

@@ -12,10 +12,10 @@ use std::time::{Duration, SystemTime};
 use common::receiver::{HttpResponse, http_exchange};
 use common::server::{Server, with_token};
 use common::*;
+use jobhost::certs::{Authority, Issued};
 use jobhost_proto::api::node::v1 as node;
 use jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient;
 use jobhost_proto::scheduler::{GetJobRequest, ListJobsRequest, ScheduleJobRequest};
-use jobhost::certs::{Authority, Issued};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tonic::Code;
@@ -155,8 +155,12 @@ async fn admin_may_do_everything_and_viewer_only_reads() {
         .job
         .unwrap()
         .id;
-    let done =
-        common::server::wait_state(&mut admin, &id, jobhost_proto::scheduler::JobState::Succeeded).await;
+    let done = common::server::wait_state(
+        &mut admin,
+        &id,
+        jobhost_proto::scheduler::JobState::Succeeded,
+    )
+    .await;
     // The audit trail names the certificate.
     assert_eq!(done.submitted_by, "certificate:admin");
 

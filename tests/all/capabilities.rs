@@ -54,7 +54,9 @@ async fn probe_node(
     tweak(&mut config);
     let runtime = Runtime::new(config).expect("runtime starts");
     if let Some(redis) = redis {
-        runtime.use_kv(Arc::new(jobhost::plugin_state::StoreKv(redis.store().await)));
+        runtime.use_kv(Arc::new(jobhost::plugin_state::StoreKv(
+            redis.store().await,
+        )));
     }
     runtime.sync_dir().await.unwrap();
     (dir, runtime)

@@ -355,8 +355,8 @@ async fn a_node_that_is_down_is_retried_and_after_its_restart_the_next_attempt_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_queue_a_down_node_is_retried_with_backoff_until_it_is_back() {
-    use jobhost_store::{JobState, RetryPolicy};
     use jobhost::worker::{self, WorkerSettings};
+    use jobhost_store::{JobState, RetryPolicy};
 
     let redis = TestRedis::start().await;
     let (node, _dir, runtime) = node_and_runtime().await;
@@ -419,8 +419,8 @@ async fn through_the_queue_a_down_node_is_retried_with_backoff_until_it_is_back(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_queue_a_create_whose_answer_was_lost_succeeds_on_its_retry() {
-    use jobhost_store::{JobState, RetryPolicy};
     use jobhost::worker::{self, WorkerSettings};
+    use jobhost_store::{JobState, RetryPolicy};
 
     let redis = TestRedis::start().await;
     let (node, _dir, runtime) = node_and_runtime().await;

@@ -21,8 +21,8 @@
 //! Needs Chromium: `just test` installs Debian's `chromium` when it is missing. Without
 //! one this test fails (it does not skip).
 
-use crate::common::browser;
 use crate::common;
+use crate::common::browser;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -215,13 +215,23 @@ async fn job_worker_commands_create_stream_and_stop_shell_jobs() {
         .trim_start_matches("ID: ")
         .to_owned();
     let mut client = server.client().await;
-    common::server::wait_state(&mut client, &id, jobhost_proto::scheduler::JobState::Running).await;
+    common::server::wait_state(
+        &mut client,
+        &id,
+        jobhost_proto::scheduler::JobState::Running,
+    )
+    .await;
     let out = jobctl(addr, &["stop", &id]);
     assert_eq!(
         stdout(&out),
         format!("Job stopped successfully:\nID: {id}\nStatus: STOPPED\n")
     );
-    common::server::wait_state(&mut client, &id, jobhost_proto::scheduler::JobState::Cancelled).await;
+    common::server::wait_state(
+        &mut client,
+        &id,
+        jobhost_proto::scheduler::JobState::Cancelled,
+    )
+    .await;
 
     let out = jobctl(addr, &["create", "--max-iobps", "1048576", "/bin/true"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -231,5 +241,10 @@ async fn job_worker_commands_create_stream_and_stop_shell_jobs() {
         .unwrap()
         .trim_start_matches("ID: ")
         .to_owned();
-    common::server::wait_state(&mut client, &id, jobhost_proto::scheduler::JobState::Succeeded).await;
+    common::server::wait_state(
+        &mut client,
+        &id,
+        jobhost_proto::scheduler::JobState::Succeeded,
+    )
+    .await;
 }

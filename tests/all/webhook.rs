@@ -209,8 +209,8 @@ async fn invalid_specs_are_rejected_by_validate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_queue_a_500_is_retried_once_then_succeeds_and_a_404_fails_at_once() {
-    use jobhost_store::{JobState, RetryPolicy};
     use jobhost::worker::{self, WorkerSettings};
+    use jobhost_store::{JobState, RetryPolicy};
 
     let receiver =
         Receiver::start(vec![Answer::status(500, "busy"), Answer::status(200, "ok")]).await;
@@ -275,8 +275,12 @@ async fn a_signed_delivery_verifies_with_the_secret_which_is_never_logged() {
     let signature = got.header("x-jobhost-signature").unwrap();
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
     let signed_text = format!("{timestamp}.{}", String::from_utf8_lossy(&got.body));
-    ring::hmac::verify(&key, signed_text.as_bytes(), &hex::decode(signature).unwrap())
-        .expect("the signature verifies");
+    ring::hmac::verify(
+        &key,
+        signed_text.as_bytes(),
+        &hex::decode(signature).unwrap(),
+    )
+    .expect("the signature verifies");
     let logged: Vec<String> = events
         .lines
         .lock()

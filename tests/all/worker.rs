@@ -6,8 +6,8 @@ use crate::common;
 use std::time::Duration;
 
 use common::*;
-use jobhost_store::{CronSchedule, JobRecord, JobState, NewJob, RetryPolicy, Store};
 use jobhost::worker::{self, WorkerSettings};
+use jobhost_store::{CronSchedule, JobRecord, JobState, NewJob, RetryPolicy, Store};
 use tokio_util::sync::CancellationToken;
 
 struct TestNode {

@@ -87,10 +87,12 @@ impl Config {
         }
         Ok(())
     }
-
 }
 
-pub(crate) fn parse_env<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError> {
+pub(crate) fn parse_env<T: std::str::FromStr>(
+    name: &'static str,
+    value: String,
+) -> Result<T, ConfigError> {
     value.trim().parse().map_err(|_| ConfigError::Env {
         name,
         value,

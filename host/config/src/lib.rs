@@ -171,7 +171,6 @@ impl Config {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
-
     /// Checks every section (ranges and forms that the types alone cannot express).
     pub fn check(&self) -> Result<(), ConfigError> {
         self.runtime.check()?;
@@ -416,10 +415,19 @@ mod tests {
         let config = Config::from_toml("[plugins.big]\nmemory_limit_mb = 256\n").unwrap();
         assert_eq!(config.max_memory_bytes(), 256 * 1024 * 1024);
         assert_eq!(Config::default().max_memory_bytes(), 64 * 1024 * 1024);
-        for bad in ["[runtime]\nmemory_limit_mb = 0\n", "[plugins.big]\nmemory_limit_mb = 4097\n"] {
-            let err = Config::from_toml(bad).unwrap().check().unwrap_err().to_string();
-            assert!(err.contains("memory_limit_mb must be between 1 and 4096"), "{err}");
+        for bad in [
+            "[runtime]\nmemory_limit_mb = 0\n",
+            "[plugins.big]\nmemory_limit_mb = 4097\n",
+        ] {
+            let err = Config::from_toml(bad)
+                .unwrap()
+                .check()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("memory_limit_mb must be between 1 and 4096"),
+                "{err}"
+            );
         }
     }
 }
-

@@ -118,4 +118,3 @@ pub(crate) async fn connect(cli: &Cli) -> Result<Client, Failure> {
             .max_decoding_message_size(64 << 20),
     )
 }
-

@@ -144,7 +144,11 @@ pub(crate) fn no_job() -> Failure {
     Failure::request("the server returned no job")
 }
 
-pub(crate) async fn cancel(client: &mut Client, id: String, reason: String) -> Result<Job, Failure> {
+pub(crate) async fn cancel(
+    client: &mut Client,
+    id: String,
+    reason: String,
+) -> Result<Job, Failure> {
     let request = CancelJobRequest { job_id: id, reason };
     client
         .cancel_job(request)
@@ -234,7 +238,6 @@ pub(crate) fn timestamp(ms: u64) -> prost_types::Timestamp {
     }
 }
 
-
 /// Now, in Unix milliseconds.
 pub(crate) fn now_ms() -> u64 {
     let since_epoch = std::time::SystemTime::now()
@@ -242,4 +245,3 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or_default();
     u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
-

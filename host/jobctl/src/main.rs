@@ -19,8 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use jobhost_proto::scheduler::{
-    JobState, ListJobsRequest, ListNodesRequest,
-    ListPluginsRequest, StreamJobLogsRequest,
+    JobState, ListJobsRequest, ListNodesRequest, ListPluginsRequest, StreamJobLogsRequest,
 };
 use tokio_stream::StreamExt;
 
@@ -339,4 +338,3 @@ async fn run(cli: Cli) -> Outcome {
         }
     }
 }
-

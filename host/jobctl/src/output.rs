@@ -1,9 +1,6 @@
 //! What jobctl prints: tables for people, `--json` for scripts.
 
-
-use jobhost_proto::scheduler::{
-    Job, JobState, LogLine, Node, Plugin,
-};
+use jobhost_proto::scheduler::{Job, JobState, LogLine, Node, Plugin};
 use serde_json::{Value, json};
 
 pub(crate) fn time_text(t: &prost_types::Timestamp) -> String {
@@ -207,4 +204,3 @@ pub(crate) fn print_nodes(nodes: &[Node], json: bool) {
         );
     }
 }
-

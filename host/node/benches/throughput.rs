@@ -11,10 +11,10 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
+use jobhost::worker::{self, WorkerSettings};
 use jobhost_config::Config;
 use jobhost_runtime::Runtime;
 use jobhost_store::{DevRedis, Event, JobRecord, NewJob, Store, StoreOptions, free_port};
-use jobhost::worker::{self, WorkerSettings};
 use tokio_util::sync::CancellationToken;
 
 const BURST: usize = 5_000;

@@ -19,10 +19,10 @@ use prost::Message;
 use crate::api::grpc::jd::selectors_in;
 use crate::api::grpc::{first_fire, new_job};
 use crate::api::http::json::NewJobJson;
+use crate::jd::{self, Labels, SelectorOp};
+use jobhost_config::{ApiConfig, Config};
 use jobhost_proto::api::label;
 use jobhost_proto::scheduler::ScheduleJobRequest;
-use jobhost_config::{ApiConfig, Config};
-use crate::jd::{self, Labels, SelectorOp};
 use jobhost_runtime::Runtime;
 
 /// The verdict on one input: accepted, or the error message it got.
@@ -182,7 +182,7 @@ pub fn config(data: &[u8]) -> Verdict {
     config.max_memory_bytes();
     config.runtime.default_timeout();
     for id in config.plugins.keys() {
-        jobhost_runtime::plugin::PluginPolicy::from_config(&config, id);
+        jobhost_runtime::policy::PluginPolicy::from_config(&config, id);
     }
     // `jobhost config check` prints it; a value TOML cannot hold is an error, not a panic.
     let _ = toml::to_string_pretty(&config.masked());

@@ -5,7 +5,6 @@
 //! - [`jd`]: the Chainlink Job Distributor (nodes, proposals, delivery, CSA key);
 //! - [`api`]: the gRPC and HTTP APIs, with TLS, roles and rate limits;
 //! - [`node`]: a running node: its services, ports, worker and loops, started and drained;
-//! - [`services`]: the node's services, built once and shared by every transport;
 //! - [`plugin_state`]: the runtime's plugin state (`kv`) kept in the store;
 //! - [`metrics`]: the node's Prometheus metrics;
 //! - [`certs`]: a development certificate authority (`jobhost certs init`).
@@ -27,5 +26,4 @@ pub mod jd;
 pub mod metrics;
 pub mod node;
 pub mod plugin_state;
-pub mod services;
 pub mod worker;

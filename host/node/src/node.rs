@@ -13,9 +13,9 @@ use jobhost_store::{DevRedis, Store, StoreOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::Services;
 use crate::api::auth::Gate;
 use crate::api::{grpc, http};
-use crate::services::Services;
 use crate::worker::{self, WorkerSettings};
 
 /// A node that has started: its ports are bound and its services built, nothing served
@@ -92,9 +92,17 @@ impl Node {
         let (grpc_listener, grpc_addr) = self.grpc;
         let (http_listener, http_addr) = self.http;
         let tls = services.gate.tls().is_some();
-        let api = tokio::spawn(grpc::serve(grpc_listener, services.clone(), api_stop.clone()));
+        let api = tokio::spawn(grpc::serve(
+            grpc_listener,
+            services.clone(),
+            api_stop.clone(),
+        ));
         tracing::info!(addr = %grpc_addr, tls, job_distributor = config.jd.enabled, "gRPC API listening");
-        let http_api = tokio::spawn(http::serve(http_listener, services.clone(), api_stop.clone()));
+        let http_api = tokio::spawn(http::serve(
+            http_listener,
+            services.clone(),
+            api_stop.clone(),
+        ));
         tracing::info!(addr = %http_addr, tls, hooks = config.hooks.len(), "HTTP API listening");
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(worker::run(
@@ -209,7 +217,10 @@ mod tests {
 
     #[test]
     fn redis_passwords_stay_out_of_messages() {
-        assert_eq!(redacted("redis://app:s3cret@host:6379"), "redis://***@host:6379");
+        assert_eq!(
+            redacted("redis://app:s3cret@host:6379"),
+            "redis://***@host:6379"
+        );
         assert_eq!(redacted("redis://host:6379"), "redis://host:6379");
     }
 }

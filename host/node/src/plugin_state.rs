@@ -18,7 +18,11 @@ fn kv_error(error: StoreError) -> KvError {
 }
 
 impl KvBackend for StoreKv {
-    fn get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, KvResult<Option<Vec<u8>>>> {
+    fn get<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, KvResult<Option<Vec<u8>>>> {
         Box::pin(async move { self.0.kv_get(plugin, key).await.map_err(kv_error) })
     }
 
@@ -42,7 +46,11 @@ impl KvBackend for StoreKv {
         Box::pin(async move { self.0.kv_delete(plugin, key).await.map_err(kv_error) })
     }
 
-    fn keys<'a>(&'a self, plugin: &'a str, prefix: &'a str) -> BoxFuture<'a, KvResult<Vec<String>>> {
+    fn keys<'a>(
+        &'a self,
+        plugin: &'a str,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, KvResult<Vec<String>>> {
         Box::pin(async move { self.0.kv_keys(plugin, prefix).await.map_err(kv_error) })
     }
 }

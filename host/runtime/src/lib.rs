@@ -23,30 +23,34 @@ use wasmtime::component::Linker;
 pub mod bindings;
 pub mod cache;
 pub mod capabilities;
+pub mod context;
 pub mod engine;
 pub mod instance;
 pub mod job;
 pub mod output;
 pub mod plugin;
+pub mod policy;
 pub mod registry;
 pub mod secrets;
 pub mod watcher;
 
-use jobhost_config::Config;
 use bindings::jobhost::plugin::types;
 use cache::{CacheStats, ComponentCache};
+use capabilities::CallState;
 use capabilities::GrantTable;
 use capabilities::kv::KvHost;
 pub use capabilities::kv::{KvBackend, KvError, KvResult, KvWrite};
 pub use capabilities::{check_config, check_grants};
-pub use secrets::{SecretProvider, SecretProviders};
+use context::{CallKind, Crash};
 use engine::Allocator;
-use instance::{CallKind, CallSpec, Crash, CallState};
+use instance::CallSpec;
 pub use job::{CrashKind, DiscardEvents, JobEvents, JobInput, LogLevel, RunOutcome};
+use jobhost_config::Config;
 pub use plugin::{CapabilityStatus, CapabilityUse, LoadError, PluginInfo};
 use plugin::{Loader, Plugin, Rejection};
 pub use registry::PluginStatus;
 use registry::{Registry, RejectedFile};
+pub use secrets::{SecretProvider, SecretProviders};
 
 /// Errors setting up the runtime.
 #[derive(Debug, thiserror::Error)]

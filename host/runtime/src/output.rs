@@ -14,7 +14,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use super::instance::JobContext;
+use super::context::JobContext;
 use super::job::LogLevel;
 
 /// Longest line kept whole; longer output is split.

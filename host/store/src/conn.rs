@@ -49,7 +49,9 @@ impl Conn {
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(RESPONSE_TIMEOUT)
             .build()?;
-        Ok(Conn::new(Link::Cluster(client.get_async_connection().await?)))
+        Ok(Conn::new(Link::Cluster(
+            client.get_async_connection().await?,
+        )))
     }
 
     fn new(link: Link) -> Conn {

@@ -12,7 +12,8 @@ use crate::{CronSchedule, Result, Store, millis};
 
 static LEADER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/leader.lua")));
 static RESIGN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resign.lua")));
-static ADVANCE_CRON: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/advance_cron.lua")));
+static ADVANCE_CRON: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/advance_cron.lua")));
 
 impl Store {
     /// Takes or keeps the leader lease for `node`. Returns the fencing token while leading.

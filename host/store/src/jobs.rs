@@ -9,7 +9,10 @@ use std::sync::LazyLock;
 
 use redis::{AsyncCommands, Script};
 
-use crate::{CancelResult, JobFilter, JobRecord, JobState, LIST_SCAN_LIMIT, NewJob, Overview, QueueDepth, Result, RetryPolicy, Store, StoreError, TypeLoad, millis, new_id, now_ms, parse_value};
+use crate::{
+    CancelResult, JobFilter, JobRecord, JobState, LIST_SCAN_LIMIT, NewJob, Overview, QueueDepth,
+    Result, RetryPolicy, Store, StoreError, TypeLoad, millis, new_id, now_ms, parse_value,
+};
 
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/enqueue.lua")));
 static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/cancel.lua")));

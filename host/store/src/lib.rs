@@ -80,8 +80,8 @@ mod nodes;
 mod server;
 mod types;
 
-use conn::Conn;
 pub use conn::CallObserver;
+use conn::Conn;
 
 pub use error::StoreError;
 pub use jd::{Created, RecordKind, UniqueIndex};
@@ -109,7 +109,6 @@ pub struct StoreOptions {
     /// Per-job-type limits (none by default).
     pub limits: JobLimits,
 }
-
 
 /// PEM files for TLS to Redis (`rediss://`). Without a CA file the system's trust store is
 /// used; a client certificate and key are for servers that require client authentication.

@@ -80,6 +80,9 @@ mod tests {
         );
         assert_eq!(limits.max_concurrent("timer"), Some(2));
         assert_eq!(limits.max_concurrent("other"), None);
-        assert_eq!(JobLimits::from_config(&Config::default()), JobLimits::default());
+        assert_eq!(
+            JobLimits::from_config(&Config::default()),
+            JobLimits::default()
+        );
     }
 }

@@ -3,7 +3,6 @@
 //!
 //! Keys: `log:<id>`; the `events` pub/sub channel.
 
-
 use redis::AsyncCommands;
 
 use crate::{Event, LogEntry, Result, Store};

@@ -239,7 +239,9 @@ pub async fn schedule_ok(
 }
 
 /// A `noop` job that sleeps a minute, once it is RUNNING (for cancel and shutdown tests).
-pub async fn running_sleeper(client: &mut JobSchedulerClient<Channel>) -> jobhost_proto::scheduler::Job {
+pub async fn running_sleeper(
+    client: &mut JobSchedulerClient<Channel>,
+) -> jobhost_proto::scheduler::Job {
     let mut sleepy = jobhost_proto::scheduler::ScheduleJobRequest {
         job_type: "noop".into(),
         ..Default::default()

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 
+use super::CallState;
 use super::Capability;
 use crate::bindings::JobPlugin;
 use crate::bindings::jobhost::plugin::{host, types};
-use crate::instance::CallState;
 use crate::job::LogLevel;
 
 /// The basic host API every plugin gets.

@@ -24,9 +24,10 @@ use jobhost_config::PluginConfig;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::CallState;
 use super::network::is_blocked;
 use super::{Capability, GrantCheck};
-use crate::instance::{JobContext, CallState};
+use crate::context::JobContext;
 use crate::job::LogLevel;
 
 /// The `http` capability.

@@ -19,9 +19,10 @@ use futures::future::BoxFuture;
 use jobhost_config::PluginConfig;
 use wasmtime::component::Linker;
 
+use super::CallState;
 use super::Capability;
 use crate::bindings::jobhost::plugin::kv;
-use crate::instance::{CallKind, CallState};
+use crate::context::CallKind;
 
 /// The `kv` capability.
 pub struct Kv;
@@ -124,7 +125,8 @@ pub enum KvWrite {
 /// (shared by every node, kept across restarts); one-shot commands in memory.
 pub trait KvBackend: Send + Sync + 'static {
     /// The value of `key` in `plugin`'s state.
-    fn get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, KvResult<Option<Vec<u8>>>>;
+    fn get<'a>(&'a self, plugin: &'a str, key: &'a str)
+    -> BoxFuture<'a, KvResult<Option<Vec<u8>>>>;
     /// Stores `value` under `key`, unless the key is new and `plugin` already has
     /// `max_keys` keys (checked atomically with the write).
     fn set<'a>(
@@ -137,7 +139,8 @@ pub trait KvBackend: Send + Sync + 'static {
     /// Removes `key`; true if it was there.
     fn delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, KvResult<bool>>;
     /// The keys of `plugin`'s state that start with `prefix`.
-    fn keys<'a>(&'a self, plugin: &'a str, prefix: &'a str) -> BoxFuture<'a, KvResult<Vec<String>>>;
+    fn keys<'a>(&'a self, plugin: &'a str, prefix: &'a str)
+    -> BoxFuture<'a, KvResult<Vec<String>>>;
 }
 
 /// The result of a [`KvBackend`] operation.
@@ -189,7 +192,11 @@ impl MemoryKv {
 }
 
 impl KvBackend for MemoryKv {
-    fn get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, KvResult<Option<Vec<u8>>>> {
+    fn get<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, KvResult<Option<Vec<u8>>>> {
         let value = self.with(plugin, |map| map.get(key).cloned());
         Box::pin(std::future::ready(Ok(value)))
     }
@@ -217,7 +224,11 @@ impl KvBackend for MemoryKv {
         Box::pin(std::future::ready(Ok(removed)))
     }
 
-    fn keys<'a>(&'a self, plugin: &'a str, prefix: &'a str) -> BoxFuture<'a, KvResult<Vec<String>>> {
+    fn keys<'a>(
+        &'a self,
+        plugin: &'a str,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, KvResult<Vec<String>>> {
         let keys = self.with(plugin, |map| {
             map.keys()
                 .filter(|k| k.starts_with(prefix))

@@ -20,13 +20,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use wasmtime::component::Linker;
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use jobhost_config::{Config, ConfigError, PluginConfig};
+use jobhost_config::{Config, ConfigError, PluginConfig, SecretSource};
 
-use super::instance::{CallState, JobContext};
-use super::job::LogLevel;
+use crate::context::{CallKind, JobContext, MemoryLimiter};
+use crate::job::LogLevel;
+use crate::secrets::SecretProvider;
+use http::HttpPolicy;
+use kv::{KvHost, KvLimits};
+use process::ProcessHost;
 
 pub mod host;
 pub mod http;
@@ -220,6 +225,96 @@ impl GrantCheck {
     pub fn deny(&self, capability: &str, message: &str) {
         self.context.log(LogLevel::Warn, message);
         tracing::warn!(plugin = %self.plugin, capability, "capability denied at call time: {message}");
+    }
+}
+
+/// The data of a plugin call's store: each capability's side of the call, and the call's
+/// shared context. Built by [`crate::instance::new_store`].
+pub struct CallState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) http_policy: HttpPolicy,
+    pub(crate) secrets: std::sync::Arc<std::collections::BTreeMap<String, SecretSource>>,
+    pub(crate) secret_provider: Option<Arc<dyn SecretProvider>>,
+    pub(crate) process: Arc<ProcessHost>,
+    pub(crate) plugin_id: String,
+    pub(crate) executables: Arc<[String]>,
+    pub(crate) grants: GrantCheck,
+    pub(crate) kv: Arc<KvHost>,
+    pub(crate) kv_limits: KvLimits,
+    pub(crate) call_kind: CallKind,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) context: Arc<JobContext>,
+}
+
+impl CallState {
+    /// The call's shared context.
+    pub fn context(&self) -> &JobContext {
+        &self.context
+    }
+
+    /// The process-wide native-process support.
+    pub fn process_host(&self) -> Arc<ProcessHost> {
+        self.process.clone()
+    }
+
+    /// The plugin's id and its allowed executables (empty: any).
+    pub fn process_policy(&self) -> (String, Arc<[String]>) {
+        (self.plugin_id.clone(), self.executables.clone())
+    }
+
+    /// The call's shared context, as a handle that outlives a borrow of the state.
+    pub fn context_arc(&self) -> Arc<JobContext> {
+        self.context.clone()
+    }
+
+    /// The plugin's grants, to check at call time.
+    pub fn grants(&self) -> &GrantCheck {
+        &self.grants
+    }
+
+    /// Which export this call is for.
+    pub fn call_kind(&self) -> CallKind {
+        self.call_kind
+    }
+
+    /// Where plugin state lives.
+    pub fn kv_host(&self) -> Arc<KvHost> {
+        self.kv.clone()
+    }
+
+    /// The plugin's id (its state's scope) and its state's limits.
+    pub fn kv_scope(&self) -> (String, KvLimits) {
+        (self.plugin_id.clone(), self.kv_limits)
+    }
+
+    /// The plugin's secret `name`, read from its source now (env or file), else from the
+    /// provider the node registered for the plugin.
+    pub fn secret(&self, name: &str) -> Option<String> {
+        if let Some(source) = self.secrets.get(name) {
+            return source.read();
+        }
+        self.secret_provider.as_ref()?.secret(name)
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.http_policy,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

@@ -12,8 +12,8 @@ use wasmtime::component::Linker;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
+use super::CallState;
 use super::{Capability, GrantCheck};
-use crate::instance::CallState;
 
 /// The `network` capability.
 pub struct Network;

@@ -13,11 +13,11 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use wasmtime::component::Linker;
 
+use super::CallState;
 use super::Capability;
-use jobhost_config::SandboxConfig;
 use crate::bindings::jobhost::plugin::process;
-use crate::instance::CallState;
 use crate::output::GuestOutput;
+use jobhost_config::SandboxConfig;
 use jobhost_sandbox::{CommandSpec, Limits, Options, Sandbox};
 
 /// The `process` capability.

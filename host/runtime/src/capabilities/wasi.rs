@@ -7,8 +7,8 @@
 
 use wasmtime::component::Linker;
 
+use super::CallState;
 use super::Capability;
-use crate::instance::CallState;
 
 /// The WASI base capability.
 pub struct WasiBase;

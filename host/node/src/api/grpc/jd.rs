@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use tonic::{Request, Response, Status};
 
 use super::convert::{store_status, timestamp};
-use jobhost_proto::api::{csa::v1 as csa, job::v1 as job, label, node::v1 as node};
 use crate::jd::{
     self, DeliveryStatus, Distributor, JdError, JobFilter, JobRef, NodeFilter, NodeRegistration,
     ProposalStatus, Selector, SelectorOp,
 };
+use jobhost_proto::api::{csa::v1 as csa, job::v1 as job, label, node::v1 as node};
 
 /// A Job Distributor failure as a gRPC status (the codes its clients match on).
 pub fn status(error: JdError) -> Status {

@@ -22,8 +22,8 @@ use jobhost_proto::scheduler::job_scheduler_server::JobSchedulerServer;
 use jobhost_runtime::Runtime;
 use jobhost_store::Store;
 
+use crate::api::Services;
 use crate::api::tls::{ApiListener, ConnectionLimits, Protocol};
-use crate::services::Services;
 
 /// Errors starting the gRPC server.
 #[derive(Debug, thiserror::Error)]

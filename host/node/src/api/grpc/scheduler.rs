@@ -9,14 +9,14 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, store_status};
 use crate::api::auth::Identity;
+use crate::api::submit::{SubmitError, submit};
+use jobhost_config::ApiConfig;
 use jobhost_proto::scheduler::job_scheduler_server::JobScheduler;
 use jobhost_proto::scheduler::{
     CancelJobRequest, CancelJobResponse, GetJobRequest, GetJobResponse, ListJobsRequest,
     ListJobsResponse, ListNodesRequest, ListNodesResponse, ListPluginsRequest, ListPluginsResponse,
     LogLine, ScheduleJobRequest, ScheduleJobResponse, StreamJobLogsRequest,
 };
-use crate::api::submit::{SubmitError, submit};
-use jobhost_config::ApiConfig;
 use jobhost_runtime::Runtime;
 use jobhost_store::{CancelResult, CronSchedule, JobFilter, NewJob, RetryPolicy, Store};
 

@@ -1,14 +1,18 @@
 //! The snapshots of `GET /v1/stream`, made once a second by one producer per node and
 //! shared by every open stream, so a hundred open dashboards cost Redis what one does. The
-//! producer runs only while some stream is open, and starts again with the next one.
+//! producer runs only while some stream is open, and starts again with the next one. What
+//! a snapshot holds is the producer function's business ([`Snapshotter`]), not the feed's.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use super::status::snapshot_tick;
-use crate::services::Services;
+use crate::api::Services;
+
+/// Makes one snapshot of the cluster.
+pub type Snapshotter = fn(Services) -> BoxFuture<'static, Tick>;
 
 /// How often a snapshot is made while a stream is open.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
@@ -24,13 +28,14 @@ pub struct Tick {
 }
 
 /// The latest snapshot, for every open stream. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SnapshotFeed {
     shared: Arc<Shared>,
 }
 
 #[derive(Debug)]
 struct Shared {
+    make: Snapshotter,
     latest: watch::Sender<Option<Arc<Tick>>>,
     /// Whether the producer runs; changed only under this lock, with the receiver count
     /// checked under it too, so a stream opening as the producer stops is never left
@@ -38,19 +43,25 @@ struct Shared {
     running: Mutex<bool>,
 }
 
-impl Default for Shared {
-    fn default() -> Self {
-        Shared {
-            latest: watch::channel(None).0,
-            running: Mutex::new(false),
+impl SnapshotFeed {
+    /// A feed whose producer makes each snapshot with `make`.
+    pub fn new(make: Snapshotter) -> Self {
+        SnapshotFeed {
+            shared: Arc::new(Shared {
+                make,
+                latest: watch::channel(None).0,
+                running: Mutex::new(false),
+            }),
         }
     }
-}
 
-impl SnapshotFeed {
     /// Follows the snapshots of `services`, starting the producer if none runs.
     pub fn subscribe(&self, services: &Services) -> watch::Receiver<Option<Arc<Tick>>> {
-        let mut running = self.shared.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut running = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let receiver = self.shared.latest.subscribe();
         if !*running {
             *running = true;
@@ -68,7 +79,7 @@ async fn produce(feed: SnapshotFeed, services: Services) {
     };
     let shared = &feed.shared;
     loop {
-        let tick = snapshot_tick(&services).await;
+        let tick = (shared.make)(services.clone()).await;
         crate::metrics::global().stream_snapshot();
         shared.latest.send_replace(Some(Arc::new(tick)));
         tokio::time::sleep(SNAPSHOT_EVERY).await;

@@ -78,9 +78,11 @@ fn refused(hook: &str, error: SubmitError) -> ApiError {
             e.to_string(),
         ),
         e @ SubmitError::Busy => ApiError::unavailable(e.to_string()),
-        SubmitError::QueueFull(message) => {
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted, message)
-        }
+        SubmitError::QueueFull(message) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::ResourceExhausted,
+            message,
+        ),
         SubmitError::Store(e) => {
             tracing::warn!(hook, "hook trigger failed: {e}");
             ApiError::unavailable("the job store is unavailable; retry shortly")

@@ -20,8 +20,8 @@ use serde::Serialize;
 use tonic::{Request, Status};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::json::{CancelledJson, CreatedJson, JobJson, JobPage, JobQuery, LogLineJson, LogQuery};
 use super::json::NewJobJson;
+use super::json::{CancelledJson, CreatedJson, JobJson, JobPage, JobQuery, LogLineJson, LogQuery};
 use super::state::AppState;
 use crate::api::auth::Identity;
 use crate::api::grpc::Scheduler;

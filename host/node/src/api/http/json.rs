@@ -378,7 +378,6 @@ pub struct ProposalJson {
     pub approved_by: Option<String>,
 }
 
-
 impl From<crate::jd::Proposal> for ProposalJson {
     fn from(p: crate::jd::Proposal) -> Self {
         let name = |v: serde_json::Result<serde_json::Value>| {
@@ -411,4 +410,3 @@ pub struct LogQuery {
     /// Resume after this cursor.
     pub after: Option<String>,
 }
-

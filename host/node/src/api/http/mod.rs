@@ -30,8 +30,8 @@ mod state;
 mod status;
 mod stream;
 
+use crate::api::Services;
 use crate::api::tls::{ApiListener, ConnectionLimits, Protocol};
-use crate::services::Services;
 use jobhost_config::Config;
 use state::AppState;
 
@@ -85,7 +85,9 @@ fn router_until(services: Services, stop: CancellationToken) -> Router {
     );
     let state = Arc::new(AppState {
         services,
-        feed: feed::SnapshotFeed::default(),
+        feed: feed::SnapshotFeed::new(|services| {
+            Box::pin(async move { status::snapshot_tick(&services).await })
+        }),
         stop,
     });
     Router::new()

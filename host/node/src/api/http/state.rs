@@ -4,7 +4,7 @@
 use tokio_util::sync::CancellationToken;
 
 use super::feed::SnapshotFeed;
-use crate::services::Services;
+use crate::api::Services;
 
 /// The state of the HTTP API.
 pub struct AppState {

@@ -15,8 +15,8 @@ use super::json::{
     non_empty,
 };
 use super::state::AppState;
+use crate::api::Services;
 use crate::api::grpc::store_status;
-use crate::services::Services;
 
 /// Jobs in a snapshot.
 const SNAPSHOT_JOBS: u32 = 50;

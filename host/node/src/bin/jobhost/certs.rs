@@ -54,4 +54,3 @@ pub(crate) fn certs_command(command: &CertsCommand) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
-

@@ -66,4 +66,3 @@ pub(crate) fn config_command(command: &ConfigCommand) -> Result<ExitCode> {
         }
     }
 }
-

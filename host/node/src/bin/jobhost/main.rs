@@ -203,7 +203,9 @@ async fn dispatch(cli: Cli, mut config: Config) -> Result<ExitCode> {
                 set_dir(&mut config, dir);
                 plugins::plugins_list(config, json).await
             }
-            PluginsCommand::Inspect { file, json } => plugins::plugins_inspect(config, &file, json).await,
+            PluginsCommand::Inspect { file, json } => {
+                plugins::plugins_inspect(config, &file, json).await
+            }
             PluginsCommand::State {
                 plugin,
                 get,
@@ -253,4 +255,3 @@ fn set_dir(config: &mut Config, dir: Option<PathBuf>) {
         config.runtime.plugins_dir = dir;
     }
 }
-

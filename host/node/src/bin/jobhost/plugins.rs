@@ -288,4 +288,3 @@ pub(crate) fn print_imports(imports: &[ImportCheck]) {
         outln!("  {:<44} {verdict}", import.interface);
     }
 }
-

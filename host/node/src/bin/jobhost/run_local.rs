@@ -108,4 +108,3 @@ pub(crate) async fn run_local(config: Config, local: LocalRun) -> Result<ExitCod
         ExitCode::FAILURE
     })
 }
-

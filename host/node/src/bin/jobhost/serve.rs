@@ -72,4 +72,3 @@ pub(crate) fn reload_on_hangup(gate: Arc<Gate>) -> Result<()> {
     });
     Ok(())
 }
-

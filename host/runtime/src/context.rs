@@ -1,0 +1,259 @@
+//! The context of one plugin call, shared by its store, its host functions and the
+//! runtime: which export it is, its deadline, cancellation, log budget and memory cap, and
+//! the mapping of what went wrong into a precise reason.
+
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use wasmtime::{ResourceLimiter, Trap};
+
+use crate::job::{CrashKind, JobEvents, LogLevel, human_duration};
+
+/// Which export a call is for: what the plugin may do depends on it (`describe` and
+/// `validate` must have no side effects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// `describe()`, once at load.
+    Describe,
+    /// `validate(spec)`, before a job is accepted.
+    Validate,
+    /// `run(job)`: one attempt of a job.
+    Run,
+}
+
+/// Shared between the store, the host functions and the runtime for one call.
+pub struct JobContext {
+    /// Cancellation of this call.
+    pub cancel: CancellationToken,
+    events: Arc<dyn JobEvents>,
+    pub(crate) deadline: Instant,
+    timeout: Duration,
+    pub(crate) cancel_grace: Duration,
+    log: Mutex<LogBudget>,
+    interrupted: AtomicU8,
+    cancel_seen: OnceLock<Instant>,
+    /// The memory limit (bytes) that was hit, or 0.
+    memory_exceeded: AtomicUsize,
+}
+
+const NOT_INTERRUPTED: u8 = 0;
+const INTERRUPTED_DEADLINE: u8 = 1;
+const INTERRUPTED_CANCEL: u8 = 2;
+
+struct LogBudget {
+    limit: usize,
+    used: usize,
+    dropped: u64,
+    /// The tail of stderr, to recover a Rust panic message after an abort.
+    stderr_tail: String,
+}
+
+const STDERR_TAIL: usize = 4096;
+
+impl JobContext {
+    /// The context of a call that may run for `timeout`, gets `cancel_grace` to return
+    /// once `cancel` fires, and may log `log_limit` bytes to `events`.
+    pub(crate) fn new(
+        cancel: CancellationToken,
+        events: Arc<dyn JobEvents>,
+        timeout: Duration,
+        cancel_grace: Duration,
+        log_limit: usize,
+    ) -> Self {
+        JobContext {
+            cancel,
+            events,
+            deadline: Instant::now() + timeout,
+            timeout,
+            cancel_grace,
+            log: Mutex::new(LogBudget {
+                limit: log_limit,
+                used: 0,
+                dropped: 0,
+                stderr_tail: String::new(),
+            }),
+            interrupted: AtomicU8::new(NOT_INTERRUPTED),
+            cancel_seen: OnceLock::new(),
+            memory_exceeded: AtomicUsize::new(0),
+        }
+    }
+
+    /// Logs a line if the budget allows (true); the first line over budget leaves a marker
+    /// instead.
+    pub fn log(&self, level: LogLevel, message: &str) -> bool {
+        let mut budget = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if budget.used + message.len() > budget.limit {
+            budget.dropped += 1;
+            if budget.dropped == 1 {
+                let limit = budget.limit;
+                drop(budget);
+                self.events.log(
+                    LogLevel::Warn,
+                    &format!("log limit of {limit} bytes reached; further lines are dropped"),
+                );
+            }
+            return false;
+        }
+        budget.used += message.len();
+        drop(budget);
+        self.events.log(level, message);
+        true
+    }
+
+    /// Records a line the guest wrote to stderr (logged, and kept for panic reports).
+    pub fn stderr_line(&self, line: &str) {
+        {
+            let mut budget = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            let tail = &mut budget.stderr_tail;
+            tail.push_str(line);
+            tail.push('\n');
+            if tail.len() > STDERR_TAIL {
+                let mut cut = tail.len() - STDERR_TAIL;
+                while !tail.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                tail.drain(..cut);
+            }
+        }
+        self.log(LogLevel::Warn, line);
+    }
+
+    /// Forwards a progress report; its message counts against the log budget like a line.
+    pub fn progress(&self, percent: u8, message: &str) {
+        {
+            let mut budget = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            if budget.used + message.len() > budget.limit {
+                budget.dropped += 1;
+                return;
+            }
+            budget.used += message.len();
+        }
+        self.events.progress(percent, message);
+    }
+
+    /// Lines waiting to be delivered by the events sink.
+    pub fn backlog(&self) -> usize {
+        self.events.backlog()
+    }
+
+    /// Lines dropped because the log budget was spent.
+    pub fn logs_dropped(&self) -> u64 {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).dropped
+    }
+
+    /// Decides, at each epoch tick, whether wasm execution may go on.
+    pub(crate) fn on_epoch_tick(&self) -> Result<(), ()> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            self.interrupted
+                .store(INTERRUPTED_DEADLINE, Ordering::Relaxed);
+            return Err(());
+        }
+        if self.cancel.is_cancelled() && self.cancel_overdue(now) {
+            self.interrupted
+                .store(INTERRUPTED_CANCEL, Ordering::Relaxed);
+            return Err(());
+        }
+        Ok(())
+    }
+
+    fn cancel_overdue(&self, now: Instant) -> bool {
+        // The grace period runs from the first tick that saw the cancellation.
+        let seen = *self.cancel_seen.get_or_init(|| now);
+        now.duration_since(seen) >= self.cancel_grace
+    }
+
+    /// The reason a call that ended with `error` stopped.
+    pub(crate) fn crash_reason(&self, error: &wasmtime::Error) -> Crash {
+        match self.interrupted.load(Ordering::Relaxed) {
+            INTERRUPTED_CANCEL => return Crash::Cancelled,
+            INTERRUPTED_DEADLINE => return self.deadline_exceeded(),
+            _ => {}
+        }
+        let limit = self.memory_exceeded.load(Ordering::Relaxed);
+        if limit > 0 {
+            return Crash::Contained(
+                CrashKind::MemoryLimit,
+                format!("memory limit {} MiB exceeded", limit / (1024 * 1024)),
+            );
+        }
+        if let Some(panic) = self.panic_message() {
+            return Crash::Contained(CrashKind::Panic, format!("plugin panicked: {panic}"));
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(trap) => Crash::Contained(CrashKind::Trap, format!("wasm trap: {trap}")),
+            None => Crash::Contained(CrashKind::Trap, format!("{error:#}")),
+        }
+    }
+
+    pub(crate) fn deadline_exceeded(&self) -> Crash {
+        Crash::Contained(
+            CrashKind::Deadline,
+            format!("deadline {} exceeded", human_duration(self.timeout)),
+        )
+    }
+
+    /// The message of a Rust panic, recovered from what the guest printed to stderr.
+    fn panic_message(&self) -> Option<String> {
+        let budget = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let tail = &budget.stderr_tail;
+        let at = tail.rfind("panicked at ")?;
+        // Rust prints "thread '..' panicked at src/lib.rs:1:2:\n<message>\n".
+        let rest = &tail[at..];
+        let mut lines = rest.lines();
+        let location = lines
+            .next()?
+            .trim_start_matches("panicked at ")
+            .trim_end_matches(':');
+        let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note:")).collect();
+        Some(format!("{} ({location})", message.join(" ").trim()))
+    }
+}
+
+/// How a contained call ended when it did not return normally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Crash {
+    /// The call was cancelled and did not return within the grace period.
+    Cancelled,
+    /// The host stopped the plugin.
+    Contained(CrashKind, String),
+}
+
+/// Caps linear memory; records the hit so the reason can say so.
+pub struct MemoryLimiter {
+    pub(crate) limit: usize,
+    pub(crate) context: Arc<JobContext>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.context
+                .memory_exceeded
+                .store(self.limit, Ordering::Relaxed);
+            // An error (not `Ok(false)`) traps at the `memory.grow`, so the plugin cannot
+            // swallow the failure and limp on.
+            return Err(wasmtime::format_err!("memory limit exceeded"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Table growth cap: far above what real plugins use, far below what hurts the host.
+const MAX_TABLE_ELEMENTS: usize = 100_000;

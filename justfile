@@ -16,11 +16,12 @@ default:
 run *ARGS: plugins redis-server
     cargo run --bin jobhost -- --config examples/jobhost.toml serve --dev --plugins-dir {{ plugins_out }} {{ ARGS }}
 
-# Build the plugins, then run every test against them (tests start their own redis-server; the dashboard test a headless chromium)
+# Build the plugins and binaries, then run every test against them (tests start their own redis-server; the dashboard test a headless chromium). ARGS go to cargo test, e.g. `just test --test all store::`
 test *ARGS: plugins redis-server chromium
+    cargo build --bins
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo test {{ ARGS }}
 
-# The sandbox tests (tests/sandbox.rs) in a VM whose only cgroups are v2 (scripts/cgroup-v2-vm.sh; ARGS go to the test binary)
+# The sandbox tests (tests/all/sandbox/) in a VM whose only cgroups are v2 (scripts/cgroup-v2-vm.sh; ARGS go to the test binary)
 test-cgroup-v2 *ARGS:
     scripts/cgroup-v2-vm.sh {{ ARGS }}
 
@@ -34,7 +35,7 @@ redis-server:
     $sudo apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 
-# Install Chromium (Debian's package) if this machine has none: tests/dashboard.rs drives it headless
+# Install Chromium (Debian's package) if this machine has none: the dashboard tests drive it headless
 chromium:
     #!/usr/bin/env bash
     set -euo pipefail

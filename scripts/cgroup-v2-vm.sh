@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs the sandbox tests (tests/sandbox.rs, cargo test target `sandbox` of package `jobhost`)
+# Runs the sandbox tests (tests/all/sandbox.rs: the `sandbox::` tests of test binary `all`)
 # inside a small virtual machine (QEMU: KVM where the host has hardware virtualization, else
 # TCG emulation) whose only cgroup hierarchy is cgroup v2, mounted at /sys/fs/cgroup with the
 # cpu, memory, pids and io controllers (a stock Debian kernel booted with cgroup_no_v1=all),
-# so the v2 code path of host/src/sandbox/ runs on a machine whose own cgroups are v1 or
+# so the v2 code path of host/sandbox/ runs on a machine whose own cgroups are v1 or
 # hybrid. Exits with the test binary's exit code (125 if the VM itself failed).
 #
-#   scripts/cgroup-v2-vm.sh [ARGS...]      ARGS go to the test binary (a name filter, --nocapture, ...)
+#   scripts/cgroup-v2-vm.sh [ARGS...]      ARGS go to the test binary (--nocapture, a name filter such
+#                                          as sandbox::memory; without a filter: sandbox::)
 #
 # How: the host's root filesystem is shared read-only with the guest over virtio-9p, so the
 # test binary, /bin/sh, python3, dd, setsid and the glibc they link are the host's own (the
@@ -27,7 +28,7 @@
 #                           container: in a private cgroup namespace whose root cgroup holds
 #                           the test process, as in a Docker/Podman/Kubernetes container
 #   JOBHOST_VM_APPEND       extra kernel command line
-#   JOBHOST_VM_TEST_BINARY  an already built sandbox test binary (skips cargo)
+#   JOBHOST_VM_TEST_BINARY  an already built `all` test binary (skips cargo)
 #   CARGO_TARGET_DIR, RUST_LOG, RUST_BACKTRACE are respected (the latter two reach the tests).
 set -euo pipefail
 
@@ -181,8 +182,8 @@ if [ -n "${JOBHOST_VM_TEST_BINARY:-}" ]; then
     test_bin=$JOBHOST_VM_TEST_BINARY
 else
     tb=$(date +%s.%N)
-    say "building the sandbox test binary (cargo test -p jobhost --test sandbox --no-run)"
-    test_bin=$(cd "$root" && cargo test -p jobhost --test sandbox --no-run --message-format=json-render-diagnostics |
+    say "building the test binary (cargo test -p jobhost --test all --no-run)"
+    test_bin=$(cd "$root" && cargo test -p jobhost --test all --no-run --message-format=json-render-diagnostics |
         python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -190,7 +191,7 @@ for line in sys.stdin:
         m = json.loads(line)
     except ValueError:
         continue
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "sandbox" \
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "all" \
             and m["profile"]["test"] and m.get("executable"):
         print(m["executable"])
 ' | tail -1)
@@ -219,7 +220,13 @@ cp "$test_bin" "$run/harness/sandbox-test"
 
 q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 test_args="--test-threads=1"
-for a in "$@"; do test_args+=" $(q "$a")"; done
+filtered=""
+for a in "$@"; do
+    test_args+=" $(q "$a")"
+    case "$a" in -*) ;; *) filtered=1 ;; esac
+done
+# The binary holds every test; without a filter of the caller's, only the sandbox ones run.
+[ -n "$filtered" ] || test_args+=" sandbox::"
 guest_env="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8"
 [ -n "${RUST_BACKTRACE:-}" ] && guest_env+=" RUST_BACKTRACE=$(q "$RUST_BACKTRACE")"
 [ -n "${RUST_LOG:-}" ] && guest_env+=" RUST_LOG=$(q "$RUST_LOG")"
@@ -227,7 +234,7 @@ guest_env="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOM
 # Runs inside the guest, in the host's root filesystem, as root: settings, then the body.
 {
     echo "#!/bin/sh"
-    echo "layout=$(q "$layout") test_bin=$(q "$test_bin") workdir=/run/repo/host"
+    echo "layout=$(q "$layout") test_bin=$(q "$test_bin") workdir=/run/repo/host/node"
     echo "test_timeout=$(q "$test_timeout") test_args=$(q "$test_args") guest_env=$(q "$guest_env")"
     cat <<'EOF'
 if [ "${1:-}" = inside ]; then

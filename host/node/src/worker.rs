@@ -76,7 +76,7 @@ struct Running {
 }
 
 /// Shared state of one node's loops.
-struct Node {
+struct Worker {
     store: Store,
     runtime: Runtime,
     settings: WorkerSettings,
@@ -93,7 +93,7 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: CancellationToken,
 ) {
-    let node = Arc::new(Node {
+    let node = Arc::new(Worker {
         store,
         runtime,
         settings,
@@ -126,7 +126,7 @@ pub async fn run(
     tracing::info!(node = %node.settings.node_id, "node stopped");
 }
 
-async fn drain(node: &Arc<Node>, jobs: &mut JoinSet<()>) {
+async fn drain(node: &Arc<Worker>, jobs: &mut JoinSet<()>) {
     if jobs.is_empty() {
         return;
     }
@@ -190,7 +190,7 @@ where
     }
 }
 
-impl Node {
+impl Worker {
     fn id(&self) -> &str {
         &self.settings.node_id
     }

@@ -22,7 +22,7 @@ use jobhost_store::{
 
 pub use labels::{Labels, Selector, SelectorOp};
 pub use nodes_file::{NodeEntry, NodesFile, NodesFileError};
-pub use records::{DeliveryStatus, Job, Keypair, Node, Proposal, ProposalStatus};
+pub use records::{ChainlinkNode, DeliveryStatus, Job, Keypair, Proposal, ProposalStatus};
 
 /// Why a Job Distributor call failed; each maps to one gRPC status code.
 #[derive(Debug, thiserror::Error)]
@@ -76,9 +76,9 @@ pub struct NodeFilter {
     pub public_keys: Vec<String>,
 }
 
-/// Which jobs to list.
+/// Which proposed jobs to list (the Job Distributor's `ListJobs` filter).
 #[derive(Debug, Clone, Default)]
-pub struct JobFilter {
+pub struct ProposedJobFilter {
     /// Only these ids (empty: any).
     pub ids: Vec<String>,
     /// Only jobs of these nodes (empty: any).
@@ -179,7 +179,7 @@ impl Distributor {
 
     /// Registers a node. Its public key must be new (ALREADY_EXISTS otherwise); new nodes
     /// are enabled.
-    pub async fn register_node(&self, registration: NodeRegistration) -> Result<Node> {
+    pub async fn register_node(&self, registration: NodeRegistration) -> Result<ChainlinkNode> {
         let name = registration.name.trim();
         let public_key = registration.public_key.trim();
         if name.is_empty() {
@@ -192,7 +192,7 @@ impl Distributor {
         }
         let labels = labels::parse(registration.labels).map_err(invalid_labels)?;
         let now = now();
-        let node = Node {
+        let node = ChainlinkNode {
             id: jobhost_store::new_id(),
             name: name.to_owned(),
             public_key: public_key.to_owned(),
@@ -234,15 +234,15 @@ impl Distributor {
     }
 
     /// The node `id`.
-    pub async fn node(&self, id: &str) -> Result<Node> {
-        self.load::<Node>(RecordKind::Nodes, id)
+    pub async fn node(&self, id: &str) -> Result<ChainlinkNode> {
+        self.load::<ChainlinkNode>(RecordKind::Nodes, id)
             .await?
             .map(|(n, _)| n)
             .ok_or_else(|| JdError::NotFound(format!("node {id} not found")))
     }
 
     /// The node with `public_key`.
-    pub async fn node_by_key(&self, public_key: &str) -> Result<Node> {
+    pub async fn node_by_key(&self, public_key: &str) -> Result<ChainlinkNode> {
         let id = self
             .store
             .jd_lookup(UniqueIndex::NodeKeys, public_key.trim())
@@ -267,9 +267,9 @@ impl Distributor {
         filter: &NodeFilter,
         page_size: usize,
         page: usize,
-    ) -> Result<(Vec<Node>, usize)> {
-        let mut nodes: Vec<Node> = self
-            .all::<Node>(RecordKind::Nodes)
+    ) -> Result<(Vec<ChainlinkNode>, usize)> {
+        let mut nodes: Vec<ChainlinkNode> = self
+            .all::<ChainlinkNode>(RecordKind::Nodes)
             .await?
             .into_iter()
             .filter(|n| filter.ids.is_empty() || filter.ids.contains(&n.id))
@@ -319,7 +319,7 @@ impl Distributor {
         name: &str,
         public_key: &str,
         new_labels: Vec<(String, Option<String>)>,
-    ) -> Result<Node> {
+    ) -> Result<ChainlinkNode> {
         let new_labels = if new_labels.is_empty() {
             None
         } else {
@@ -340,7 +340,7 @@ impl Distributor {
         }
         let name = name.trim();
         let updated = self
-            .update(RecordKind::Nodes, id, "node", |node: &mut Node| {
+            .update(RecordKind::Nodes, id, "node", |node: &mut ChainlinkNode| {
                 if !name.is_empty() {
                     node.name = name.to_owned();
                 }
@@ -363,8 +363,8 @@ impl Distributor {
     }
 
     /// Enables or disables proposals to node `id`.
-    pub async fn set_node_enabled(&self, id: &str, enabled: bool) -> Result<Node> {
-        self.update(RecordKind::Nodes, id, "node", |node: &mut Node| {
+    pub async fn set_node_enabled(&self, id: &str, enabled: bool) -> Result<ChainlinkNode> {
+        self.update(RecordKind::Nodes, id, "node", |node: &mut ChainlinkNode| {
             node.enabled = enabled;
             node.updated_ms = now();
             Ok(())
@@ -478,7 +478,12 @@ impl Distributor {
     /// of earlier revisions still waiting are cancelled, and the node's job made by the last
     /// delivered revision is replaced (a node holds one job per externalJobID). Records the
     /// delivery job in `proposal`, or why delivery cannot start.
-    async fn start_delivery(&self, node: &Node, job: &Job, proposal: &mut Proposal) -> Result<()> {
+    async fn start_delivery(
+        &self,
+        node: &ChainlinkNode,
+        job: &Job,
+        proposal: &mut Proposal,
+    ) -> Result<()> {
         let earlier = &job.proposal_ids[..job.proposal_ids.len().saturating_sub(1)];
         self.supersede_deliveries(earlier, proposal.revision)
             .await?;
@@ -591,7 +596,12 @@ impl Distributor {
     }
 
     /// The id of node's job for `uuid`, created if there is none.
-    async fn job_for(&self, node: &Node, uuid: &str, job_labels: Option<Labels>) -> Result<String> {
+    async fn job_for(
+        &self,
+        node: &ChainlinkNode,
+        uuid: &str,
+        job_labels: Option<Labels>,
+    ) -> Result<String> {
         let field = format!("{}/{uuid}", node.id);
         if let Some(id) = self.store.jd_lookup(UniqueIndex::JobKeys, &field).await? {
             return Ok(id);
@@ -628,7 +638,7 @@ impl Distributor {
     /// reason delivery cannot even start.
     async fn deliver(
         &self,
-        node: &Node,
+        node: &ChainlinkNode,
         delivery: Delivery<'_>,
         proposal_id: &str,
     ) -> std::result::Result<String, String> {
@@ -812,7 +822,7 @@ impl Distributor {
     }
 
     /// Jobs matching `filter`, oldest first.
-    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+    pub async fn list_jobs(&self, filter: &ProposedJobFilter) -> Result<Vec<Job>> {
         let mut jobs: Vec<Job> = self
             .all::<Job>(RecordKind::Jobs)
             .await?

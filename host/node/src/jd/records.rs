@@ -6,7 +6,7 @@ use super::labels::Labels;
 
 /// A registered Chainlink node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Node {
+pub struct ChainlinkNode {
     /// JD-assigned id.
     pub id: String,
     /// The name it registered with.

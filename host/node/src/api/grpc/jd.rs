@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{store_status, timestamp};
 use crate::jd::{
-    self, DeliveryStatus, Distributor, JdError, JobFilter, JobRef, NodeFilter, NodeRegistration,
-    ProposalStatus, Selector, SelectorOp,
+    self, DeliveryStatus, Distributor, JdError, JobRef, NodeFilter, NodeRegistration,
+    ProposalStatus, ProposedJobFilter, Selector, SelectorOp,
 };
 use jobhost_proto::api::{csa::v1 as csa, job::v1 as job, label, node::v1 as node};
 
@@ -68,7 +68,7 @@ pub(crate) fn selectors_in(selectors: Vec<label::Selector>) -> Result<Vec<Select
         .collect()
 }
 
-fn node_out(jd: &Distributor, node: jd::Node) -> node::Node {
+fn node_out(jd: &Distributor, node: jd::ChainlinkNode) -> node::Node {
     node::Node {
         is_connected: jd.is_connected(&node.id),
         id: node.id,
@@ -190,7 +190,7 @@ impl job::job_service_server::JobService for JobService {
         request: Request<job::ListJobsRequest>,
     ) -> Result<Response<job::ListJobsResponse>, Status> {
         let f = request.into_inner().filter.unwrap_or_default();
-        let filter = JobFilter {
+        let filter = ProposedJobFilter {
             ids: f.ids,
             node_ids: f.node_ids,
             selectors: selectors_in(f.selectors)?,

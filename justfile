@@ -49,6 +49,10 @@ chromium:
 plugins:
     JOBHOST_WASM_TOOLCHAIN={{ quote(wasm_toolchain) }} JOBHOST_PLUGINS_OUT={{ quote(plugins_out) }} scripts/plugins.sh
 
+# Regenerate what the docs derive from the code (docs/configuration.md from examples/jobhost.toml)
+docs:
+    JOBHOST_BLESS=1 cargo test --test all docs::
+
 # Format check and clippy (host and plugins), warnings are errors
 lint:
     cargo fmt --all -- --check

@@ -14,6 +14,7 @@ mod capabilities;
 mod ccip_submit;
 mod cli;
 mod dashboard;
+mod docs;
 mod fuzz_regressions;
 mod grpc;
 mod hooks;

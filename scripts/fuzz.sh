@@ -77,6 +77,6 @@ done
 printf '\n%-18s %10s %9s %6s %8s  %s\n' target execs exec/s time corpus result
 printf '%s\n' "${summary[@]}"
 if [ "$failed" = 1 ]; then
-    echo "a target failed: keep the input in fuzz/regressions/<target>/ with the fix (tests/fuzz_regressions.rs replays it)" >&2
+    echo "a target failed: keep the input in fuzz/regressions/<target>/ with the fix (tests/all/fuzz_regressions.rs replays it)" >&2
     exit 1
 fi

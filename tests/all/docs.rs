@@ -43,17 +43,18 @@ fn parse(text: &str) -> (String, Vec<Section>) {
     // The first key of the last group and its description, shared by keys that follow
     // with no comment of their own (`rate_limit_per_sec`, `rate_limit_burst`).
     let mut last_description: Option<(String, String)> = None;
-    let flush_note = |comment: &mut Vec<String>, sections: &mut Vec<Section>, header: &mut String| {
-        if comment.is_empty() {
-            return;
-        }
-        let text = comment.join(" ");
-        match sections.last_mut() {
-            Some(section) => section.notes.push(text),
-            None => *header = text,
-        }
-        comment.clear();
-    };
+    let flush_note =
+        |comment: &mut Vec<String>, sections: &mut Vec<Section>, header: &mut String| {
+            if comment.is_empty() {
+                return;
+            }
+            let text = comment.join(" ");
+            match sections.last_mut() {
+                Some(section) => section.notes.push(text),
+                None => *header = text,
+            }
+            comment.clear();
+        };
     for raw in text.lines() {
         let line = raw.trim_end();
         let (commented, body) = match line.strip_prefix('#') {
@@ -162,7 +163,11 @@ fn without_overrides(description: &str) -> String {
     let mut out = description.to_owned();
     for name in overrides(description) {
         let name = name.trim_matches('`');
-        for form in [format!(" ({name})"), format!(" ({name}, "), format!(", {name})")] {
+        for form in [
+            format!(" ({name})"),
+            format!(" ({name}, "),
+            format!(", {name})"),
+        ] {
             if let Some(at) = out.find(&form) {
                 let keep = if form.starts_with(" (") && form.ends_with(", ") {
                     " ("
@@ -304,18 +309,30 @@ fn the_example_names_every_key_of_every_section() {
             .collect();
         for field in fields {
             if !documented.contains(field.as_str()) {
-                missing.push(format!("{section}{}{field}", if section.ends_with('.') { "*." } else { "." }));
+                missing.push(format!(
+                    "{section}{}{field}",
+                    if section.ends_with('.') { "*." } else { "." }
+                ));
             }
         }
     }
     // Every top-level section of `Config` has a section in the example.
-    let top = struct_fields(&std::fs::read_to_string(config.join("lib.rs")).unwrap(), "Config");
+    let top = struct_fields(
+        &std::fs::read_to_string(config.join("lib.rs")).unwrap(),
+        "Config",
+    );
     for field in top {
-        if !sections.iter().any(|s| s.name == field || s.name.starts_with(&format!("{field}."))) {
+        if !sections
+            .iter()
+            .any(|s| s.name == field || s.name.starts_with(&format!("{field}.")))
+        {
             missing.push(format!("[{field}]"));
         }
     }
-    assert!(missing.is_empty(), "examples/jobhost.toml does not document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "examples/jobhost.toml does not document: {missing:?}"
+    );
 }
 
 #[test]
@@ -334,7 +351,10 @@ fn the_example_names_every_environment_variable() {
         })
     };
     let missing: Vec<_> = read.iter().filter(|name| !named(name)).collect();
-    assert!(missing.is_empty(), "examples/jobhost.toml does not name {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "examples/jobhost.toml does not name {missing:?}"
+    );
 }
 
 #[test]
@@ -346,15 +366,28 @@ fn the_parser_reads_keys_groups_and_example_sections() {
     assert_eq!(header, "The header.");
     assert_eq!(sections.len(), 2);
     let a = &sections[0];
-    assert_eq!((a.name.as_str(), a.intro.as_str(), a.example), ("a", "About a.", false));
-    let names: Vec<_> = a.keys.iter().map(|k| (k.name.as_str(), k.commented)).collect();
+    assert_eq!(
+        (a.name.as_str(), a.intro.as_str(), a.example),
+        ("a", "About a.", false)
+    );
+    let names: Vec<_> = a
+        .keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.commented))
+        .collect();
     assert_eq!(names, [("one", false), ("two", false), ("three", true)]);
     assert_eq!(a.keys[1].value, "\"#2\"");
-    assert_eq!(a.keys[1].description, a.keys[0].description, "a group shares its comment");
+    assert_eq!(
+        a.keys[1].description, a.keys[0].description,
+        "a group shares its comment"
+    );
     assert_eq!(a.keys[1].see.as_deref(), Some("one"));
     assert_eq!(a.keys[2].description, "Optional.");
     assert_eq!(a.notes, ["A note."]);
-    assert_eq!(overrides(&a.keys[0].description), ["`JOBHOST_ONE`", "`--one`"]);
+    assert_eq!(
+        overrides(&a.keys[0].description),
+        ["`JOBHOST_ONE`", "`--one`"]
+    );
     assert_eq!(without_overrides(&a.keys[0].description), "One");
     let b = &sections[1];
     assert!(b.example);

@@ -6,7 +6,9 @@
 //! - [`registry`]: the plugins a node serves, swapped atomically on reload;
 //! - [`watcher`]: hot reload of the plugins folder;
 //! - [`capabilities`]: host imports, granted per plugin;
-//! - [`instance`], [`output`]: one sandboxed store per call, its limits and its log.
+//! - [`policy`]: the grants and limits a plugin's instances get, from its config;
+//! - [`context`], [`instance`], [`output`]: one sandboxed store per call, its deadline,
+//!   cancellation and limits, and its log.
 //!
 //! [`Runtime`] ties these together: it loads plugins and runs job attempts.
 

@@ -1,5 +1,7 @@
 //! The HTTP API of a real server: inbound webhook triggers (`POST /v1/hooks/{name}`),
-//! `/healthz`, `/readyz` and `/metrics`.
+//! `/healthz`, `/readyz`, `/metrics`, the REST mirror of the scheduler and its JSON errors,
+//! server-sent event streams (job logs, the dashboard's shared snapshots), the OpenAPI
+//! document, and the connection limits (slow headers, idle connections, rate limits).
 
 use crate::common;
 

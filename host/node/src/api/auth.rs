@@ -12,9 +12,10 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+use super::listener::PeerInfo;
 use super::places::{Place, Places};
 use super::ratelimit::RateLimiter;
-use super::tls::{ClientCertificate, PeerInfo, ServerTls, TlsError};
+use super::tls::{ClientCertificate, ServerTls, TlsError};
 use jobhost_config::{Config, SecretSource};
 
 /// What a caller may do (admin: everything; viewer: only reads), as configured.

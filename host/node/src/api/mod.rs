@@ -1,6 +1,6 @@
 //! The APIs a node serves. `grpc`: the scheduler API, health and reflection; `http`:
 //! the REST mirror, dashboard, inbound webhook triggers and health; `submit`: job
-//! submission shared by both; `tls` and `auth`: who may call them; `ratelimit`: how often;
+//! submission shared by both; `tls` and `auth`: who may call them; `listener`: the connections they accept; `ratelimit`: how often;
 //! `places`: how many streams and connections one client may hold at once.
 //!
 //! [`Services`] are what every transport serves, built once per node: one scheduler, one
@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod grpc;
 pub mod http;
+pub mod listener;
 pub mod places;
 pub mod ratelimit;
 pub mod submit;

@@ -9,7 +9,7 @@
 //!   many streams.
 //! - Connections: each holds a place of its address, at most
 //!   `api.max_connections_per_address` per address and API, so one host cannot take every
-//!   connection the node keeps (see [`super::tls::ApiListener`]).
+//!   connection the node keeps (see [`super::listener::ApiListener`]).
 
 use std::collections::HashMap;
 use std::pin::Pin;

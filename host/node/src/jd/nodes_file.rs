@@ -289,6 +289,14 @@ pub(crate) fn parse(text: &str) -> Result<Vec<NodeEntry>, String> {
     Ok(shape.nodes)
 }
 
+/// The nodes file is where the delivery plugin's secrets come from (see
+/// [`NodesFile::credential`]); read when asked, so a changed file is used at once.
+impl jobhost_runtime::SecretProvider for NodesFile {
+    fn secret(&self, name: &str) -> Option<String> {
+        self.credential(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,13 +379,5 @@ nodes:
             parse(brackets).unwrap()[0].chainlink_password.as_deref(),
             Some("[[[{{")
         );
-    }
-}
-
-/// The nodes file is where the delivery plugin's secrets come from (see
-/// [`NodesFile::credential`]); read when asked, so a changed file is used at once.
-impl jobhost_runtime::SecretProvider for NodesFile {
-    fn secret(&self, name: &str) -> Option<String> {
-        self.credential(name)
     }
 }

@@ -9,8 +9,8 @@ use tonic::Status;
 use tower::{Layer, Service};
 
 use crate::api::auth::{Access, AuthError, Call, Gate};
+use crate::api::listener::PeerInfo;
 use crate::api::places::Holding;
-use crate::api::tls::PeerInfo;
 
 /// Wraps services in [`Guard`].
 #[derive(Clone)]

@@ -23,7 +23,7 @@ use jobhost_runtime::Runtime;
 use jobhost_store::Store;
 
 use crate::api::Services;
-use crate::api::tls::{ApiListener, ConnectionLimits, Protocol};
+use crate::api::listener::{ApiListener, ConnectionLimits, Protocol};
 
 /// Errors starting the gRPC server.
 #[derive(Debug, thiserror::Error)]

@@ -14,8 +14,8 @@ use tonic::Code;
 
 use super::error::ApiError;
 use crate::api::auth::{Access, AuthError, Call, Gate};
+use crate::api::listener::PeerInfo;
 use crate::api::places::Holding;
-use crate::api::tls::PeerInfo;
 
 /// Paths anyone may fetch: they hold no job data.
 fn is_open(path: &str) -> bool {

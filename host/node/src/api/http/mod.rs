@@ -31,7 +31,7 @@ mod status;
 mod stream;
 
 use crate::api::Services;
-use crate::api::tls::{ApiListener, ConnectionLimits, Protocol};
+use crate::api::listener::{ApiListener, ConnectionLimits, Protocol};
 use jobhost_config::Config;
 use state::AppState;
 

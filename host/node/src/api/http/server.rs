@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
-use crate::api::tls::ApiListener;
+use crate::api::listener::ApiListener;
 
 /// Serves `app` on the connections `listener` accepts until `shutdown` fires, then lets the
 /// requests in flight finish (each connection closes after its current response) and

@@ -2,7 +2,7 @@
 //! components built from `plugins/` (`just plugins`), a real `redis-server` (and Redis
 //! Cluster) each test starts on free ports, real cgroups, the real `jobhost` and `jobctl`
 //! binaries, and a headless Chromium for the dashboard. The map of what each module covers
-//! is in docs/development.md.
+//! is in docs/architecture.md (Test map).
 //!
 //! Run one area with a filter: `just test sandbox::`, `just test store::cluster::`.
 

@@ -28,8 +28,10 @@ mod jobs;
 mod output;
 
 use connect::connect;
-use jobs::*;
-use output::*;
+use jobs::{cancel, create, get, logs, parse_state, schedule};
+use output::{
+    job_json, print_job, print_list, print_log_line, print_nodes, print_plugins, state_name,
+};
 
 #[derive(Parser)]
 #[command(name = "jobctl", version)]

@@ -18,6 +18,9 @@ run *ARGS: plugins redis-server
 
 # Build the plugins and binaries, then run every test against them (tests start their own redis-server; the dashboard test a headless chromium). ARGS go to cargo test, e.g. `just test --test all store::`
 test *ARGS: plugins redis-server chromium
+    # The plugins' own unit tests, natively: apart from the host's build, so the two never
+    # unify features (that would rebuild wasmtime).
+    cargo test -p ccip-submit --lib
     cargo build --bins
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo test {{ ARGS }}
 
@@ -64,6 +67,7 @@ lint:
     fi
     shellcheck scripts/*.sh .ci/run
     cargo clippy --all-targets -- -D warnings
+    cargo clippy -p ccip-submit --all-targets -- -D warnings
     if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2 >/dev/null 2>&1; then \
         excludes=$(scripts/plugin-packages.sh) && mapfile -t excludes <<<"$excludes" && \
         cargo clippy --profile plugin --target wasm32-wasip2 --workspace "${excludes[@]}" -- -D warnings; \

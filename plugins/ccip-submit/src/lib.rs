@@ -44,7 +44,7 @@
 //!
 //! Outcome: 5xx, 408, 429, timeouts and connection errors ask for a retry (the job's backoff);
 //! any other 4xx fails, naming the node, the status and the node's `errors[].detail`.
-
+//!
 //! Modules: `spec` (the plugin's spec and its checks), `credentials` (the node's login
 //! secrets and where they may go), `session` (login and calls under a session),
 //! `jobs` (the jobs API and the idempotent create), `compare` (whether the node's job is

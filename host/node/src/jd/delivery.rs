@@ -1,7 +1,12 @@
 //! Delivery: an approved proposal becomes a job of the delivery type (`jd.delivery_job_type`),
 //! which creates (or deletes) the job on the Chainlink node.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use jobhost_store::{NewJob, RetryPolicy};
+
+use super::records::{ChainlinkNode, DeliveryStatus, Job, Proposal};
+use super::{Distributor, Result};
 
 /// What a delivery job does on the node.
 pub(super) enum Delivery<'a> {

@@ -1,8 +1,12 @@
 //! Jobs: one externalJobID on one node, with its revisions; lookup by id or uuid,
 //! listing, update and delete.
 
+use jobhost_store::{Created, RecordKind, UniqueIndex};
+
 use super::delivery::Delivery;
-use super::*;
+use super::labels::{self, Labels, Selector};
+use super::records::{ChainlinkNode, Job, Proposal};
+use super::{Distributor, JdError, Result, invalid_labels, now, to_json};
 
 /// Which proposed jobs to list (the Job Distributor's `ListJobs` filter).
 #[derive(Debug, Clone, Default)]

@@ -8,8 +8,8 @@
 //! proposal once final.
 //!
 //! [`Distributor`] is the one entry point; its methods are grouped by what they act on:
-//! `nodes`, `proposals`, `jobs`, `delivery` (one module each), with the nodes file, labels,
-//! specs, probes and the stored records beside them.
+//! `nodes`, `proposals`, `jobs`, `delivery` (one module each, each an `impl Distributor`),
+//! with the nodes file, labels, specs, probes and the stored records beside them.
 
 mod delivery;
 mod jobs;
@@ -21,12 +21,8 @@ mod proposals;
 pub mod records;
 pub mod spec;
 
-use std::collections::BTreeMap;
-
 use jobhost_config::JdConfig;
-use jobhost_store::{
-    Created, JobState, NewJob, RecordKind, RetryPolicy, Store, StoreError, UniqueIndex,
-};
+use jobhost_store::{RecordKind, Store, StoreError};
 
 pub use jobs::{JobRef, ProposedJobFilter};
 pub use labels::{Labels, Selector, SelectorOp};

@@ -1,7 +1,11 @@
 //! Chainlink nodes: registration, lookup, listing and updates, their chain configs from
 //! the nodes file, and whether their HTTP APIs answer.
 
-use super::*;
+use jobhost_store::{Created, RecordKind, UniqueIndex};
+
+use super::labels::{self, Selector};
+use super::records::ChainlinkNode;
+use super::{Distributor, JdError, Result, invalid_labels, nodes_file, now, probe, to_json};
 
 /// What to register.
 #[derive(Debug, Clone, Default)]

@@ -1,7 +1,11 @@
 //! Proposals: a spec proposed to a node, approved (at once or by an operator), revoked,
 //! and settled from its delivery job once that ends.
 
-use super::*;
+use jobhost_store::{JobState, RecordKind};
+
+use super::jobs::JobRef;
+use super::records::{DeliveryStatus, Job, Proposal, ProposalStatus};
+use super::{Distributor, JdError, Result, invalid_labels, labels, now, spec, to_json};
 
 impl Distributor {
     /// Proposes `spec` to node `node_id`: the spec's externalJobID names the job (a new one,

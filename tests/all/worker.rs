@@ -95,6 +95,46 @@ async fn a_job_runs_to_success_and_its_log_is_kept() {
     node.stop().await;
 }
 
+/// Nothing a job starts (its task, its log writer, the deadline of recording its outcome)
+/// outlives it: after a burst, the runtime holds as many tasks as before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_task_outlives_its_job() {
+    let redis = TestRedis::start().await;
+    let node = TestNode::start(&redis, &["noop"], Duration::from_secs(1)).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    // Settled: the node's loops started, its first job done.
+    let (first, _) = node.store.enqueue(&new_job("noop", "x")).await.unwrap();
+    wait_final(&node.store, &first).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = metrics.num_alive_tasks();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let (id, _) = node
+            .store
+            .enqueue(&new_job("noop", &i.to_string()))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    for id in &ids {
+        assert_eq!(wait_final(&node.store, id).await.state, JobState::Succeeded);
+    }
+    // The lease is 5 s: a task per job that lived a lease would still be here.
+    let mut alive = metrics.num_alive_tasks();
+    for _ in 0..50 {
+        if alive <= before + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        alive = metrics.num_alive_tasks();
+    }
+    assert!(
+        alive <= before + 2,
+        "{alive} tasks alive after 40 jobs, {before} before"
+    );
+    node.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plugins_retry_is_honoured_until_it_succeeds() {
     let redis = TestRedis::start().await;

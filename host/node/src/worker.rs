@@ -156,11 +156,22 @@ async fn drain(node: &Arc<Worker>, jobs: &mut JoinSet<()>) {
 
 /// Retries `op` while Redis is unreachable, with capped exponential backoff; gives up when
 /// `until` fires. Other errors are returned at once.
-async fn with_backoff<T, F, Fut>(what: &str, until: &CancellationToken, mut op: F) -> Option<T>
+async fn with_backoff<T, F, Fut>(what: &str, until: &CancellationToken, op: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
+    retry_until(what, until.cancelled(), op).await
+}
+
+/// [`with_backoff`] until `stop` completes (a deadline, say). `stop` is owned by the call,
+/// so nothing of it outlives the call: no task, no timer.
+async fn retry_until<T, F, Fut>(what: &str, stop: impl Future<Output = ()>, mut op: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut stop = std::pin::pin!(stop);
     let mut delay = Duration::from_millis(100);
     let mut warned = false;
     loop {
@@ -184,7 +195,7 @@ where
         }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            () = until.cancelled() => return None,
+            () = &mut stop => return None,
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
@@ -367,15 +378,10 @@ impl Worker {
         crate::metrics::global().attempt_finished(&job.job_type, finish.label(), took);
         let store = &self.store;
         // Recording the outcome outlives a shutdown: without it the job would wait for its
-        // lease to lapse. It gives up only if Redis stays away past the lease.
-        let give_up = CancellationToken::new();
-        let deadline = give_up.clone();
-        let lease = self.settings.lease;
-        tokio::spawn(async move {
-            tokio::time::sleep(lease).await;
-            deadline.cancel();
-        });
-        match with_backoff("record a job outcome", &give_up, || {
+        // lease to lapse. It gives up only if Redis stays away past the lease. (The deadline
+        // is a timer of this call, not a task: one per finished job would live a whole lease.)
+        let give_up = tokio::time::sleep(self.settings.lease);
+        match retry_until("record a job outcome", give_up, || {
             store.finish(job, &self.settings.node_id, &finish)
         })
         .await

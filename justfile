@@ -65,7 +65,7 @@ lint:
         $sudo apt-get update -qq; \
         $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; \
     fi
-    shellcheck scripts/*.sh .ci/run
+    shellcheck scripts/*.sh .ci/run host/node/benches/peers/bullmq/run.sh
     cargo clippy --all-targets -- -D warnings
     cargo clippy -p ccip-submit --all-targets -- -D warnings
     if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2 >/dev/null 2>&1; then \
@@ -73,12 +73,16 @@ lint:
         cargo clippy --profile plugin --target wasm32-wasip2 --workspace "${excludes[@]}" -- -D warnings; \
     else echo "skipping clippy on plugins: rustup has no wasm32-wasip2 target here"; fi
 
-# Benchmarks: plugin call overhead (pooling on/off), jobs/s through Redis, 100k pending timers
+# Benchmarks, the host crates optimised (opt-level 2, like the dependencies, whose test builds they share; the next `just test` recompiles only the workspace's crates): plugin call overhead (pooling on/off), jobs/s through Redis, 100k pending timers, spawn in a cgroup, then the BullMQ peer on a Redis with the same settings (host/node/benches/peers/bullmq; npm installs bullmq on first use)
 bench: plugins redis-server
-    JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench call_overhead
-    JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench throughput
-    JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo bench --profile dev --bench timers
-    cargo bench --profile dev --bench spawn
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export CARGO_PROFILE_DEV_OPT_LEVEL=2 CARGO_PROFILE_DEV_DEBUG_ASSERTIONS=false CARGO_PROFILE_DEV_OVERFLOW_CHECKS=false
+    export JOBHOST_TEST_PLUGINS_DIR={{ quote(plugins_out) }}
+    for bench in call_overhead throughput timers spawn; do
+        cargo bench --profile dev --bench "$bench"
+    done
+    host/node/benches/peers/bullmq/run.sh
 
 # Fuzz the host's hostile-input paths (fuzz/): each target for SECONDS (default 30; TARGETS: all), then a table of exec counts; crashes land in fuzz/artifacts/<target>/
 fuzz SECONDS="30" *TARGETS:

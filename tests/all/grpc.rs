@@ -61,7 +61,7 @@ async fn a_scheduled_job_runs_to_succeeded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_logs_carry_the_jobs_span_on_the_plugins_own_lines() {
+async fn json_logs_name_the_job_on_the_plugins_own_lines() {
     let redis = TestRedis::start().await;
     let env = [("JOBHOST_LOG_FORMAT", "json"), ("JOBHOST_LOG", "info")];
     let server = Server::start_with_env(&redis.url(), &["hello"], "", &env).await;
@@ -85,20 +85,19 @@ async fn json_logs_carry_the_jobs_span_on_the_plugins_own_lines() {
         .unwrap_or_else(|| panic!("no plugin line in {log}"));
     assert_eq!(greeting["level"], "INFO");
     assert_eq!(greeting["fields"]["message"], "greeting Ada (attempt 1)");
-    let span = &greeting["span"];
-    assert_eq!(span["name"], "job");
-    assert_eq!(span["id"], job.id.as_str());
-    assert_eq!(span["type"], "hello");
-    assert_eq!(span["attempt"], 1);
+    // The line names its job itself: the per-job span is at debug, off at `info`.
+    let fields = &greeting["fields"];
+    assert_eq!(fields["job"], job.id.as_str());
+    assert_eq!(fields["job_type"], "hello");
+    assert_eq!(fields["attempt"], 1);
+    assert!(greeting.get("span").is_none(), "{greeting}");
+    // At info, one job leaves no per-job line of the node's own (its audit trail is the
+    // job record's `submitted_by`).
     assert!(
-        span["node"].as_str().is_some_and(|n| !n.is_empty()),
-        "{span}"
-    );
-    assert!(
-        span["plugin_version"]
-            .as_str()
-            .is_some_and(|v| !v.is_empty()),
-        "{span}"
+        !lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "job scheduled"),
+        "{log}"
     );
 }
 
@@ -669,4 +668,145 @@ async fn digest_lines(
         hasher.update(b"\n");
     }
     (bytes, hasher.finalize().to_vec())
+}
+
+/// One job of a batch as the caller sees it: its job, or its own error.
+fn batch_outcome(
+    result: &jobhost_proto::scheduler::ScheduleJobResult,
+) -> Result<(&jobhost_proto::scheduler::Job, bool), (Code, &str)> {
+    use jobhost_proto::scheduler::schedule_job_result::Result as Outcome;
+    match result.result.as_ref().expect("a result per job") {
+        Outcome::Scheduled(answer) => Ok((answer.job.as_ref().expect("a job"), answer.created)),
+        Outcome::Error(error) => Err((Code::from(error.code), error.message.as_str())),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_schedules_its_good_jobs_and_refuses_each_bad_one_alone() {
+    use jobhost_proto::scheduler::ScheduleJobsRequest;
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hello", "noop"]).await;
+    let mut client = server.client().await;
+    let keyed = |key: &str| ScheduleJobRequest {
+        idempotency_key: key.into(),
+        ..schedule("noop", "{}")
+    };
+    let mut labelled = schedule("hello", r#"{"name": "Ada"}"#);
+    labelled.labels.insert("batch".into(), "1".into());
+    let jobs = vec![
+        labelled,
+        schedule("hello", "{}"),    // the plugin refuses the spec
+        schedule("teleport", "{}"), // no plugin serves the type
+        keyed("once"),              // created
+        keyed("once"),              // the same key: the job just created
+        ScheduleJobRequest {
+            priority: 256, // out of range
+            ..schedule("noop", "{}")
+        },
+        schedule("hello", r#"{"name": "Bob"}"#),
+    ];
+    let answer = client
+        .schedule_jobs(ScheduleJobsRequest { jobs })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.results.len(), 7);
+    let outcomes: Vec<_> = answer.results.iter().map(batch_outcome).collect();
+
+    let (ada, created) = outcomes[0].unwrap();
+    assert!(created);
+    assert_eq!(ada.labels["batch"], "1");
+    assert_eq!(ada.submitted_by, "anonymous:127.0.0.1");
+    assert!(ada.created_at.is_some());
+    let (code, message) = outcomes[1].unwrap_err();
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(
+        message.contains(r#"spec must be JSON like {"name": "Ada"}"#),
+        "{message}"
+    );
+    let (code, message) = outcomes[2].unwrap_err();
+    assert_eq!(code, Code::FailedPrecondition);
+    assert!(
+        message.contains("no loaded plugin serves job type `teleport`"),
+        "{message}"
+    );
+    let (first, created) = outcomes[3].unwrap();
+    assert!(created);
+    let (again, created) = outcomes[4].unwrap();
+    assert!(!created);
+    assert_eq!(again.id, first.id);
+    let (code, message) = outcomes[5].unwrap_err();
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(
+        message.contains("priority 256 is out of range"),
+        "{message}"
+    );
+    let (bob, _) = outcomes[6].unwrap();
+
+    // The answer was built from what was written; what runs is what was answered.
+    let done = wait_state(&mut client, &ada.id, JobState::Succeeded).await;
+    assert_eq!(done.output, r#"{"greeting":"hello, Ada"}"#);
+    assert_eq!(done.created_at, ada.created_at);
+    let done = wait_state(&mut client, &bob.id, JobState::Succeeded).await;
+    assert_eq!(done.output, r#"{"greeting":"hello, Bob"}"#);
+    wait_state(&mut client, &first.id, JobState::Succeeded).await;
+    // Three jobs were created, no more.
+    let listed = client
+        .list_jobs(ListJobsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.jobs.len(), 3, "{:?}", listed.jobs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_is_empty_too_large_or_over_a_queue_limit_is_refused_clearly() {
+    use jobhost_proto::scheduler::ScheduleJobsRequest;
+    let redis = TestRedis::start().await;
+    let config = "[api]\nmax_batch_jobs = 5\n\n[job_types.noop]\nmax_queued = 2\n";
+    let server = Server::start_with(&redis.url(), &["noop"], config).await;
+    let mut client = server.client().await;
+
+    let err = client
+        .schedule_jobs(ScheduleJobsRequest { jobs: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("jobs is empty"), "{}", err.message());
+
+    let six = vec![schedule("noop", "{}"); 6];
+    let err = client
+        .schedule_jobs(ScheduleJobsRequest { jobs: six })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains("6 jobs in one batch; the limit is 5 (api.max_batch_jobs)"),
+        "{}",
+        err.message()
+    );
+
+    // Three delayed jobs against a queue limit of two: the third alone is refused, by the
+    // same script that admitted the first two.
+    let later = ScheduleJobRequest {
+        run_at: Some(prost_types::Timestamp {
+            seconds: (jobhost_store::now_ms() / 1000 + 3600) as i64,
+            nanos: 0,
+        }),
+        ..schedule("noop", "{}")
+    };
+    let answer = client
+        .schedule_jobs(ScheduleJobsRequest {
+            jobs: vec![later.clone(), later.clone(), later],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let outcomes: Vec<_> = answer.results.iter().map(batch_outcome).collect();
+    assert_eq!(outcomes[0].unwrap().0.state(), JobState::Scheduled);
+    assert_eq!(outcomes[1].unwrap().0.state(), JobState::Scheduled);
+    let (code, message) = outcomes[2].unwrap_err();
+    assert_eq!(code, Code::ResourceExhausted);
+    assert!(message.contains("max_queued"), "{message}");
 }

@@ -763,3 +763,49 @@ async fn open_event_streams_end_when_the_node_stops_and_do_not_hold_it() {
     // The streams ended with the node, not by the drain time limit.
     assert!(!server.log().contains("still busy"), "{}", server.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_batch_answers_each_job_with_its_own_status() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hello"]).await;
+    let addr = server.http_addr.as_str();
+    let json_header = [("content-type", "application/json")];
+    let body = br#"{"jobs": [
+        {"type": "hello", "spec": {"name": "Ada"}, "labels": {"via": "rest"}},
+        {"type": "hello", "spec": {}},
+        {"type": "teleport"},
+        {"type": "hello", "spec": {"name": "Bob"}, "idempotency_key": "k"},
+        {"type": "hello", "spec": {"name": "Bob"}, "idempotency_key": "k"}
+    ]}"#;
+    let (status, text) = http_request(addr, "POST", "/v1/jobs:batch", &json_header, body).await;
+    assert_eq!(status, 200, "{text}");
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let results = answer["results"].as_array().unwrap();
+    let statuses: Vec<u64> = results
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 400, 409, 201, 200], "{text}");
+    assert_eq!(results[1]["error"]["code"], "INVALID_ARGUMENT");
+    assert_eq!(results[2]["error"]["code"], "FAILED_PRECONDITION");
+    assert_eq!(results[3]["job"]["id"], results[4]["job"]["id"]);
+    assert_eq!(results[4]["created"], false);
+    let id = results[0]["job"]["id"].as_str().unwrap();
+    let mut client = server.client().await;
+    let job = wait_state(&mut client, id, JobState::Succeeded).await;
+    assert_eq!(job.labels["via"], "rest");
+
+    // A body that is wrong as a whole is refused whole, as JSON.
+    // (A body of the wrong shape is 422, as for `POST /v1/jobs`.)
+    for (body, want_status, want) in [
+        (&br#"{"jobs": []}"#[..], 400, "jobs is empty"),
+        (&br#"{"jobs": [{"spec": {}}]}"#[..], 422, "jobs[0]: missing field `type`"),
+        (&b"not json"[..], 400, "expected"),
+    ] {
+        let (status, text) = http_request(addr, "POST", "/v1/jobs:batch", &json_header, body).await;
+        assert_eq!(status, want_status, "{text}");
+        let error: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(error["code"], "INVALID_ARGUMENT", "{text}");
+        assert!(error["message"].as_str().unwrap().contains(want), "{text}");
+    }
+}

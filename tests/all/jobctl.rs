@@ -248,3 +248,89 @@ async fn job_worker_commands_create_stream_and_stop_shell_jobs() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_from_file_sends_one_job_a_line_and_reports_each() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hello", "noop"]).await;
+    let addr = server.addr.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jobs.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            "{\"type\": \"hello\", \"spec\": {\"name\": \"Ada\"}}\n",
+            "\n",
+            "not a job\n",
+            "{\"type\": \"hello\", \"spec\": {}}\n",
+            "{\"type\": \"noop\", \"labels\": {\"from\": \"file\"}}\n",
+        ),
+    )
+    .unwrap();
+    // Batches of two: the file takes two calls, and the results keep the file's order.
+    let path = file.to_str().unwrap();
+    let out = jobctl(
+        addr,
+        &[
+            "--json",
+            "schedule",
+            "--from-file",
+            path,
+            "--batch-size",
+            "2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 job(s) refused"),
+        "{}",
+        stderr(&out)
+    );
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let numbers: Vec<u64> = lines.iter().map(|l| l["line"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [1, 3, 4, 5], "{lines:?}");
+    assert_eq!(lines[1]["error"]["code"], "InvalidArgument");
+    assert!(
+        lines[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a job")
+    );
+    assert_eq!(lines[2]["error"]["code"], "InvalidArgument");
+    assert_eq!(lines[3]["job"]["labels"]["from"], "file");
+    let ada = lines[0]["job"]["id"].as_str().unwrap();
+    let mut client = server.client().await;
+    let job = common::server::wait_state(
+        &mut client,
+        ada,
+        jobhost_proto::scheduler::JobState::Succeeded,
+    )
+    .await;
+    assert_eq!(job.output, r#"{"greeting":"hello, Ada"}"#);
+
+    // From standard input, all good: exit 0, one line per job.
+    let mut child = Command::new(common::jobctl_bin())
+        .args(["--server", addr, "schedule", "--from-file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    let mut stdin = child.stdin.take().unwrap();
+    for _ in 0..3 {
+        writeln!(stdin, "{{\"type\": \"noop\"}}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.lines().all(|l| l.contains(": job ")), "{text}");
+
+    // --from-file and --type do not mix.
+    let out = jobctl(addr, &["schedule", "--from-file", path, "--type", "noop"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -33,6 +33,8 @@ pub struct ApiConfig {
     pub max_spec_bytes: usize,
     /// Most labels on one job.
     pub max_labels: usize,
+    /// Most jobs in one batch submission (gRPC `ScheduleJobs`, REST `POST /v1/jobs:batch`).
+    pub max_batch_jobs: usize,
     /// Address of the HTTP API (webhook triggers, health).
     pub http_addr: String,
     /// Largest request body a webhook trigger accepts, in bytes.
@@ -60,6 +62,7 @@ impl Default for ApiConfig {
             grpc_addr: "0.0.0.0:50051".into(),
             max_spec_bytes: 1024 * 1024,
             max_labels: 64,
+            max_batch_jobs: 1000,
             http_addr: "0.0.0.0:8080".into(),
             max_hook_body_bytes: 1024 * 1024,
             rate_limit_per_sec: 100.0,
@@ -93,6 +96,11 @@ impl ApiConfig {
         if rate > 0.0 && self.rate_limit_burst == 0 {
             return Err(ConfigError::invalid(
                 "api.rate_limit_burst must be at least 1 when rate limiting is on",
+            ));
+        }
+        if !(1..=10_000).contains(&self.max_batch_jobs) {
+            return Err(ConfigError::invalid(
+                "api.max_batch_jobs must be 1 to 10000",
             ));
         }
         if self.http_header_timeout_ms == 0 {

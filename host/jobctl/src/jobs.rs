@@ -39,7 +39,7 @@ pub(crate) async fn schedule(client: &mut Client, args: ScheduleArgs, json: bool
     };
     let request = ScheduleJobRequest {
         name: args.name,
-        job_type: args.job_type,
+        job_type: args.job_type.unwrap_or_default(),
         spec,
         labels: args.labels.into_iter().collect::<HashMap<_, _>>(),
         priority: args.priority,

@@ -23,6 +23,7 @@ use jobhost_proto::scheduler::{
 };
 use tokio_stream::StreamExt;
 
+mod batch;
 mod connect;
 mod jobs;
 mod output;
@@ -143,8 +144,17 @@ enum Command {
 #[derive(clap::Args)]
 struct ScheduleArgs {
     /// Job type (the plugin that runs it).
-    #[arg(long = "type")]
-    job_type: String,
+    #[arg(long = "type", required_unless_present = "from_file")]
+    job_type: Option<String>,
+    /// Many jobs from a file (`-` reads standard input): one JSON job a line, shaped as the
+    /// body of `POST /v1/jobs` (`{"type": "noop", "spec": {...}, "labels": {...}}`), sent
+    /// in batches through `ScheduleJobs`. Prints one result a line (with its line number);
+    /// exits 1 if any job was refused. The other options do not apply to these jobs.
+    #[arg(long, conflicts_with_all = ["job_type", "spec", "spec_file", "cron", "wait", "run_at", "delay", "idempotency_key"])]
+    from_file: Option<std::path::PathBuf>,
+    /// Jobs per `ScheduleJobs` call with --from-file (at most the node's api.max_batch_jobs).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    batch_size: u32,
     /// The spec, inline.
     #[arg(long, conflicts_with = "spec_file")]
     spec: Option<String>,
@@ -246,6 +256,11 @@ async fn run(cli: Cli) -> Outcome {
     let mut client = connect(&cli).await?;
     let json = cli.json;
     match cli.command {
+        Command::Schedule(ScheduleArgs {
+            from_file: Some(path),
+            batch_size,
+            ..
+        }) => batch::schedule_file(&mut client, &path, batch_size as usize, json).await,
         Command::Schedule(args) => schedule(&mut client, args, json).await,
         Command::Get { id } => {
             let job = get(&mut client, &id).await?;

@@ -318,7 +318,7 @@ impl Worker {
             .plugin_for(&job.job_type)
             .map(|p| p.info.version.clone())
             .unwrap_or_default();
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "job",
             id = %job.id,
             r#type = %job.job_type,
@@ -341,7 +341,7 @@ impl Worker {
         cancel: CancellationToken,
         interrupted: &std::sync::atomic::AtomicBool,
     ) {
-        let (log, writer, dropped) = JobLog::start(self.store.clone(), job.id.clone(), job.attempt);
+        let log = Arc::new(JobLog::new(self.store.clone(), job));
         let input = JobInput {
             id: job.id.clone(),
             job_type: job.job_type.clone(),
@@ -352,7 +352,7 @@ impl Worker {
         let options = RunOptions {
             timeout: job.timeout_ms.map(Duration::from_millis),
             cancel,
-            events: log,
+            events: log.clone(),
         };
         let started = std::time::Instant::now();
         let result = self.runtime.run(&input, options).await;
@@ -361,15 +361,7 @@ impl Worker {
         // renewal racing the record would otherwise report the finished job as lost).
         self.forget(job);
         // Logs first, so a reader that sees the job finished has its whole log.
-        writer.await.ok();
-        let dropped = dropped.load(std::sync::atomic::Ordering::Relaxed);
-        if dropped > 0 {
-            let line = format!("{dropped} log lines dropped: Redis could not keep up");
-            let _ = self
-                .store
-                .append_log(&job.id, job.attempt, &[("WARN", &line)])
-                .await;
-        }
+        log.close().await;
         let finish = to_finish(
             job,
             result,
@@ -625,64 +617,109 @@ fn to_finish(
 }
 
 /// Streams a job's log lines to Redis without ever blocking the plugin: lines go through a
-/// bounded channel to a writer task that appends them in batches.
+/// bounded channel to a writer task that appends them in batches. The task starts with the
+/// first line, so a job that logs nothing costs no task. Each line within the job's log
+/// budget also goes to the node's own log under target `plugin`, with the job's id, type
+/// and attempt (filter with e.g. `JOBHOST_LOG=info,plugin=warn`).
 struct JobLog {
+    store: Store,
+    job: String,
+    job_type: String,
+    attempt: u32,
+    writer: Mutex<Option<LogWriter>>,
+    /// Lines dropped because the writer fell behind.
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+/// The running writer of one job's log: its channel and its task.
+struct LogWriter {
     tx: mpsc::Sender<(LogLevel, String)>,
-    /// Lines dropped because the writer fell behind (shared with the caller, which must
-    /// not hold the sender: the writer ends when every sender is gone).
-    dropped: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 const LOG_CHANNEL: usize = 4096;
 const LOG_BATCH: usize = 256;
 
 impl JobLog {
-    fn start(
-        store: Store,
-        id: String,
-        attempt: u32,
-    ) -> (
-        Arc<JobLog>,
-        tokio::task::JoinHandle<()>,
-        Arc<std::sync::atomic::AtomicU64>,
-    ) {
+    fn new(store: Store, job: &ClaimedJob) -> JobLog {
+        JobLog {
+            store,
+            job: job.id.clone(),
+            job_type: job.job_type.clone(),
+            attempt: job.attempt,
+            writer: Mutex::new(None),
+            dropped: Default::default(),
+        }
+    }
+
+    fn spawn_writer(&self) -> LogWriter {
         let (tx, mut rx) = mpsc::channel::<(LogLevel, String)>(LOG_CHANNEL);
-        let writer = tokio::spawn(async move {
+        let (store, id, attempt) = (self.store.clone(), self.job.clone(), self.attempt);
+        let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(LOG_BATCH);
             while rx.recv_many(&mut batch, LOG_BATCH).await > 0 {
-                let lines: Vec<(String, &str)> = batch
+                let refs: Vec<(&str, &str)> = batch
                     .iter()
-                    .map(|(level, line)| (level.to_string(), line.as_str()))
+                    .map(|(level, line)| (level.as_str(), line.as_str()))
                     .collect();
-                let refs: Vec<(&str, &str)> = lines.iter().map(|(l, m)| (l.as_str(), *m)).collect();
                 if let Err(e) = store.append_log(&id, attempt, &refs).await {
                     tracing::warn!(job = %id, "cannot store log lines: {e}");
                 }
                 batch.clear();
             }
         });
-        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let log = Arc::new(JobLog {
-            tx,
-            dropped: dropped.clone(),
-        });
-        (log, writer, dropped)
+        LogWriter { tx, task }
     }
 
     fn send(&self, level: LogLevel, line: String) {
-        if self.tx.try_send((level, line)).is_err() {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let writer = writer.get_or_insert_with(|| self.spawn_writer());
+        if writer.tx.try_send((level, line)).is_err() {
             self.dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until every line sent is stored; then records how many were dropped, if any.
+    async fn close(&self) {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(LogWriter { tx, task }) = writer {
+            drop(tx);
+            task.await.ok();
+        }
+        let dropped = self.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            let line = format!("{dropped} log lines dropped: Redis could not keep up");
+            let _ = self
+                .store
+                .append_log(&self.job, self.attempt, &[("WARN", &line)])
+                .await;
         }
     }
 }
 
 impl JobEvents for JobLog {
     fn backlog(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer
+            .as_ref()
+            .map_or(0, |w| w.tx.max_capacity() - w.tx.capacity())
     }
 
     fn log(&self, level: LogLevel, message: &str) {
+        let (job, job_type, attempt) = (&self.job, &self.job_type, self.attempt);
+        macro_rules! node_log {
+            ($level:expr) => {
+                tracing::event!(target: "plugin", $level, job = %job, job_type = %job_type, attempt, "{message}")
+            };
+        }
+        match level {
+            LogLevel::Trace => node_log!(tracing::Level::TRACE),
+            LogLevel::Debug => node_log!(tracing::Level::DEBUG),
+            LogLevel::Info => node_log!(tracing::Level::INFO),
+            LogLevel::Warn => node_log!(tracing::Level::WARN),
+            LogLevel::Error => node_log!(tracing::Level::ERROR),
+        }
         self.send(level, message.to_owned());
     }
     fn progress(&self, percent: u8, message: &str) {

@@ -10,9 +10,23 @@ use std::sync::LazyLock;
 use redis::{AsyncCommands, Script};
 
 use crate::{
-    CancelResult, JobFilter, JobRecord, JobState, LIST_SCAN_LIMIT, NewJob, Overview, QueueDepth,
-    Result, RetryPolicy, Store, StoreError, TypeLoad, millis, new_id, now_ms, parse_value,
+    CancelResult, Enqueued, JobFilter, JobRecord, JobState, LIST_SCAN_LIMIT, NewJob, Overview,
+    QueueDepth, Result, RetryPolicy, Store, StoreError, TypeLoad, millis, new_id, now_ms,
+    parse_value,
 };
+
+/// What the store refuses before any plugin or Redis sees a job.
+fn check_new(job: &NewJob) -> Result<()> {
+    if job.job_type.is_empty() {
+        return Err(StoreError::Invalid("job type: empty".into()));
+    }
+    if job.retry.max_attempts == 0 {
+        return Err(StoreError::Invalid(
+            "max attempts: must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
 
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/enqueue.lua")));
 static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/cancel.lua")));
@@ -23,39 +37,97 @@ impl Store {
     /// Creates a job, or returns the existing one for its idempotency key. Returns the id
     /// and whether it was created now.
     pub async fn enqueue(&self, job: &NewJob) -> Result<(String, bool)> {
-        if job.job_type.is_empty() {
-            return Err(StoreError::Invalid("job type: empty".into()));
-        }
-        if job.retry.max_attempts == 0 {
-            return Err(StoreError::Invalid(
-                "max attempts: must be at least 1".into(),
-            ));
-        }
-        let id = new_id();
+        let mut answers = self.enqueue_batch(std::slice::from_ref(job)).await?;
+        let written = answers.pop().expect("one answer per job")?;
+        Ok((written.id, written.created))
+    }
+
+    /// Creates `jobs` in one script call, in order, each as [`Store::enqueue`] would: one
+    /// answer per job, in order. A job the store refuses (an empty type, no attempts, its
+    /// type's queue full) is refused alone; the outer error is Redis failing the batch.
+    pub async fn enqueue_batch(&self, jobs: &[NewJob]) -> Result<Vec<Result<Enqueued>>> {
+        let mut answers: Vec<Result<Enqueued>> = Vec::with_capacity(jobs.len());
         let k = &self.keys;
-        let idem_key = match &job.idempotency_key {
-            Some(key) => k.idempotency(key),
-            None => k.job(&id), // same as KEYS[1]: the script reads that as "no key"
-        };
-        let labels = serde_json::to_string(&job.labels).expect("labels serialize");
-        let max_queued = self.options.limits.max_queued(&job.job_type);
         let mut invocation = ENQUEUE.prepare_invoke();
         invocation
-            .key(k.job(&id))
-            .key(k.queue(&job.job_type))
             .key(k.delayed())
-            .key(idem_key)
             .key(k.seq())
             .key(k.jobs())
-            .key(k.scheduled_of(&job.job_type))
-            .arg(&id)
+            .arg(k.prefix())
+            .arg(millis(self.options.idempotency_ttl))
+            .arg(k.events());
+        let mut sent = 0;
+        for job in jobs {
+            match check_new(job) {
+                Ok(()) => {
+                    let id = new_id();
+                    self.push_job(&mut invocation, &id, job);
+                    answers.push(Ok(Enqueued {
+                        id,
+                        created: true,
+                        created_ms: 0,
+                    }));
+                    sent += 1;
+                }
+                Err(e) => answers.push(Err(e)),
+            }
+        }
+        if sent == 0 {
+            return Ok(answers);
+        }
+        let mut conn = self.conn();
+        let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            key: k.jobs(),
+            reason: format!("enqueue reply: {reason}"),
+        };
+        if reply.len() != 1 + 3 * sent {
+            return Err(corrupt("wrong length"));
+        }
+        let now: u64 = parse_value(reply[0].clone())?;
+        let mut written = reply[1..].chunks(3);
+        for (answer, job) in answers.iter_mut().zip(jobs) {
+            let Ok(slot) = answer else { continue };
+            let [id, created, waiting] = written.next().ok_or_else(|| corrupt("short"))? else {
+                return Err(corrupt("short"));
+            };
+            let created: i8 = parse_value(created.clone())?;
+            if created < 0 {
+                let (limit, knob) = self
+                    .options
+                    .limits
+                    .max_queued(&job.job_type)
+                    .unwrap_or_default();
+                *answer = Err(StoreError::QueueFull {
+                    job_type: job.job_type.clone(),
+                    waiting: parse_value(waiting.clone())?,
+                    limit,
+                    knob,
+                });
+                continue;
+            }
+            if created == 0 {
+                slot.id = parse_value(id.clone())?;
+            }
+            slot.created = created == 1;
+            slot.created_ms = now;
+        }
+        Ok(answers)
+    }
+
+    /// Adds `job`'s header and hash fields to an enqueue call (see `lua/enqueue.lua`).
+    fn push_job(&self, invocation: &mut redis::ScriptInvocation<'_>, id: &str, job: &NewJob) {
+        let labels = serde_json::to_string(&job.labels).expect("labels serialize");
+        let max_queued = self.options.limits.max_queued(&job.job_type);
+        const FIELDS: usize = 12;
+        invocation
+            .arg(id)
             .arg(job.run_at_ms.unwrap_or(0))
             .arg(job.priority)
-            .arg(millis(self.options.idempotency_ttl))
-            .arg(k.events())
             .arg(&job.job_type)
             .arg(max_queued.as_ref().map_or(0, |(limit, _)| *limit))
-            .arg(k.prefix())
+            .arg(job.idempotency_key.as_deref().unwrap_or(""))
+            .arg(FIELDS)
             .arg("name")
             .arg(&job.name)
             .arg("type")
@@ -80,18 +152,6 @@ impl Store {
             .arg(0)
             .arg("submitted_by")
             .arg(&job.submitted_by);
-        let mut conn = self.conn();
-        let (id, created, waiting): (String, i8, u64) = invocation.invoke_async(&mut conn).await?;
-        if created < 0 {
-            let (limit, knob) = max_queued.unwrap_or_default();
-            return Err(StoreError::QueueFull {
-                job_type: job.job_type.clone(),
-                waiting,
-                limit,
-                knob,
-            });
-        }
-        Ok((id, created == 1))
     }
 
     /// The job `id` with its attempt history, if it exists (finished jobs expire after the

@@ -131,6 +131,56 @@ pub struct NewJob {
     pub submitted_by: String,
 }
 
+/// What the store wrote for one submitted job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The job's id: the new job's, or the earlier job's for a known idempotency key.
+    pub id: String,
+    /// False when an idempotency key returned an earlier job (nothing was written).
+    pub created: bool,
+    /// The store's clock when the batch was written (Unix ms): a created job's creation
+    /// time.
+    pub created_ms: u64,
+}
+
+impl Enqueued {
+    /// The record of a job created from `job`, as the store wrote it, so a caller need not
+    /// read it back. `None` when the job was not created now (read the earlier one).
+    pub fn record(&self, job: &NewJob) -> Option<JobRecord> {
+        if !self.created {
+            return None;
+        }
+        let due = job.run_at_ms.filter(|at| *at > self.created_ms);
+        Some(JobRecord {
+            id: self.id.clone(),
+            name: job.name.clone(),
+            job_type: job.job_type.clone(),
+            spec: job.spec.clone(),
+            labels: job.labels.clone(),
+            priority: job.priority,
+            state: if due.is_some() {
+                JobState::Scheduled
+            } else {
+                JobState::Queued
+            },
+            attempts: 0,
+            retry: job.retry,
+            timeout_ms: job.timeout_ms.filter(|t| *t > 0),
+            created_ms: self.created_ms,
+            updated_ms: self.created_ms,
+            run_at_ms: due,
+            finished_ms: None,
+            node: None,
+            output: None,
+            reason: None,
+            cancel_requested: false,
+            history: Vec::new(),
+            submitted_by: job.submitted_by.clone(),
+            cancelled_by: String::new(),
+        })
+    }
+}
+
 /// One finished attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {

@@ -2,7 +2,7 @@
 //! enqueues it. Each API maps [`SubmitError`] to its own status codes.
 
 use jobhost_runtime::{Runtime, ValidateError};
-use jobhost_store::{NewJob, Store, StoreError};
+use jobhost_store::{Enqueued, NewJob, Store, StoreError};
 
 /// Why a job was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -68,18 +68,68 @@ impl SubmitError {
     }
 }
 
-/// Validates `job` with its plugin and enqueues it. Returns the id and whether it is new
-/// (false when an idempotency key returned an earlier job).
+/// Validates `job` with its plugin and enqueues it. Returns what was written (the id, and
+/// whether it is new: false when an idempotency key returned an earlier job).
 pub async fn submit(
     store: &Store,
     runtime: &Runtime,
     job: &NewJob,
-) -> Result<(String, bool), SubmitError> {
+) -> Result<Enqueued, SubmitError> {
+    validate(runtime, job).await?;
+    let mut answers = store.enqueue_batch(std::slice::from_ref(job)).await?;
+    enqueued(answers.pop().expect("one answer per job"), job)
+}
+
+/// Validates each of `jobs` with its plugin (a few at a time) and enqueues those that pass
+/// in one store call. One answer per job, in order; the outer error is the store failing
+/// the whole batch (nothing of it was written).
+pub async fn submit_batch(
+    store: &Store,
+    runtime: &Runtime,
+    jobs: &[NewJob],
+) -> Result<Vec<Result<Enqueued, SubmitError>>, SubmitError> {
+    // Chunks and a loop, not a stream of closures: the handler's future must be `Send`
+    // for any lifetime, which closures over `&NewJob` do not prove to the compiler.
+    let mut checks = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(VALIDATE_AT_ONCE) {
+        let mut calls = Vec::with_capacity(chunk.len());
+        for job in chunk {
+            calls.push(validate(runtime, job));
+        }
+        checks.extend(futures::future::join_all(calls).await);
+    }
+    let valid: Vec<NewJob> = jobs
+        .iter()
+        .zip(&checks)
+        .filter(|(_, check)| check.is_ok())
+        .map(|(job, _)| job.clone())
+        .collect();
+    let mut written = store.enqueue_batch(&valid).await?.into_iter();
+    Ok(checks
+        .into_iter()
+        .zip(jobs)
+        .map(|(check, job)| {
+            check?;
+            enqueued(written.next().expect("one answer per valid job"), job)
+        })
+        .collect())
+}
+
+/// `job`'s spec checked by its plugin.
+async fn validate(runtime: &Runtime, job: &NewJob) -> Result<(), SubmitError> {
     runtime
         .validate(&job.job_type, &job.spec)
         .await
-        .map_err(|e| SubmitError::from_validate(e, job, runtime))?;
-    store.enqueue(job).await.map_err(|e| match e {
+        .map_err(|e| SubmitError::from_validate(e, job, runtime))
+}
+
+/// Validations of one batch that run at once: enough to overlap plugin calls, few enough
+/// that one batch leaves instance slots for other callers.
+const VALIDATE_AT_ONCE: usize = 4;
+
+/// The store's answer for `job` as the API reports it.
+fn enqueued(answer: Result<Enqueued, StoreError>, job: &NewJob) -> Result<Enqueued, SubmitError> {
+    answer.map_err(|e| match e {
         StoreError::QueueFull { .. } => {
             crate::metrics::global().job_refused(&job.job_type, "queue_full");
             SubmitError::QueueFull(e.to_string())

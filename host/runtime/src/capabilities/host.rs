@@ -34,18 +34,9 @@ impl types::Host for CallState {}
 
 impl host::Host for CallState {
     fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
-        // Within the job's log budget, also to the node's own log under target `plugin`,
-        // inside the job's span (job id, type, plugin version, node, attempt); filter it with
-        // e.g. JOBHOST_LOG=info,plugin=warn.
-        if self.context().log(level.into(), &message) {
-            match level {
-                host::LogLevel::Trace => tracing::trace!(target: "plugin", "{message}"),
-                host::LogLevel::Debug => tracing::debug!(target: "plugin", "{message}"),
-                host::LogLevel::Info => tracing::info!(target: "plugin", "{message}"),
-                host::LogLevel::Warn => tracing::warn!(target: "plugin", "{message}"),
-                host::LogLevel::Error => tracing::error!(target: "plugin", "{message}"),
-            }
-        }
+        // Within the job's log budget, the line goes to the caller's events (the node
+        // stores it with the job and writes it to its own log, naming the job).
+        self.context().log(level.into(), &message);
         Ok(())
     }
 

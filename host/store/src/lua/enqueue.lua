@@ -1,54 +1,80 @@
--- Creates a job: its hash, its place in the ready queue (or the delayed set), its
--- idempotency key, and its entry in the job index. Returns {id, 1, 0} when created,
--- {existing id, 0, 0} for a known idempotency key, and {'', -1, waiting} when the job
--- type's queue is full (nothing is written then).
--- KEYS: 1 job hash, 2 ready queue, 3 delayed set, 4 idempotency key, 5 sequence, 6 job index,
---       7 the type's scheduled set
--- ARGV: 1 id, 2 run_at_ms (0 = now), 3 priority (0-255), 4 idempotency ttl ms,
---       5 event channel, 6 job type, 7 max waiting jobs of the type (0 = no limit),
---       8 key prefix, 9.. field/value pairs of the job hash
-local existing = KEYS[4] ~= KEYS[1] and redis.call('GET', KEYS[4])
-if existing then
-  return {existing, 0, 0}
-end
-local limit = tonumber(ARGV[7])
-if limit > 0 then
+-- Creates a batch of jobs, each as one job would be created alone: its hash, its place in
+-- the ready queue (or the delayed set), its idempotency key, its entry in the job index.
+-- Jobs are taken in order, so a later job of the batch sees the earlier ones (their
+-- idempotency keys, their places under a queue limit). One `ready <type>` is published per
+-- type that got a ready job, not one per job.
+-- KEYS: 1 delayed set, 2 sequence, 3 job index (per-job keys are built from the prefix:
+--       every key shares the hash tag, so this is valid on Cluster)
+-- ARGV: 1 key prefix, 2 idempotency ttl ms, 3 event channel, then per job a header of
+--       7 values: id, run_at_ms (0 = now), priority (0-255), job type, max waiting jobs of
+--       the type (0 = no limit), idempotency key ('' = none), n = number of hash fields;
+--       then the n field/value pairs of the job hash (2n values)
+-- Returns {now ms, then per job: id, created, waiting}, where created is 1 (created),
+-- 0 (a known idempotency key: id is the earlier job's) or -1 (the type's queue is full:
+-- nothing was written for that job; waiting is how many wait).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix, idem_ttl, channel = ARGV[1], ARGV[2], ARGV[3]
+local out = {now}
+local ready = {}
+
+local function waiting_of(job_type, limit)
+  local queue, scheduled = prefix .. 'queue:' .. job_type, prefix .. 'scheduled:' .. job_type
   -- Waiting = QUEUED (the ready queue) + SCHEDULED (the type's scheduled set).
-  local waiting = redis.call('ZCARD', KEYS[2]) + redis.call('SCARD', KEYS[7])
+  local waiting = redis.call('ZCARD', queue) + redis.call('SCARD', scheduled)
   if waiting >= limit then
     -- Self-repair: a scheduled entry whose job is gone or moved on (a record deleted by
     -- hand, say) must not hold a place for ever. A few random ones are checked per refusal.
-    for _, id in ipairs(redis.call('SRANDMEMBER', KEYS[7], 3)) do
-      if redis.call('HGET', ARGV[8] .. 'job:' .. id, 'state') ~= 'SCHEDULED' then
-        redis.call('SREM', KEYS[7], id)
+    for _, id in ipairs(redis.call('SRANDMEMBER', scheduled, 3)) do
+      if redis.call('HGET', prefix .. 'job:' .. id, 'state') ~= 'SCHEDULED' then
+        redis.call('SREM', scheduled, id)
         waiting = waiting - 1
       end
     end
-    if waiting >= limit then
-      return {'', -1, waiting}
+  end
+  return waiting
+end
+
+local i = 4
+while i <= #ARGV do
+  local id, run_at, priority = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local job_type, limit, idem = ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5]
+  local n = tonumber(ARGV[i + 6])
+  local first, last = i + 7, i + 6 + 2 * n
+  i = last + 1
+  local idem_key = idem ~= '' and (prefix .. 'idem:' .. idem)
+  local existing = idem_key and redis.call('GET', idem_key)
+  local waiting = 0
+  if limit > 0 and not existing then waiting = waiting_of(job_type, limit) end
+  if existing then
+    out[#out + 1], out[#out + 2], out[#out + 3] = existing, 0, 0
+  elseif limit > 0 and waiting >= limit then
+    out[#out + 1], out[#out + 2], out[#out + 3] = '', -1, waiting
+  else
+    -- One HSET per job: its fixed fields, then the ones the caller gave.
+    local fields = {'id', id, 'created_ms', now, 'updated_ms', now}
+    if run_at > now then
+      fields[#fields + 1], fields[#fields + 2] = 'state', 'SCHEDULED'
+      fields[#fields + 1], fields[#fields + 2] = 'run_at_ms', run_at
+      redis.call('ZADD', KEYS[1], run_at, id)
+      redis.call('SADD', prefix .. 'scheduled:' .. job_type, id)
+    else
+      local seq = redis.call('INCR', KEYS[2])
+      fields[#fields + 1], fields[#fields + 2] = 'state', 'QUEUED'
+      redis.call('ZADD', prefix .. 'queue:' .. job_type, (255 - priority) * 4398046511104 + seq, id)
+      ready[job_type] = true
     end
+    if idem_key then
+      redis.call('SET', idem_key, id, 'PX', idem_ttl)
+      fields[#fields + 1], fields[#fields + 2] = 'idempotency_key_ref', idem_key
+    end
+    for k = first, last do fields[#fields + 1] = ARGV[k] end
+    redis.call('HSET', prefix .. 'job:' .. id, unpack(fields))
+    redis.call('ZADD', KEYS[3], 0, id) -- ids are time-ordered: the index is ordered by id
+    out[#out + 1], out[#out + 2], out[#out + 3] = id, 1, 0
   end
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local id = ARGV[1]
-local run_at = tonumber(ARGV[2])
-local fields = {}
-for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], 'id', id, 'created_ms', now, 'updated_ms', now, unpack(fields))
-redis.call('ZADD', KEYS[6], 0, id) -- ids are time-ordered: the index is ordered by id
-if run_at > now then
-  redis.call('HSET', KEYS[1], 'state', 'SCHEDULED', 'run_at_ms', run_at)
-  redis.call('ZADD', KEYS[3], run_at, id)
-  redis.call('SADD', KEYS[7], id)
-else
-  local seq = redis.call('INCR', KEYS[5])
-  redis.call('HSET', KEYS[1], 'state', 'QUEUED')
-  redis.call('ZADD', KEYS[2], (255 - tonumber(ARGV[3])) * 4398046511104 + seq, id)
-  redis.call('PUBLISH', ARGV[5], 'ready ' .. ARGV[6])
+for job_type in pairs(ready) do
+  redis.call('PUBLISH', channel, 'ready ' .. job_type)
 end
-if KEYS[4] ~= KEYS[1] then
-  redis.call('SET', KEYS[4], id, 'PX', ARGV[4])
-  redis.call('HSET', KEYS[1], 'idempotency_key_ref', KEYS[4])
-end
-return {id, 1, 0}
+return out

@@ -9,16 +9,17 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, store_status};
 use crate::api::auth::Identity;
-use crate::api::submit::{SubmitError, submit};
+use crate::api::submit::{SubmitError, submit, submit_batch};
 use jobhost_config::ApiConfig;
 use jobhost_proto::scheduler::job_scheduler_server::JobScheduler;
 use jobhost_proto::scheduler::{
-    CancelJobRequest, CancelJobResponse, GetJobRequest, GetJobResponse, ListJobsRequest,
+    CancelJobRequest, CancelJobResponse, GetJobRequest, GetJobResponse, JobError, ListJobsRequest,
     ListJobsResponse, ListNodesRequest, ListNodesResponse, ListPluginsRequest, ListPluginsResponse,
-    LogLine, ScheduleJobRequest, ScheduleJobResponse, StreamJobLogsRequest,
+    LogLine, ScheduleJobRequest, ScheduleJobResponse, ScheduleJobResult, ScheduleJobsRequest,
+    ScheduleJobsResponse, StreamJobLogsRequest, schedule_job_result,
 };
 use jobhost_runtime::Runtime;
-use jobhost_store::{CancelResult, CronSchedule, JobFilter, NewJob, RetryPolicy, Store};
+use jobhost_store::{CancelResult, CronSchedule, Enqueued, JobFilter, NewJob, RetryPolicy, Store};
 
 /// The scheduler service of one node.
 pub struct Scheduler {
@@ -52,6 +53,48 @@ impl Scheduler {
                 "no job {id:?} (unknown, or expired after the retention time)"
             ))),
         }
+    }
+
+    /// The answer for `job` once the store wrote it: the record as written (nothing is read
+    /// back), or the earlier job an idempotency key returned.
+    async fn scheduled(
+        &self,
+        job: &NewJob,
+        written: Enqueued,
+    ) -> Result<ScheduleJobResponse, Status> {
+        let record = match written.record(job) {
+            Some(record) => {
+                // Audit at debug: at thousands of jobs a second an info line per job is
+                // the node's largest cost; `submitted_by` keeps the trail in the record.
+                tracing::debug!(job_id = %record.id, job_type = %job.job_type, by = %job.submitted_by, "job scheduled");
+                convert::job(record)
+            }
+            None => self.job(&written.id).await?,
+        };
+        Ok(ScheduleJobResponse {
+            job: Some(record),
+            created: written.created,
+            schedule: None,
+        })
+    }
+
+    /// Saves the cron schedule `req` asks for, its template checked as a job would be.
+    async fn schedule_cron_request(
+        &self,
+        mut req: ScheduleJobRequest,
+        caller: String,
+    ) -> Result<ScheduleJobResponse, Status> {
+        let (name, cron) = (req.name.clone(), std::mem::take(&mut req.cron));
+        let mut job = self.new_job(req, true)?;
+        job.submitted_by = caller;
+        self.runtime
+            .validate(&job.job_type, &job.spec)
+            .await
+            .map_err(|e| submit_status(SubmitError::from_validate(e, &job, &self.runtime)))?;
+        let by = job.submitted_by.clone();
+        let answer = self.schedule_cron(name.clone(), cron, job).await?;
+        tracing::info!(schedule = %name, by = %by, "cron schedule saved");
+        Ok(answer)
     }
 
     async fn schedule_cron(
@@ -242,33 +285,83 @@ impl JobScheduler for Scheduler {
         request: Request<ScheduleJobRequest>,
     ) -> Result<Response<ScheduleJobResponse>, Status> {
         let caller = principal(&request);
-        let mut req = request.into_inner();
-        let (name, cron) = (req.name.clone(), std::mem::take(&mut req.cron));
-        let mut job = self.new_job(req, !cron.is_empty())?;
-        job.submitted_by = caller;
-        if !cron.is_empty() {
-            // A schedule's template is checked now, as a job would be.
-            self.runtime
-                .validate(&job.job_type, &job.spec)
-                .await
-                .map_err(|e| submit_status(SubmitError::from_validate(e, &job, &self.runtime)))?;
-            let by = job.submitted_by.clone();
-            let answer = self.schedule_cron(name.clone(), cron, job).await?;
-            tracing::info!(schedule = %name, by = %by, "cron schedule saved");
-            return Ok(Response::new(answer));
+        let req = request.into_inner();
+        if !req.cron.is_empty() {
+            return Ok(Response::new(
+                self.schedule_cron_request(req, caller).await?,
+            ));
         }
-        let (id, created) = submit(&self.store, &self.runtime, &job)
+        let mut job = self.new_job(req, false)?;
+        job.submitted_by = caller;
+        let written = submit(&self.store, &self.runtime, &job)
             .await
             .map_err(submit_status)?;
-        if created {
-            tracing::info!(job_id = %id, job_type = %job.job_type, by = %job.submitted_by, "job scheduled");
+        Ok(Response::new(self.scheduled(&job, written).await?))
+    }
+
+    async fn schedule_jobs(
+        &self,
+        request: Request<ScheduleJobsRequest>,
+    ) -> Result<Response<ScheduleJobsResponse>, Status> {
+        let caller = principal(&request);
+        let requests = request.into_inner().jobs;
+        if requests.is_empty() {
+            return Err(Status::invalid_argument(
+                "jobs is empty: nothing to schedule",
+            ));
         }
-        let job = self.job(&id).await?;
-        Ok(Response::new(ScheduleJobResponse {
-            job: Some(job),
-            created,
-            schedule: None,
-        }))
+        if requests.len() > self.limits.max_batch_jobs {
+            return Err(Status::invalid_argument(format!(
+                "{} jobs in one batch; the limit is {} (api.max_batch_jobs)",
+                requests.len(),
+                self.limits.max_batch_jobs
+            )));
+        }
+        // Each request becomes a job to submit, a cron schedule (saved on its own), or its
+        // own error; the jobs are then validated and written together.
+        let mut answers: Vec<Option<Result<ScheduleJobResponse, Status>>> = Vec::new();
+        let mut jobs = Vec::new();
+        for req in requests {
+            if !req.cron.is_empty() {
+                answers.push(Some(self.schedule_cron_request(req, caller.clone()).await));
+                continue;
+            }
+            match self.new_job(req, false) {
+                Ok(mut job) => {
+                    job.submitted_by = caller.clone();
+                    jobs.push(job);
+                    answers.push(None);
+                }
+                Err(status) => answers.push(Some(Err(status))),
+            }
+        }
+        let written = submit_batch(&self.store, &self.runtime, &jobs)
+            .await
+            .map_err(submit_status)?;
+        let mut written = jobs.iter().zip(written);
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            let answer = match answer {
+                Some(answer) => answer,
+                None => {
+                    let (job, outcome) = written.next().expect("one outcome per job");
+                    match outcome {
+                        Ok(enqueued) => self.scheduled(job, enqueued).await,
+                        Err(e) => Err(submit_status(e)),
+                    }
+                }
+            };
+            results.push(ScheduleJobResult {
+                result: Some(match answer {
+                    Ok(scheduled) => schedule_job_result::Result::Scheduled(scheduled),
+                    Err(status) => schedule_job_result::Result::Error(JobError {
+                        code: status.code() as i32,
+                        message: status.message().to_owned(),
+                    }),
+                }),
+            });
+        }
+        Ok(Response::new(ScheduleJobsResponse { results }))
     }
 
     async fn get_job(

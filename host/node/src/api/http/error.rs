@@ -51,6 +51,11 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status of this answer.
+    pub fn status(&self) -> StatusCode {
+        self.http
+    }
+
     /// 400 INVALID_ARGUMENT.
     pub fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidArgument, message)

@@ -60,7 +60,7 @@ pub async fn trigger(
         },
         ..Default::default()
     };
-    let (id, _) = submit(&services.store, &services.runtime, &job)
+    let jobhost_store::Enqueued { id, .. } = submit(&services.store, &services.runtime, &job)
         .await
         .map_err(|e| refused(&name, e))?;
     Ok((StatusCode::ACCEPTED, Json(json!({"job_id": id}))))

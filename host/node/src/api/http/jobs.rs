@@ -20,7 +20,7 @@ use serde::Serialize;
 use tonic::{Request, Status};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::json::NewJobJson;
+use super::json::{BatchJson, BatchResultJson, NewJobJson, NewJobsJson};
 use super::json::{CancelledJson, CreatedJson, JobJson, JobPage, JobQuery, LogLineJson, LogQuery};
 use super::state::AppState;
 use crate::api::auth::Identity;
@@ -61,6 +61,68 @@ pub async fn create_job(
         schedule: answer.schedule.map(|s| s.name),
     };
     Ok((http, Json(body)).into_response())
+}
+
+/// `POST /v1/jobs:batch`: creates many jobs (at most `api.max_batch_jobs`), written to
+/// Redis together. 200 with one result per job, in order, each with the status
+/// `POST /v1/jobs` would have given it: one bad job does not refuse the others.
+#[utoipa::path(post, path = "/v1/jobs:batch", request_body = NewJobsJson,
+    responses(
+        (status = 200, description = "One result per job, in order", body = BatchJson),
+        (status = 400, description = "No jobs, too many jobs (api.max_batch_jobs), or not JSON", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 503, description = "Redis unreachable: no job was written", body = ErrorBody),
+    ))]
+pub async fn create_jobs(
+    State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Identity>>,
+    body: Result<Json<NewJobsJson>, JsonRejection>,
+) -> ApiResult<Json<BatchJson>> {
+    let Json(new) = body?;
+    let jobs = new.jobs.into_iter().map(Into::into).collect();
+    let answer = state
+        .services
+        .scheduler
+        .schedule_jobs(as_caller(proto::ScheduleJobsRequest { jobs }, caller))
+        .await?
+        .into_inner();
+    let results = answer.results.into_iter().map(batch_result).collect();
+    Ok(Json(BatchJson { results }))
+}
+
+/// One job's gRPC result as its REST result.
+fn batch_result(result: proto::ScheduleJobResult) -> BatchResultJson {
+    use proto::schedule_job_result::Result as Outcome;
+    match result.result {
+        Some(Outcome::Scheduled(answer)) => {
+            let created = answer.created || answer.schedule.is_some();
+            BatchResultJson {
+                status: if created { 201 } else { 200 },
+                job: answer.job.map(JobJson::from),
+                created,
+                schedule: answer.schedule.map(|s| s.name),
+                error: None,
+            }
+        }
+        Some(Outcome::Error(error)) => {
+            let status = Status::new(tonic::Code::from(error.code), error.message);
+            let http = ApiError::from(status.clone()).status();
+            BatchResultJson {
+                status: http.as_u16(),
+                job: None,
+                created: false,
+                schedule: None,
+                error: Some(ErrorBody::of(&status)),
+            }
+        }
+        None => BatchResultJson {
+            status: 500,
+            job: None,
+            created: false,
+            schedule: None,
+            error: Some(ErrorBody::of(&Status::internal("no result for this job"))),
+        },
+    }
 }
 
 /// `GET /v1/jobs`: jobs, newest first, filtered and paged.

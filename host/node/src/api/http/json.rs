@@ -207,6 +207,40 @@ pub struct CreatedJson {
     pub schedule: Option<String>,
 }
 
+/// Jobs to create in one call (`POST /v1/jobs:batch`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewJobsJson {
+    /// The jobs, each as `POST /v1/jobs` takes one; at most `api.max_batch_jobs`.
+    pub jobs: Vec<NewJobJson>,
+}
+
+/// The answer to `POST /v1/jobs:batch`: one result per job, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchJson {
+    /// One per job of the request.
+    pub results: Vec<BatchResultJson>,
+}
+
+/// One job's result in a batch: `status` is what `POST /v1/jobs` would have answered for it
+/// alone (201 created, 200 an earlier job by idempotency key, 4xx/5xx with `error`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResultJson {
+    /// The HTTP status of this job's result.
+    pub status: u16,
+    /// The job (absent on error, or when a cron schedule was created).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobJson>,
+    /// False when an idempotency key returned an earlier job.
+    pub created: bool,
+    /// The schedule's name, when `cron` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Why this job was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
 /// A page of jobs.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobPage {

@@ -66,6 +66,9 @@ pub async fn bind(config: &Config) -> Result<(tokio::net::TcpListener, SocketAdd
 
 /// Room for everything in a job request besides the spec.
 const JOB_REQUEST_OVERHEAD: usize = 64 * 1024;
+/// Largest body of `POST /v1/jobs:batch`: each job is also held to `api.max_spec_bytes`, and
+/// the batch to `api.max_batch_jobs`; this bounds what one request makes the node parse.
+const BATCH_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// The router of `services`, for tests: its event streams never end by themselves.
 pub fn router(services: Services) -> Router {
@@ -83,6 +86,7 @@ fn router_until(services: Services, stop: CancellationToken) -> Router {
             .saturating_mul(2)
             .saturating_add(JOB_REQUEST_OVERHEAD),
     );
+    let batch_limit = DefaultBodyLimit::max(BATCH_BODY_LIMIT);
     let state = Arc::new(AppState {
         services,
         feed: feed::SnapshotFeed::new(|services| {
@@ -100,6 +104,7 @@ fn router_until(services: Services, stop: CancellationToken) -> Router {
                 .get(jobs::list_jobs)
                 .layer(jobs_limit),
         )
+        .route("/v1/jobs:batch", post(jobs::create_jobs).layer(batch_limit))
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/jobs/{id}/logs", get(jobs::job_logs))

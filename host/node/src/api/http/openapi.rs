@@ -17,6 +17,7 @@ use super::{jd, jobs, status, stream};
     ),
     paths(
         jobs::create_job,
+        jobs::create_jobs,
         jobs::list_jobs,
         jobs::get_job,
         jobs::cancel_job,
@@ -34,6 +35,9 @@ use super::{jd, jobs, status, stream};
         JobJson,
         AttemptJson,
         NewJobJson,
+        NewJobsJson,
+        BatchJson,
+        BatchResultJson,
         CreatedJson,
         JobPage,
         CancelledJson,
@@ -69,6 +73,7 @@ mod tests {
         let paths: Vec<&String> = doc.paths.paths.keys().collect();
         for path in [
             "/v1/jobs",
+            "/v1/jobs:batch",
             "/v1/jobs/{id}",
             "/v1/jobs/{id}/cancel",
             "/v1/jobs/{id}/logs",

@@ -15,8 +15,14 @@ pub struct RedisConfig {
     pub url: String,
     /// Prefix of every key (and Redis Cluster hash tag); separates deployments on one Redis.
     pub prefix: String,
-    /// How long finished jobs (record, attempts, log) are kept, in seconds.
+    /// How long FAILED, CANCELLED and DEAD jobs (record, attempts, log) are kept, in
+    /// seconds.
     pub retention_secs: u64,
+    /// How long SUCCEEDED jobs are kept, in seconds: short, so a steady load does not fill
+    /// Redis.
+    pub succeeded_retention_secs: u64,
+    /// Most SUCCEEDED jobs kept (the oldest are deleted beyond it), whatever their age.
+    pub succeeded_max: u64,
     /// How long an idempotency key returns its job, in seconds.
     pub idempotency_ttl_secs: u64,
     /// Most entries kept in one job's log stream.
@@ -37,6 +43,8 @@ impl Default for RedisConfig {
             url: String::new(),
             prefix: "jobhost".into(),
             retention_secs: 7 * 24 * 3600,
+            succeeded_retention_secs: 3600,
+            succeeded_max: 100_000,
             idempotency_ttl_secs: 24 * 3600,
             log_max_entries: 100_000,
             dev_dir: PathBuf::from(".jobhost/redis"),
@@ -50,6 +58,11 @@ impl Default for RedisConfig {
 impl RedisConfig {
     /// Checks `[redis]`: the URL's scheme and a prefix fit for keys and hash tags.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if self.succeeded_retention_secs == 0 || self.succeeded_max == 0 {
+            return Err(ConfigError::invalid(
+                "redis.succeeded_retention_secs and redis.succeeded_max must be at least 1",
+            ));
+        }
         if !(self.url.is_empty()
             || self.url.starts_with("redis://")
             || self.url.starts_with("rediss://"))

@@ -83,7 +83,10 @@ struct Worker {
     running: Mutex<HashMap<String, Running>>,
     wake: Notify,
     stopping: CancellationToken,
+    outcomes: outcomes::Recorder,
 }
+
+mod outcomes;
 
 /// Runs a node until `shutdown` fires, then drains: stops claiming, gives running jobs
 /// `shutdown_grace` to finish, interrupts and re-queues the rest, deregisters.
@@ -93,6 +96,14 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: CancellationToken,
 ) {
+    let recorder_stop = CancellationToken::new();
+    let (outcomes, recorder) = outcomes::Recorder::start(
+        store.clone(),
+        settings.node_id.clone(),
+        settings.lease,
+        settings.concurrency,
+        recorder_stop.clone(),
+    );
     let node = Arc::new(Worker {
         store,
         runtime,
@@ -100,6 +111,7 @@ pub async fn run(
         running: Mutex::new(HashMap::new()),
         wake: Notify::new(),
         stopping: shutdown.clone(),
+        outcomes,
     });
     tracing::info!(
         node = %node.settings.node_id,
@@ -118,6 +130,9 @@ pub async fn run(
     node.clone().claim_loop(&mut jobs).await;
 
     drain(&node, &mut jobs).await;
+    // Every job task has handed over its outcome: record the last ones before leaving.
+    recorder_stop.cancel();
+    recorder.await.ok();
     background.cancel();
     while tasks.join_next().await.is_some() {}
     if let Err(e) = node.store.deregister(&node.settings.node_id).await {
@@ -368,29 +383,8 @@ impl Worker {
             interrupted.load(std::sync::atomic::Ordering::Relaxed),
         );
         crate::metrics::global().attempt_finished(&job.job_type, finish.label(), took);
-        let store = &self.store;
-        // Recording the outcome outlives a shutdown: without it the job would wait for its
-        // lease to lapse. It gives up only if Redis stays away past the lease. (The deadline
-        // is a timer of this call, not a task: one per finished job would live a whole lease.)
-        let give_up = tokio::time::sleep(self.settings.lease);
-        match retry_until("record a job outcome", give_up, || {
-            store.finish(job, &self.settings.node_id, &finish)
-        })
-        .await
-        {
-            Some(Some(state)) => {
-                tracing::debug!(job = %job.id, attempt = job.attempt, %state, "job attempt recorded")
-            }
-            Some(None) => tracing::warn!(
-                job = %job.id,
-                attempt = job.attempt,
-                "result discarded: the lease was lost and the job re-queued"
-            ),
-            None => tracing::error!(
-                job = %job.id,
-                "outcome not recorded; the job will be re-queued when its lease expires"
-            ),
-        }
+        let job = job.clone();
+        self.outcomes.record(outcomes::Outcome { job, finish }).await;
     }
 
     async fn heartbeat_loop(self: Arc<Self>, stop: CancellationToken) {
@@ -425,7 +419,6 @@ impl Worker {
                             event = events.next() => match event {
                                 Some(Event::Ready(_)) => self.wake.notify_one(),
                                 Some(Event::Cancel(id)) => self.cancel_local(&id),
-                                Some(Event::Done(_)) => {}
                                 None => break,
                             },
                             () = stop.cancelled() => return,

@@ -2,7 +2,8 @@
 //! attempt's outcome, and re-queue the jobs of leases that lapsed (a dead node's).
 //!
 //! Keys: `queue:<type>`, `running`, `running:<type>`, `limited`, `attempts:<id>`, `dead`,
-//! `delayed`, `scheduled:<type>`, `job:<id>`; publishes `ready <type>` and `done <id>`.
+//! `delayed`, `scheduled:<type>`, `job:<id>`; publishes `ready <type>`.
+//! Also `succeeded`, the index whose oldest entries `finish` deletes (retention).
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -13,8 +14,17 @@ use crate::{ClaimedJob, Finish, JobState, Keys, Result, RetryPolicy, Store, Stor
 
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
 static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
-static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/finish.lua")));
-static REAP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/reap.lua")));
+static FINISH: LazyLock<Script> = LazyLock::new(|| with_attempts(include_str!("lua/finish.lua")));
+static REAP: LazyLock<Script> = LazyLock::new(|| with_attempts(include_str!("lua/reap.lua")));
+
+/// A script that ends attempts, with the helpers it shares (`lua/attempts.lua`).
+fn with_attempts(body: &str) -> Script {
+    Script::new(&format!("{}{body}", include_str!("lua/attempts.lua")))
+}
+
+/// The most attempts one `finish_batch` script call records: a bound on the time one
+/// script holds Redis (a few ms), the rest waits for the next call.
+pub const FINISH_BATCH_MAX: usize = 512;
 
 impl Store {
     /// Claims up to `max` ready jobs of `job_types` for `node`, with a lease of `lease`.
@@ -83,52 +93,84 @@ impl Store {
         node: &str,
         finish: &Finish,
     ) -> Result<Option<JobState>> {
-        let (id, attempt) = (job.id.as_str(), job.attempt);
+        let mut states = self.finish_batch(node, &[(job, finish)]).await?;
+        Ok(states.pop().flatten())
+    }
+
+    /// Records the ends of many attempts of `node` in one script call (at most
+    /// [`FINISH_BATCH_MAX`]), as [`Store::finish`] records one: one answer per attempt, in
+    /// order. Also trims the succeeded jobs to their retention.
+    pub async fn finish_batch(
+        &self,
+        node: &str,
+        ends: &[(&ClaimedJob, &Finish)],
+    ) -> Result<Vec<Option<JobState>>> {
+        if ends.is_empty() {
+            return Ok(Vec::new());
+        }
+        if ends.len() > FINISH_BATCH_MAX {
+            return Err(StoreError::Invalid(format!(
+                "{} attempts in one finish; at most {FINISH_BATCH_MAX}",
+                ends.len()
+            )));
+        }
         let k = &self.keys;
-        let (kind, text, delay, label) = match finish {
-            Finish::Succeeded { output } => ("succeeded", output.as_str(), 0, "succeeded"),
-            Finish::Failed { reason } => ("failed", reason.as_str(), 0, "failed"),
-            Finish::Retry {
-                after,
-                reason,
-                outcome,
-            } => ("retry", reason.as_str(), millis(*after), *outcome),
-            Finish::Cancelled { reason } => ("cancelled", reason.as_str(), 0, "cancelled"),
-            Finish::Interrupted { reason } => ("requeue", reason.as_str(), 0, "interrupted"),
-        };
         let mut invocation = FINISH.prepare_invoke();
         invocation
-            .key(k.job(id))
             .key(k.running())
             .key(k.delayed())
             .key(k.dead())
-            .key(k.attempts(id))
-            .key(k.log(id))
-            .key(k.queue(&job.job_type))
             .key(k.seq())
-            .key(k.running_of(&job.job_type))
             .key(k.limited())
-            .key(k.scheduled_of(&job.job_type))
-            .arg(id)
+            .key(k.succeeded())
+            .key(k.jobs())
+            .arg(k.prefix())
             .arg(node)
-            .arg(attempt)
-            .arg(kind)
-            .arg(text)
-            .arg(delay)
             .arg(millis(self.options.retention))
-            .arg(k.events())
-            .arg(label);
-        let mut conn = self.conn();
-        let state: String = invocation.invoke_async(&mut conn).await?;
-        if state == "stale" {
-            return Ok(None);
+            .arg(millis(self.options.succeeded_retention))
+            .arg(self.options.succeeded_max)
+            .arg(k.events());
+        for (job, finish) in ends {
+            let (kind, text, delay, label) = match finish {
+                Finish::Succeeded { output } => ("succeeded", output.as_str(), 0, "succeeded"),
+                Finish::Failed { reason } => ("failed", reason.as_str(), 0, "failed"),
+                Finish::Retry {
+                    after,
+                    reason,
+                    outcome,
+                } => ("retry", reason.as_str(), millis(*after), *outcome),
+                Finish::Cancelled { reason } => ("cancelled", reason.as_str(), 0, "cancelled"),
+                Finish::Interrupted { reason } => ("requeue", reason.as_str(), 0, "interrupted"),
+            };
+            invocation
+                .arg(&job.id)
+                .arg(job.attempt)
+                .arg(kind)
+                .arg(text)
+                .arg(delay)
+                .arg(label);
         }
-        JobState::parse(&state)
-            .map(Some)
-            .ok_or_else(|| StoreError::Corrupt {
-                key: k.job(id),
-                reason: format!("unknown state {state:?}"),
+        let mut conn = self.conn();
+        let states: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        if states.len() != ends.len() {
+            return Err(StoreError::Corrupt {
+                key: k.running(),
+                reason: format!("finish answered {} states for {} jobs", states.len(), ends.len()),
+            });
+        }
+        states
+            .iter()
+            .zip(ends)
+            .map(|(state, (job, _))| match state.as_str() {
+                "stale" => Ok(None),
+                other => JobState::parse(other)
+                    .map(Some)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: k.job(&job.id),
+                        reason: format!("unknown state {other:?}"),
+                    }),
             })
+            .collect()
     }
 
     /// Re-queues up to `limit` running jobs whose lease expired.

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use redis::{AsyncCommands, Script};
 
 use crate::{
-    CancelResult, Enqueued, JobFilter, JobRecord, JobState, LIST_SCAN_LIMIT, NewJob, Overview,
+    AttemptRecord, CancelResult, Enqueued, JobFilter, JobRecord, JobState, LIST_SCAN_LIMIT, NewJob, Overview,
     QueueDepth, Result, RetryPolicy, Store, StoreError, TypeLoad, millis, new_id, now_ms,
     parse_value,
 };
@@ -167,14 +167,17 @@ impl Store {
             return Ok(None);
         }
         let mut record = parse_job(&self.keys.job(id), fields)?;
-        record.history = history
+        // The attempts after which the job ran again, then its final one (in the record).
+        let mut earlier = history
             .iter()
             .map(|h| serde_json::from_str(h))
-            .collect::<std::result::Result<_, _>>()
+            .collect::<std::result::Result<Vec<AttemptRecord>, _>>()
             .map_err(|e| StoreError::Corrupt {
                 key: self.keys.attempts(id),
                 reason: e.to_string(),
             })?;
+        earlier.append(&mut record.history);
+        record.history = earlier;
         Ok(Some(record))
     }
 
@@ -252,8 +255,10 @@ impl Store {
             .key(self.keys.jobs())
             .key(self.keys.dead())
             .key(self.keys.sweep_cursor())
+            .key(self.keys.succeeded())
             .arg(self.keys.prefix())
-            .arg(batch);
+            .arg(batch)
+            .arg(millis(self.options.succeeded_retention));
         let mut conn = self.conn();
         Ok(invocation.invoke_async(&mut conn).await?)
     }
@@ -409,6 +414,20 @@ fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<JobRecord> {
         JobState::parse(&state_text).ok_or_else(|| corrupt(format!("state {state_text:?}")))?;
     let labels = serde_json::from_str(&take("labels")).unwrap_or_default();
     let timeout = num(take("timeout_ms")).filter(|t| *t > 0);
+    let attempts = take("attempts").parse().unwrap_or(0);
+    let finished_ms = num(take("finished_ms"));
+    let output = Some(take("output")).filter(|_| state == JobState::Succeeded);
+    let reason = Some(take("reason")).filter(|r| !r.is_empty());
+    // The final attempt is kept in the hash (see `lua/attempts.lua`).
+    let outcome = take("outcome");
+    let last_attempt = (!outcome.is_empty()).then(|| AttemptRecord {
+        attempt: attempts,
+        node: take("last_node"),
+        started_ms: num(take("started_ms")).unwrap_or(0),
+        ended_ms: finished_ms.unwrap_or(0),
+        reason: output.clone().or_else(|| reason.clone()).unwrap_or_default(),
+        outcome,
+    });
     Ok(JobRecord {
         id: take("id"),
         name: take("name"),
@@ -417,7 +436,7 @@ fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<JobRecord> {
         labels,
         priority: take("priority").parse().unwrap_or(0),
         state,
-        attempts: take("attempts").parse().unwrap_or(0),
+        attempts,
         retry: RetryPolicy {
             max_attempts: take("max_attempts").parse().unwrap_or(1),
             backoff_base_ms: num(take("backoff_base_ms")).unwrap_or(1000),
@@ -427,12 +446,12 @@ fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<JobRecord> {
         created_ms: num(take("created_ms")).unwrap_or(0),
         updated_ms: num(take("updated_ms")).unwrap_or(0),
         run_at_ms: num(take("run_at_ms")).filter(|_| state == JobState::Scheduled),
-        finished_ms: num(take("finished_ms")),
+        finished_ms,
         node: Some(take("node")).filter(|n| !n.is_empty()),
-        output: Some(take("output")).filter(|_| state == JobState::Succeeded),
-        reason: Some(take("reason")).filter(|r| !r.is_empty()),
+        output,
+        reason,
         cancel_requested: take("cancel") == "1",
-        history: Vec::new(),
+        history: last_attempt.into_iter().collect(),
         submitted_by: take("submitted_by"),
         cancelled_by: take("cancelled_by"),
     })

@@ -68,6 +68,10 @@ impl Keys {
     pub fn dead(&self) -> String {
         self.key("dead")
     }
+    /// SUCCEEDED jobs by finish time: what their retention (age and count) trims.
+    pub fn succeeded(&self) -> String {
+        self.key("succeeded")
+    }
     /// Index of all jobs by creation time.
     pub fn jobs(&self) -> String {
         self.key("jobs")

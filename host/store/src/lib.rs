@@ -16,7 +16,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `job:<id>` | hash | the job record (fields below) |
-//! | `attempts:<id>` | list | one JSON record per finished attempt |
+//! | `attempts:<id>` | list | one JSON record per attempt after which the job ran again (the final attempt is in the job hash: `outcome`) |
 //! | `log:<id>` | stream | the job's log lines (`attempt`, `level`, `msg`), capped |
 //! | `queue:<type>` | zset | ready jobs of a type; score = (255 − priority)·2⁴² + sequence |
 //! | `seq` | string | the FIFO sequence within a priority |
@@ -26,6 +26,7 @@
 //! | `scheduled:<type>` | set | SCHEDULED jobs of a type: with `queue:<type>`, what `max_queued` counts |
 //! | `limited` | hash | type → 1 while the type's jobs wait only for its concurrency limit |
 //! | `dead` | zset | DEAD jobs, score = time of death |
+//! | `succeeded` | zset | SUCCEEDED jobs, score = finish time: trimmed to `succeeded_max` and `succeeded_retention` by `finish` |
 //! | `jobs` | zset | every job id, score 0: ordered by id, which is time-ordered (listings; swept after retention) |
 //! | `idem:<key>` | string | job id for an idempotency key |
 //! | `cron` | hash | cron schedule name → JSON definition |
@@ -34,13 +35,13 @@
 //! | `nodes` | zset | node id → heartbeat expiry ms |
 //! | `leader`, `leader:token` | string | leader lease `"<node> <token>"`, fencing counter |
 //! | `sweep:cursor` | string | where the retention sweep of `jobs` resumes |
-//! | `events` | pub/sub channel | `ready <type>`, `cancel <id>`, `done <id>` |
+//! | `events` | pub/sub channel | `ready <type>` (once per type per enqueue batch), `cancel <id>` |
 //! | `jd:*` | hashes, string | Job Distributor nodes, jobs, proposals, indexes, CSA key (see `jd.rs`) |
 //! | `kv:<plugin>` | hash | a plugin's key-value state (the `kv` capability; see `kv.rs`) |
 //!
 //! Job hash fields: `id name type spec labels priority state attempts max_attempts
 //! timeout_ms created_ms updated_ms run_at_ms started_ms finished_ms lease_ms node last_node
-//! output reason cancel backoff_base_ms backoff_max_ms`.
+//! output reason outcome cancel backoff_base_ms backoff_max_ms`.
 //!
 //! Every state transition is one Lua script (see `lua/`), so it is atomic; times come from
 //! the Redis server's clock, so nodes with skewed clocks agree.
@@ -80,6 +81,7 @@ mod nodes;
 mod server;
 mod types;
 
+pub use claims::FINISH_BATCH_MAX;
 pub use conn::CallObserver;
 use conn::Conn;
 
@@ -98,8 +100,12 @@ type Result<T> = std::result::Result<T, StoreError>;
 pub struct StoreOptions {
     /// Key prefix (also the Cluster hash tag).
     pub prefix: String,
-    /// How long finished jobs (record, attempts, log) are kept.
+    /// How long FAILED, CANCELLED and DEAD jobs (record, attempts, log) are kept.
     pub retention: Duration,
+    /// How long SUCCEEDED jobs are kept.
+    pub succeeded_retention: Duration,
+    /// Most SUCCEEDED jobs kept; the oldest are deleted beyond it.
+    pub succeeded_max: u64,
     /// How long an idempotency key maps to its job.
     pub idempotency_ttl: Duration,
     /// Most entries kept in one job's log stream (oldest trimmed beyond).
@@ -130,6 +136,8 @@ impl StoreOptions {
         StoreOptions {
             prefix: redis.prefix.clone(),
             retention: Duration::from_secs(redis.retention_secs),
+            succeeded_retention: Duration::from_secs(redis.succeeded_retention_secs),
+            succeeded_max: redis.succeeded_max,
             idempotency_ttl: Duration::from_secs(redis.idempotency_ttl_secs),
             log_max_entries: redis.log_max_entries,
             tls: TlsFiles {
@@ -147,6 +155,8 @@ impl Default for StoreOptions {
         StoreOptions {
             prefix: "jobhost".into(),
             retention: Duration::from_secs(7 * 24 * 3600),
+            succeeded_retention: Duration::from_secs(3600),
+            succeeded_max: 100_000,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             log_max_entries: 100_000,
             tls: TlsFiles::default(),

@@ -369,8 +369,6 @@ pub enum Event {
     Ready(String),
     /// Cancellation of this running job was requested.
     Cancel(String),
-    /// This job reached a final state.
-    Done(String),
 }
 
 impl Event {
@@ -380,7 +378,6 @@ impl Event {
         Some(match kind {
             "ready" => Event::Ready(arg),
             "cancel" => Event::Cancel(arg),
-            "done" => Event::Done(arg),
             _ => return None,
         })
     }

@@ -355,11 +355,32 @@ pub async fn an_interrupted_attempt_is_requeued_without_counting(url: &str) {
     assert_eq!((again.id, again.attempt), (id, 1));
 }
 
+/// Claims and finishes one `noop` job with `finish`; returns its id.
+async fn run_one(store: &Store, finish: Finish) -> String {
+    let (id, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let claimed = store
+        .claim(NODE, &types(&["noop"]), 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(claimed.id, id);
+    store.finish(&claimed, NODE, &finish).await.unwrap();
+    id
+}
+
+fn succeeded() -> Finish {
+    Finish::Succeeded {
+        output: String::new(),
+    }
+}
+
 pub async fn finished_jobs_expire_after_the_retention_time(url: &str) {
+    // Succeeded jobs go after their own, shorter, retention; failed ones are kept longer.
     let store = Store::connect(
         url,
         StoreOptions {
-            retention: Duration::from_millis(300),
+            succeeded_retention: Duration::from_millis(300),
+            retention: Duration::from_millis(1500),
             ..Default::default()
         },
     )
@@ -375,27 +396,113 @@ pub async fn finished_jobs_expire_after_the_retention_time(url: &str) {
         .append_log(&id, 1, &[("INFO", "a line")])
         .await
         .unwrap();
-    store
-        .finish(
-            &claimed,
-            NODE,
-            &Finish::Succeeded {
-                output: String::new(),
-            },
-        )
-        .await
-        .unwrap();
+    store.finish(&claimed, NODE, &succeeded()).await.unwrap();
+    let failed = run_one(
+        &store,
+        Finish::Failed {
+            reason: "no".into(),
+        },
+    )
+    .await;
     assert!(store.get(&id).await.unwrap().is_some());
     assert_eq!(store.read_log(&id, None, 10).await.unwrap().len(), 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(store.get(&id).await.unwrap().is_none());
     assert!(store.read_log(&id, None, 10).await.unwrap().is_empty());
     assert_eq!(
+        store.get(&failed).await.unwrap().unwrap().state,
+        JobState::Failed,
+        "a failed job outlives the succeeded jobs' retention"
+    );
+    assert_eq!(
         store.sweep(100).await.unwrap(),
         1,
         "the index entry goes too"
     );
+    assert_eq!(store.recent_jobs(10).await.unwrap(), [failed.clone()]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(store.get(&failed).await.unwrap().is_none());
+    assert_eq!(store.sweep(100).await.unwrap(), 1);
     assert!(store.recent_jobs(10).await.unwrap().is_empty());
+}
+
+pub async fn succeeded_jobs_beyond_the_count_are_deleted_as_new_ones_finish(url: &str) {
+    let store = Store::connect(
+        url,
+        StoreOptions {
+            succeeded_max: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let failed = run_one(
+        &store,
+        Finish::Failed {
+            reason: "no".into(),
+        },
+    )
+    .await;
+    let mut ok = Vec::new();
+    for _ in 0..10 {
+        ok.push(run_one(&store, succeeded()).await);
+    }
+    // The three newest succeeded jobs stay, with their index entries; the failed job is
+    // not counted against the succeeded jobs' limit.
+    for (i, id) in ok.iter().enumerate() {
+        let kept = store.get(id).await.unwrap().is_some();
+        assert_eq!(kept, i >= 7, "job {i}");
+    }
+    assert!(store.get(&failed).await.unwrap().is_some());
+    let mut listed = store.recent_jobs(100).await.unwrap();
+    listed.sort();
+    let mut want = vec![failed, ok[7].clone(), ok[8].clone(), ok[9].clone()];
+    want.sort();
+    assert_eq!(listed, want);
+}
+
+pub async fn a_batch_of_outcomes_is_recorded_at_once_and_a_stale_one_refused_alone(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    for _ in 0..3 {
+        store.enqueue(&new_job("noop", "")).await.unwrap();
+    }
+    let claimed = store
+        .claim(NODE, &types(&["noop"]), 3, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    // The second job's attempt is no longer this node's: another node re-ran it.
+    let mut stale = claimed[1].clone();
+    stale.attempt += 1;
+    let ok = succeeded();
+    let failed = Finish::Failed {
+        reason: "bad".into(),
+    };
+    let requests = store.requests();
+    let states = store
+        .finish_batch(NODE, &[(&claimed[0], &ok), (&stale, &ok), (&claimed[2], &failed)])
+        .await
+        .unwrap();
+    assert_eq!(store.requests() - requests, 1, "one round trip for the batch");
+    assert_eq!(
+        states,
+        [Some(JobState::Succeeded), None, Some(JobState::Failed)]
+    );
+    assert_eq!(state(&store, &claimed[1].id).await, JobState::Running);
+    // The final attempt is kept in the job's own hash, and read back as its history.
+    let job = store.get(&claimed[2].id).await.unwrap().unwrap();
+    assert_eq!(job.history.len(), 1);
+    assert_eq!(
+        (job.history[0].attempt, job.history[0].outcome.as_str()),
+        (1, "failed")
+    );
+    assert_eq!(job.history[0].reason, "bad");
+    assert_eq!(job.history[0].node, NODE);
+    // A second finish of the same attempt is stale.
+    assert_eq!(
+        store.finish(&claimed[0], NODE, &ok).await.unwrap(),
+        None
+    );
 }
 
 pub async fn log_stream_reads_from_the_start_and_resumes_from_a_cursor(url: &str) {
@@ -530,6 +637,7 @@ pub async fn the_sweep_passes_long_lived_jobs_and_clears_leftover_keys(url: &str
         url,
         StoreOptions {
             retention: Duration::from_millis(200),
+            succeeded_retention: Duration::from_millis(200),
             ..Default::default()
         },
     )

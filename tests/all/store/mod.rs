@@ -48,6 +48,8 @@ against_single_and_cluster!(
     an_expired_lease_requeues_the_job_and_fences_the_old_node,
     an_interrupted_attempt_is_requeued_without_counting,
     finished_jobs_expire_after_the_retention_time,
+    succeeded_jobs_beyond_the_count_are_deleted_as_new_ones_finish,
+    a_batch_of_outcomes_is_recorded_at_once_and_a_stale_one_refused_alone,
     log_stream_reads_from_the_start_and_resumes_from_a_cursor,
     the_leader_lease_is_exclusive_and_fences_cron_advances,
     host_nodes_register_expire_and_deregister,

@@ -19,7 +19,6 @@ if state == 'QUEUED' or state == 'SCHEDULED' then
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
   redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]))
   redis.call('PEXPIRE', ARGV[2] .. 'log:' .. ARGV[1], tonumber(ARGV[4]))
-  redis.call('PUBLISH', ARGV[3], 'done ' .. ARGV[1])
   return 'cancelled'
 end
 if state == 'RUNNING' then

@@ -1,73 +1,112 @@
--- Records the end of an attempt and moves the job to its next state. Only the node that
--- holds the attempt may finish it (a stale node whose lease expired gets 'stale').
--- KEYS: 1 job hash, 2 running set, 3 delayed set, 4 dead set, 5 attempts list, 6 log stream,
---       7 ready queue, 8 sequence, 9 the type's running set, 10 limited hash,
---       11 the type's scheduled set
--- ARGV: 1 id, 2 node, 3 attempt, 4 kind (succeeded|failed|retry|cancelled|requeue),
---       5 output or reason, 6 retry delay ms, 7 retention ms, 8 event channel,
---       9 attempt outcome label
--- Returns the new state, or 'stale'.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local id, node, attempt, kind = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local f = redis.call('HMGET', KEYS[1], 'state', 'node', 'attempts', 'max_attempts',
-  'started_ms', 'cancel', 'type', 'priority', 'cancel_reason')
-if f[1] ~= 'RUNNING' or f[2] ~= node or f[3] ~= attempt then
-  return 'stale'
+-- Records the ends of a batch of attempts and moves each job to its next state. Only the
+-- node that holds an attempt may finish it (a stale node whose lease expired gets
+-- 'stale' for that job; the others of the batch are recorded all the same).
+-- Then keeps the succeeded jobs within their retention (age and count): the oldest are
+-- deleted, a few more per call than the batch added, so the clean-up keeps up with any
+-- rate the nodes run at.
+-- KEYS: 1 running set, 2 delayed set, 3 dead set, 4 sequence, 5 limited hash,
+--       6 succeeded index, 7 job index
+-- ARGV: 1 key prefix, 2 node, 3 retention ms (failed, cancelled, dead), 4 retention ms of
+--       succeeded jobs, 5 most succeeded jobs kept, 6 event channel, then per job 6 values:
+--       id, attempt, kind (succeeded|failed|retry|cancelled|requeue), output or reason,
+--       retry delay ms, attempt outcome label
+-- Returns the new state of each job, or 'stale'.
+local now = clock_ms()
+local prefix, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ok_ttl, ok_max, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local out = {}
+local succeeded = 0
+
+local function finish(id, attempt, kind, text, delay, label)
+  local job = prefix .. 'job:' .. id
+  local f = redis.call('HMGET', job, 'state', 'node', 'attempts', 'max_attempts',
+    'started_ms', 'cancel', 'type', 'priority', 'cancel_reason')
+  if f[1] ~= 'RUNNING' or f[2] ~= node or f[3] ~= attempt then
+    return 'stale'
+  end
+  local job_type = f[7] or ''
+  redis.call('ZREM', KEYS[1], id)
+  -- The attempt's place under its type's concurrency limit is free again; if the type was
+  -- held back by the limit, the nodes hear of it.
+  redis.call('SREM', prefix .. 'running:' .. job_type, id)
+  if redis.call('HDEL', KEYS[5], job_type) == 1 then
+    redis.call('PUBLISH', channel, 'ready ' .. job_type)
+  end
+  if f[6] == '1' and kind ~= 'succeeded' then kind = 'cancelled' end
+  -- A cancelled attempt ends for the reason the cancel gave (which names who asked), if any.
+  local reason = text
+  if kind == 'cancelled' and f[9] then reason = f[9] end
+  local attempts, max = tonumber(f[3]), tonumber(f[4])
+  local state
+  local fields = {'updated_ms', now}
+  local function set(k, v) fields[#fields + 1], fields[#fields + 2] = k, v end
+  if kind == 'succeeded' then
+    state = 'SUCCEEDED'
+    set('output', text)
+  elseif kind == 'failed' then
+    state = 'FAILED'
+    set('reason', text)
+  elseif kind == 'cancelled' then
+    state = 'CANCELLED'
+    set('reason', reason)
+  elseif kind == 'requeue' then
+    -- Interrupted by the host (shutdown): the attempt does not count against the job.
+    state = 'QUEUED'
+    set('attempts', attempts - 1)
+    local seq = redis.call('INCR', KEYS[4])
+    redis.call('ZADD', prefix .. 'queue:' .. job_type, (255 - tonumber(f[8])) * 4398046511104 + seq, id)
+    redis.call('PUBLISH', channel, 'ready ' .. job_type)
+  elseif attempts < max then
+    state = 'SCHEDULED'
+    local run_at = now + tonumber(delay)
+    set('run_at_ms', run_at)
+    set('reason', text)
+    redis.call('ZADD', KEYS[2], run_at, id)
+    redis.call('SADD', prefix .. 'scheduled:' .. job_type, id)
+  else
+    state = 'DEAD'
+    set('reason', text)
+    redis.call('ZADD', KEYS[3], now, id)
+  end
+  local final = state ~= 'QUEUED' and state ~= 'SCHEDULED'
+  record_attempt(prefix, id, final, {
+    attempt = tonumber(attempt), node = node, started_ms = tonumber(f[5]), ended_ms = now,
+    outcome = label, reason = reason})
+  set('state', state)
+  set('last_node', node)
+  if final then set('finished_ms', now) end
+  redis.call('HSET', job, unpack(fields))
+  redis.call('HDEL', job, 'lease_ms', 'node')
+  if state == 'SUCCEEDED' then
+    succeeded = succeeded + 1
+    redis.call('ZADD', KEYS[6], now, id)
+    -- A safety net for an idle deployment; the trim below deletes it first under load.
+    redis.call('PEXPIRE', job, ok_ttl)
+    redis.call('PEXPIRE', prefix .. 'log:' .. id, ok_ttl)
+  elseif final then
+    redis.call('PEXPIRE', job, ttl)
+    redis.call('PEXPIRE', prefix .. 'attempts:' .. id, ttl)
+    redis.call('PEXPIRE', prefix .. 'log:' .. id, ttl)
+  end
+  return state
 end
-redis.call('ZREM', KEYS[2], id)
--- The attempt's place under its type's concurrency limit is free again; if the type was
--- held back by the limit, the nodes hear of it.
-redis.call('SREM', KEYS[9], id)
-if f[7] and redis.call('HDEL', KEYS[10], f[7]) == 1 then
-  redis.call('PUBLISH', ARGV[8], 'ready ' .. f[7])
+
+for i = 7, #ARGV, 6 do
+  out[#out + 1] = finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
 end
-if f[6] == '1' and kind ~= 'succeeded' then kind = 'cancelled' end
--- A cancelled attempt ends for the reason the cancel gave (which names who asked), if any.
-local reason = ARGV[5]
-if kind == 'cancelled' and f[9] then reason = f[9] end
-redis.call('RPUSH', KEYS[5], cjson.encode({
-  attempt = tonumber(attempt), node = node, started_ms = tonumber(f[5]), ended_ms = now,
-  outcome = ARGV[9], reason = reason}))
-local attempts, max = tonumber(f[3]), tonumber(f[4])
-local state
-if kind == 'succeeded' then
-  state = 'SUCCEEDED'
-  redis.call('HSET', KEYS[1], 'output', ARGV[5])
-elseif kind == 'failed' then
-  state = 'FAILED'
-  redis.call('HSET', KEYS[1], 'reason', ARGV[5])
-elseif kind == 'cancelled' then
-  state = 'CANCELLED'
-  redis.call('HSET', KEYS[1], 'reason', reason)
-elseif kind == 'requeue' then
-  -- Interrupted by the host (shutdown): the attempt does not count against the job.
-  state = 'QUEUED'
-  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-  local seq = redis.call('INCR', KEYS[8])
-  redis.call('ZADD', KEYS[7], (255 - tonumber(f[8])) * 4398046511104 + seq, id)
-  redis.call('PUBLISH', ARGV[8], 'ready ' .. f[7])
-elseif attempts < max then
-  state = 'SCHEDULED'
-  local run_at = now + tonumber(ARGV[6])
-  redis.call('HSET', KEYS[1], 'run_at_ms', run_at, 'reason', ARGV[5])
-  redis.call('ZADD', KEYS[3], run_at, id)
-  redis.call('SADD', KEYS[11], id)
-else
-  state = 'DEAD'
-  redis.call('HSET', KEYS[1], 'reason', ARGV[5])
-  redis.call('ZADD', KEYS[4], now, id)
+
+-- The succeeded index is ordered by finish time: what is too old and what is over the
+-- count are both its oldest entries.
+if succeeded > 0 then
+  local excess = math.max(redis.call('ZCARD', KEYS[6]) - ok_max,
+    redis.call('ZCOUNT', KEYS[6], '-inf', now - ok_ttl))
+  local n = math.min(excess, 2 * succeeded + 16)
+  if n > 0 then
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[6], 0, n - 1)) do
+      redis.call('UNLINK', prefix .. 'job:' .. id, prefix .. 'log:' .. id, prefix .. 'attempts:' .. id)
+      redis.call('ZREM', KEYS[7], id)
+    end
+    redis.call('ZREMRANGEBYRANK', KEYS[6], 0, n - 1)
+  end
 end
-redis.call('HSET', KEYS[1], 'state', state, 'updated_ms', now)
-redis.call('HDEL', KEYS[1], 'lease_ms', 'node')
-if state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' or state == 'DEAD' then
-  redis.call('HSET', KEYS[1], 'finished_ms', now, 'last_node', node)
-  local ttl = tonumber(ARGV[7])
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[5], ttl)
-  redis.call('PEXPIRE', KEYS[6], ttl)
-  redis.call('PUBLISH', ARGV[8], 'done ' .. id)
-else
-  redis.call('HSET', KEYS[1], 'last_node', node)
-end
-return state
+return out

@@ -5,8 +5,7 @@
 -- KEYS: 1 running set, 2 dead set, 3 sequence, 4 limited hash
 -- ARGV: 1 prefix, 2 limit, 3 event channel, 4 retention ms
 -- Returns the number of jobs handled.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = clock_ms()
 local prefix, limit = ARGV[1], tonumber(ARGV[2])
 local ids = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 for _, id in ipairs(ids) do
@@ -21,9 +20,6 @@ for _, id in ipairs(ids) do
     end
   end
   if f[1] == 'RUNNING' then
-    redis.call('RPUSH', prefix .. 'attempts:' .. id, cjson.encode({
-      attempt = tonumber(f[3]) or 0, node = f[2] or '', started_ms = tonumber(f[5]) or 0, ended_ms = now,
-      outcome = 'lost', reason = 'lease expired: node ' .. (f[2] or '?') .. ' stopped renewing it'}))
     local state
     if f[8] == '1' then
       state = 'CANCELLED'
@@ -37,6 +33,9 @@ for _, id in ipairs(ids) do
       redis.call('ZADD', KEYS[2], now, id)
     end
     local reason = 'lease expired: node ' .. (f[2] or '?') .. ' stopped renewing it'
+    record_attempt(prefix, id, state ~= 'QUEUED', {
+      attempt = tonumber(f[3]) or 0, node = f[2] or '', started_ms = tonumber(f[5]) or 0,
+      ended_ms = now, outcome = 'lost', reason = reason})
     -- A job cancelled while its node died ends for the reason its cancel gave.
     if state == 'CANCELLED' and f[9] then reason = f[9] end
     redis.call('HSET', job, 'state', state, 'updated_ms', now, 'last_node', f[2] or '',
@@ -48,7 +47,6 @@ for _, id in ipairs(ids) do
       redis.call('PEXPIRE', job, ttl)
       redis.call('PEXPIRE', prefix .. 'attempts:' .. id, ttl)
       redis.call('PEXPIRE', prefix .. 'log:' .. id, ttl)
-      redis.call('PUBLISH', ARGV[3], 'done ' .. id)
     end
   end
 end

@@ -69,7 +69,20 @@ impl Scheduler {
                 tracing::debug!(job_id = %record.id, job_type = %job.job_type, by = %job.submitted_by, "job scheduled");
                 convert::job(record)
             }
-            None => self.job(&written.id).await?,
+            None => match self.store.get(&written.id).await.map_err(store_status)? {
+                Some(record) => convert::job(record),
+                // The key outlives the job it made (succeeded jobs are kept for a short
+                // time): the job is not made again, and the caller is told why.
+                None => {
+                    return Err(Status::already_exists(format!(
+                        "idempotency key {:?} was used by job {}, which has finished and expired \
+                         (redis.succeeded_retention_secs, redis.retention_secs); the key is kept \
+                         for redis.idempotency_ttl_secs",
+                        job.idempotency_key.as_deref().unwrap_or_default(),
+                        written.id
+                    )));
+                }
+            },
         };
         Ok(ScheduleJobResponse {
             job: Some(record),

@@ -1,0 +1,114 @@
+//! The outcome recorder: one loop per node that records finished attempts in batches.
+//!
+//! Self-clocking: the first outcome goes to Redis at once; what piles up while that call is
+//! in flight forms the next batch (up to [`FINISH_BATCH_MAX`]). A lone job is recorded in
+//! one round trip, a burst in a few hundred per script call. A job's slot frees when its
+//! plugin returns and its outcome is queued here, not when Redis answers.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use jobhost_store::{ClaimedJob, FINISH_BATCH_MAX, Finish, Store};
+
+use super::retry_until;
+
+/// A finished attempt waiting to be recorded.
+pub(super) struct Outcome {
+    pub job: ClaimedJob,
+    pub finish: Finish,
+}
+
+/// The sending side: where a job task leaves its outcome.
+pub(super) struct Recorder {
+    tx: mpsc::Sender<Outcome>,
+}
+
+impl Recorder {
+    /// Starts the loop recording for `node`; it ends once `stop` fires and every outcome
+    /// queued before is recorded (or given up on). `capacity` bounds the queue: a job task
+    /// waits for room, so a slow Redis slows claiming instead of growing memory.
+    pub fn start(
+        store: Store,
+        node: String,
+        lease: Duration,
+        capacity: usize,
+        stop: CancellationToken,
+    ) -> (Recorder, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let task = tokio::spawn(record_loop(store, node, lease, rx, stop));
+        (Recorder { tx }, task)
+    }
+
+    /// Queues `outcome` for recording.
+    pub async fn record(&self, outcome: Outcome) {
+        if let Err(lost) = self.tx.send(outcome).await {
+            // Only after the loop ended: the lease will lapse and the job be re-queued.
+            tracing::error!(job = %lost.0.job.id, "outcome not recorded: the recorder stopped");
+        }
+    }
+}
+
+async fn record_loop(
+    store: Store,
+    node: String,
+    lease: Duration,
+    mut rx: mpsc::Receiver<Outcome>,
+    stop: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(FINISH_BATCH_MAX);
+    loop {
+        let got = tokio::select! {
+            got = rx.recv_many(&mut batch, FINISH_BATCH_MAX) => got,
+            // Every job task has ended by now (the worker drained them): take what is left.
+            () = stop.cancelled() => {
+                while batch.len() < FINISH_BATCH_MAX {
+                    match rx.try_recv() {
+                        Ok(outcome) => batch.push(outcome),
+                        Err(_) => break,
+                    }
+                }
+                batch.len()
+            }
+        };
+        if got == 0 {
+            return;
+        }
+        record(&store, &node, lease, &batch).await;
+        batch.clear();
+    }
+}
+
+/// Records `batch`, retrying while Redis is away for at most a lease (after that the jobs'
+/// leases lapse and other nodes re-queue them, so recording would be refused anyway).
+async fn record(store: &Store, node: &str, lease: Duration, batch: &[Outcome]) {
+    let ends: Vec<(&ClaimedJob, &Finish)> = batch.iter().map(|o| (&o.job, &o.finish)).collect();
+    let give_up = tokio::time::sleep(lease);
+    let Some(states) = retry_until("record job outcomes", give_up, || {
+        store.finish_batch(node, &ends)
+    })
+    .await
+    else {
+        for outcome in batch {
+            tracing::error!(
+                job = %outcome.job.id,
+                "outcome not recorded; the job will be re-queued when its lease expires"
+            );
+        }
+        return;
+    };
+    for (outcome, state) in batch.iter().zip(states) {
+        let job = &outcome.job;
+        match state {
+            Some(state) => {
+                tracing::debug!(job = %job.id, attempt = job.attempt, %state, "job attempt recorded")
+            }
+            None => tracing::warn!(
+                job = %job.id,
+                attempt = job.attempt,
+                "result discarded: the lease was lost and the job re-queued"
+            ),
+        }
+    }
+}

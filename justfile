@@ -79,10 +79,10 @@ bench: plugins redis-server
     set -euo pipefail
     export CARGO_PROFILE_DEV_OPT_LEVEL=2 CARGO_PROFILE_DEV_DEBUG_ASSERTIONS=false CARGO_PROFILE_DEV_OVERFLOW_CHECKS=false
     export JOBHOST_TEST_PLUGINS_DIR={{ quote(plugins_out) }}
-    for bench in call_overhead throughput timers spawn; do
+    # throughput runs BullMQ's peer (host/node/benches/peers/bullmq) itself, in the same run.
+    for bench in call_overhead throughput latency timers spawn; do
         cargo bench --profile dev --bench "$bench"
     done
-    host/node/benches/peers/bullmq/run.sh
 
 # Fuzz the host's hostile-input paths (fuzz/): each target for SECONDS (default 30; TARGETS: all), then a table of exec counts; crashes land in fuzz/artifacts/<target>/
 fuzz SECONDS="30" *TARGETS:

@@ -21,3 +21,83 @@ pub fn test_plugins_dir() -> PathBuf {
 pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
+
+/// Counters of a redis-server (`INFO`), to say where its time goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedisCounters {
+    /// CPU seconds (user + system) the server used.
+    pub cpu_secs: f64,
+    /// Commands run, those inside scripts included (scripts themselves not counted).
+    pub commands: u64,
+    /// Scripts run (`EVALSHA`/`EVAL`).
+    pub scripts: u64,
+    /// Bytes of memory in use (`used_memory`).
+    pub memory: u64,
+}
+
+impl RedisCounters {
+    /// The counters of the redis-server on `port` now (via `redis-cli`).
+    pub fn read(port: u16) -> RedisCounters {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "INFO", "all"])
+            .output()
+            .expect("redis-cli runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut counters = RedisCounters::default();
+        for line in text.lines() {
+            let line = line.trim();
+            if let Some(v) = line
+                .strip_prefix("used_cpu_user:")
+                .or_else(|| line.strip_prefix("used_cpu_sys:"))
+            {
+                counters.cpu_secs += v.parse::<f64>().unwrap_or(0.0);
+            } else if let Some(v) = line.strip_prefix("used_memory:") {
+                counters.memory = v.parse().unwrap_or(0);
+            } else if let Some(rest) = line.strip_prefix("cmdstat_") {
+                let (name, stats) = rest.split_once(':').unwrap_or((rest, ""));
+                let calls: u64 = stats
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                match name {
+                    "evalsha" | "eval" => counters.scripts += calls,
+                    "info" | "config|resetstat" | "ping" => {}
+                    _ => counters.commands += calls,
+                }
+            }
+        }
+        counters
+    }
+
+    /// What happened between `before` and `self`.
+    pub fn since(&self, before: &RedisCounters) -> RedisCounters {
+        RedisCounters {
+            cpu_secs: self.cpu_secs - before.cpu_secs,
+            commands: self.commands - before.commands,
+            scripts: self.scripts - before.scripts,
+            memory: self.memory.saturating_sub(before.memory),
+        }
+    }
+}
+
+/// CPU seconds (user + system) this process has used.
+pub fn process_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// This process's resident set size, in MiB.
+pub fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}

@@ -1,47 +1,61 @@
-//! End-to-end job throughput through a real redis-server: no-op jobs enqueued in a burst and
-//! run by 1 or 2 nodes (each its own runtime, Redis connection and worker loop, in this
-//! process). Prints jobs/s, enqueue-to-start latency p50/p99 (under the burst, and one job at
-//! a time), and the Redis round trips the nodes made per job.
+//! Job throughput through the real gRPC API and a real redis-server, with BullMQ in the same
+//! run on a Redis with the same settings.
+//!
+//! Each node is what `jobhost serve` runs (its runtime, Redis connection and worker loop; the
+//! first also serves `jobhost.v1.JobScheduler` over gRPC on a local port), in this process.
+//! A client submits no-op jobs with `ScheduleJobs` (batches of 1,000, 4 in flight):
+//! - *submit+run*: nodes running while the jobs arrive; jobs/s from the first request to
+//!   the last job recorded;
+//! - *run alone*: the jobs submitted first, then the nodes start; jobs/s from their start.
+//!
+//! Where the time goes: Redis CPU, commands and scripts per job (`INFO`), this process's CPU
+//! per job (client, API and nodes together), Redis bytes per finished job kept. Then a soak
+//! of `JOBHOST_BENCH_SOAK_JOBS` jobs (default 1,000,000; 0 skips it) through one node: node
+//! RSS and Redis memory as it goes, at the default retention. Last, BullMQ's peer bench
+//! (`peers/bullmq/run.sh`) and the ratios.
 //!
 //! Run with `just bench` (which builds the plugins and installs redis-server first).
 
 #[path = "support.rs"]
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use jobhost::api::grpc::Scheduler;
 use jobhost::worker::{self, WorkerSettings};
-use jobhost_config::Config;
+use jobhost_config::{ApiConfig, Config};
+use jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient;
+use jobhost_proto::scheduler::job_scheduler_server::JobSchedulerServer;
+use jobhost_proto::scheduler::{ScheduleJobRequest, ScheduleJobsRequest};
 use jobhost_runtime::Runtime;
-use jobhost_store::{DevRedis, Event, JobRecord, NewJob, Store, StoreOptions, free_port};
+use jobhost_store::{DevRedis, Store, StoreOptions, free_port};
+use support::RedisCounters;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
 
-const BURST: usize = 5_000;
-const ONE_BY_ONE: usize = 200;
-const CONCURRENCY: usize = 32;
+/// Jobs per measured run (BullMQ's peer runs the same number).
+const JOBS: usize = 20_000;
+/// Jobs a node runs at once (BullMQ's worker runs at the same concurrency).
+const CONCURRENCY: usize = 50;
+const BATCH: usize = 1_000;
+const IN_FLIGHT: usize = 4;
 
-fn noop() -> NewJob {
-    NewJob {
-        job_type: "noop".into(),
-        spec: "{}".into(),
-        ..Default::default()
-    }
-}
-
-struct Node {
-    store: Store,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start_node(url: &str, options: &StoreOptions) -> Node {
+async fn runtime() -> Runtime {
     let mut config = Config::default();
     config.runtime.plugins_dir = support::test_plugins_dir();
     config.runtime.cache = false;
     let runtime = Runtime::new(config).unwrap();
     runtime.sync_dir().await.unwrap();
-    let store = Store::connect(url, options.clone()).await.unwrap();
+    runtime
+}
+
+/// A node's worker loop.
+struct Node {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_worker(store: &Store, runtime: &Runtime) -> Node {
     let settings = WorkerSettings {
         node_id: worker::new_node_id(),
         concurrency: CONCURRENCY,
@@ -53,85 +67,240 @@ async fn start_node(url: &str, options: &StoreOptions) -> Node {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(worker::run(
         store.clone(),
-        runtime,
+        runtime.clone(),
         settings,
         shutdown.clone(),
     ));
-    Node {
-        store,
-        shutdown,
-        task,
+    Node { shutdown, task }
+}
+
+async fn stop(nodes: Vec<Node>) {
+    for node in nodes {
+        node.shutdown.cancel();
+        node.task.await.unwrap();
     }
 }
 
-/// Enqueues `n` jobs concurrently and waits for all of them to finish (via `done` events,
-/// so waiting costs no Redis round trips). Returns their records.
-async fn burst(client: &Store, n: usize) -> Vec<JobRecord> {
-    let mut done = std::pin::pin!(client.events().await.unwrap());
-    let enqueues = (0..n).map(|_| async { client.enqueue(&noop()).await.unwrap().0 });
-    let ids: Vec<String> = futures::future::join_all(enqueues).await;
-    let mut finished = 0;
-    while finished < n {
-        if let Some(Event::Done(_)) = done.next().await {
-            finished += 1;
+/// Serves the scheduler API of (`store`, `runtime`) on a free local port.
+async fn serve_api(store: &Store, runtime: &Runtime) -> JobSchedulerClient<Channel> {
+    let port = free_port();
+    let scheduler = Scheduler::new(store.clone(), runtime.clone(), ApiConfig::default());
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(JobSchedulerServer::new(scheduler))
+            .serve(addr),
+    );
+    for _ in 0..100 {
+        if let Ok(client) = JobSchedulerClient::connect(format!("http://127.0.0.1:{port}")).await {
+            return client;
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let records = futures::future::join_all(ids.iter().map(|id| client.get(id))).await;
-    records.into_iter().map(|r| r.unwrap().unwrap()).collect()
+    panic!("the API did not start");
 }
 
-fn start_latencies(jobs: &[JobRecord]) -> Vec<u64> {
-    let mut latencies: Vec<u64> = jobs
-        .iter()
-        .map(|j| j.history[0].started_ms.saturating_sub(j.created_ms))
+fn noop() -> ScheduleJobRequest {
+    ScheduleJobRequest {
+        job_type: "noop".into(),
+        spec: "{}".into(),
+        ..Default::default()
+    }
+}
+
+/// Submits `n` no-op jobs through `ScheduleJobs`, [`IN_FLIGHT`] batches at a time.
+async fn submit(client: &JobSchedulerClient<Channel>, n: usize) {
+    let batches: Vec<usize> = (0..n.div_ceil(BATCH))
+        .map(|i| BATCH.min(n - i * BATCH))
         .collect();
-    latencies.sort_unstable();
-    latencies
+    for wave in batches.chunks(IN_FLIGHT) {
+        let calls = wave.iter().map(|&size| {
+            let mut client = client.clone();
+            async move {
+                let jobs = vec![noop(); size];
+                let answer = client
+                    .schedule_jobs(ScheduleJobsRequest { jobs })
+                    .await
+                    .expect("ScheduleJobs")
+                    .into_inner();
+                assert_eq!(answer.results.len(), size);
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
 }
 
-async fn run(nodes: usize, url: &str) {
+/// Waits until no `noop` job is queued or running.
+async fn drained(store: &Store) {
+    loop {
+        let load = store.type_load("noop").await.unwrap();
+        if load.queued + load.running + load.scheduled == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// What one measured run saw.
+struct Measured {
+    per_second: f64,
+    redis: RedisCounters,
+    cpu_secs: f64,
+}
+
+impl Measured {
+    fn print(&self, what: &str) {
+        let n = JOBS as f64;
+        println!(
+            "  {what:<11} {:>7.0} jobs/s   Redis: {:>5.1} µs CPU, {:>4.1} commands, {:.2} scripts per job   \
+             this process: {:>5.1} µs CPU per job",
+            self.per_second,
+            self.redis.cpu_secs * 1e6 / n,
+            self.redis.commands as f64 / n,
+            self.redis.scripts as f64 / n,
+            self.cpu_secs * 1e6 / n,
+        );
+    }
+}
+
+/// Runs `JOBS` jobs on `nodes` nodes, submitted while they run, then submitted before they
+/// start. Returns (submit+run, run alone) jobs/s.
+async fn run(nodes: usize, redis: &DevRedis) -> (f64, f64) {
     let options = StoreOptions {
         prefix: format!("bench{nodes}"),
         ..Default::default()
     };
-    let client = Store::connect(url, options.clone()).await.unwrap();
-    let mut running = Vec::new();
+    let store = Store::connect(&redis.url(), options.clone()).await.unwrap();
+    let mut runtimes = Vec::new();
+    let mut stores = Vec::new();
     for _ in 0..nodes {
-        running.push(start_node(url, &options).await);
+        runtimes.push(runtime().await);
+        stores.push(Store::connect(&redis.url(), options.clone()).await.unwrap());
     }
-    while client.nodes().await.unwrap().len() < nodes {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let client = serve_api(&stores[0], &runtimes[0]).await;
+    let start_all = || -> Vec<Node> {
+        stores
+            .iter()
+            .zip(&runtimes)
+            .map(|(s, r)| start_worker(s, r))
+            .collect()
+    };
+    println!("{nodes} node{}:", if nodes == 1 { "" } else { "s" });
 
-    let mut idle = Vec::with_capacity(ONE_BY_ONE);
-    for _ in 0..ONE_BY_ONE {
-        idle.extend(burst(&client, 1).await);
-    }
-    let idle = start_latencies(&idle);
+    // Warm up (instance pools, connections), then submit+run.
+    let running = start_all();
+    submit(&client, 2 * BATCH).await;
+    drained(&store).await;
+    let (redis_before, cpu_before) = (RedisCounters::read(redis.port()), support::process_cpu_secs());
+    let t0 = Instant::now();
+    submit(&client, JOBS).await;
+    drained(&store).await;
+    let both = Measured {
+        per_second: JOBS as f64 / t0.elapsed().as_secs_f64(),
+        redis: RedisCounters::read(redis.port()).since(&redis_before),
+        cpu_secs: support::process_cpu_secs() - cpu_before,
+    };
+    both.print("submit+run");
+    stop(running).await;
 
-    let before: u64 = running.iter().map(|n| n.store.requests()).sum();
-    let jobs = burst(&client, BURST).await;
-    let after: u64 = running.iter().map(|n| n.store.requests()).sum();
-    let first = jobs.iter().map(|j| j.created_ms).min().unwrap();
-    let last = jobs.iter().filter_map(|j| j.finished_ms).max().unwrap();
-    let per_second = BURST as f64 / ((last - first).max(1) as f64 / 1000.0);
-    let busy = start_latencies(&jobs);
-    // Node round trips per job, plus the one enqueue.
-    let per_job = (after - before) as f64 / BURST as f64 + 1.0;
+    // Run alone: the jobs wait in Redis, then the nodes start.
+    submit(&client, JOBS).await;
+    let (redis_before, cpu_before) = (RedisCounters::read(redis.port()), support::process_cpu_secs());
+    let t0 = Instant::now();
+    let running = start_all();
+    drained(&store).await;
+    let alone = Measured {
+        per_second: JOBS as f64 / t0.elapsed().as_secs_f64(),
+        redis: RedisCounters::read(redis.port()).since(&redis_before),
+        cpu_secs: support::process_cpu_secs() - cpu_before,
+    };
+    alone.print("run alone");
+    stop(running).await;
+    (both.per_second, alone.per_second)
+}
 
-    for node in running {
-        node.shutdown.cancel();
-        node.task.await.unwrap();
-    }
+/// Redis bytes per finished job kept, and what the default retention keeps at 1,000 jobs/s.
+async fn footprint(redis: &DevRedis) {
+    let options = StoreOptions {
+        prefix: "footprint".into(),
+        ..Default::default()
+    };
+    let store = Store::connect(&redis.url(), options.clone()).await.unwrap();
+    let runtime = runtime().await;
+    let client = serve_api(&store, &runtime).await;
+    let before = RedisCounters::read(redis.port());
+    let running = vec![start_worker(&store, &runtime)];
+    submit(&client, JOBS).await;
+    drained(&store).await;
+    stop(running).await;
+    let per_job = RedisCounters::read(redis.port()).since(&before).memory as f64 / JOBS as f64;
+    let kept = options.succeeded_max.min(options.succeeded_retention.as_secs() * 1000) as f64;
     println!(
-        "{nodes} node{}  {per_second:>7.0} jobs/s   start latency: burst p50 {:>4} ms p99 {:>4} ms, \
-         one at a time p50 {:>2} ms p99 {:>2} ms   {per_job:.2} Redis round trips/job",
-        if nodes == 1 { " " } else { "s" },
-        support::percentile(&busy, 0.5),
-        support::percentile(&busy, 0.99),
-        support::percentile(&idle, 0.5),
-        support::percentile(&idle, 0.99),
+        "Redis bytes per finished no-op job kept: {per_job:.0}; at the default retention \
+         (succeeded: {} s or {} jobs, whichever is fewer) a steady 1,000 jobs/s keeps {:.0} MiB",
+        options.succeeded_retention.as_secs(),
+        options.succeeded_max,
+        per_job * kept / (1024.0 * 1024.0)
     );
+}
+
+/// `jobs` no-op jobs through one node; node RSS and Redis memory every tenth of the way.
+async fn soak(redis: &DevRedis, jobs: usize) {
+    let options = StoreOptions {
+        prefix: "soak".into(),
+        ..Default::default()
+    };
+    let store = Store::connect(&redis.url(), options).await.unwrap();
+    let runtime = runtime().await;
+    let client = serve_api(&store, &runtime).await;
+    let running = vec![start_worker(&store, &runtime)];
+    let step = (jobs / 10).max(BATCH);
+    let t0 = Instant::now();
+    let mut done = 0;
+    println!("soak: {jobs} no-op jobs through one node (ScheduleJobs, default retention)");
+    while done < jobs {
+        let n = step.min(jobs - done);
+        submit(&client, n).await;
+        drained(&store).await;
+        done += n;
+        println!(
+            "  {done:>8} jobs  {:>6.0} jobs/s  node RSS {:>6.1} MiB  Redis used_memory {:>6.1} MiB",
+            done as f64 / t0.elapsed().as_secs_f64(),
+            support::rss_mib(),
+            RedisCounters::read(redis.port()).memory as f64 / (1024.0 * 1024.0),
+        );
+    }
+    stop(running).await;
+}
+
+/// BullMQ's (end to end, processing) jobs/s, median of its rounds, from its peer bench.
+fn bullmq() -> Option<(f64, f64)> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/bullmq/run.sh");
+    let out = std::process::Command::new(&script)
+        .args([JOBS.to_string(), CONCURRENCY.to_string()])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    if !out.status.success() {
+        println!("bullmq peer failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let figure = |line: &str, label: &str| -> Option<f64> {
+        let rest = line.split(label).nth(1)?;
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    let mut e2e = Vec::new();
+    let mut processing = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("bullmq round")) {
+        e2e.extend(figure(line, "end to end "));
+        processing.extend(figure(line, "processing "));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    Some((median(&mut e2e)?, median(&mut processing)?))
 }
 
 fn main() {
@@ -142,12 +311,38 @@ fn main() {
             .await
             .expect("redis-server starts");
         println!(
-            "end to end through Redis: {BURST} no-op jobs in a burst, {ONE_BY_ONE} one at a time; \
-             node concurrency {CONCURRENCY}"
+            "{JOBS} no-op jobs through gRPC ScheduleJobs ({BATCH} a call, {IN_FLIGHT} in flight), \
+             node concurrency {CONCURRENCY}; redis-server with AOF, fsync every second"
         );
+        let mut figures = Vec::new();
         for nodes in [1, 2] {
-            run(nodes, &redis.url()).await;
+            figures.push((nodes, run(nodes, &redis).await));
+        }
+        footprint(&redis).await;
+        let soak_jobs = std::env::var("JOBHOST_BENCH_SOAK_JOBS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        if soak_jobs > 0 {
+            soak(&redis, soak_jobs).await;
         }
         redis.stop().await;
+        match bullmq() {
+            Some((e2e, processing)) => {
+                println!(
+                    "BullMQ (median of 3): end to end {e2e:.0} jobs/s, processing {processing:.0} jobs/s"
+                );
+                for (nodes, (both, alone)) in figures {
+                    println!(
+                        "ratio jobhost/BullMQ, {nodes} node{}: end to end {:.2}× (goal ≥ 3×), \
+                         processing {:.2}× (goal ≥ 2×)",
+                        if nodes == 1 { " " } else { "s" },
+                        both / e2e,
+                        alone / processing
+                    );
+                }
+            }
+            None => println!("BullMQ peer skipped: no ratio"),
+        }
     });
 }

@@ -40,7 +40,7 @@
 //! | `kv:<plugin>` | hash | a plugin's key-value state (the `kv` capability; see `kv.rs`) |
 //!
 //! Job hash fields: `id name type spec labels priority state attempts max_attempts
-//! timeout_ms created_ms updated_ms run_at_ms started_ms finished_ms lease_ms node last_node
+//! timeout_ms created_ms updated_ms run_at_ms started_ms finished_ms node last_node
 //! output reason outcome cancel backoff_base_ms backoff_max_ms`.
 //!
 //! Every state transition is one Lua script (see `lua/`), so it is atomic; times come from

@@ -10,9 +10,10 @@ local function clock_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function record_attempt(prefix, id, final, record)
+-- A final attempt adds its field to `fields`, the caller's pending HSET of the job.
+local function record_attempt(prefix, id, final, record, fields)
   if final then
-    redis.call('HSET', prefix .. 'job:' .. id, 'outcome', record.outcome)
+    fields[#fields + 1], fields[#fields + 2] = 'outcome', record.outcome
   else
     redis.call('RPUSH', prefix .. 'attempts:' .. id, cjson.encode(record))
   end

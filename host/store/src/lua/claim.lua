@@ -42,17 +42,19 @@ for i = 1, (#KEYS - 2) / 2 do
     for j = 1, #popped, 2 do
       local id = popped[j]
       local job = prefix .. 'job:' .. id
-      if redis.call('HGET', job, 'state') == 'QUEUED' then
-        local attempt = redis.call('HINCRBY', job, 'attempts', 1)
-        redis.call('HSET', job, 'state', 'RUNNING', 'node', node, 'started_ms', now,
-          'updated_ms', now, 'lease_ms', now + lease)
+      -- One read and one write per job: the lease itself is the job's score in the running
+      -- set, not a field of its hash.
+      local f = redis.call('HMGET', job, 'state', 'attempts', 'type', 'spec', 'labels',
+        'timeout_ms', 'cancel', 'max_attempts', 'backoff_base_ms', 'backoff_max_ms')
+      if f[1] == 'QUEUED' then
+        local attempt = (tonumber(f[2]) or 0) + 1
+        redis.call('HSET', job, 'state', 'RUNNING', 'attempts', attempt, 'node', node,
+          'started_ms', now, 'updated_ms', now)
         redis.call('ZADD', KEYS[1], now + lease, id)
         redis.call('SADD', runset, id)
-        local f = redis.call('HMGET', job, 'type', 'spec', 'labels', 'timeout_ms', 'cancel',
-          'max_attempts', 'backoff_base_ms', 'backoff_max_ms')
         out[#out + 1] = id
         out[#out + 1] = attempt
-        for k = 1, 8 do out[#out + 1] = f[k] or '' end
+        for k = 3, 10 do out[#out + 1] = f[k] or '' end
         got = got + 1
         if free then free = free - 1 end
       end

@@ -16,6 +16,7 @@ local prefix, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ok_ttl, ok_max, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local out = {}
 local succeeded = 0
+local types = {}
 
 local function finish(id, attempt, kind, text, delay, label)
   local job = prefix .. 'job:' .. id
@@ -26,12 +27,10 @@ local function finish(id, attempt, kind, text, delay, label)
   end
   local job_type = f[7] or ''
   redis.call('ZREM', KEYS[1], id)
-  -- The attempt's place under its type's concurrency limit is free again; if the type was
-  -- held back by the limit, the nodes hear of it.
+  -- The attempt's place under its type's concurrency limit is free again (announced once
+  -- per type, below, if the type was held back by its limit).
   redis.call('SREM', prefix .. 'running:' .. job_type, id)
-  if redis.call('HDEL', KEYS[5], job_type) == 1 then
-    redis.call('PUBLISH', channel, 'ready ' .. job_type)
-  end
+  types[job_type] = true
   if f[6] == '1' and kind ~= 'succeeded' then kind = 'cancelled' end
   -- A cancelled attempt ends for the reason the cancel gave (which names who asked), if any.
   local reason = text
@@ -71,18 +70,20 @@ local function finish(id, attempt, kind, text, delay, label)
   local final = state ~= 'QUEUED' and state ~= 'SCHEDULED'
   record_attempt(prefix, id, final, {
     attempt = tonumber(attempt), node = node, started_ms = tonumber(f[5]), ended_ms = now,
-    outcome = label, reason = reason})
+    outcome = label, reason = reason}, fields)
   set('state', state)
   set('last_node', node)
+  set('node', '')
   if final then set('finished_ms', now) end
   redis.call('HSET', job, unpack(fields))
-  redis.call('HDEL', job, 'lease_ms', 'node')
   if state == 'SUCCEEDED' then
     succeeded = succeeded + 1
     redis.call('ZADD', KEYS[6], now, id)
-    -- A safety net for an idle deployment; the trim below deletes it first under load.
+    -- The record (and its log, if it has one: a read is cheaper than a write) expire by
+    -- themselves; under load the trim below deletes them first.
     redis.call('PEXPIRE', job, ok_ttl)
-    redis.call('PEXPIRE', prefix .. 'log:' .. id, ok_ttl)
+    local log = prefix .. 'log:' .. id
+    if redis.call('EXISTS', log) == 1 then redis.call('PEXPIRE', log, ok_ttl) end
   elseif final then
     redis.call('PEXPIRE', job, ttl)
     redis.call('PEXPIRE', prefix .. 'attempts:' .. id, ttl)
@@ -93,6 +94,12 @@ end
 
 for i = 7, #ARGV, 6 do
   out[#out + 1] = finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
+end
+
+for job_type in pairs(types) do
+  if redis.call('HDEL', KEYS[5], job_type) == 1 then
+    redis.call('PUBLISH', channel, 'ready ' .. job_type)
+  end
 end
 
 -- The succeeded index is ordered by finish time: what is too old and what is over the

@@ -33,14 +33,14 @@ for _, id in ipairs(ids) do
       redis.call('ZADD', KEYS[2], now, id)
     end
     local reason = 'lease expired: node ' .. (f[2] or '?') .. ' stopped renewing it'
+    local fields = {}
     record_attempt(prefix, id, state ~= 'QUEUED', {
       attempt = tonumber(f[3]) or 0, node = f[2] or '', started_ms = tonumber(f[5]) or 0,
-      ended_ms = now, outcome = 'lost', reason = reason})
+      ended_ms = now, outcome = 'lost', reason = reason}, fields)
     -- A job cancelled while its node died ends for the reason its cancel gave.
     if state == 'CANCELLED' and f[9] then reason = f[9] end
     redis.call('HSET', job, 'state', state, 'updated_ms', now, 'last_node', f[2] or '',
-      'reason', reason)
-    redis.call('HDEL', job, 'node', 'lease_ms')
+      'reason', reason, 'node', '', unpack(fields))
     if state ~= 'QUEUED' then
       local ttl = tonumber(ARGV[4])
       redis.call('HSET', job, 'finished_ms', now)

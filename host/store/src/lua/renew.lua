@@ -11,7 +11,6 @@ for i = 4, #ARGV do
   local job = prefix .. 'job:' .. id
   local f = redis.call('HMGET', job, 'state', 'node', 'cancel')
   if f[1] == 'RUNNING' and f[2] == node then
-    redis.call('HSET', job, 'lease_ms', now + lease)
     redis.call('ZADD', KEYS[1], now + lease, id)
     if f[3] == '1' then cancelled[#cancelled + 1] = id end
   else

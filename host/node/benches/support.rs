@@ -23,8 +23,11 @@ pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
 }
 
 /// Counters of a redis-server (`INFO`), to say where its time goes.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RedisCounters {
+    /// Per command (`INFO commandstats`): calls and µs spent, scripts' own time included
+    /// in `evalsha`.
+    pub per_command: std::collections::BTreeMap<String, (u64, u64)>,
     /// CPU seconds (user + system) the server used.
     pub cpu_secs: f64,
     /// Commands run, those inside scripts included (scripts themselves not counted).
@@ -55,11 +58,17 @@ impl RedisCounters {
                 counters.memory = v.parse().unwrap_or(0);
             } else if let Some(rest) = line.strip_prefix("cmdstat_") {
                 let (name, stats) = rest.split_once(':').unwrap_or((rest, ""));
-                let calls: u64 = stats
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix("calls="))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
+                let field = |name: &str| -> u64 {
+                    stats
+                        .split(',')
+                        .find_map(|kv| kv.strip_prefix(name))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                };
+                let calls = field("calls=");
+                counters
+                    .per_command
+                    .insert(name.to_owned(), (calls, field("usec=")));
                 match name {
                     "evalsha" | "eval" => counters.scripts += calls,
                     "info" | "config|resetstat" | "ping" => {}
@@ -72,12 +81,42 @@ impl RedisCounters {
 
     /// What happened between `before` and `self`.
     pub fn since(&self, before: &RedisCounters) -> RedisCounters {
+        let per_command = self
+            .per_command
+            .iter()
+            .map(|(name, (calls, usec))| {
+                let (c0, u0) = before.per_command.get(name).copied().unwrap_or_default();
+                (name.clone(), (calls - c0, usec - u0))
+            })
+            .filter(|(_, (calls, _))| *calls > 0)
+            .collect();
         RedisCounters {
+            per_command,
             cpu_secs: self.cpu_secs - before.cpu_secs,
             commands: self.commands - before.commands,
             scripts: self.scripts - before.scripts,
             memory: self.memory.saturating_sub(before.memory),
         }
+    }
+}
+
+impl RedisCounters {
+    /// The commands that took most of Redis's time, per job of `jobs`: `name calls µs`.
+    pub fn top(&self, jobs: usize, n: usize) -> String {
+        let mut by_time: Vec<_> = self.per_command.iter().collect();
+        by_time.sort_by_key(|(_, (_, usec))| std::cmp::Reverse(*usec));
+        by_time
+            .iter()
+            .take(n)
+            .map(|(name, (calls, usec))| {
+                format!(
+                    "{name} {:.2}×/{:.1} µs",
+                    *calls as f64 / jobs as f64,
+                    *usec as f64 / jobs as f64
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

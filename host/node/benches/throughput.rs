@@ -160,6 +160,7 @@ impl Measured {
             self.redis.scripts as f64 / n,
             self.cpu_secs * 1e6 / n,
         );
+        println!("    Redis time per job by command: {}", self.redis.top(JOBS, 8));
     }
 }
 

@@ -40,7 +40,7 @@ impl Store {
         }
         let mut invocation = CLAIM.prepare_invoke();
         invocation
-            .key(self.keys.running())
+            .key(self.keys.leases())
             .key(self.keys.limited())
             .arg(self.keys.prefix())
             .arg(node)
@@ -73,7 +73,7 @@ impl Store {
         }
         let mut invocation = RENEW.prepare_invoke();
         invocation
-            .key(self.keys.running())
+            .key(self.keys.leases())
             .arg(self.keys.prefix())
             .arg(node)
             .arg(millis(lease));
@@ -117,7 +117,7 @@ impl Store {
         let k = &self.keys;
         let mut invocation = FINISH.prepare_invoke();
         invocation
-            .key(k.running())
+            .key(k.leases())
             .key(k.delayed())
             .key(k.dead())
             .key(k.seq())
@@ -177,10 +177,11 @@ impl Store {
     pub async fn reap_expired(&self, limit: usize) -> Result<usize> {
         let mut invocation = REAP.prepare_invoke();
         invocation
-            .key(self.keys.running())
+            .key(self.keys.leases())
             .key(self.keys.dead())
             .key(self.keys.seq())
             .key(self.keys.limited())
+            .key(self.keys.running())
             .arg(self.keys.prefix())
             .arg(limit)
             .arg(self.keys.events())

@@ -264,18 +264,20 @@ impl Store {
     }
 
     /// Queue depths and the age of each queue's next job (for `job_types`), and the
-    /// numbers of RUNNING, SCHEDULED and DEAD jobs and live nodes, in two round trips.
+    /// numbers of RUNNING jobs (of `job_types`), SCHEDULED and DEAD jobs and live nodes, in
+    /// two round trips.
     /// Ages are by the Redis server's clock, like the jobs' creation times.
     pub async fn overview(&self, job_types: &[String]) -> Result<Overview> {
         let mut pipe = redis::pipe();
         pipe.cmd("TIME");
-        pipe.zcard(self.keys.running())
-            .zcard(self.keys.delayed())
+        pipe.zcard(self.keys.delayed())
             .zcard(self.keys.dead())
             .zcount(self.keys.nodes(), now_ms(), "+inf");
         for job_type in job_types {
+            // RUNNING jobs are counted per type (leases are per node, not per job).
             pipe.zcard(self.keys.queue(job_type))
-                .zrange(self.keys.queue(job_type), 0, 0);
+                .zrange(self.keys.queue(job_type), 0, 0)
+                .scard(self.keys.running_of(job_type));
         }
         let mut conn = self.conn();
         let values: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
@@ -288,15 +290,16 @@ impl Store {
         };
         let (secs, micros): (u64, u64) = parse_value(next()?)?;
         let now = secs * 1000 + micros / 1000;
-        let running: u64 = parse_value(next()?)?;
         let scheduled: u64 = parse_value(next()?)?;
         let dead: u64 = parse_value(next()?)?;
         let nodes: u64 = parse_value(next()?)?;
+        let mut running = 0;
         let mut queues = Vec::with_capacity(job_types.len());
         let mut heads = Vec::new();
         for job_type in job_types {
             let depth: u64 = parse_value(next()?)?;
             let head: Vec<String> = parse_value(next()?)?;
+            running += parse_value::<u64>(next()?)?;
             queues.push(QueueDepth {
                 job_type: job_type.clone(),
                 depth,

@@ -60,9 +60,14 @@ impl Keys {
     pub fn delayed(&self) -> String {
         self.key("delayed")
     }
-    /// Running jobs by lease deadline.
+    /// Running jobs by lease deadline, as nodes before 0.2 kept leases (per job); reaped
+    /// until empty.
     pub fn running(&self) -> String {
         self.key("running")
+    }
+    /// Node leases: node id → lease deadline ms.
+    pub fn leases(&self) -> String {
+        self.key("leases")
     }
     /// Dead jobs.
     pub fn dead(&self) -> String {

@@ -21,7 +21,10 @@
 //! | `queue:<type>` | zset | ready jobs of a type; score = (255 − priority)·2⁴² + sequence |
 //! | `seq` | string | the FIFO sequence within a priority |
 //! | `delayed` | zset | SCHEDULED jobs (delayed, or waiting for a retry), score = run-at ms |
-//! | `running` | zset | RUNNING jobs, score = lease deadline ms |
+//! | `leases` | zset | node id → its lease deadline ms: one lease per node, extended by its claims and renewals |
+//! | `inflight:<node>` | set | the RUNNING jobs a node holds: re-queued as a set when its lease expires |
+//! | `cancels:<node>` | set | its RUNNING jobs whose cancellation was requested (seen at its next renewal) |
+//! | `running` | zset | per-job leases of nodes before 0.2 (reaped until empty; no longer written) |
 //! | `running:<type>` | set | RUNNING jobs of a type: what `max_concurrent` counts (see below) |
 //! | `scheduled:<type>` | set | SCHEDULED jobs of a type: with `queue:<type>`, what `max_queued` counts |
 //! | `limited` | hash | type → 1 while the type's jobs wait only for its concurrency limit |
@@ -57,7 +60,7 @@
 //!   idempotency key still returns its job. Retries and lease expiries are never refused:
 //!   the limit only gates new jobs.
 //! - *Concurrency limit*: `running:<type>` holds the ids of the type's RUNNING jobs. It is
-//!   changed only where `running` is: `claim` adds (and claims no more than the free
+//!   changed only where `inflight:<node>` is: `claim` adds (and claims no more than the free
 //!   places), `finish` (success, failure, retry, cancel, shutdown re-queue) and `reap` (lease
 //!   expired: a dead node's jobs) remove. Being a set of ids, removing twice cannot
 //!   undercount. A type at its limit is skipped by `claim` (other types are still claimed)

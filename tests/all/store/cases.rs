@@ -332,6 +332,62 @@ pub async fn an_expired_lease_requeues_the_job_and_fences_the_old_node(url: &str
     );
 }
 
+pub async fn a_lost_nodes_jobs_are_requeued_once_as_a_set(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let short = Duration::from_millis(300);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(store.enqueue(&new_job("noop", "")).await.unwrap().0);
+    }
+    let lost = store.claim("lost-node", &types(&["noop"]), 5, short).await.unwrap();
+    assert_eq!(lost.len(), 5);
+    // A live node's lease is one entry, renewed in one call, whatever it runs.
+    let (kept, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let live = store.claim(NODE, &types(&["noop"]), 1, short).await.unwrap();
+    let requests = store.requests();
+    let renewed = store
+        .renew(NODE, &[live[0].id.clone()], short)
+        .await
+        .unwrap();
+    assert_eq!(renewed, (vec![], vec![]));
+    assert_eq!(store.requests() - requests, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store.renew(NODE, &[live[0].id.clone()], short).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The lost node's five are re-queued (in batches of two here), and only once.
+    let mut handled = 0;
+    for _ in 0..5 {
+        handled += store.reap_expired(2).await.unwrap();
+    }
+    assert_eq!(handled, 5);
+    assert_eq!(store.reap_expired(100).await.unwrap(), 0);
+    for id in &ids {
+        let job = store.get(id).await.unwrap().unwrap();
+        assert_eq!((job.state, job.attempts), (JobState::Queued, 1), "{id}");
+        assert_eq!(job.history.len(), 1);
+        assert_eq!(job.history[0].outcome, "lost");
+        assert_eq!(job.history[0].node, "lost-node");
+    }
+    assert_eq!(state(&store, &kept).await, JobState::Running, "the live node's job stays");
+    // The lost node comes back: it holds none of them, and cannot record them.
+    let lost_ids: Vec<String> = lost.iter().map(|j| j.id.clone()).collect();
+    let (_, gone) = store.renew("lost-node", &lost_ids, LEASE).await.unwrap();
+    assert_eq!(gone, lost_ids);
+    let ok = succeeded();
+    let ends: Vec<_> = lost.iter().map(|j| (j, &ok)).collect();
+    let states = store.finish_batch("lost-node", &ends).await.unwrap();
+    assert_eq!(states, vec![None; 5], "a stale node's batched finish is refused");
+    // Each re-queued job runs again, once.
+    let again = store.claim(NODE, &types(&["noop"]), 10, LEASE).await.unwrap();
+    let mut again_ids: Vec<String> = again.iter().map(|j| j.id.clone()).collect();
+    again_ids.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(again_ids, want);
+    assert!(again.iter().all(|j| j.attempt == 2));
+}
+
 pub async fn an_interrupted_attempt_is_requeued_without_counting(url: &str) {
     let store = Store::connect(url, StoreOptions::default()).await.unwrap();
     let (id, _) = store.enqueue(&new_job("noop", "")).await.unwrap();

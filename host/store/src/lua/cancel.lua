@@ -7,7 +7,7 @@
 -- Returns 'not_found', 'cancelled', 'cancelling', or the final state it already had.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local f = redis.call('HMGET', KEYS[1], 'state', 'type')
+local f = redis.call('HMGET', KEYS[1], 'state', 'type', 'node')
 local state = f[1]
 if not state then return 'not_found' end
 if state == 'QUEUED' or state == 'SCHEDULED' then
@@ -24,6 +24,8 @@ end
 if state == 'RUNNING' then
   redis.call('HSET', KEYS[1], 'cancel', 1, 'cancel_reason', ARGV[5], 'cancelled_by', ARGV[6],
     'updated_ms', now)
+  -- Its node also sees it at its next lease renewal, should the message be lost.
+  if f[3] and f[3] ~= '' then redis.call('SADD', ARGV[2] .. 'cancels:' .. f[3], ARGV[1]) end
   redis.call('PUBLISH', ARGV[3], 'cancel ' .. ARGV[1])
   return 'cancelling'
 end

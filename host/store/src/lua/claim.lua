@@ -5,7 +5,8 @@
 -- RUNNING jobs, cluster-wide) counts against the limit. A type at its limit is skipped,
 -- not waited for, and flagged in the limited hash so that the next end of one of its jobs
 -- announces the freed place ('ready <type>').
--- KEYS: 1 running set (lease deadlines), 2 limited hash, then per type i (from 1):
+-- The node's lease (`leases`) is extended and each job joins its set `inflight:<node>`.
+-- KEYS: 1 node leases, 2 limited hash, then per type i (from 1):
 --       1 + 2i its ready queue, 2 + 2i its running set
 -- ARGV: 1 key prefix, 2 node id, 3 max jobs, 4 lease ms, then per type i:
 --       3 + 2i its name, 4 + 2i its concurrency limit (0 = none)
@@ -16,6 +17,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix, node, want, lease = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
 local got = 0
+local inflight = prefix .. 'inflight:' .. node
 for i = 1, (#KEYS - 2) / 2 do
   if got >= want then break end
   local queue, runset = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
@@ -50,7 +52,7 @@ for i = 1, (#KEYS - 2) / 2 do
         local attempt = (tonumber(f[2]) or 0) + 1
         redis.call('HSET', job, 'state', 'RUNNING', 'attempts', attempt, 'node', node,
           'started_ms', now, 'updated_ms', now)
-        redis.call('ZADD', KEYS[1], now + lease, id)
+        redis.call('SADD', inflight, id)
         redis.call('SADD', runset, id)
         out[#out + 1] = id
         out[#out + 1] = attempt
@@ -64,4 +66,6 @@ for i = 1, (#KEYS - 2) / 2 do
     redis.call('HSET', KEYS[2], ARGV[3 + 2 * i], 1)
   end
 end
+-- The node's lease covers what it just claimed (never shortened by a claim).
+if got > 0 then redis.call('ZADD', KEYS[1], 'GT', now + lease, node) end
 return out

@@ -4,7 +4,7 @@
 -- Then keeps the succeeded jobs within their retention (age and count): the oldest are
 -- deleted, a few more per call than the batch added, so the clean-up keeps up with any
 -- rate the nodes run at.
--- KEYS: 1 running set, 2 delayed set, 3 dead set, 4 sequence, 5 limited hash,
+-- KEYS: 1 node leases (unused: the node's jobs are `inflight:<node>`), 2 delayed set, 3 dead set, 4 sequence, 5 limited hash,
 --       6 succeeded index, 7 job index
 -- ARGV: 1 key prefix, 2 node, 3 retention ms (failed, cancelled, dead), 4 retention ms of
 --       succeeded jobs, 5 most succeeded jobs kept, 6 event channel, then per job 6 values:
@@ -17,6 +17,7 @@ local ok_ttl, ok_max, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local out = {}
 local succeeded = 0
 local types = {}
+local inflight = prefix .. 'inflight:' .. node
 
 local function finish(id, attempt, kind, text, delay, label)
   local job = prefix .. 'job:' .. id
@@ -26,7 +27,8 @@ local function finish(id, attempt, kind, text, delay, label)
     return 'stale'
   end
   local job_type = f[7] or ''
-  redis.call('ZREM', KEYS[1], id)
+  redis.call('SREM', inflight, id)
+  if f[6] == '1' then redis.call('SREM', prefix .. 'cancels:' .. node, id) end
   -- The attempt's place under its type's concurrency limit is free again (announced once
   -- per type, below, if the type was held back by its limit).
   redis.call('SREM', prefix .. 'running:' .. job_type, id)

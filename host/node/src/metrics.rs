@@ -43,6 +43,21 @@ pub struct Metrics {
     instance_slots: Gauge,
     cluster_view_up: Gauge,
     stream_snapshots: Counter,
+    /// The per-type handles of `attempt_finished`, looked up in the families once per type
+    /// and outcome rather than per attempt (a family lookup builds its label set).
+    attempt_handles: std::sync::RwLock<HandlesByType>,
+}
+
+/// Job type → outcome → handles.
+type HandlesByType =
+    std::collections::HashMap<String, std::collections::HashMap<&'static str, AttemptHandles>>;
+
+/// What one finished attempt of a type and outcome updates.
+#[derive(Debug, Clone)]
+struct AttemptHandles {
+    attempts: Counter,
+    durations: Histogram,
+    retries: Option<Counter>,
 }
 
 fn job_durations() -> Histogram {
@@ -71,25 +86,51 @@ impl Metrics {
             instance_slots: Gauge::default(),
             cluster_view_up: Gauge::default(),
             stream_snapshots: Counter::default(),
+            attempt_handles: Default::default(),
         }
     }
 
     /// Records a finished attempt of `job_type` run by this node.
-    pub fn attempt_finished(&self, job_type: &str, outcome: &str, took: Duration) {
-        self.attempts
-            .get_or_create(&[
-                ("type", job_type.to_owned()),
-                ("outcome", outcome.to_owned()),
-            ])
-            .inc();
-        self.durations
-            .get_or_create(&[("type", job_type.to_owned())])
-            .observe(took.as_secs_f64());
-        if outcome == "retry" || outcome == "crashed" {
-            self.retries
-                .get_or_create(&[("type", job_type.to_owned())])
-                .inc();
+    pub fn attempt_finished(&self, job_type: &str, outcome: &'static str, took: Duration) {
+        let handles = self.attempt_handles(job_type, outcome);
+        handles.attempts.inc();
+        handles.durations.observe(took.as_secs_f64());
+        if let Some(retries) = &handles.retries {
+            retries.inc();
         }
+    }
+
+    fn attempt_handles(&self, job_type: &str, outcome: &'static str) -> AttemptHandles {
+        let cache = self.attempt_handles.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(handles) = cache.get(job_type).and_then(|by| by.get(outcome)) {
+            return handles.clone();
+        }
+        drop(cache);
+        let handles = AttemptHandles {
+            attempts: self
+                .attempts
+                .get_or_create(&[
+                    ("type", job_type.to_owned()),
+                    ("outcome", outcome.to_owned()),
+                ])
+                .clone(),
+            durations: self
+                .durations
+                .get_or_create(&[("type", job_type.to_owned())])
+                .clone(),
+            retries: (outcome == "retry" || outcome == "crashed").then(|| {
+                self.retries
+                    .get_or_create(&[("type", job_type.to_owned())])
+                    .clone()
+            }),
+        };
+        self.attempt_handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(job_type.to_owned())
+            .or_default()
+            .insert(outcome, handles.clone());
+        handles
     }
 
     /// Records a new job of `job_type` this node refused for a per-type limit (`reason`:

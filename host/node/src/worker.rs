@@ -328,19 +328,24 @@ impl Worker {
             stale.cancel.cancel();
         }
         let node = self.clone();
-        let version = self
-            .runtime
-            .plugin_for(&job.job_type)
-            .map(|p| p.info.version.clone())
-            .unwrap_or_default();
-        let span = tracing::debug_span!(
-            "job",
-            id = %job.id,
-            r#type = %job.job_type,
-            plugin_version = %version,
-            node = %self.settings.node_id,
-            attempt = job.attempt,
-        );
+        // The span is at debug: off (and its fields not even built) at the default level.
+        let span = if tracing::enabled!(tracing::Level::DEBUG) {
+            let version = self
+                .runtime
+                .plugin_for(&job.job_type)
+                .map(|p| p.info.version.clone())
+                .unwrap_or_default();
+            tracing::debug_span!(
+                "job",
+                id = %job.id,
+                r#type = %job.job_type,
+                plugin_version = %version,
+                node = %self.settings.node_id,
+                attempt = job.attempt,
+            )
+        } else {
+            tracing::Span::none()
+        };
         jobs.spawn(
             async move {
                 node.execute(&job, cancel, &interrupted).await;

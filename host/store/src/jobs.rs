@@ -115,11 +115,49 @@ impl Store {
         Ok(answers)
     }
 
-    /// Adds `job`'s header and hash fields to an enqueue call (see `lua/enqueue.lua`).
+    /// Adds `job`'s header and hash fields to an enqueue call (see `lua/enqueue.lua`). A
+    /// field at its default (no name, no labels, priority 0, no timeout, the default
+    /// backoff, nobody named) is left out: readers take the default for a missing field,
+    /// and a smaller hash is less for Redis to parse, store and copy.
     fn push_job(&self, invocation: &mut redis::ScriptInvocation<'_>, id: &str, job: &NewJob) {
-        let labels = serde_json::to_string(&job.labels).expect("labels serialize");
         let max_queued = self.options.limits.max_queued(&job.job_type);
-        const FIELDS: usize = 12;
+        let defaults = RetryPolicy::default();
+        let mut fields: Vec<(&str, String)> = Vec::with_capacity(10);
+        fields.push(("type", job.job_type.clone()));
+        fields.push(("spec", job.spec.clone()));
+        fields.push(("max_attempts", job.retry.max_attempts.to_string()));
+        let optional = [
+            ("name", (!job.name.is_empty()).then(|| job.name.clone())),
+            (
+                "labels",
+                (!job.labels.is_empty())
+                    .then(|| serde_json::to_string(&job.labels).expect("labels serialize")),
+            ),
+            ("priority", (job.priority > 0).then(|| job.priority.to_string())),
+            (
+                "backoff_base_ms",
+                (job.retry.backoff_base_ms != defaults.backoff_base_ms)
+                    .then(|| job.retry.backoff_base_ms.to_string()),
+            ),
+            (
+                "backoff_max_ms",
+                (job.retry.backoff_max_ms != defaults.backoff_max_ms)
+                    .then(|| job.retry.backoff_max_ms.to_string()),
+            ),
+            (
+                "timeout_ms",
+                job.timeout_ms.filter(|t| *t > 0).map(|t| t.to_string()),
+            ),
+            (
+                "submitted_by",
+                (!job.submitted_by.is_empty()).then(|| job.submitted_by.clone()),
+            ),
+        ];
+        fields.extend(
+            optional
+                .into_iter()
+                .filter_map(|(name, value)| value.map(|v| (name, v))),
+        );
         invocation
             .arg(id)
             .arg(job.run_at_ms.unwrap_or(0))
@@ -127,31 +165,10 @@ impl Store {
             .arg(&job.job_type)
             .arg(max_queued.as_ref().map_or(0, |(limit, _)| *limit))
             .arg(job.idempotency_key.as_deref().unwrap_or(""))
-            .arg(FIELDS)
-            .arg("name")
-            .arg(&job.name)
-            .arg("type")
-            .arg(&job.job_type)
-            .arg("spec")
-            .arg(&job.spec)
-            .arg("labels")
-            .arg(labels)
-            .arg("priority")
-            .arg(job.priority)
-            .arg("attempts")
-            .arg(0)
-            .arg("max_attempts")
-            .arg(job.retry.max_attempts)
-            .arg("backoff_base_ms")
-            .arg(job.retry.backoff_base_ms)
-            .arg("backoff_max_ms")
-            .arg(job.retry.backoff_max_ms)
-            .arg("timeout_ms")
-            .arg(job.timeout_ms.unwrap_or(0))
-            .arg("cancel")
-            .arg(0)
-            .arg("submitted_by")
-            .arg(&job.submitted_by);
+            .arg(fields.len());
+        for (name, value) in fields {
+            invocation.arg(name).arg(value);
+        }
     }
 
     /// The job `id` with its attempt history, if it exists (finished jobs expire after the

@@ -55,7 +55,7 @@ local function finish(id, attempt, kind, text, delay, label)
     state = 'QUEUED'
     set('attempts', attempts - 1)
     local seq = redis.call('INCR', KEYS[4])
-    redis.call('ZADD', prefix .. 'queue:' .. job_type, (255 - tonumber(f[8])) * 4398046511104 + seq, id)
+    redis.call('ZADD', prefix .. 'queue:' .. job_type, (255 - (tonumber(f[8]) or 0)) * 4398046511104 + seq, id)
     redis.call('PUBLISH', channel, 'ready ' .. job_type)
   elseif attempts < max then
     state = 'SCHEDULED'

@@ -79,24 +79,40 @@ fn main() {
         println!(
             "open loop: {rate} no-op jobs/s through gRPC ScheduleJob for {secs} s, one node (concurrency 50)"
         );
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let mut sent = Vec::new();
-        for _ in 0..rate * secs {
-            tick.tick().await;
-            let (mut client, job) = (client.clone(), job.clone());
-            sent.push(tokio::spawn(async move {
-                let at = now_ms();
-                let started = std::time::Instant::now();
-                let answer = client.schedule_job(job).await.expect("ScheduleJob");
-                let answered = started.elapsed();
-                (at, answered, answer.into_inner().job.unwrap().id)
-            }));
-        }
+        // The client runs on its own thread and runtime, so its timers and tasks do not
+        // queue behind the node's.
+        let sent = std::thread::spawn(move || {
+            let client_rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("client runtime");
+            client_rt.block_on(async move {
+                let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                let mut sent = Vec::new();
+                for _ in 0..rate * secs {
+                    tick.tick().await;
+                    let (mut client, job) = (client.clone(), job.clone());
+                    sent.push(tokio::spawn(async move {
+                        let at = now_ms();
+                        let started = std::time::Instant::now();
+                        let answer = client.schedule_job(job).await.expect("ScheduleJob");
+                        let answered = started.elapsed();
+                        (at, answered, answer.into_inner().job.unwrap().id)
+                    }));
+                }
+                let mut answers = Vec::with_capacity(sent.len());
+                for handle in sent {
+                    answers.push(handle.await.unwrap());
+                }
+                answers
+            })
+        })
+        .join()
+        .expect("client thread");
         let mut to_start = Vec::new();
         let mut to_answer = Vec::new();
-        for handle in sent {
-            let (at, answered, id) = handle.await.unwrap();
+        for (at, answered, id) in sent {
             to_answer.push(answered.as_micros() as u64);
             let started = loop {
                 let record = store.get(&id).await.unwrap().unwrap();

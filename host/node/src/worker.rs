@@ -377,8 +377,10 @@ impl Worker {
         let started = std::time::Instant::now();
         let result = self.runtime.run(&input, options).await;
         let took = started.elapsed();
-        // The plugin is done: renewals stop covering it before its outcome is recorded (a
-        // renewal racing the record would otherwise report the finished job as lost).
+        // The plugin is done: renewals name it as being recorded, no longer as running (a
+        // renewal racing the record would otherwise report the finished job as lost), and
+        // before it stops counting as running (or Redis would take it for forgotten).
+        self.outcomes.hold(&job.id);
         self.forget(job);
         // Logs first, so a reader that sees the job finished has its whole log.
         log.close().await;
@@ -455,11 +457,12 @@ impl Worker {
                 () = stop.cancelled() => return,
             }
             let ids = self.running_ids();
-            if ids.is_empty() {
+            let recording = self.outcomes.pending();
+            if ids.is_empty() && recording.is_empty() {
                 last_ok = tokio::time::Instant::now();
                 continue;
             }
-            let renewal = self.store.renew(self.id(), &ids, lease);
+            let renewal = self.store.renew(self.id(), &ids, &recording, lease);
             match tokio::time::timeout(lease / 6, renewal).await {
                 Ok(Ok((cancelled, lost))) => {
                     last_ok = tokio::time::Instant::now();

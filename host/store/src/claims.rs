@@ -13,7 +13,7 @@ use redis::Script;
 use crate::{ClaimedJob, Finish, JobState, Keys, Result, RetryPolicy, Store, StoreError, millis};
 
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
-static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
+static RENEW: LazyLock<Script> = LazyLock::new(|| with_attempts(include_str!("lua/renew.lua")));
 static FINISH: LazyLock<Script> = LazyLock::new(|| with_attempts(include_str!("lua/finish.lua")));
 static REAP: LazyLock<Script> = LazyLock::new(|| with_attempts(include_str!("lua/reap.lua")));
 
@@ -60,24 +60,31 @@ impl Store {
             .collect::<Result<Vec<_>>>()
     }
 
-    /// Extends the leases of `ids` held by `node`. Returns (ids whose cancellation was
-    /// requested, ids the node no longer holds).
+    /// Extends `node`'s lease. `running` are the jobs it runs, `recording` those whose
+    /// outcome it is still recording. Returns (ids of `running` whose cancellation was
+    /// requested, ids of `running` it no longer holds). Jobs it holds in Redis but knows
+    /// nothing of, claimed over a lease ago, are ended as lost (re-queued while attempts
+    /// remain).
     pub async fn renew(
         &self,
         node: &str,
-        ids: &[String],
+        running: &[String],
+        recording: &[String],
         lease: Duration,
     ) -> Result<(Vec<String>, Vec<String>)> {
-        if ids.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
-        }
         let mut invocation = RENEW.prepare_invoke();
         invocation
             .key(self.keys.leases())
+            .key(self.keys.dead())
+            .key(self.keys.seq())
+            .key(self.keys.limited())
             .arg(self.keys.prefix())
             .arg(node)
-            .arg(millis(lease));
-        for id in ids {
+            .arg(millis(lease))
+            .arg(millis(self.options.retention))
+            .arg(self.keys.events())
+            .arg(running.len());
+        for id in running.iter().chain(recording) {
             invocation.arg(id);
         }
         let mut conn = self.conn();

@@ -233,7 +233,7 @@ pub async fn cancel_queued_scheduled_and_running_jobs(url: &str) {
         CancelResult::Cancelling
     );
     let (cancel_seen, lost) = store
-        .renew(NODE, std::slice::from_ref(&running), LEASE)
+        .renew(NODE, std::slice::from_ref(&running), &[], LEASE)
         .await
         .unwrap();
     assert_eq!((cancel_seen, lost), (vec![running.clone()], vec![]));
@@ -322,7 +322,7 @@ pub async fn an_expired_lease_requeues_the_job_and_fences_the_old_node(url: &str
         "stale node is fenced off"
     );
     let (_, lost) = store
-        .renew("dead-node", std::slice::from_ref(&id), LEASE)
+        .renew("dead-node", std::slice::from_ref(&id), &[], LEASE)
         .await
         .unwrap();
     assert_eq!(lost, vec![id.clone()]);
@@ -346,13 +346,13 @@ pub async fn a_lost_nodes_jobs_are_requeued_once_as_a_set(url: &str) {
     let live = store.claim(NODE, &types(&["noop"]), 1, short).await.unwrap();
     let requests = store.requests();
     let renewed = store
-        .renew(NODE, &[live[0].id.clone()], short)
+        .renew(NODE, &[live[0].id.clone()], &[], short)
         .await
         .unwrap();
     assert_eq!(renewed, (vec![], vec![]));
     assert_eq!(store.requests() - requests, 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    store.renew(NODE, &[live[0].id.clone()], short).await.unwrap();
+    store.renew(NODE, &[live[0].id.clone()], &[], short).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // The lost node's five are re-queued (in batches of two here), and only once.
@@ -372,7 +372,7 @@ pub async fn a_lost_nodes_jobs_are_requeued_once_as_a_set(url: &str) {
     assert_eq!(state(&store, &kept).await, JobState::Running, "the live node's job stays");
     // The lost node comes back: it holds none of them, and cannot record them.
     let lost_ids: Vec<String> = lost.iter().map(|j| j.id.clone()).collect();
-    let (_, gone) = store.renew("lost-node", &lost_ids, LEASE).await.unwrap();
+    let (_, gone) = store.renew("lost-node", &lost_ids, &[], LEASE).await.unwrap();
     assert_eq!(gone, lost_ids);
     let ok = succeeded();
     let ends: Vec<_> = lost.iter().map(|j| (j, &ok)).collect();
@@ -386,6 +386,40 @@ pub async fn a_lost_nodes_jobs_are_requeued_once_as_a_set(url: &str) {
     want.sort();
     assert_eq!(again_ids, want);
     assert!(again.iter().all(|j| j.attempt == 2));
+}
+
+pub async fn a_live_nodes_forgotten_job_is_requeued_by_its_own_renewal(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let short = Duration::from_millis(200);
+    let (forgotten, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let (recording, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let (running, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let claimed = store.claim(NODE, &types(&["noop"]), 3, short).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    // Within a lease of its claim, a job the node does not name is left alone: its claim's
+    // answer may still be on its way.
+    store
+        .renew(NODE, std::slice::from_ref(&running), std::slice::from_ref(&recording), short)
+        .await
+        .unwrap();
+    assert_eq!(state(&store, &forgotten).await, JobState::Running);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The node lives on (it renews), but no longer knows of one of its jobs (say it gave up
+    // recording the outcome): that job is ended as lost and re-queued, not held for ever.
+    let (_, lost) = store
+        .renew(NODE, std::slice::from_ref(&running), std::slice::from_ref(&recording), short)
+        .await
+        .unwrap();
+    assert!(lost.is_empty());
+    let job = store.get(&forgotten).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.history[0].outcome, "lost");
+    assert!(job.history[0].reason.contains("no longer ran it"), "{:?}", job.history[0]);
+    assert_eq!(state(&store, &recording).await, JobState::Running);
+    assert_eq!(state(&store, &running).await, JobState::Running);
+    let again = store.claim(NODE, &types(&["noop"]), 3, LEASE).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id.as_str(), again[0].attempt), (forgotten.as_str(), 2));
 }
 
 pub async fn an_interrupted_attempt_is_requeued_without_counting(url: &str) {

@@ -47,6 +47,7 @@ against_single_and_cluster!(
     cancel_queued_scheduled_and_running_jobs,
     an_expired_lease_requeues_the_job_and_fences_the_old_node,
     a_lost_nodes_jobs_are_requeued_once_as_a_set,
+    a_live_nodes_forgotten_job_is_requeued_by_its_own_renewal,
     an_interrupted_attempt_is_requeued_without_counting,
     finished_jobs_expire_after_the_retention_time,
     succeeded_jobs_beyond_the_count_are_deleted_as_new_ones_finish,

@@ -5,6 +5,8 @@
 //! one round trip, a burst in a few hundred per script call. A job's slot frees when its
 //! plugin returns and its outcome is queued here, not when Redis answers.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -23,6 +25,9 @@ pub(super) struct Outcome {
 /// The sending side: where a job task leaves its outcome.
 pub(super) struct Recorder {
     tx: mpsc::Sender<Outcome>,
+    /// Jobs whose outcome is on its way to Redis (from [`Recorder::hold`] until recorded or
+    /// given up): lease renewal names them, so Redis does not take them for forgotten.
+    pending: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Recorder {
@@ -37,17 +42,34 @@ impl Recorder {
         stop: CancellationToken,
     ) -> (Recorder, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let task = tokio::spawn(record_loop(store, node, lease, rx, stop));
-        (Recorder { tx }, task)
+        let pending = Arc::new(Mutex::new(HashSet::new()));
+        let task = tokio::spawn(record_loop(store, node, lease, rx, stop, pending.clone()));
+        (Recorder { tx, pending }, task)
     }
 
-    /// Queues `outcome` for recording.
+    /// Marks `job`'s outcome as on its way: call before the job stops counting as running.
+    pub fn hold(&self, job: &str) {
+        lock(&self.pending).insert(job.to_owned());
+    }
+
+    /// The jobs whose outcome is on its way.
+    pub fn pending(&self) -> Vec<String> {
+        lock(&self.pending).iter().cloned().collect()
+    }
+
+    /// Queues `outcome` for recording (its job [`Recorder::hold`] first).
     pub async fn record(&self, outcome: Outcome) {
         if let Err(lost) = self.tx.send(outcome).await {
-            // Only after the loop ended: the lease will lapse and the job be re-queued.
+            // Only after the loop ended (the node is stopping): the job is re-queued once
+            // its node's lease lapses.
+            lock(&self.pending).remove(&lost.0.job.id);
             tracing::error!(job = %lost.0.job.id, "outcome not recorded: the recorder stopped");
         }
     }
+}
+
+fn lock(pending: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    pending.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn record_loop(
@@ -56,6 +78,7 @@ async fn record_loop(
     lease: Duration,
     mut rx: mpsc::Receiver<Outcome>,
     stop: CancellationToken,
+    pending: Arc<Mutex<HashSet<String>>>,
 ) {
     let mut batch = Vec::with_capacity(FINISH_BATCH_MAX);
     loop {
@@ -76,7 +99,10 @@ async fn record_loop(
             return;
         }
         record(&store, &node, lease, &batch).await;
-        batch.clear();
+        let mut pending = lock(&pending);
+        for outcome in batch.drain(..) {
+            pending.remove(&outcome.job.id);
+        }
     }
 }
 
@@ -93,7 +119,8 @@ async fn record(store: &Store, node: &str, lease: Duration, batch: &[Outcome]) {
         for outcome in batch {
             tracing::error!(
                 job = %outcome.job.id,
-                "outcome not recorded; the job will be re-queued when its lease expires"
+                "outcome not recorded; the job will be re-queued as lost (by this node's next \
+                 lease renewal, or by another node when this node's lease lapses)"
             );
         }
         return;

@@ -19,3 +19,50 @@ local function record_attempt(prefix, id, final, record, fields)
   end
 end
 
+-- Ends the attempt of `id` on `holder` as lost, if that node still holds it (any holder
+-- when nil): re-queued while attempts remain, else DEAD (CANCELLED if it was being
+-- cancelled). Used by reap (a node whose lease lapsed) and renew (a job its node no longer
+-- knows of). `keys` are the caller's KEYS: 2 dead set, 3 sequence, 4 limited hash;
+-- ARGV[1] is the key prefix; `why` replaces the lease-expiry reason.
+local function end_lost(id, holder, now, keys, channel, retention_ms, why)
+  local prefix = ARGV[1]
+  local job = prefix .. 'job:' .. id
+  local f = redis.call('HMGET', job, 'state', 'node', 'attempts', 'max_attempts',
+    'started_ms', 'type', 'priority', 'cancel', 'cancel_reason')
+  if f[1] ~= 'RUNNING' or (holder and f[2] ~= holder) then return end
+  if f[6] then
+    redis.call('SREM', prefix .. 'running:' .. f[6], id)
+    if redis.call('HDEL', keys[4], f[6]) == 1 then
+      redis.call('PUBLISH', channel, 'ready ' .. f[6])
+    end
+  end
+  local state
+  if f[8] == '1' then
+    state = 'CANCELLED'
+  elseif (tonumber(f[3]) or 1) < (tonumber(f[4]) or 1) and f[6] then
+    state = 'QUEUED'
+    local seq = redis.call('INCR', keys[3])
+    redis.call('ZADD', prefix .. 'queue:' .. f[6], (255 - (tonumber(f[7]) or 0)) * 4398046511104 + seq, id)
+    redis.call('PUBLISH', channel, 'ready ' .. f[6])
+  else
+    state = 'DEAD'
+    redis.call('ZADD', keys[2], now, id)
+  end
+  local reason = why or ('lease expired: node ' .. (f[2] or '?') .. ' stopped renewing it')
+  local fields = {}
+  record_attempt(prefix, id, state ~= 'QUEUED', {
+    attempt = tonumber(f[3]) or 0, node = f[2] or '', started_ms = tonumber(f[5]) or 0,
+    ended_ms = now, outcome = 'lost', reason = reason}, fields)
+  -- A job cancelled while its node died ends for the reason its cancel gave.
+  if state == 'CANCELLED' and f[9] then reason = f[9] end
+  redis.call('HSET', job, 'state', state, 'updated_ms', now, 'last_node', f[2] or '',
+    'reason', reason, 'node', '', unpack(fields))
+  if state ~= 'QUEUED' then
+    local ttl = tonumber(retention_ms)
+    redis.call('HSET', job, 'finished_ms', now)
+    redis.call('PEXPIRE', job, ttl)
+    redis.call('PEXPIRE', prefix .. 'attempts:' .. id, ttl)
+    redis.call('PEXPIRE', prefix .. 'log:' .. id, ttl)
+  end
+end
+

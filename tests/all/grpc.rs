@@ -148,7 +148,16 @@ async fn bad_requests_get_the_right_codes_and_messages() {
         err.message()
     );
 
-    let way_too_big = "x".repeat(3 * 1024 * 1024);
+    // A message the scheduler takes whole (it has room for a ScheduleJobs batch) still has
+    // its spec held to the knob; one beyond any batch is refused unread.
+    let too_big = "x".repeat(3 * 1024 * 1024);
+    let err = client
+        .schedule_job(schedule("noop", &too_big))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("(api.max_spec_bytes)"), "{}", err.message());
+    let way_too_big = "x".repeat(17 * 1024 * 1024);
     let err = client
         .schedule_job(schedule("noop", &way_too_big))
         .await

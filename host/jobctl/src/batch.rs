@@ -15,6 +15,9 @@ use crate::jobs::timestamp;
 use crate::output::*;
 use crate::{Failure, Outcome as CliOutcome};
 
+/// Bytes of job lines sent in one call at most (the node takes messages of 16 MiB).
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
 /// One line of the file: a job as `POST /v1/jobs` takes it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +92,7 @@ pub(crate) async fn schedule_file(
     let mut report = Report { json, refused: 0 };
     // Lines that are not jobs wait with the batch, so results come out in the file's order.
     let mut pending: Vec<(usize, Result<ScheduleJobRequest, String>)> = Vec::new();
+    let mut bytes = 0;
     for (index, line) in reader.lines().enumerate() {
         let number = index + 1;
         let line = line.map_err(|e| Failure::usage(format!("reading {}: {e}", path.display())))?;
@@ -98,8 +102,12 @@ pub(crate) async fn schedule_file(
         let job = serde_json::from_str::<JobLine>(&line)
             .map(Into::into)
             .map_err(|e| format!("not a job: {e}"));
+        bytes += line.len();
         pending.push((number, job));
-        if pending.iter().filter(|(_, job)| job.is_ok()).count() >= batch {
+        // A call carries at most `batch` jobs and about BATCH_BYTES of them, whichever
+        // comes first, to stay within the node's message limit.
+        if pending.iter().filter(|(_, job)| job.is_ok()).count() >= batch || bytes >= BATCH_BYTES {
+            bytes = 0;
             send(client, std::mem::take(&mut pending), &mut report).await?;
         }
     }

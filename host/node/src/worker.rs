@@ -619,9 +619,10 @@ fn to_finish(
 
 /// Streams a job's log lines to Redis without ever blocking the plugin: lines go through a
 /// bounded channel to a writer task that appends them in batches. The task starts with the
-/// first line, so a job that logs nothing costs no task. Each line within the job's log
-/// budget also goes to the node's own log under target `plugin`, with the job's id, type
-/// and attempt (filter with e.g. `JOBHOST_LOG=info,plugin=warn`).
+/// first line, so a job that logs nothing costs no task. Each `host.log` line within the
+/// job's log budget also goes to the node's own log under target `plugin`, with the job's
+/// id, type and attempt (filter with e.g. `JOBHOST_LOG=info,plugin=warn`); the plugin's
+/// stdout and stderr and the host's notes stay in the job's log only.
 struct JobLog {
     store: Store,
     job: String,
@@ -708,6 +709,10 @@ impl JobEvents for JobLog {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
+        self.send(level, message.to_owned());
+    }
+
+    fn plugin_log(&self, level: LogLevel, message: &str) {
         let (job, job_type, attempt) = (&self.job, &self.job_type, self.attempt);
         macro_rules! node_log {
             ($level:expr) => {

@@ -83,6 +83,22 @@ impl JobContext {
     /// Logs a line if the budget allows (true); the first line over budget leaves a marker
     /// instead.
     pub fn log(&self, level: LogLevel, message: &str) -> bool {
+        self.within_budget(message) && {
+            self.events.log(level, message);
+            true
+        }
+    }
+
+    /// As [`JobContext::log`], for a line the plugin logged through `host.log`.
+    pub fn plugin_log(&self, level: LogLevel, message: &str) -> bool {
+        self.within_budget(message) && {
+            self.events.plugin_log(level, message);
+            true
+        }
+    }
+
+    /// Takes `message` out of the log budget; false (and one warning) once it is spent.
+    fn within_budget(&self, message: &str) -> bool {
         let mut budget = self.log.lock().unwrap_or_else(|p| p.into_inner());
         if budget.used + message.len() > budget.limit {
             budget.dropped += 1;
@@ -97,8 +113,6 @@ impl JobContext {
             return false;
         }
         budget.used += message.len();
-        drop(budget);
-        self.events.log(level, message);
         true
     }
 

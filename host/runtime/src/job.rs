@@ -43,8 +43,14 @@ impl fmt::Display for LogLevel {
 /// Receives what a running plugin reports. Implementations must be cheap and non-blocking:
 /// they are called from the plugin's execution.
 pub trait JobEvents: Send + Sync {
-    /// A log line (already within the job's log budget).
+    /// A log line (already within the job's log budget): the plugin's output, or what the
+    /// host says about the call.
     fn log(&self, level: LogLevel, message: &str);
+    /// A line the plugin logged through `host.log` (already within the job's log budget).
+    /// By default the same as any line; an embedder may also echo these to its own log.
+    fn plugin_log(&self, level: LogLevel, message: &str) {
+        self.log(level, message);
+    }
     /// A progress report, `percent` in 0..=100.
     fn progress(&self, percent: u8, message: &str);
     /// Lines accepted but not yet delivered. A producer that can wait (a native process's

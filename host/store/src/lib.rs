@@ -38,7 +38,7 @@
 //! | `nodes` | zset | node id → heartbeat expiry ms |
 //! | `leader`, `leader:token` | string | leader lease `"<node> <token>"`, fencing counter |
 //! | `sweep:cursor` | string | where the retention sweep of `jobs` resumes |
-//! | `events` | pub/sub channel | `ready <type>` (once per type per enqueue batch), `cancel <id>` |
+//! | `events` | pub/sub channel | `ready <type>` (once per type per enqueue or finish batch; per job when a delayed job is promoted or a lost one re-queued), `cancel <id>` |
 //! | `jd:*` | hashes, string | Job Distributor nodes, jobs, proposals, indexes, CSA key (see `jd.rs`) |
 //! | `kv:<plugin>` | hash | a plugin's key-value state (the `kv` capability; see `kv.rs`) |
 //!

@@ -36,7 +36,7 @@ impl host::Host for CallState {
     fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
         // Within the job's log budget, the line goes to the caller's events (the node
         // stores it with the job and writes it to its own log, naming the job).
-        self.context().log(level.into(), &message);
+        self.context().plugin_log(level.into(), &message);
         Ok(())
     }
 

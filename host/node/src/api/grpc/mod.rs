@@ -82,9 +82,13 @@ pub async fn serve(
         .build_v1()
         .expect("the embedded descriptor sets are valid");
     let max_request = config.max_spec_bytes.saturating_add(REQUEST_OVERHEAD);
+    /// Largest `jobhost.v1.JobScheduler` request: room for a `ScheduleJobs` batch, as the
+    /// REST batch body limit gives.
+    const BATCH_MESSAGE_LIMIT: usize = 16 * 1024 * 1024;
     let limits = ConnectionLimits::of(config);
+    // `ScheduleJobs` carries many jobs in one message (each still held to max_spec_bytes).
     let scheduler = JobSchedulerServer::from_arc(services.scheduler.clone())
-        .max_decoding_message_size(max_request);
+        .max_decoding_message_size(max_request.max(BATCH_MESSAGE_LIMIT));
     let jd_services = services.jd.clone().map(|jd| {
         use jobhost_proto::api::{csa, job, node};
         (

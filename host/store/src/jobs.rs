@@ -152,6 +152,7 @@ impl Store {
                 "submitted_by",
                 (!job.submitted_by.is_empty()).then(|| job.submitted_by.clone()),
             ),
+            ("keep", job.keep_succeeded.then(|| "1".to_owned())),
         ];
         fields.extend(
             optional

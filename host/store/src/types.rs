@@ -129,6 +129,11 @@ pub struct NewJob {
     /// cron schedule fires carry the schedule creator's.
     #[serde(default)]
     pub submitted_by: String,
+    /// Keep the job for `redis.retention_secs` even when it succeeds (not the shorter
+    /// succeeded retention, nor counted against `redis.succeeded_max`): for jobs whose
+    /// outcome is read later, such as Job Distributor deliveries.
+    #[serde(default)]
+    pub keep_succeeded: bool,
 }
 
 /// What the store wrote for one submitted job.

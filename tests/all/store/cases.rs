@@ -533,10 +533,21 @@ pub async fn succeeded_jobs_beyond_the_count_are_deleted_as_new_ones_finish(url:
         },
     )
     .await;
+    // A job marked to be kept (a Job Distributor delivery, say) is not trimmed either.
+    let (kept, _) = store
+        .enqueue(&jobhost_store::NewJob {
+            keep_succeeded: true,
+            ..new_job("noop", "")
+        })
+        .await
+        .unwrap();
+    let claimed = store.claim(NODE, &types(&["noop"]), 1, LEASE).await.unwrap();
+    store.finish(&claimed[0], NODE, &succeeded()).await.unwrap();
     let mut ok = Vec::new();
     for _ in 0..10 {
         ok.push(run_one(&store, succeeded()).await);
     }
+    assert_eq!(state(&store, &kept).await, JobState::Succeeded);
     // The three newest succeeded jobs stay, with their index entries; the failed job is
     // not counted against the succeeded jobs' limit.
     for (i, id) in ok.iter().enumerate() {
@@ -546,7 +557,7 @@ pub async fn succeeded_jobs_beyond_the_count_are_deleted_as_new_ones_finish(url:
     assert!(store.get(&failed).await.unwrap().is_some());
     let mut listed = store.recent_jobs(100).await.unwrap();
     listed.sort();
-    let mut want = vec![failed, ok[7].clone(), ok[8].clone(), ok[9].clone()];
+    let mut want = vec![failed, kept, ok[7].clone(), ok[8].clone(), ok[9].clone()];
     want.sort();
     assert_eq!(listed, want);
 }

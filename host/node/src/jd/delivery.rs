@@ -97,6 +97,8 @@ impl Distributor {
             },
             idempotency_key: Some(format!("jd:{proposal_id}:{action}")),
             submitted_by: format!("jd:{proposal_id}"),
+            // Its outcome settles the proposal when next read, which may be long after.
+            keep_succeeded: true,
             ..NewJob::default()
         };
         let (id, _) = self.store.enqueue(&job).await.map_err(|e| e.to_string())?;

@@ -1,7 +1,8 @@
 -- Records the ends of a batch of attempts and moves each job to its next state. Only the
 -- node that holds an attempt may finish it (a stale node whose lease expired gets
 -- 'stale' for that job; the others of the batch are recorded all the same).
--- Then keeps the succeeded jobs within their retention (age and count): the oldest are
+-- Then keeps the succeeded jobs within their retention (age and count; a job marked `keep`
+-- has the retention of failed ones instead): the oldest are
 -- deleted, a few more per call than the batch added, so the clean-up keeps up with any
 -- rate the nodes run at.
 -- KEYS: 1 node leases (unused: the node's jobs are `inflight:<node>`), 2 delayed set, 3 dead set, 4 sequence, 5 limited hash,
@@ -22,7 +23,7 @@ local inflight = prefix .. 'inflight:' .. node
 local function finish(id, attempt, kind, text, delay, label)
   local job = prefix .. 'job:' .. id
   local f = redis.call('HMGET', job, 'state', 'node', 'attempts', 'max_attempts',
-    'started_ms', 'cancel', 'type', 'priority', 'cancel_reason')
+    'started_ms', 'cancel', 'type', 'priority', 'cancel_reason', 'keep')
   if f[1] ~= 'RUNNING' or f[2] ~= node or f[3] ~= attempt then
     return 'stale'
   end
@@ -78,7 +79,7 @@ local function finish(id, attempt, kind, text, delay, label)
   set('node', '')
   if final then set('finished_ms', now) end
   redis.call('HSET', job, unpack(fields))
-  if state == 'SUCCEEDED' then
+  if state == 'SUCCEEDED' and f[10] ~= '1' then
     succeeded = succeeded + 1
     redis.call('ZADD', KEYS[6], now, id)
     -- The record (and its log, if it has one: a read is cheaper than a write) expire by

@@ -209,6 +209,7 @@ pub(crate) fn new_job(
         run_at_ms,
         idempotency_key: (!req.idempotency_key.is_empty()).then_some(req.idempotency_key),
         submitted_by: String::new(),
+        keep_succeeded: false,
     })
 }
 

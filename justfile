@@ -73,7 +73,7 @@ lint:
         cargo clippy --profile plugin --target wasm32-wasip2 --workspace "${excludes[@]}" -- -D warnings; \
     else echo "skipping clippy on plugins: rustup has no wasm32-wasip2 target here"; fi
 
-# Benchmarks, the host crates optimised (opt-level 2, like the dependencies, whose test builds they share; the next `just test` recompiles only the workspace's crates): plugin call overhead (pooling on/off), jobs/s through Redis, 100k pending timers, spawn in a cgroup, then the BullMQ peer on a Redis with the same settings (host/node/benches/peers/bullmq; npm installs bullmq on first use)
+# Benchmarks, the host crates optimised (opt-level 2, like the dependencies, whose test builds they share; the next `just test` recompiles only the workspace's crates): plugin call overhead (pooling on/off); jobs/s through gRPC ScheduleJobs on 1 and 2 nodes (submit+run, run alone) with Redis and host CPU per job, Redis bytes per job, a 1M-job soak (JOBHOST_BENCH_SOAK_JOBS) and BullMQ's peer in the same run with the ratios (host/node/benches/peers/bullmq; npm installs bullmq on first use); open-loop latency (JOBHOST_BENCH_RATE, JOBHOST_BENCH_SECS); 100k pending timers; spawn in a cgroup
 bench: plugins redis-server
     #!/usr/bin/env bash
     set -euo pipefail

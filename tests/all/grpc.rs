@@ -156,7 +156,11 @@ async fn bad_requests_get_the_right_codes_and_messages() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(err.message().contains("(api.max_spec_bytes)"), "{}", err.message());
+    assert!(
+        err.message().contains("(api.max_spec_bytes)"),
+        "{}",
+        err.message()
+    );
     let way_too_big = "x".repeat(17 * 1024 * 1024);
     let err = client
         .schedule_job(schedule("noop", &way_too_big))

@@ -799,7 +799,11 @@ async fn a_rest_batch_answers_each_job_with_its_own_status() {
     // (A body of the wrong shape is 422, as for `POST /v1/jobs`.)
     for (body, want_status, want) in [
         (&br#"{"jobs": []}"#[..], 400, "jobs is empty"),
-        (&br#"{"jobs": [{"spec": {}}]}"#[..], 422, "jobs[0]: missing field `type`"),
+        (
+            &br#"{"jobs": [{"spec": {}}]}"#[..],
+            422,
+            "jobs[0]: missing field `type`",
+        ),
         (&b"not json"[..], 400, "expected"),
     ] {
         let (status, text) = http_request(addr, "POST", "/v1/jobs:batch", &json_header, body).await;

@@ -160,7 +160,10 @@ impl Measured {
             self.redis.scripts as f64 / n,
             self.cpu_secs * 1e6 / n,
         );
-        println!("    Redis time per job by command: {}", self.redis.top(JOBS, 8));
+        println!(
+            "    Redis time per job by command: {}",
+            self.redis.top(JOBS, 8)
+        );
     }
 }
 
@@ -192,7 +195,10 @@ async fn run(nodes: usize, redis: &DevRedis) -> (f64, f64) {
     let running = start_all();
     submit(&client, 2 * BATCH).await;
     drained(&store).await;
-    let (redis_before, cpu_before) = (RedisCounters::read(redis.port()), support::process_cpu_secs());
+    let (redis_before, cpu_before) = (
+        RedisCounters::read(redis.port()),
+        support::process_cpu_secs(),
+    );
     let t0 = Instant::now();
     submit(&client, JOBS).await;
     drained(&store).await;
@@ -206,7 +212,10 @@ async fn run(nodes: usize, redis: &DevRedis) -> (f64, f64) {
 
     // Run alone: the jobs wait in Redis, then the nodes start.
     submit(&client, JOBS).await;
-    let (redis_before, cpu_before) = (RedisCounters::read(redis.port()), support::process_cpu_secs());
+    let (redis_before, cpu_before) = (
+        RedisCounters::read(redis.port()),
+        support::process_cpu_secs(),
+    );
     let t0 = Instant::now();
     let running = start_all();
     drained(&store).await;
@@ -235,7 +244,9 @@ async fn footprint(redis: &DevRedis) {
     drained(&store).await;
     stop(running).await;
     let per_job = RedisCounters::read(redis.port()).since(&before).memory as f64 / JOBS as f64;
-    let kept = options.succeeded_max.min(options.succeeded_retention.as_secs() * 1000) as f64;
+    let kept = options
+        .succeeded_max
+        .min(options.succeeded_retention.as_secs() * 1000) as f64;
     println!(
         "Redis bytes per finished no-op job kept: {per_job:.0}; at the default retention \
          (succeeded: {} s or {} jobs, whichever is fewer) a steady 1,000 jobs/s keeps {:.0} MiB",
@@ -276,7 +287,8 @@ async fn soak(redis: &DevRedis, jobs: usize) {
 
 /// BullMQ's (end to end, processing) jobs/s, median of its rounds, from its peer bench.
 fn bullmq() -> Option<(f64, f64)> {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/bullmq/run.sh");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/bullmq/run.sh");
     let out = std::process::Command::new(&script)
         .args([JOBS.to_string(), CONCURRENCY.to_string()])
         .output()
@@ -284,7 +296,10 @@ fn bullmq() -> Option<(f64, f64)> {
     let text = String::from_utf8_lossy(&out.stdout);
     print!("{text}");
     if !out.status.success() {
-        println!("bullmq peer failed: {}", String::from_utf8_lossy(&out.stderr));
+        println!(
+            "bullmq peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     let figure = |line: &str, label: &str| -> Option<f64> {

@@ -101,7 +101,10 @@ impl Metrics {
     }
 
     fn attempt_handles(&self, job_type: &str, outcome: &'static str) -> AttemptHandles {
-        let cache = self.attempt_handles.read().unwrap_or_else(|p| p.into_inner());
+        let cache = self
+            .attempt_handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(handles) = cache.get(job_type).and_then(|by| by.get(outcome)) {
             return handles.clone();
         }

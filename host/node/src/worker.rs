@@ -391,7 +391,9 @@ impl Worker {
         );
         crate::metrics::global().attempt_finished(&job.job_type, finish.label(), took);
         let job = job.clone();
-        self.outcomes.record(outcomes::Outcome { job, finish }).await;
+        self.outcomes
+            .record(outcomes::Outcome { job, finish })
+            .await;
     }
 
     async fn heartbeat_loop(self: Arc<Self>, stop: CancellationToken) {

@@ -162,7 +162,11 @@ impl Store {
         if states.len() != ends.len() {
             return Err(StoreError::Corrupt {
                 key: k.running(),
-                reason: format!("finish answered {} states for {} jobs", states.len(), ends.len()),
+                reason: format!(
+                    "finish answered {} states for {} jobs",
+                    states.len(),
+                    ends.len()
+                ),
             });
         }
         states

@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 use redis::{AsyncCommands, Script};
 
 use crate::{
-    AttemptRecord, CancelResult, Enqueued, JobFilter, JobRecord, JobState, LIST_SCAN_LIMIT, NewJob, Overview,
-    QueueDepth, Result, RetryPolicy, Store, StoreError, TypeLoad, millis, new_id, now_ms,
+    AttemptRecord, CancelResult, Enqueued, JobFilter, JobRecord, JobState, LIST_SCAN_LIMIT, NewJob,
+    Overview, QueueDepth, Result, RetryPolicy, Store, StoreError, TypeLoad, millis, new_id, now_ms,
     parse_value,
 };
 
@@ -133,7 +133,10 @@ impl Store {
                 (!job.labels.is_empty())
                     .then(|| serde_json::to_string(&job.labels).expect("labels serialize")),
             ),
-            ("priority", (job.priority > 0).then(|| job.priority.to_string())),
+            (
+                "priority",
+                (job.priority > 0).then(|| job.priority.to_string()),
+            ),
             (
                 "backoff_base_ms",
                 (job.retry.backoff_base_ms != defaults.backoff_base_ms)
@@ -446,7 +449,10 @@ fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<JobRecord> {
         node: take("last_node"),
         started_ms: num(take("started_ms")).unwrap_or(0),
         ended_ms: finished_ms.unwrap_or(0),
-        reason: output.clone().or_else(|| reason.clone()).unwrap_or_default(),
+        reason: output
+            .clone()
+            .or_else(|| reason.clone())
+            .unwrap_or_default(),
         outcome,
     });
     Ok(JobRecord {

@@ -12,14 +12,21 @@ use redis::Script;
 
 use crate::{ClaimedJob, Finish, JobState, Keys, Result, RetryPolicy, Store, StoreError, millis};
 
-static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(include_str!("lua/batch.lua"), include_str!("lua/claim.lua")))
+});
 static RENEW: LazyLock<Script> = LazyLock::new(|| with_attempts(include_str!("lua/renew.lua")));
 static FINISH: LazyLock<Script> = LazyLock::new(|| with_attempts(include_str!("lua/finish.lua")));
 static REAP: LazyLock<Script> = LazyLock::new(|| with_attempts(include_str!("lua/reap.lua")));
 
-/// A script that ends attempts, with the helpers it shares (`lua/attempts.lua`).
+/// A script that ends attempts, with the helpers it shares (`lua/batch.lua`,
+/// `lua/attempts.lua`).
 fn with_attempts(body: &str) -> Script {
-    Script::new(&format!("{}{body}", include_str!("lua/attempts.lua")))
+    Script::new(&format!(
+        "{}{}{body}",
+        include_str!("lua/batch.lua"),
+        include_str!("lua/attempts.lua")
+    ))
 }
 
 /// The most attempts one `finish_batch` script call records: a bound on the time one

@@ -18,12 +18,14 @@ local prefix, node, want, lease = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(
 local out = {}
 local got = 0
 local inflight = prefix .. 'inflight:' .. node
+local claimed = {}
 for i = 1, (#KEYS - 2) / 2 do
   if got >= want then break end
   local queue, runset = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
   local limit = tonumber(ARGV[4 + 2 * i]) or 0
   local room = want - got
   local free = nil
+  local type_start = #claimed
   if limit > 0 then
     local running = redis.call('SCARD', runset)
     if running >= limit then
@@ -52,8 +54,7 @@ for i = 1, (#KEYS - 2) / 2 do
         local attempt = (tonumber(f[2]) or 0) + 1
         redis.call('HSET', job, 'state', 'RUNNING', 'attempts', attempt, 'node', node,
           'started_ms', now, 'updated_ms', now)
-        redis.call('SADD', inflight, id)
-        redis.call('SADD', runset, id)
+        claimed[#claimed + 1] = id
         out[#out + 1] = id
         out[#out + 1] = attempt
         for k = 3, 10 do out[#out + 1] = f[k] or '' end
@@ -62,10 +63,18 @@ for i = 1, (#KEYS - 2) / 2 do
       end
     end
   end
+  if #claimed > type_start then
+    local mine = {}
+    for k = type_start + 1, #claimed do mine[#mine + 1] = claimed[k] end
+    call_many('SADD', runset, mine)
+  end
   if free and free <= 0 and redis.call('ZCARD', queue) > 0 then
     redis.call('HSET', KEYS[2], ARGV[3 + 2 * i], 1)
   end
 end
 -- The node's lease covers what it just claimed (never shortened by a claim).
-if got > 0 then redis.call('ZADD', KEYS[1], 'GT', now + lease, node) end
+if got > 0 then
+  call_many('SADD', inflight, claimed)
+  redis.call('ZADD', KEYS[1], 'GT', now + lease, node)
+end
 return out

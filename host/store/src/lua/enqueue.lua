@@ -17,11 +17,17 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix, idem_ttl, channel = ARGV[1], ARGV[2], ARGV[3]
 local out = {now}
 local ready = {}
+-- Gathered per key, sent once per key after the loop (see batch.lua); `added` counts a
+-- type's jobs made waiting by this batch, for its queue limit.
+local queued, scheduled_ids, delayed, indexed, added = {}, {}, {}, {}, {}
+-- Sequence numbers (FIFO within a priority) are taken for the whole batch at once.
+local seq
 
 local function waiting_of(job_type, limit)
   local queue, scheduled = prefix .. 'queue:' .. job_type, prefix .. 'scheduled:' .. job_type
   -- Waiting = QUEUED (the ready queue) + SCHEDULED (the type's scheduled set).
   local waiting = redis.call('ZCARD', queue) + redis.call('SCARD', scheduled)
+    + (added[job_type] or 0)
   if waiting >= limit then
     -- Self-repair: a scheduled entry whose job is gone or moved on (a record deleted by
     -- hand, say) must not hold a place for ever. A few random ones are checked per refusal.
@@ -56,24 +62,41 @@ while i <= #ARGV do
     if run_at > now then
       fields[#fields + 1], fields[#fields + 2] = 'state', 'SCHEDULED'
       fields[#fields + 1], fields[#fields + 2] = 'run_at_ms', run_at
-      redis.call('ZADD', KEYS[1], run_at, id)
-      redis.call('SADD', prefix .. 'scheduled:' .. job_type, id)
+      delayed[#delayed + 1], delayed[#delayed + 2] = run_at, id
+      gather(scheduled_ids, prefix .. 'scheduled:' .. job_type, id)
     else
-      local seq = redis.call('INCR', KEYS[2])
+      if not seq then
+        -- At most one number per job of the batch; the unused ones are gaps, harmless.
+        local jobs = 0
+        local j = 4
+        while j <= #ARGV do
+          jobs = jobs + 1
+          j = j + 7 + 2 * tonumber(ARGV[j + 6])
+        end
+        seq = redis.call('INCRBY', KEYS[2], jobs) - jobs
+      end
+      seq = seq + 1
       fields[#fields + 1], fields[#fields + 2] = 'state', 'QUEUED'
-      redis.call('ZADD', prefix .. 'queue:' .. job_type, (255 - priority) * 4398046511104 + seq, id)
+      local queue = prefix .. 'queue:' .. job_type
+      gather(queued, queue, (255 - priority) * 4398046511104 + seq)
+      gather(queued, queue, id)
       ready[job_type] = true
     end
+    added[job_type] = (added[job_type] or 0) + 1
     if idem_key then
       redis.call('SET', idem_key, id, 'PX', idem_ttl)
       fields[#fields + 1], fields[#fields + 2] = 'idempotency_key_ref', idem_key
     end
     for k = first, last do fields[#fields + 1] = ARGV[k] end
     redis.call('HSET', prefix .. 'job:' .. id, unpack(fields))
-    redis.call('ZADD', KEYS[3], 0, id) -- ids are time-ordered: the index is ordered by id
+    indexed[#indexed + 1], indexed[#indexed + 2] = 0, id -- ids are time-ordered
     out[#out + 1], out[#out + 2], out[#out + 3] = id, 1, 0
   end
 end
+for queue, pairs_ in pairs(queued) do call_many('ZADD', queue, pairs_) end
+for key, ids in pairs(scheduled_ids) do call_many('SADD', key, ids) end
+if #delayed > 0 then call_many('ZADD', KEYS[1], delayed) end
+if #indexed > 0 then call_many('ZADD', KEYS[3], indexed) end -- the index is ordered by id
 for job_type in pairs(ready) do
   redis.call('PUBLISH', channel, 'ready ' .. job_type)
 end

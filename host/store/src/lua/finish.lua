@@ -19,6 +19,8 @@ local out = {}
 local succeeded = 0
 local types = {}
 local inflight = prefix .. 'inflight:' .. node
+-- Gathered per key, sent once per key after the loop (see batch.lua).
+local ended, freed, done = {}, {}, {}
 
 local function finish(id, attempt, kind, text, delay, label)
   local job = prefix .. 'job:' .. id
@@ -28,11 +30,11 @@ local function finish(id, attempt, kind, text, delay, label)
     return 'stale'
   end
   local job_type = f[7] or ''
-  redis.call('SREM', inflight, id)
+  ended[#ended + 1] = id
   if f[6] == '1' then redis.call('SREM', prefix .. 'cancels:' .. node, id) end
   -- The attempt's place under its type's concurrency limit is free again (announced once
   -- per type, below, if the type was held back by its limit).
-  redis.call('SREM', prefix .. 'running:' .. job_type, id)
+  gather(freed, prefix .. 'running:' .. job_type, id)
   types[job_type] = true
   if f[6] == '1' and kind ~= 'succeeded' then kind = 'cancelled' end
   -- A cancelled attempt ends for the reason the cancel gave (which names who asked), if any.
@@ -81,7 +83,7 @@ local function finish(id, attempt, kind, text, delay, label)
   redis.call('HSET', job, unpack(fields))
   if state == 'SUCCEEDED' and f[10] ~= '1' then
     succeeded = succeeded + 1
-    redis.call('ZADD', KEYS[6], now, id)
+    done[#done + 1], done[#done + 2] = now, id
     -- The record (and its log, if it has one: a read is cheaper than a write) expire by
     -- themselves; under load the trim below deletes them first.
     redis.call('PEXPIRE', job, ok_ttl)
@@ -99,6 +101,9 @@ for i = 7, #ARGV, 6 do
   out[#out + 1] = finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
 end
 
+if #ended > 0 then call_many('SREM', inflight, ended) end
+for key, ids in pairs(freed) do call_many('SREM', key, ids) end
+if #done > 0 then call_many('ZADD', KEYS[6], done) end
 for job_type in pairs(types) do
   if redis.call('HDEL', KEYS[5], job_type) == 1 then
     redis.call('PUBLISH', channel, 'ready ' .. job_type)

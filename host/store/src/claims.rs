@@ -13,7 +13,10 @@ use redis::Script;
 use crate::{ClaimedJob, Finish, JobState, Keys, Result, RetryPolicy, Store, StoreError, millis};
 
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(include_str!("lua/batch.lua"), include_str!("lua/claim.lua")))
+    Script::new(concat!(
+        include_str!("lua/batch.lua"),
+        include_str!("lua/claim.lua")
+    ))
 });
 static RENEW: LazyLock<Script> = LazyLock::new(|| with_attempts(include_str!("lua/renew.lua")));
 static FINISH: LazyLock<Script> = LazyLock::new(|| with_attempts(include_str!("lua/finish.lua")));

@@ -29,7 +29,10 @@ fn check_new(job: &NewJob) -> Result<()> {
 }
 
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(include_str!("lua/batch.lua"), include_str!("lua/enqueue.lua")))
+    Script::new(concat!(
+        include_str!("lua/batch.lua"),
+        include_str!("lua/enqueue.lua")
+    ))
 });
 static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/cancel.lua")));
 static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/promote.lua")));

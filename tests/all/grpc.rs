@@ -823,3 +823,27 @@ async fn a_batch_that_is_empty_too_large_or_over_a_queue_limit_is_refused_clearl
     assert_eq!(code, Code::ResourceExhausted);
     assert!(message.contains("max_queued"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_batch_of_kilobyte_specs_fits_in_one_call() {
+    use jobhost_proto::scheduler::ScheduleJobsRequest;
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let mut client = server.client().await;
+    // 1,000 jobs of 2 KiB: a 2 MiB message, over the 1 MiB a single job may be, within what
+    // a batch may be.
+    let spec = "x".repeat(2048);
+    let jobs = vec![schedule("noop", &spec); 1000];
+    let answer = client
+        .schedule_jobs(ScheduleJobsRequest { jobs })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.results.len(), 1000);
+    let created = answer
+        .results
+        .iter()
+        .filter(|r| batch_outcome(r).is_ok_and(|(job, created)| created && job.spec.len() == 2048))
+        .count();
+    assert_eq!(created, 1000);
+}

@@ -75,6 +75,15 @@ struct Running {
     interrupted: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Forgets its job's attempt when dropped (see [`Worker::forget`]).
+struct Forget<'a>(&'a Worker, &'a ClaimedJob);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
+    }
+}
+
 /// Shared state of one node's loops.
 struct Worker {
     store: Store,
@@ -348,8 +357,10 @@ impl Worker {
         };
         jobs.spawn(
             async move {
+                // Forgotten even if the task panics: then renewals stop naming it, and
+                // Redis ends it as lost a lease later instead of holding it for ever.
+                let _forget = Forget(&node, &job);
                 node.execute(&job, cancel, &interrupted).await;
-                node.forget(&job);
             }
             .instrument(span),
         );

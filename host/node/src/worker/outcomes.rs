@@ -5,7 +5,7 @@
 //! one round trip, a burst in a few hundred per script call. A job's slot frees when its
 //! plugin returns and its outcome is queued here, not when Redis answers.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,8 +26,9 @@ pub(super) struct Outcome {
 pub(super) struct Recorder {
     tx: mpsc::Sender<Outcome>,
     /// Jobs whose outcome is on its way to Redis (from [`Recorder::hold`] until recorded or
-    /// given up): lease renewal names them, so Redis does not take them for forgotten.
-    pending: Arc<Mutex<HashSet<String>>>,
+    /// given up), with how many of their attempts are (a superseded attempt and the new one
+    /// may both be): lease renewal names them, so Redis does not take them for forgotten.
+    pending: Arc<Mutex<Pending>>,
 }
 
 impl Recorder {
@@ -42,19 +43,19 @@ impl Recorder {
         stop: CancellationToken,
     ) -> (Recorder, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let pending = Arc::new(Mutex::new(HashSet::new()));
+        let pending = Arc::new(Mutex::new(Pending::new()));
         let task = tokio::spawn(record_loop(store, node, lease, rx, stop, pending.clone()));
         (Recorder { tx, pending }, task)
     }
 
     /// Marks `job`'s outcome as on its way: call before the job stops counting as running.
     pub fn hold(&self, job: &str) {
-        lock(&self.pending).insert(job.to_owned());
+        *lock(&self.pending).entry(job.to_owned()).or_default() += 1;
     }
 
     /// The jobs whose outcome is on its way.
     pub fn pending(&self) -> Vec<String> {
-        lock(&self.pending).iter().cloned().collect()
+        lock(&self.pending).keys().cloned().collect()
     }
 
     /// Queues `outcome` for recording (its job [`Recorder::hold`] first).
@@ -62,14 +63,27 @@ impl Recorder {
         if let Err(lost) = self.tx.send(outcome).await {
             // Only after the loop ended (the node is stopping): the job is re-queued once
             // its node's lease lapses.
-            lock(&self.pending).remove(&lost.0.job.id);
+            release(&mut lock(&self.pending), &lost.0.job.id);
             tracing::error!(job = %lost.0.job.id, "outcome not recorded: the recorder stopped");
         }
     }
 }
 
-fn lock(pending: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+/// Job id → attempts of it whose outcome is on its way.
+type Pending = HashMap<String, usize>;
+
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
     pending.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One attempt of `job` is recorded (or given up on).
+fn release(pending: &mut Pending, job: &str) {
+    if let Some(count) = pending.get_mut(job) {
+        *count -= 1;
+        if *count == 0 {
+            pending.remove(job);
+        }
+    }
 }
 
 async fn record_loop(
@@ -78,7 +92,7 @@ async fn record_loop(
     lease: Duration,
     mut rx: mpsc::Receiver<Outcome>,
     stop: CancellationToken,
-    pending: Arc<Mutex<HashSet<String>>>,
+    pending: Arc<Mutex<Pending>>,
 ) {
     let mut batch = Vec::with_capacity(FINISH_BATCH_MAX);
     loop {
@@ -101,7 +115,7 @@ async fn record_loop(
         record(&store, &node, lease, &batch).await;
         let mut pending = lock(&pending);
         for outcome in batch.drain(..) {
-            pending.remove(&outcome.job.id);
+            release(&mut pending, &outcome.job.id);
         }
     }
 }
@@ -111,11 +125,31 @@ async fn record_loop(
 async fn record(store: &Store, node: &str, lease: Duration, batch: &[Outcome]) {
     let ends: Vec<(&ClaimedJob, &Finish)> = batch.iter().map(|o| (&o.job, &o.finish)).collect();
     let give_up = tokio::time::sleep(lease);
-    let Some(states) = retry_until("record job outcomes", give_up, || {
+    let mut give_up = std::pin::pin!(give_up);
+    let states = match retry_until("record job outcomes", give_up.as_mut(), || {
         store.finish_batch(node, &ends)
     })
     .await
-    else {
+    {
+        Some(states) => Some(states),
+        // Refused for another reason than Redis being away (retry_until logged it): one
+        // at a time, so a bad outcome loses only itself.
+        None if batch.len() > 1 && !give_up.is_elapsed() => {
+            let mut states = Vec::with_capacity(batch.len());
+            for (job, finish) in &ends {
+                match store.finish(job, node, finish).await {
+                    Ok(state) => states.push(state),
+                    Err(e) => {
+                        tracing::error!(job = %job.id, "cannot record the outcome: {e}");
+                        states.push(None);
+                    }
+                }
+            }
+            Some(states)
+        }
+        None => None,
+    };
+    let Some(states) = states else {
         for outcome in batch {
             tracing::error!(
                 job = %outcome.job.id,

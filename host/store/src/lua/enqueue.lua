@@ -41,6 +41,22 @@ local function waiting_of(job_type, limit)
   return waiting
 end
 
+-- The batch is checked whole before anything is written: a script that failed half-way
+-- would leave jobs written but in no queue.
+local jobs = 0
+do
+  local j = 4
+  while j <= #ARGV do
+    local n = tonumber(ARGV[j + 6])
+    if not n or not tonumber(ARGV[j + 1]) or not tonumber(ARGV[j + 2])
+      or not tonumber(ARGV[j + 4]) or j + 6 + 2 * n > #ARGV then
+      return redis.error_reply('enqueue: malformed job header at argument ' .. j)
+    end
+    jobs = jobs + 1
+    j = j + 7 + 2 * n
+  end
+end
+
 local i = 4
 while i <= #ARGV do
   local id, run_at, priority = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
@@ -67,12 +83,6 @@ while i <= #ARGV do
     else
       if not seq then
         -- At most one number per job of the batch; the unused ones are gaps, harmless.
-        local jobs = 0
-        local j = 4
-        while j <= #ARGV do
-          jobs = jobs + 1
-          j = j + 7 + 2 * tonumber(ARGV[j + 6])
-        end
         seq = redis.call('INCRBY', KEYS[2], jobs) - jobs
       end
       seq = seq + 1

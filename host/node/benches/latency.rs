@@ -6,20 +6,14 @@
 //!
 //! Run with `just bench`.
 
+#[path = "node.rs"]
+mod node;
 #[path = "support.rs"]
 mod support;
 
 use std::time::Duration;
 
-use jobhost::api::grpc::Scheduler;
-use jobhost::worker::{self, WorkerSettings};
-use jobhost_config::{ApiConfig, Config};
-use jobhost_proto::scheduler::ScheduleJobRequest;
-use jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient;
-use jobhost_proto::scheduler::job_scheduler_server::JobSchedulerServer;
-use jobhost_runtime::Runtime;
 use jobhost_store::{DevRedis, Store, StoreOptions, free_port, now_ms};
-use tokio_util::sync::CancellationToken;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -40,42 +34,10 @@ fn main() {
         let store = Store::connect(&redis.url(), StoreOptions::default())
             .await
             .unwrap();
-        let mut config = Config::default();
-        config.runtime.plugins_dir = support::test_plugins_dir();
-        config.runtime.cache = false;
-        let runtime = Runtime::new(config).unwrap();
-        runtime.sync_dir().await.unwrap();
-        let shutdown = CancellationToken::new();
-        let settings = WorkerSettings {
-            node_id: worker::new_node_id(),
-            concurrency: 50,
-            lease: Duration::from_secs(30),
-            heartbeat: Duration::from_secs(5),
-            shutdown_grace: Duration::from_secs(5),
-            poll: Duration::from_secs(1),
-        };
-        let node = tokio::spawn(worker::run(
-            store.clone(),
-            runtime.clone(),
-            settings,
-            shutdown.clone(),
-        ));
-        let port = free_port();
-        let scheduler = Scheduler::new(store.clone(), runtime.clone(), ApiConfig::default());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(JobSchedulerServer::new(scheduler))
-                .serve(format!("127.0.0.1:{port}").parse().unwrap()),
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let client = JobSchedulerClient::connect(format!("http://127.0.0.1:{port}"))
-            .await
-            .unwrap();
-        let job = ScheduleJobRequest {
-            job_type: "noop".into(),
-            spec: "{}".into(),
-            ..Default::default()
-        };
+        let runtime = node::runtime().await;
+        let running = vec![node::start_worker(&store, &runtime, 50)];
+        let client = node::serve_api(&store, &runtime).await;
+        let job = node::noop();
         println!(
             "open loop: {rate} no-op jobs/s through gRPC ScheduleJob for {secs} s, one node (concurrency 50)"
         );
@@ -136,8 +98,7 @@ fn main() {
             support::percentile(&to_answer, 0.5) as f64 / 1000.0,
             support::percentile(&to_answer, 0.99) as f64 / 1000.0,
         );
-        shutdown.cancel();
-        node.await.unwrap();
+        node::stop(running).await;
         redis.stop().await;
     });
 }

@@ -16,21 +16,18 @@
 //!
 //! Run with `just bench` (which builds the plugins and installs redis-server first).
 
+#[path = "node.rs"]
+mod node;
 #[path = "support.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
 
-use jobhost::api::grpc::Scheduler;
-use jobhost::worker::{self, WorkerSettings};
-use jobhost_config::{ApiConfig, Config};
+use jobhost_proto::scheduler::ScheduleJobsRequest;
 use jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient;
-use jobhost_proto::scheduler::job_scheduler_server::JobSchedulerServer;
-use jobhost_proto::scheduler::{ScheduleJobRequest, ScheduleJobsRequest};
-use jobhost_runtime::Runtime;
 use jobhost_store::{DevRedis, Store, StoreOptions, free_port};
+use node::{Node, noop, runtime, serve_api, stop};
 use support::RedisCounters;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 /// Jobs per measured run (BullMQ's peer runs the same number).
@@ -39,74 +36,6 @@ const JOBS: usize = 20_000;
 const CONCURRENCY: usize = 50;
 const BATCH: usize = 1_000;
 const IN_FLIGHT: usize = 4;
-
-async fn runtime() -> Runtime {
-    let mut config = Config::default();
-    config.runtime.plugins_dir = support::test_plugins_dir();
-    config.runtime.cache = false;
-    let runtime = Runtime::new(config).unwrap();
-    runtime.sync_dir().await.unwrap();
-    runtime
-}
-
-/// A node's worker loop.
-struct Node {
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn start_worker(store: &Store, runtime: &Runtime) -> Node {
-    let settings = WorkerSettings {
-        node_id: worker::new_node_id(),
-        concurrency: CONCURRENCY,
-        lease: Duration::from_secs(30),
-        heartbeat: Duration::from_secs(5),
-        shutdown_grace: Duration::from_secs(5),
-        poll: Duration::from_secs(1),
-    };
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(worker::run(
-        store.clone(),
-        runtime.clone(),
-        settings,
-        shutdown.clone(),
-    ));
-    Node { shutdown, task }
-}
-
-async fn stop(nodes: Vec<Node>) {
-    for node in nodes {
-        node.shutdown.cancel();
-        node.task.await.unwrap();
-    }
-}
-
-/// Serves the scheduler API of (`store`, `runtime`) on a free local port.
-async fn serve_api(store: &Store, runtime: &Runtime) -> JobSchedulerClient<Channel> {
-    let port = free_port();
-    let scheduler = Scheduler::new(store.clone(), runtime.clone(), ApiConfig::default());
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(JobSchedulerServer::new(scheduler))
-            .serve(addr),
-    );
-    for _ in 0..100 {
-        if let Ok(client) = JobSchedulerClient::connect(format!("http://127.0.0.1:{port}")).await {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the API did not start");
-}
-
-fn noop() -> ScheduleJobRequest {
-    ScheduleJobRequest {
-        job_type: "noop".into(),
-        spec: "{}".into(),
-        ..Default::default()
-    }
-}
 
 /// Submits `n` no-op jobs through `ScheduleJobs`, [`IN_FLIGHT`] batches at a time.
 async fn submit(client: &JobSchedulerClient<Channel>, n: usize) {
@@ -138,6 +67,32 @@ async fn drained(store: &Store) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Where a measured run starts from: the time, Redis's counters, this process's CPU.
+struct Start {
+    at: Instant,
+    redis: RedisCounters,
+    cpu_secs: f64,
+}
+
+impl Start {
+    fn now(redis: &DevRedis) -> Start {
+        Start {
+            redis: RedisCounters::read(redis.port()),
+            cpu_secs: support::process_cpu_secs(),
+            at: Instant::now(),
+        }
+    }
+
+    /// What the run of [`JOBS`] jobs since `self` saw.
+    fn measured(&self, redis: &DevRedis) -> Measured {
+        Measured {
+            per_second: JOBS as f64 / self.at.elapsed().as_secs_f64(),
+            redis: RedisCounters::read(redis.port()).since(&self.redis),
+            cpu_secs: support::process_cpu_secs() - self.cpu_secs,
+        }
     }
 }
 
@@ -186,7 +141,7 @@ async fn run(nodes: usize, redis: &DevRedis) -> (f64, f64) {
         stores
             .iter()
             .zip(&runtimes)
-            .map(|(s, r)| start_worker(s, r))
+            .map(|(s, r)| node::start_worker(s, r, CONCURRENCY))
             .collect()
     };
     println!("{nodes} node{}:", if nodes == 1 { "" } else { "s" });
@@ -195,35 +150,19 @@ async fn run(nodes: usize, redis: &DevRedis) -> (f64, f64) {
     let running = start_all();
     submit(&client, 2 * BATCH).await;
     drained(&store).await;
-    let (redis_before, cpu_before) = (
-        RedisCounters::read(redis.port()),
-        support::process_cpu_secs(),
-    );
-    let t0 = Instant::now();
+    let start = Start::now(redis);
     submit(&client, JOBS).await;
     drained(&store).await;
-    let both = Measured {
-        per_second: JOBS as f64 / t0.elapsed().as_secs_f64(),
-        redis: RedisCounters::read(redis.port()).since(&redis_before),
-        cpu_secs: support::process_cpu_secs() - cpu_before,
-    };
+    let both = start.measured(redis);
     both.print("submit+run");
     stop(running).await;
 
     // Run alone: the jobs wait in Redis, then the nodes start.
     submit(&client, JOBS).await;
-    let (redis_before, cpu_before) = (
-        RedisCounters::read(redis.port()),
-        support::process_cpu_secs(),
-    );
-    let t0 = Instant::now();
+    let start = Start::now(redis);
     let running = start_all();
     drained(&store).await;
-    let alone = Measured {
-        per_second: JOBS as f64 / t0.elapsed().as_secs_f64(),
-        redis: RedisCounters::read(redis.port()).since(&redis_before),
-        cpu_secs: support::process_cpu_secs() - cpu_before,
-    };
+    let alone = start.measured(redis);
     alone.print("run alone");
     stop(running).await;
     (both.per_second, alone.per_second)
@@ -239,7 +178,7 @@ async fn footprint(redis: &DevRedis) {
     let runtime = runtime().await;
     let client = serve_api(&store, &runtime).await;
     let before = RedisCounters::read(redis.port());
-    let running = vec![start_worker(&store, &runtime)];
+    let running = vec![node::start_worker(&store, &runtime, CONCURRENCY)];
     submit(&client, JOBS).await;
     drained(&store).await;
     stop(running).await;
@@ -265,7 +204,7 @@ async fn soak(redis: &DevRedis, jobs: usize) {
     let store = Store::connect(&redis.url(), options).await.unwrap();
     let runtime = runtime().await;
     let client = serve_api(&store, &runtime).await;
-    let running = vec![start_worker(&store, &runtime)];
+    let running = vec![node::start_worker(&store, &runtime, CONCURRENCY)];
     let step = (jobs / 10).max(BATCH);
     let t0 = Instant::now();
     let mut done = 0;

@@ -49,6 +49,13 @@ pub async fn create_job(
         .schedule_job(as_caller(new.into(), caller))
         .await?
         .into_inner();
+    let (http, body) = created(answer);
+    Ok((http, Json(body)).into_response())
+}
+
+/// A `ScheduleJob` answer as `POST /v1/jobs` gives it: 201 for a new job or schedule, 200
+/// for the earlier job of an idempotency key.
+fn created(answer: proto::ScheduleJobResponse) -> (StatusCode, CreatedJson) {
     let created = answer.created || answer.schedule.is_some();
     let http = if created {
         StatusCode::CREATED
@@ -60,7 +67,7 @@ pub async fn create_job(
         created,
         schedule: answer.schedule.map(|s| s.name),
     };
-    Ok((http, Json(body)).into_response())
+    (http, body)
 }
 
 /// `POST /v1/jobs:batch`: creates many jobs (at most `api.max_batch_jobs`), written to
@@ -95,12 +102,12 @@ fn batch_result(result: proto::ScheduleJobResult) -> BatchResultJson {
     use proto::schedule_job_result::Result as Outcome;
     match result.result {
         Some(Outcome::Scheduled(answer)) => {
-            let created = answer.created || answer.schedule.is_some();
+            let (http, body) = created(answer);
             BatchResultJson {
-                status: if created { 201 } else { 200 },
-                job: answer.job.map(JobJson::from),
-                created,
-                schedule: answer.schedule.map(|s| s.name),
+                status: http.as_u16(),
+                job: body.job,
+                created: body.created,
+                schedule: body.schedule,
                 error: None,
             }
         }

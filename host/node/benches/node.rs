@@ -1,0 +1,88 @@
+//! A node in the bench's process, as `jobhost serve` runs one: its runtime on the test
+//! plugins, its worker loop, and the scheduler API on a local port (throughput, latency).
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use jobhost::api::grpc::Scheduler;
+use jobhost::worker::{self, WorkerSettings};
+use jobhost_config::{ApiConfig, Config};
+use jobhost_proto::scheduler::ScheduleJobRequest;
+use jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient;
+use jobhost_proto::scheduler::job_scheduler_server::JobSchedulerServer;
+use jobhost_runtime::Runtime;
+use jobhost_store::{Store, free_port};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// A runtime with the test plugins loaded (no compile cache: every bench compiles afresh).
+pub async fn runtime() -> Runtime {
+    let mut config = Config::default();
+    config.runtime.plugins_dir = crate::support::test_plugins_dir();
+    config.runtime.cache = false;
+    let runtime = Runtime::new(config).unwrap();
+    runtime.sync_dir().await.unwrap();
+    runtime
+}
+
+/// A node's worker loop.
+pub struct Node {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a worker loop running `concurrency` jobs at once.
+pub fn start_worker(store: &Store, runtime: &Runtime, concurrency: usize) -> Node {
+    let settings = WorkerSettings {
+        node_id: worker::new_node_id(),
+        concurrency,
+        lease: Duration::from_secs(30),
+        heartbeat: Duration::from_secs(5),
+        shutdown_grace: Duration::from_secs(5),
+        poll: Duration::from_secs(1),
+    };
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker::run(
+        store.clone(),
+        runtime.clone(),
+        settings,
+        shutdown.clone(),
+    ));
+    Node { shutdown, task }
+}
+
+/// Stops `nodes` and waits until they have drained.
+pub async fn stop(nodes: Vec<Node>) {
+    for node in nodes {
+        node.shutdown.cancel();
+        node.task.await.unwrap();
+    }
+}
+
+/// Serves the scheduler API of (`store`, `runtime`) on a free local port; a client of it.
+pub async fn serve_api(store: &Store, runtime: &Runtime) -> JobSchedulerClient<Channel> {
+    let port = free_port();
+    let scheduler = Scheduler::new(store.clone(), runtime.clone(), ApiConfig::default());
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(JobSchedulerServer::new(scheduler))
+            .serve(addr),
+    );
+    for _ in 0..100 {
+        if let Ok(client) = JobSchedulerClient::connect(format!("http://127.0.0.1:{port}")).await {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the API did not start");
+}
+
+/// A no-op job.
+pub fn noop() -> ScheduleJobRequest {
+    ScheduleJobRequest {
+        job_type: "noop".into(),
+        spec: "{}".into(),
+        ..Default::default()
+    }
+}

@@ -27,6 +27,8 @@
 #   JOBHOST_VM_CGROUP       host (default): the tests run in the root cgroup, as on a host;
 #                           container: in a private cgroup namespace whose root cgroup holds
 #                           the test process, as in a Docker/Podman/Kubernetes container
+#   JOBHOST_VM_RETRY        1 (default): boot once more when the guest kernel stops without
+#                           the tests' verdict (a hang under TCG); 0: fail at once
 #   JOBHOST_VM_APPEND       extra kernel command line
 #   JOBHOST_VM_TEST_BINARY  an already built `all` test binary (skips cargo)
 #   CARGO_TARGET_DIR, RUST_LOG, RUST_BACKTRACE are respected (the latter two reach the tests).
@@ -402,12 +404,37 @@ if [ "$status" != 0 ] && [ "${JOBHOST_VM_ACCEL:-auto}" = auto ] && [ "$accel" = 
 fi
 vm_time=$(since "$tv")
 
-code=$(sed -n 's/.*@@JOBHOST-VM-EXIT=\([0-9]*\)@@.*/\1/p' "$run/output.log" | tail -1)
-if [ -z "$code" ]; then
+verdict() { sed -n 's/.*@@JOBHOST-VM-EXIT=\([0-9]*\)@@.*/\1/p' "$run/output.log" | tail -1; }
+no_verdict() { # why the VM gave no verdict: qemu's own words and the guest kernel's
     say "the VM ended without reporting the tests' exit code (qemu status $status)"
     [ -s "$run/qemu.log" ] && say "qemu: $(cat "$run/qemu.log")"
+    # The first report of a stuck or crashed kernel names the cause; the console's tail is
+    # usually the middle of a stack trace.
+    if grep -q -E 'BUG:|Oops|soft lockup|hung_task|rcu.*stall|Kernel panic' "$run/console.log"; then
+        say "first kernel report on the guest console:"
+        grep -m 1 -A 12 -E 'BUG:|Oops|soft lockup|hung_task|rcu.*stall|Kernel panic' "$run/console.log" |
+            tr -d '\r' >&2
+    fi
     say "last lines of the guest console:"
     tail -n 40 "$run/console.log" | tr -d '\r' >&2
+}
+code=$(verdict)
+if [ -z "$code" ] && [ "${JOBHOST_VM_RETRY:-1}" = 1 ]; then
+    # No verdict means the guest kernel stopped (seen once in CI under TCG: a soft lockup in
+    # kmalloc during a cgroup mkdir, in a run that passed on every other boot), not that a
+    # test failed: a failing test reports its exit code. One fresh boot tells the two apart;
+    # both boots' reports are kept in the log.
+    no_verdict
+    cp "$run/console.log" "$run/console.first.log"
+    say "booting once more: a stopped guest kernel is not a test verdict (JOBHOST_VM_RETRY=0 disables this)"
+    tv=$(date +%s.%N)
+    status=0
+    boot "$accel" || status=$?
+    vm_time=$(since "$tv")
+    code=$(verdict)
+fi
+if [ -z "$code" ]; then
+    no_verdict
     say "logs kept in $cache/last/"
     exit 125
 fi

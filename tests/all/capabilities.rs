@@ -594,3 +594,52 @@ async fn a_node_keeps_plugin_state_in_its_redis() {
         Some(b"yes".to_vec())
     );
 }
+
+/// A plugin granted sockets, with every loopback address opted in, still cannot reach the
+/// node's own Redis or APIs; an ordinary loopback listener it can (so the refusals are the
+/// protection, not the setup).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_plugin_cannot_reach_its_nodes_redis_or_apis() {
+    use common::server::{Server, schedule_ok, wait_state};
+    use jobhost_proto::scheduler::{JobState, ScheduleJobRequest};
+    let redis = TestRedis::start().await;
+    let server = Server::start_with(
+        &redis.url(),
+        &["net-probe"],
+        "[plugins.net-probe]\ngrants = [\"network\"]\nallow_private = [\"127.0.0.0/8\"]\n",
+    )
+    .await;
+    let mut client = server.client().await;
+    let probe = |target: String| ScheduleJobRequest {
+        job_type: "net-probe".into(),
+        spec: target,
+        max_attempts: 1,
+        ..Default::default()
+    };
+    let redis_addr = redis.url().trim_start_matches("redis://").to_owned();
+    for (what, target) in [
+        ("redis", redis_addr),
+        ("grpc", server.addr.clone()),
+        ("http", server.http_addr.clone()),
+    ] {
+        let target = target.replace("localhost", "127.0.0.1");
+        let job = schedule_ok(&mut client, probe(target.clone())).await;
+        let job = wait_state(&mut client, &job.id, JobState::Failed).await;
+        assert!(
+            job.reason.contains("access-denied"),
+            "{what} at {target}: {}",
+            job.reason
+        );
+        assert!(
+            server.log().contains(&format!(
+                "connection to {target} denied: it is one of this node's own services"
+            )),
+            "{what}: the node logs the refusal"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open = listener.local_addr().unwrap().to_string();
+    let job = schedule_ok(&mut client, probe(open.clone())).await;
+    let job = wait_state(&mut client, &job.id, JobState::Succeeded).await;
+    assert_eq!(job.output, format!("connected to {open}"));
+}

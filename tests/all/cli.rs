@@ -572,3 +572,110 @@ async fn plugins_state_lists_gets_deletes_and_clears_a_plugins_kv() {
     let out = state(&["--get", "a", "--clear"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+/// What a plugin says about itself reaches the operator's terminal escaped: a newline in its
+/// version cannot forge a row, an escape sequence cannot clear the screen; and a plugin's log
+/// line cannot forge a node log line.
+#[test]
+fn plugin_text_reaches_terminals_and_logs_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["noop", "hostile"]);
+    let d = dir.path().to_str().unwrap();
+    let out = jobhost(&["plugins", "list", "--dir", d], None);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+        "{stdout:?}"
+    );
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("forged-row")),
+        "a row was forged: {stdout}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("hostile ")).count(),
+        1
+    );
+    assert!(stdout.contains("6.6.6\\nforged-row"), "{stdout}");
+
+    let file = dir.path().join("hostile.wasm");
+    let out = jobhost(&["plugins", "inspect", file.to_str().unwrap()], None);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
+    assert!(
+        stdout.contains("description: \\u{1b}[2J\\u{1b}[31mred alert\\u{7}\\nsecond line"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("second line")),
+        "{stdout}"
+    );
+
+    // run-local prints the plugin's log lines to stderr, escaped.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        .args([
+            "run-local",
+            "--plugin",
+            "hostile",
+            "--spec",
+            "-",
+            "--dir",
+            d,
+        ])
+        .env("JOBHOST_CACHE", "false")
+        .env_remove("JOBHOST_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br"log:ok\n2026-12-07T00:00:00Z ERROR forged")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("[INFO] ok\\n2026-12-07T00:00:00Z ERROR forged"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("2026-12-07")),
+        "{stderr}"
+    );
+}
+
+/// A plugin's log line with a newline is one line in the node's log, escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_log_lines_cannot_forge_node_log_lines() {
+    use common::server::{Server, schedule_ok, wait_state};
+    use jobhost_proto::scheduler::{JobState, ScheduleJobRequest};
+    let redis = TestRedis::start().await;
+    let server =
+        Server::start_with_env(&redis.url(), &["hostile"], "", &[("JOBHOST_LOG", "info")]).await;
+    let mut client = server.client().await;
+    let job = schedule_ok(
+        &mut client,
+        ScheduleJobRequest {
+            job_type: "hostile".into(),
+            spec: r"log:ok\n2026-12-07T00:00:00Z ERROR forged".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    wait_state(&mut client, &job.id, JobState::Succeeded).await;
+    let log = server.log();
+    assert!(
+        log.contains(r"ok\n2026-12-07T00:00:00Z ERROR forged"),
+        "{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-12-07T00:00:00Z")),
+        "{log}"
+    );
+}

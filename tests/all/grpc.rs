@@ -584,6 +584,110 @@ async fn reflection_lists_the_services() {
     );
 }
 
+/// `GetJobRequest` as bytes on the wire: field 1 may hold what no string can.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawGetJob {
+    #[prost(bytes = "vec", tag = "1")]
+    job_id: Vec<u8>,
+}
+
+/// A message that cannot be decoded (invalid UTF-8 in a string field) is the caller's
+/// error, INVALID_ARGUMENT, not INTERNAL; and an id of 64 KiB is not echoed whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_requests_and_huge_ids_are_invalid_or_cut() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/jobhost.v1.JobScheduler/GetJob");
+    let codec = tonic_prost::ProstCodec::<RawGetJob, RawGetJob>::default();
+    let bad = RawGetJob {
+        job_id: vec![0xff, 0xfe, b'x'],
+    };
+    let err = grpc
+        .unary(tonic::Request::new(bad), path.clone(), codec)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("failed to decode Protobuf message"),
+        "{}",
+        err.message()
+    );
+
+    let mut client = server.client().await;
+    let huge = "x".repeat(64 * 1024);
+    let err = client
+        .get_job(jobhost_proto::scheduler::GetJobRequest { job_id: huge })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(err.message().len() < 200, "{}", err.message());
+    assert!(err.message().contains("(65536 bytes)"), "{}", err.message());
+
+    let err = client
+        .stream_job_logs(StreamJobLogsRequest {
+            job_id: "any".into(),
+            follow: false,
+            after: "garbage".into(),
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("is not a log cursor"),
+        "{}",
+        err.message()
+    );
+}
+
+/// Python's grpcio-reflection, Postman and older grpcurl speak only `v1alpha`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_is_served_as_v1alpha_too() {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let requests = [
+        MessageRequest::ListServices(String::new()),
+        MessageRequest::FileContainingSymbol("jobhost.v1.JobScheduler".into()),
+    ]
+    .map(|message| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(message),
+    });
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .expect("v1alpha is served")
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer: {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.iter().any(|n| n == "jobhost.v1.JobScheduler"),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "grpc.reflection.v1alpha.ServerReflection"),
+        "{names:?}"
+    );
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = response.message_response else {
+        panic!("unexpected reflection answer: {response:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_jobs_on_a_host_without_cgroups_are_a_failed_precondition() {
     let redis = TestRedis::start().await;
@@ -846,4 +950,53 @@ async fn a_full_batch_of_kilobyte_specs_fits_in_one_call() {
         .filter(|r| batch_outcome(r).is_ok_and(|(job, created)| created && job.spec.len() == 2048))
         .count();
     assert_eq!(created, 1000);
+}
+
+/// A `ListJobs` page stays within what a default gRPC client accepts (4 MiB) however large
+/// the outputs: it ends early with a token for the rest, and paging still reaches every job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_fit_default_clients_whatever_the_outputs() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hostile"]).await;
+    let mut client = server.client().await;
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        let job = client
+            .schedule_job(schedule("hostile", "output:900000"))
+            .await
+            .unwrap()
+            .into_inner()
+            .job
+            .unwrap();
+        ids.insert(job.id.clone());
+        wait_state(&mut client, &job.id, JobState::Succeeded).await;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        // The default client (4 MiB decoding limit) reads every page.
+        let page = client
+            .list_jobs(jobhost_proto::scheduler::ListJobsRequest {
+                page_size: 50,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("a page within the default message limit")
+            .into_inner();
+        pages += 1;
+        assert!(
+            page.jobs.len() < 5 || pages > 1,
+            "the first page held all 4.5 MB"
+        );
+        seen.extend(page.jobs.into_iter().map(|j| j.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+        assert!(pages < 10);
+    }
+    assert_eq!(seen, ids);
+    assert!(pages >= 2);
 }

@@ -813,3 +813,99 @@ async fn a_rest_batch_answers_each_job_with_its_own_status() {
         assert!(error["message"].as_str().unwrap().contains(want), "{text}");
     }
 }
+
+/// Junk gets the documented JSON error with the right status: a bad log cursor is 400 (not
+/// an SSE `error` event in a 200), a method a route does not serve is 405, overlong names
+/// and upper-case types are 400, and a long id is not echoed whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_gets_json_errors_with_the_right_status() {
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let addr = server.http_addr.as_str();
+    let json = [("content-type", "application/json")];
+    let call = |method: &'static str, path: String, body: String| async move {
+        let (status, text) = http_request(addr, method, &path, &json, body.as_bytes()).await;
+        let body = serde_json::from_str::<serde_json::Value>(&text)
+            .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
+        (status, body)
+    };
+
+    let (status, body) = call(
+        "GET",
+        "/v1/jobs/some-id/logs?after=garbage".into(),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "INVALID_ARGUMENT");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not a log cursor"),
+        "{body}"
+    );
+
+    let (status, body) = call("DELETE", "/v1/jobs".into(), String::new()).await;
+    assert_eq!(status, 405, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("DELETE is not allowed"),
+        "{body}"
+    );
+
+    let long_name = "n".repeat(300);
+    let (status, body) = call(
+        "POST",
+        "/v1/jobs".into(),
+        format!(r#"{{"type": "noop", "spec": "x", "name": "{long_name}"}}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("name is 300 bytes; the limit is 256"),
+        "{body}"
+    );
+    let (status, body) = call(
+        "POST",
+        "/v1/jobs".into(),
+        format!(r#"{{"type": "noop", "spec": "x", "idempotency_key": "{long_name}"}}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("idempotency_key is 300 bytes"),
+        "{body}"
+    );
+    let (status, body) = call(
+        "POST",
+        "/v1/jobs".into(),
+        r#"{"type": "NOOP", "spec": "x"}"#.into(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be 1-64 characters of a-z"),
+        "{body}"
+    );
+
+    let long_id = "i".repeat(4096);
+    let (status, body) = call("GET", format!("/v1/jobs/{long_id}"), String::new()).await;
+    assert_eq!(status, 404, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.len() < 200 && message.contains("(4096 bytes)"),
+        "{message}"
+    );
+}

@@ -198,3 +198,55 @@ async fn every_job_completes_across_a_redis_restart() {
         "the outage was logged:\n{log}"
     );
 }
+
+/// A Redis outage is one line in the node's log when it starts and one when it ends (not a
+/// line per request or per retrying loop), and work resumes at once when Redis is back:
+/// retries are at most half a second apart (they were up to 5 s apart, so a job waited
+/// seconds after a long outage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_logged_once_and_work_resumes_at_once() {
+    let mut redis = TestRedis::start().await;
+    let store = redis.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    install(&plugins, &["noop"]);
+    let config = node_config(dir.path(), &redis.url());
+    let log = dir.path().join("node.log");
+    let mut node = spawn_node(&config, &plugins, &log);
+    let ids = enqueue_sleepers(&store, 1, 0).await;
+    wait_all_final(&store, &ids, Duration::from_secs(30)).await;
+
+    // Long enough for a doubling backoff to have grown to seconds.
+    redis.stop().await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    redis.start_again().await;
+    let back = Instant::now();
+    let store = redis.store().await;
+    let ids = enqueue_sleepers(&store, 1, 0).await;
+    wait_all_final(&store, &ids, Duration::from_secs(30)).await;
+    let resumed = back.elapsed();
+    assert!(sigterm_and_wait(&mut node).success());
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        resumed < Duration::from_millis(2500),
+        "a job enqueued once Redis was back waited {resumed:?}:\n{log}"
+    );
+    assert_eq!(
+        log.matches("redis unreachable").count(),
+        1,
+        "one line when Redis went away:\n{log}"
+    );
+    assert_eq!(
+        log.matches("redis reachable again after").count(),
+        1,
+        "one line when it came back:\n{log}"
+    );
+    // Besides the two lines: the event subscription dropping and health turning
+    // NOT_SERVING, once each (and the plaintext warning at start).
+    let noisy = log
+        .lines()
+        .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && !l.contains("PLAINTEXT"))
+        .count();
+    assert!(noisy <= 4, "the outage was logged line by line:\n{log}");
+}

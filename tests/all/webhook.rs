@@ -12,6 +12,14 @@ use jobhost_runtime::{RunOutcome, Runtime};
 const SECRET: &str = "s3cret-do-not-log";
 
 async fn webhook_runtime(allowed: &[String]) -> (tempfile::TempDir, Runtime) {
+    webhook_runtime_private(allowed, &[]).await
+}
+
+/// Like [`webhook_runtime`], with `plugins.webhook.allow_private`.
+async fn webhook_runtime_private(
+    allowed: &[String],
+    allow_private: &[&str],
+) -> (tempfile::TempDir, Runtime) {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["webhook"]);
     let secret_file = dir.path().join("signing.secret");
@@ -20,6 +28,7 @@ async fn webhook_runtime(allowed: &[String]) -> (tempfile::TempDir, Runtime) {
     let plugin = config.plugins.entry("webhook".into()).or_default();
     plugin.grants = vec!["http".into()];
     plugin.allowed_hosts = allowed.to_vec();
+    plugin.allow_private = allow_private.iter().map(|s| s.to_string()).collect();
     plugin
         .secrets
         .insert("signing".into(), format!("file:{}", secret_file.display()));
@@ -109,6 +118,70 @@ async fn metadata_addresses_are_refused_whatever_the_allow_list() {
         reason.contains("link-local and cloud metadata addresses are never allowed"),
         "{reason}"
     );
+}
+
+/// `*` lets a plugin name any host, not reach this machine: a name that resolves to a
+/// loopback address (here `localhost`) is refused unless `allow_private` covers it, and the
+/// node's own services are refused even then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_resolving_to_loopback_need_allow_private() {
+    let receiver = Receiver::start(vec![Answer::status(204, "")]).await;
+    let url = format!("http://localhost:{}/hook", receiver.port);
+    let (_dir, runtime) = webhook_runtime(&["*".into()]).await;
+    let (outcome, events) = run(&runtime, &spec(&url, "")).await;
+    let RunOutcome::Failed { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains("request to localhost denied (it resolves to ")
+            && reason.contains("loopback and private addresses need plugins.webhook.allow_private"),
+        "{reason}"
+    );
+    assert!(
+        events.has("plugins.webhook.allow_private"),
+        "the job log says why"
+    );
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the receiver"
+    );
+
+    // A literal loopback address under `*` is refused the same way.
+    let literal = receiver.url("/hook");
+    let (outcome, _) = run(&runtime, &spec(&literal, "")).await;
+    assert!(matches!(outcome, RunOutcome::Failed { .. }), "{outcome:?}");
+    assert!(receiver.received().is_empty());
+
+    // Opted in: delivered, to the address that was checked, with the name as Host.
+    let (_dir, runtime) = webhook_runtime_private(&["*".into()], &["127.0.0.0/8", "::1"]).await;
+    let (outcome, _) = run(&runtime, &spec(&url, "")).await;
+    assert_eq!(
+        outcome,
+        RunOutcome::Completed {
+            output: r#"{"status":204}"#.into()
+        }
+    );
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].header("host"),
+        Some(format!("localhost:{}", receiver.port).as_str())
+    );
+
+    // The node's own services stay refused whatever allow_private says.
+    runtime.protect_services(vec![
+        format!("127.0.0.1:{}", receiver.port).parse().unwrap(),
+        format!("[::1]:{}", receiver.port).parse().unwrap(),
+    ]);
+    let (outcome, _) = run(&runtime, &spec(&url, "")).await;
+    let RunOutcome::Failed { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains("one of this node's own services"),
+        "{reason}"
+    );
+    assert_eq!(receiver.received().len(), 1, "no second delivery");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

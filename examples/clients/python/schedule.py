@@ -5,12 +5,17 @@
     python3 schedule.py --type hello --spec '{"name": "Ada"}'
 
 Exits 0 if the job SUCCEEDED, 1 if it ended otherwise or the request failed.
+
+An UNAVAILABLE answer does not mean the job was not created (the answer may have been lost
+after Redis wrote it), so the request carries an idempotency key and is retried with the
+same key: however many tries it takes, it creates one job.
 """
 
 import argparse
 import os
 import sys
 import time
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen"))
 
@@ -26,6 +31,21 @@ FINAL = {
 }
 
 
+def schedule(client, request, tries=6):
+    """ScheduleJob, retrying UNAVAILABLE with backoff; the request's idempotency key makes
+    the retries safe."""
+    delay = 0.2
+    for attempt in range(tries):
+        try:
+            return client.ScheduleJob(request)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == tries - 1:
+                raise
+            print(f"UNAVAILABLE ({e.details()}); retrying with the same key", file=sys.stderr)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default=os.environ.get("JOBHOST_SERVER", "127.0.0.1:50051"))
@@ -38,7 +58,10 @@ def main() -> int:
     with grpc.insecure_channel(server) as channel:
         client = rpc.JobSchedulerStub(channel)
         try:
-            job = client.ScheduleJob(pb.ScheduleJobRequest(job_type=args.type, spec=args.spec)).job
+            request = pb.ScheduleJobRequest(
+                job_type=args.type, spec=args.spec, idempotency_key=f"schedule.py-{uuid.uuid4()}"
+            )
+            job = schedule(client, request).job
         except grpc.RpcError as e:
             print(f"schedule failed: {e.code().name}: {e.details()}", file=sys.stderr)
             return 1

@@ -23,6 +23,10 @@ pub struct PluginConfig {
     /// Hosts the plugin may send HTTP requests to (with the `http` grant): `*`,
     /// `example.com`, `https://*.example.com`, `http://127.0.0.1:8080`. Empty denies all.
     pub allowed_hosts: Vec<String>,
+    /// Loopback and private networks the plugin may reach (with `network` or `http`), e.g.
+    /// `10.0.0.0/8` or `127.0.0.1`; empty: none. The node's own services, link-local and
+    /// cloud metadata addresses stay refused whatever this says.
+    pub allow_private: Vec<String>,
     /// Secrets the plugin may read by name: `env:VARIABLE` or `file:/path` (never the value
     /// itself, so config files can be shared and logged).
     pub secrets: BTreeMap<String, String>,

@@ -38,6 +38,22 @@ pub struct RuntimeConfig {
     pub http_timeout_ms: u64,
     /// Largest response body a plugin may receive, in bytes.
     pub http_max_response_bytes: u64,
+    /// Largest output a job may complete with, in bytes; a larger one fails the attempt
+    /// with a reason naming this knob (the output is not stored).
+    pub max_output_bytes: usize,
+    /// Largest failure or retry reason kept, in bytes; a longer one is cut, saying so.
+    pub max_reason_bytes: usize,
+    /// Largest plugin file loaded, in bytes; a larger one is rejected without being read.
+    pub max_plugin_bytes: u64,
+    /// Instances for `validate` calls (checking a spec at submission), apart from the
+    /// `max_instances` that run jobs, so submissions never wait for running jobs.
+    pub validate_slots: u32,
+    /// Most `validate` calls of one plugin at once, so one plugin's slow `validate` cannot
+    /// take every validate slot from the others.
+    pub validate_per_plugin: u32,
+    /// Deadline of one `validate` call, and the longest a submission waits for a validate
+    /// slot (then UNAVAILABLE / 503, retry), in ms.
+    pub validate_timeout_ms: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -56,6 +72,12 @@ impl Default for RuntimeConfig {
             epoch_tick_ms: 10,
             http_timeout_ms: 30_000,
             http_max_response_bytes: 10 * 1024 * 1024,
+            max_output_bytes: 1024 * 1024,
+            max_reason_bytes: 16 * 1024,
+            max_plugin_bytes: 64 * 1024 * 1024,
+            validate_slots: 8,
+            validate_per_plugin: 2,
+            validate_timeout_ms: 1_000,
         }
     }
 }
@@ -88,6 +110,10 @@ const MAX_EPOCH_TICK_MS: u64 = 1000;
 pub const MAX_MEMORY_LIMIT_MB: u64 = 4096;
 
 /// Checks a memory cap in MiB named by its config key.
+/// Most `runtime.max_output_bytes` and `runtime.max_reason_bytes` may be (2 MiB), so one
+/// job's record, spec (`api.max_spec_bytes`) included, fits any gRPC answer.
+pub const MAX_OUTPUT_BYTES: usize = 2 * 1024 * 1024;
+
 pub(crate) fn check_memory_limit(knob: &str, mb: u64) -> Result<(), ConfigError> {
     if mb == 0 || mb > MAX_MEMORY_LIMIT_MB {
         return Err(ConfigError::invalid(format!(
@@ -114,6 +140,35 @@ impl RuntimeConfig {
         if !(1..=MAX_EPOCH_TICK_MS).contains(&self.epoch_tick_ms) {
             return Err(ConfigError::invalid(format!(
                 "runtime.epoch_tick_ms must be 1 to {MAX_EPOCH_TICK_MS}"
+            )));
+        }
+        // Outputs and reasons are kept in Redis and sent whole by the APIs: bounded so a
+        // page of jobs stays within what gRPC clients accept by default (4 MiB).
+        if !(1..=MAX_OUTPUT_BYTES).contains(&self.max_output_bytes) {
+            return Err(ConfigError::invalid(format!(
+                "runtime.max_output_bytes must be 1 to {MAX_OUTPUT_BYTES}, got {}",
+                self.max_output_bytes
+            )));
+        }
+        if !(256..=MAX_OUTPUT_BYTES).contains(&self.max_reason_bytes) {
+            return Err(ConfigError::invalid(format!(
+                "runtime.max_reason_bytes must be 256 to {MAX_OUTPUT_BYTES}, got {}",
+                self.max_reason_bytes
+            )));
+        }
+        if self.validate_slots == 0
+            || self.validate_per_plugin == 0
+            || self.validate_timeout_ms == 0
+        {
+            return Err(ConfigError::invalid(
+                "runtime.validate_slots, validate_per_plugin and validate_timeout_ms must be at \
+                 least 1",
+            ));
+        }
+        if self.max_plugin_bytes < 1024 {
+            return Err(ConfigError::invalid(format!(
+                "runtime.max_plugin_bytes must be at least 1024, got {}",
+                self.max_plugin_bytes
             )));
         }
         check_memory_limit("runtime.memory_limit_mb", self.memory_limit_mb)

@@ -7,9 +7,14 @@ use crate::ConfigError;
 
 /// Limits of one job type, enforced cluster-wide in Redis (every node sharing the Redis
 /// should have the same `[job_types]`). Unset: no limit; 0 is refused.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobTypeConfig {
+    /// The id of the only plugin that may serve the type (its file name without `.wasm`);
+    /// any other plugin claiming it is refused. Unset: the plugin that claims it serves it,
+    /// and if two do, neither does until this names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
     /// Most jobs of the type RUNNING at once across all nodes; more stay QUEUED until a
     /// place frees (other types are not held up).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -64,10 +64,14 @@ impl From<JobLine> for ScheduleJobRequest {
             max_attempts: line.max_attempts,
             timeout_ms: line.timeout_ms,
             run_at: line.run_at_ms.map(timestamp),
-            cron: line.cron,
-            idempotency_key: line.idempotency_key,
+            // A line without a key gets one, so a retried batch creates each job once.
+            idempotency_key: match line.idempotency_key {
+                key if key.is_empty() && line.cron.is_empty() => crate::retry::fresh_key(),
+                key => key,
+            },
             backoff_base_ms: line.backoff_base_ms,
             backoff_max_ms: line.backoff_max_ms,
+            cron: line.cron,
             ..Default::default()
         }
     }
@@ -163,11 +167,14 @@ async fn send(
     let results = if sent == 0 {
         Vec::new()
     } else {
-        client
-            .schedule_jobs(ScheduleJobsRequest { jobs })
-            .await?
-            .into_inner()
-            .results
+        let request = ScheduleJobsRequest { jobs };
+        crate::retry::unavailable(|| {
+            let (mut client, request) = (client.clone(), request.clone());
+            async move { client.schedule_jobs(request).await }
+        })
+        .await?
+        .into_inner()
+        .results
     };
     if results.len() != sent {
         return Err(Failure::request(format!(

@@ -46,11 +46,19 @@ pub(crate) async fn schedule(client: &mut Client, args: ScheduleArgs, json: bool
         max_attempts: args.max_attempts,
         timeout_ms: args.timeout_ms,
         run_at,
+        idempotency_key: match (&args.cron, args.idempotency_key) {
+            (None, None) => crate::retry::fresh_key(),
+            (_, key) => key.unwrap_or_default(),
+        },
         cron: args.cron.unwrap_or_default(),
-        idempotency_key: args.idempotency_key.unwrap_or_default(),
         ..Default::default()
     };
-    let response = client.schedule_job(request).await?.into_inner();
+    let response = crate::retry::unavailable(|| {
+        let (mut client, request) = (client.clone(), request.clone());
+        async move { client.schedule_job(request).await }
+    })
+    .await?
+    .into_inner();
     if let Some(schedule) = response.schedule {
         if json {
             outln!(
@@ -118,14 +126,17 @@ pub(crate) async fn create(
     let request = ScheduleJobRequest {
         job_type: "shell".into(),
         spec: spec.to_string(),
+        idempotency_key: crate::retry::fresh_key(),
         ..Default::default()
     };
-    let job = client
-        .schedule_job(request)
-        .await?
-        .into_inner()
-        .job
-        .ok_or_else(no_job)?;
+    let job = crate::retry::unavailable(|| {
+        let (mut client, request) = (client.clone(), request.clone());
+        async move { client.schedule_job(request).await }
+    })
+    .await?
+    .into_inner()
+    .job
+    .ok_or_else(no_job)?;
     if json {
         outln!("{}", job_json(&job));
     } else {

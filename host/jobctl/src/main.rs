@@ -27,9 +27,10 @@ mod batch;
 mod connect;
 mod jobs;
 mod output;
+mod retry;
 
 use connect::connect;
-use jobs::{cancel, create, get, logs, parse_state, schedule};
+use jobs::{cancel, create, get, logs, parse_state, schedule, wait};
 use output::{
     job_json, print_job, print_list, print_log_line, print_nodes, print_plugins, state_name,
 };
@@ -129,10 +130,15 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
-    /// Stop a job (the Job Worker's `stop`; shown as STOPPED).
+    /// Stop a job (the Job Worker's `stop`): cancels it and returns once it has ended (its
+    /// process group gone), printing the state it ended in (CANCELLED, as everywhere).
     Stop {
         /// Job id.
         id: String,
+        /// Longest wait for the job to end, in seconds (its plugin's cancel grace period
+        /// and the shell's SIGTERM-to-SIGKILL delay fit well within the default).
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
     },
     /// Stream a job's output: history, then live until it ends (the Job Worker's `stream`).
     Stream {
@@ -318,12 +324,28 @@ async fn run(cli: Cli) -> Outcome {
             max_iobps,
             command,
         } => create(&mut client, max_cpu, max_memory, max_iobps, command, json).await,
-        Command::Stop { id } => {
+        Command::Stop { id, timeout } => {
             let job = cancel(&mut client, id, "stopped with jobctl stop".into()).await?;
+            // The cancel is asked; the job ends on its node once its process is gone.
+            let limit = std::time::Duration::from_secs(timeout);
+            let job = match tokio::time::timeout(limit, wait(&mut client, &job.id)).await {
+                Ok(ended) => ended?,
+                Err(_) => {
+                    return Err(Failure::request(format!(
+                        "job {} is still {} after {timeout}s: its node has not stopped it yet",
+                        job.id,
+                        state_name(get(&mut client, &job.id).await?.state())
+                    )));
+                }
+            };
             if json {
                 outln!("{}", job_json(&job));
             } else {
-                outln!("Job stopped successfully:\nID: {}\nStatus: STOPPED", job.id);
+                outln!(
+                    "Job stopped successfully:\nID: {}\nStatus: {}",
+                    job.id,
+                    state_name(job.state())
+                );
             }
             Ok(())
         }

@@ -26,4 +26,5 @@ pub mod jd;
 pub mod metrics;
 pub mod node;
 pub mod plugin_state;
+pub mod text;
 pub mod worker;

@@ -57,6 +57,15 @@ impl Node {
         let runtime = Runtime::new(config.clone())?;
         let services = Services::new(config, store, runtime.clone(), gate)?;
         runtime.detect_sandbox();
+        // Both ports are bound before either API serves: a node that answers health on one
+        // has the other open too, and a taken port stops the start before anything is served.
+        // They are bound before any plugin runs (`describe` at load), so that no plugin ever
+        // reaches this node's own services: its APIs and its Redis.
+        let grpc = grpc::bind(&services.config.api).await?;
+        let http = http::bind(&services.config).await?;
+        let mut own = services.store.server_addrs().await;
+        own.extend([grpc.1, http.1]);
+        runtime.protect_services(own);
         let report = runtime.sync_dir().await?;
         tracing::info!(
             loaded = report.loaded.len(),
@@ -64,10 +73,6 @@ impl Node {
             "plugins folder loaded"
         );
         let watcher = runtime.watch()?;
-        // Both ports are bound before either API serves: a node that answers health on one
-        // has the other open too, and a taken port stops the start before anything is served.
-        let grpc = grpc::bind(&services.config.api).await?;
-        let http = http::bind(&services.config).await?;
         Ok(Node {
             services,
             grpc,

@@ -178,6 +178,16 @@ async fn drain(node: &Arc<Worker>, jobs: &mut JoinSet<()>) {
     while jobs.join_next().await.is_some() {}
 }
 
+/// Logs a failed store call: at warn, unless Redis is away, which the store logs once for
+/// all its callers (one line when it goes, one when it is back).
+fn log_store_error(what: &str, e: &StoreError) {
+    if e.is_unavailable() {
+        tracing::debug!("{what}: {e}");
+    } else {
+        tracing::warn!("{what}: {e}");
+    }
+}
+
 /// Retries `op` while Redis is unreachable, with capped exponential backoff; gives up when
 /// `until` fires. Other errors are returned at once.
 async fn with_backoff<T, F, Fut>(what: &str, until: &CancellationToken, op: F) -> Option<T>
@@ -202,13 +212,14 @@ where
         match op().await {
             Ok(value) => {
                 if warned {
-                    tracing::info!("redis reachable again; {what} resumed");
+                    tracing::debug!("{what} resumed");
                 }
                 return Some(value);
             }
             Err(e) if e.is_unavailable() => {
+                // The store logs the outage itself, once for all its callers.
                 if !warned {
-                    tracing::error!("redis unreachable while trying to {what}: {e}; retrying");
+                    tracing::debug!("redis unreachable while trying to {what}: {e}; retrying");
                     warned = true;
                 }
             }
@@ -221,7 +232,9 @@ where
             () = tokio::time::sleep(delay) => {}
             () = &mut stop => return None,
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
+        // At most half a second between tries, so work resumes within about a second of
+        // Redis answering again; a try while Redis is away costs a refused connection.
+        delay = (delay * 2).min(Duration::from_millis(500));
     }
 }
 
@@ -420,7 +433,7 @@ impl Worker {
                 ..info.clone()
             };
             if let Err(e) = self.store.heartbeat(&current, ttl).await {
-                tracing::warn!("heartbeat failed: {e}");
+                log_store_error("heartbeat failed", &e);
             }
             tokio::select! {
                 () = tokio::time::sleep(self.settings.heartbeat) => {}
@@ -446,7 +459,7 @@ impl Worker {
                     }
                     tracing::warn!("event subscription dropped; resubscribing");
                 }
-                Err(e) => tracing::warn!("cannot subscribe to events: {e}"),
+                Err(e) => log_store_error("cannot subscribe to events", &e),
             }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -491,7 +504,7 @@ impl Worker {
                         }
                     }
                 }
-                Ok(Err(e)) => tracing::warn!("lease renewal failed: {e}"),
+                Ok(Err(e)) => log_store_error("lease renewal failed", &e),
                 Err(_) => tracing::warn!("lease renewal timed out"),
             }
             if last_ok.elapsed() > lease * 5 / 6 {
@@ -573,7 +586,7 @@ async fn fire_crons(store: &Store, node: &str, token: u64) {
                 tracing::warn!(cron = %cron.name, "cron fire skipped: {e}");
             }
             Err(e) => {
-                tracing::warn!(cron = %cron.name, "cron fire failed: {e}");
+                log_store_error(&format!("cron {} fire failed", cron.name), &e);
                 continue;
             }
         }
@@ -678,7 +691,7 @@ impl JobLog {
                     .map(|(level, line)| (level.as_str(), line.as_str()))
                     .collect();
                 if let Err(e) = store.append_log(&id, attempt, &refs).await {
-                    tracing::warn!(job = %id, "cannot store log lines: {e}");
+                    log_store_error(&format!("job {id}: cannot store log lines"), &e);
                 }
                 batch.clear();
             }
@@ -729,7 +742,7 @@ impl JobEvents for JobLog {
         let (job, job_type, attempt) = (&self.job, &self.job_type, self.attempt);
         macro_rules! node_log {
             ($level:expr) => {
-                tracing::event!(target: "plugin", $level, job = %job, job_type = %job_type, attempt, "{message}")
+                tracing::event!(target: "plugin", $level, job = %job, job_type = %job_type, attempt, "{}", crate::text::printable(message))
             };
         }
         match level {

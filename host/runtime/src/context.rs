@@ -48,9 +48,18 @@ struct LogBudget {
     dropped: u64,
     /// The tail of stderr, to recover a Rust panic message after an abort.
     stderr_tail: String,
+    /// What stderr said from the last `panicked at` line on (its first
+    /// [`PANIC_CAPTURE`] bytes), however long the message: the tail alone loses the
+    /// header of a long one.
+    panic: Option<String>,
 }
 
 const STDERR_TAIL: usize = 4096;
+/// Most bytes of a panic report kept; the reason shows at most [`PANIC_REASON`] of its
+/// message.
+const PANIC_CAPTURE: usize = 8192;
+/// Most bytes of a panic message in a failure reason.
+const PANIC_REASON: usize = 2048;
 
 impl JobContext {
     /// The context of a call that may run for `timeout`, gets `cancel_grace` to return
@@ -73,6 +82,7 @@ impl JobContext {
                 used: 0,
                 dropped: 0,
                 stderr_tail: String::new(),
+                panic: None,
             }),
             interrupted: AtomicU8::new(NOT_INTERRUPTED),
             cancel_seen: OnceLock::new(),
@@ -120,6 +130,15 @@ impl JobContext {
     pub fn stderr_line(&self, line: &str) {
         {
             let mut budget = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            if line.contains("panicked at ") {
+                budget.panic = Some(String::new());
+            }
+            if let Some(panic) = budget.panic.as_mut()
+                && panic.len() < PANIC_CAPTURE
+            {
+                panic.push_str(cut_at(line, PANIC_CAPTURE - panic.len()));
+                panic.push('\n');
+            }
             let tail = &mut budget.stderr_tail;
             tail.push_str(line);
             tail.push('\n');
@@ -196,9 +215,19 @@ impl JobContext {
         if let Some(panic) = self.panic_message() {
             return Crash::Contained(CrashKind::Panic, format!("plugin panicked: {panic}"));
         }
+        // `exit(n)` from the guest (wasi:cli/exit): not a crash of the host's making, and
+        // the status is what matters, not the wasm backtrace that comes with it.
+        if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return Crash::Contained(
+                CrashKind::Trap,
+                format!("plugin exited with status {}", exit.0),
+            );
+        }
         match error.downcast_ref::<Trap>() {
-            Some(trap) => Crash::Contained(CrashKind::Trap, format!("wasm trap: {trap}")),
-            None => Crash::Contained(CrashKind::Trap, format!("{error:#}")),
+            // A trap says "wasm trap: ..." itself.
+            Some(trap) => Crash::Contained(CrashKind::Trap, trap.to_string()),
+            // Other errors: their messages without the wasm backtrace wasmtime attaches.
+            None => Crash::Contained(CrashKind::Trap, without_backtrace(error)),
         }
     }
 
@@ -209,21 +238,55 @@ impl JobContext {
         )
     }
 
-    /// The message of a Rust panic, recovered from what the guest printed to stderr.
+    /// The message of a Rust panic, recovered from what the guest printed to stderr (at
+    /// most [`PANIC_REASON`] bytes of it).
     fn panic_message(&self) -> Option<String> {
         let budget = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        let tail = &budget.stderr_tail;
-        let at = tail.rfind("panicked at ")?;
+        let report = budget.panic.as_deref()?;
+        let at = report.find("panicked at ")?;
         // Rust prints "thread '..' panicked at src/lib.rs:1:2:\n<message>\n".
-        let rest = &tail[at..];
-        let mut lines = rest.lines();
+        let mut lines = report[at..].lines();
         let location = lines
             .next()?
             .trim_start_matches("panicked at ")
             .trim_end_matches(':');
         let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note:")).collect();
-        Some(format!("{} ({location})", message.join(" ").trim()))
+        let message = message.join(" ");
+        let message = message.trim();
+        let shown = cut_at(message, PANIC_REASON);
+        let more = if shown.len() < message.len() || report.len() >= PANIC_CAPTURE {
+            "… (cut)"
+        } else {
+            ""
+        };
+        Some(format!("{shown}{more} ({location})"))
     }
+}
+
+/// `error`'s messages, outermost first, without the wasm backtrace wasmtime adds as context
+/// (a multi-line frame list that says nothing to whoever reads a job's failure).
+fn without_backtrace(error: &wasmtime::Error) -> String {
+    let messages: Vec<String> = error
+        .chain()
+        .map(|e| e.to_string())
+        .filter(|m| !m.starts_with("error while executing at wasm backtrace"))
+        .collect();
+    if messages.is_empty() {
+        return "the plugin stopped with an error".into();
+    }
+    messages.join(": ")
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn cut_at(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// How a contained call ended when it did not return normally.

@@ -51,7 +51,11 @@ fn engine_config(config: &Config, allocator: Allocator) -> WasmConfig {
 }
 
 fn pool(config: &Config) -> PoolingAllocationConfig {
-    let instances = config.runtime.max_instances;
+    // Job runs and `validate` calls have slots of their own; the pool serves both.
+    let instances = config
+        .runtime
+        .max_instances
+        .saturating_add(config.runtime.validate_slots);
     // A Rust component is a handful of core instances (the program plus shims) with one
     // memory and a few tables; leave headroom for other toolchains.
     let mut pool = PoolingAllocationConfig::default();

@@ -10,6 +10,7 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
+use crate::capabilities::destinations::{Destinations, ProtectedServices};
 use crate::capabilities::http::HttpPolicy;
 use crate::capabilities::kv::KvHost;
 use crate::capabilities::process::ProcessHost;
@@ -42,6 +43,8 @@ pub struct CallSpec {
     pub kv: Arc<KvHost>,
     /// Secrets the embedding node provides, per plugin.
     pub secrets: Arc<SecretProviders>,
+    /// The node's own services, which no plugin connection may reach.
+    pub protected: Arc<ProtectedServices>,
 }
 
 /// A fresh store for one call of `plugin`, with its limits and interruption wired in.
@@ -61,8 +64,13 @@ pub fn new_store(
     let mut wasi = WasiCtxBuilder::new();
     wasi.stdout(GuestOutput::stdout(context.clone()))
         .stderr(GuestOutput::stderr(context.clone()));
+    let destinations = Destinations::new(
+        &policy.id,
+        policy.allow_private.clone(),
+        spec.protected.clone(),
+    );
     for cap in capabilities::ALL {
-        cap.prepare(&grants, &mut wasi);
+        cap.prepare(&grants, &destinations, &mut wasi);
     }
     let state = CallState {
         wasi: wasi.build(),
@@ -74,6 +82,7 @@ pub fn new_store(
             policy.http_max_response_bytes,
             context.clone(),
             grants.clone(),
+            destinations,
         ),
         secrets: policy.secrets.clone(),
         secret_provider: spec.secrets.get(&policy.id),

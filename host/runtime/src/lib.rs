@@ -12,6 +12,7 @@
 //!
 //! [`Runtime`] ties these together: it loads plugins and runs job attempts.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,12 +35,14 @@ pub mod plugin;
 pub mod policy;
 pub mod registry;
 pub mod secrets;
+pub mod text;
 pub mod watcher;
 
 use bindings::jobhost::plugin::types;
 use cache::{CacheStats, ComponentCache};
 use capabilities::CallState;
 use capabilities::GrantTable;
+use capabilities::destinations::ProtectedServices;
 use capabilities::kv::KvHost;
 pub use capabilities::kv::{KvBackend, KvError, KvResult, KvWrite};
 pub use capabilities::{check_config, check_grants};
@@ -48,10 +51,10 @@ use engine::Allocator;
 use instance::CallSpec;
 pub use job::{CrashKind, DiscardEvents, JobEvents, JobInput, LogLevel, RunOutcome};
 use jobhost_config::Config;
-pub use plugin::{CapabilityStatus, CapabilityUse, LoadError, PluginInfo};
+pub use plugin::{CapabilityStatus, CapabilityUse, LoadError, PluginInfo, is_valid_job_type};
 use plugin::{Loader, Plugin, Rejection};
 pub use registry::PluginStatus;
-use registry::{Registry, RejectedFile};
+use registry::{Change, Registry, RejectedFile};
 pub use secrets::{SecretProvider, SecretProviders};
 
 /// Errors setting up the runtime.
@@ -198,11 +201,37 @@ struct Inner {
     cache: Arc<ComponentCache>,
     registry: Registry,
     slots: Semaphore,
+    validation: Validation,
     sync_lock: Mutex<()>,
     process: Arc<capabilities::process::ProcessHost>,
     grants: Arc<GrantTable>,
     kv: Arc<KvHost>,
     secrets: Arc<SecretProviders>,
+    protected: Arc<ProtectedServices>,
+}
+
+/// The instance budget of `validate` calls: slots of their own (`runtime.validate_slots`)
+/// and a few per plugin (`runtime.validate_per_plugin`).
+struct Validation {
+    slots: Semaphore,
+    per_plugin: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Validation {
+    fn new(slots: u32) -> Validation {
+        Validation {
+            slots: Semaphore::new(slots as usize),
+            per_plugin: Default::default(),
+        }
+    }
+
+    /// The semaphore of plugin `id`'s validate calls, `permits` wide.
+    fn per_plugin(&self, id: &str, permits: u32) -> Arc<Semaphore> {
+        let mut map = self.per_plugin.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(id.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(permits as usize)))
+            .clone()
+    }
 }
 
 /// The component runtime of a node. Cheap to clone.
@@ -210,9 +239,6 @@ struct Inner {
 pub struct Runtime {
     inner: Arc<Inner>,
 }
-
-/// How long `validate` may take at most.
-const VALIDATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Runtime {
     /// Checks the capabilities' config ([`check_config`]), creates the engine, links the
@@ -229,6 +255,13 @@ impl Runtime {
             config.runtime.cache_folder().as_deref(),
         ));
         let slots = Semaphore::new(config.runtime.max_instances as usize);
+        let validate_slots = config.runtime.validate_slots;
+        // `job_types.<type>.plugin`: the only plugin that may serve the type.
+        let pins = config
+            .job_types
+            .iter()
+            .filter_map(|(job_type, c)| Some((job_type.clone(), c.plugin.clone()?)))
+            .collect();
         let process = Arc::new(capabilities::process::ProcessHost::new(
             config.sandbox.clone(),
         ));
@@ -245,13 +278,15 @@ impl Runtime {
                 allocator,
                 linker,
                 cache,
-                registry: Registry::default(),
+                registry: Registry::with_pins(pins),
                 slots,
+                validation: Validation::new(validate_slots),
                 sync_lock: Mutex::new(()),
                 process,
                 grants,
                 kv: Arc::new(KvHost::in_memory()),
                 secrets: Arc::default(),
+                protected: Arc::default(),
             }),
         })
     }
@@ -277,6 +312,7 @@ impl Runtime {
             grants: &self.inner.grants,
             kv: &self.inner.kv,
             secrets: &self.inner.secrets,
+            protected: &self.inner.protected,
         }
     }
 
@@ -284,6 +320,13 @@ impl Runtime {
     /// called it lives in this process's memory. A node calls it once, before serving.
     pub fn use_kv(&self, backend: Arc<dyn KvBackend>) {
         self.inner.kv.use_backend(backend);
+    }
+
+    /// Protects `addrs`, the node's own services (API listeners, Redis), from every plugin
+    /// connection from now on, whatever the plugins' config allows.
+    pub fn protect_services(&self, addrs: Vec<SocketAddr>) {
+        tracing::debug!(?addrs, "plugins may not connect to these");
+        self.inner.protected.set(addrs);
     }
 
     /// Gives plugin `id` the secrets `provider` has, besides those its config names (a
@@ -311,10 +354,14 @@ impl Runtime {
         Ok(())
     }
 
+    fn max_plugin_bytes(&self) -> u64 {
+        self.inner.config.runtime.max_plugin_bytes
+    }
+
     /// Loads `file` without serving it (for `jobhost plugins inspect`).
     pub async fn inspect(&self, file: &Path) -> Inspection {
         let id = plugin::plugin_id(file);
-        let result = match plugin::read(file) {
+        let result = match plugin::read(file, self.max_plugin_bytes(), None) {
             Ok(bytes) => self.loader().load(file, bytes).await.map(Arc::new),
             Err(rejection) => Err(rejection),
         };
@@ -333,10 +380,13 @@ impl Runtime {
         for id in self.inner.registry.ids() {
             if !files.iter().any(|f| plugin::plugin_id(f) == id) {
                 self.inner.registry.remove(&id);
-                tracing::info!(plugin = %id, "plugin removed");
+                tracing::info!(plugin = %text::printable(&id), "plugin removed");
                 report.removed.push(id);
             }
         }
+        // Who serves which type is decided once all files are read, the same way however
+        // they were read: a plugin that left may give a type back to another.
+        self.resolve(&mut report);
         let pruned = self
             .inner
             .cache
@@ -352,12 +402,14 @@ impl Runtime {
         let _one_at_a_time = self.inner.sync_lock.lock().await;
         let mut report = SyncReport::default();
         self.sync_file(file, &mut report).await;
+        self.resolve(&mut report);
         report
     }
 
     async fn sync_file(&self, file: &Path, report: &mut SyncReport) {
         let id = plugin::plugin_id(file);
-        let bytes = match plugin::read(file) {
+        let folder = self.plugins_dir();
+        let bytes = match plugin::read(file, self.max_plugin_bytes(), Some(folder)) {
             Ok(bytes) => bytes,
             Err(rejection) => return self.record_rejection(&id, file, rejection, report),
         };
@@ -370,28 +422,37 @@ impl Runtime {
         }
     }
 
-    fn serve(&self, plugin: Plugin, report: &mut SyncReport) {
-        let (id, file) = (plugin.id.clone(), plugin.file.clone());
-        let (version, digest) = (plugin.info.version.clone(), plugin.digest.clone());
-        let job_types = plugin.info.job_types.join(",");
-        match self.inner.registry.insert(plugin) {
-            Ok(previous) => {
-                tracing::info!(
-                    plugin = %id, %version, job_types, digest = &digest[..12],
-                    replaced = previous.is_some(), "plugin loaded"
-                );
-                match previous {
-                    Some(_) => report.replaced.push(id),
-                    None => report.loaded.push(id),
+    fn serve(&self, plugin: Plugin, _report: &mut SyncReport) {
+        self.inner.registry.offer(plugin);
+    }
+
+    /// Settles who serves each job type after a sync and logs what changed.
+    fn resolve(&self, report: &mut SyncReport) {
+        for change in self.inner.registry.resolve() {
+            match change {
+                Change::Serving { plugin, replaced } => {
+                    tracing::info!(
+                        plugin = %text::printable(&plugin.id),
+                        version = %text::printable(&plugin.info.version),
+                        job_types = plugin.info.job_types.join(","),
+                        digest = &plugin.digest[..12],
+                        replaced,
+                        "plugin loaded"
+                    );
+                    if replaced {
+                        report.replaced.push(plugin.id.clone());
+                    } else {
+                        report.loaded.push(plugin.id.clone());
+                    }
                 }
-            }
-            Err(error) => {
-                let rejection = Rejection {
-                    error,
-                    digest: Some(digest),
-                    imports: Vec::new(),
-                };
-                self.record_rejection(&id, &file, rejection, report);
+                Change::Blocked { id, reason } => {
+                    tracing::warn!(
+                        plugin = %text::printable(&id),
+                        "plugin not served: {}",
+                        text::printable(&reason)
+                    );
+                    report.rejected.push(id);
+                }
             }
         }
     }
@@ -403,7 +464,12 @@ impl Runtime {
         rejection: Rejection,
         report: &mut SyncReport,
     ) {
-        tracing::warn!(plugin = %id, file = %file.display(), "plugin rejected: {}", rejection.error);
+        tracing::warn!(
+            plugin = %text::printable(id),
+            file = %text::printable(&file.display().to_string()),
+            "plugin rejected: {}",
+            text::printable(&rejection.error.to_string())
+        );
         self.inner.registry.reject(RejectedFile {
             id: id.to_owned(),
             file: file.to_owned(),
@@ -470,13 +536,31 @@ impl Runtime {
                     .trim_start_matches("this ")
             )));
         }
-        let _slot = tokio::time::timeout(VALIDATE_TIMEOUT, self.inner.slots.acquire())
+        // Validation has slots of its own, and one plugin may hold only a few of them: a
+        // slow or spinning `validate` holds up its own submissions, not the API or jobs.
+        let limits = &self.inner.config.runtime;
+        let deadline = Duration::from_millis(limits.validate_timeout_ms);
+        let permits = async {
+            let own = self
+                .inner
+                .validation
+                .per_plugin(&plugin.id, limits.validate_per_plugin);
+            let own = own.acquire_owned().await.expect("never closed");
+            let slot = self
+                .inner
+                .validation
+                .slots
+                .acquire()
+                .await
+                .expect("never closed");
+            (own, slot)
+        };
+        let _permits = tokio::time::timeout(deadline, permits)
             .await
-            .map_err(|_| ValidateError::Busy)?
-            .expect("slots never close");
+            .map_err(|_| ValidateError::Busy)?;
         let call = CallSpec {
             kind: CallKind::Validate,
-            timeout: plugin.policy.timeout.min(VALIDATE_TIMEOUT),
+            timeout: plugin.policy.timeout.min(deadline),
             cancel: CancellationToken::new(),
             cancel_grace: Duration::ZERO,
             events: Arc::new(DiscardEvents),
@@ -485,6 +569,7 @@ impl Runtime {
             grants: self.inner.grants.clone(),
             kv: self.inner.kv.clone(),
             secrets: self.inner.secrets.clone(),
+            protected: self.inner.protected.clone(),
         };
         let (mut store, context) = instance::new_store(&self.inner.engine, &plugin.policy, &call);
         let result = instance::contained(&context, async {
@@ -494,7 +579,11 @@ impl Runtime {
         .await;
         match result {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(ValidateError::Invalid(message)),
+            // Shown to the caller (an error answer, a gRPC status header): bounded.
+            Ok(Err(message)) => Err(ValidateError::Invalid(text::cut(
+                message,
+                MAX_VALIDATE_MESSAGE_BYTES,
+            ))),
             Err(Crash::Contained(_, reason)) => Err(ValidateError::Crashed(reason)),
             Err(Crash::Cancelled) => Err(ValidateError::Crashed("cancelled".into())),
         }
@@ -519,6 +608,7 @@ impl Runtime {
             grants: self.inner.grants.clone(),
             kv: self.inner.kv.clone(),
             secrets: self.inner.secrets.clone(),
+            protected: self.inner.protected.clone(),
         };
         let started = Instant::now();
         let (mut store, context) = instance::new_store(&self.inner.engine, &plugin.policy, &call);
@@ -544,6 +634,7 @@ impl Runtime {
         let duration = started.elapsed();
         drop(store); // flushes the guest's last partial output line into the log
         let outcome = outcome(result, options.cancel.is_cancelled());
+        let outcome = bounded(outcome, &self.inner.config.runtime);
         Ok(RunReport {
             outcome,
             plugin_id: plugin.id.clone(),
@@ -567,6 +658,40 @@ fn outcome(result: Result<types::Outcome, Crash>, cancelled: bool) -> RunOutcome
         },
         Err(Crash::Contained(kind, reason)) => RunOutcome::Crashed { kind, reason },
         Err(Crash::Cancelled) => RunOutcome::Cancelled,
+    }
+}
+
+/// Most bytes of a `validate` refusal passed on to the caller; a longer one is cut.
+pub const MAX_VALIDATE_MESSAGE_BYTES: usize = 4096;
+
+/// `outcome` within the sizes the node keeps: an output over `runtime.max_output_bytes`
+/// fails the attempt (an output cut short would be a wrong result), a reason over
+/// `runtime.max_reason_bytes` is cut, saying so.
+fn bounded(outcome: RunOutcome, limits: &jobhost_config::RuntimeConfig) -> RunOutcome {
+    let cut = |reason: String| text::cut(reason, limits.max_reason_bytes);
+    match outcome {
+        RunOutcome::Completed { output } if output.len() > limits.max_output_bytes => {
+            RunOutcome::Failed {
+                reason: format!(
+                    "the plugin's output is {} bytes; the limit is {} \
+                     (runtime.max_output_bytes): not stored",
+                    output.len(),
+                    limits.max_output_bytes
+                ),
+            }
+        }
+        RunOutcome::Failed { reason } => RunOutcome::Failed {
+            reason: cut(reason),
+        },
+        RunOutcome::Retry { after, reason } => RunOutcome::Retry {
+            after,
+            reason: cut(reason),
+        },
+        RunOutcome::Crashed { kind, reason } => RunOutcome::Crashed {
+            kind,
+            reason: cut(reason),
+        },
+        other => other,
     }
 }
 

@@ -30,6 +30,20 @@ pub enum LoadError {
     /// The file could not be read.
     #[error("cannot read file: {0}")]
     Read(String),
+    /// The file is larger than `runtime.max_plugin_bytes`; it was not read.
+    #[error("the file is {size} bytes; the limit is {limit} (runtime.max_plugin_bytes)")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A symbolic link in the plugins folder that leads out of it.
+    #[error(
+        "a symbolic link to {0}, outside the plugins folder: only files in the folder, or \
+         links to files in it, load (copy the file in instead)"
+    )]
+    OutsideFolder(String),
     /// Not WebAssembly at all.
     #[error("not a WebAssembly file (no `\\0asm` header)")]
     NotWasm,
@@ -80,13 +94,28 @@ pub enum LoadError {
     /// `describe()` returned something unusable.
     #[error("describe() returned an invalid description: {0}")]
     BadDescription(String),
-    /// Another loaded plugin already serves one of its job types.
-    #[error("job type `{job_type}` is already served by plugin `{other}`")]
-    JobTypeTaken {
-        /// The contested job type.
+    /// One of its job types is pinned to another plugin (`job_types.<type>.plugin`).
+    #[error(
+        "job type `{job_type}` is served by plugin `{owner}` only (job_types.{job_type}.plugin)"
+    )]
+    JobTypePinned {
+        /// The job type.
         job_type: String,
-        /// The plugin that has it.
-        other: String,
+        /// The plugin the config gives it to.
+        owner: String,
+    },
+    /// Another plugin claims one of its job types too, and the config does not say whose it
+    /// is: neither serves it.
+    #[error(
+        "job type `{job_type}` is also claimed by plugin {}: neither serves it until the config \
+         names its plugin (job_types.{job_type}.plugin = \"<id>\")",
+        others.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
+    )]
+    JobTypeContested {
+        /// The job type.
+        job_type: String,
+        /// The other plugins that claim it.
+        others: Vec<String>,
     },
 }
 
@@ -284,6 +313,8 @@ pub(crate) struct Loader<'a> {
     pub kv: &'a Arc<KvHost>,
     /// Secrets the node provides, for the stores it creates.
     pub secrets: &'a Arc<SecretProviders>,
+    /// The node's own services, for the stores it creates.
+    pub protected: &'a Arc<super::capabilities::destinations::ProtectedServices>,
 }
 
 /// How long `describe` may take.
@@ -335,6 +366,7 @@ impl Loader<'_> {
                 grants: self.grants.clone(),
                 kv: self.kv.clone(),
                 secrets: self.secrets.clone(),
+                protected: self.protected.clone(),
             };
             describe(self.engine, &pre, &policy, &spec)
                 .await
@@ -352,11 +384,37 @@ impl Loader<'_> {
     }
 }
 
-/// Reads a plugin file.
-pub fn read(file: &Path) -> Result<Arc<[u8]>, Rejection> {
-    std::fs::read(file)
-        .map(Arc::from)
-        .map_err(|e| Rejection::new(LoadError::Read(e.to_string())))
+/// Reads a plugin file of at most `limit` bytes. With `folder` (the plugins folder), a
+/// symbolic link is followed only to a file inside that folder, so that a link cannot make
+/// the node load (or read) a file the operator did not put there.
+pub fn read(file: &Path, limit: u64, folder: Option<&Path>) -> Result<Arc<[u8]>, Rejection> {
+    use std::io::Read;
+    let fail = |error| Err(Rejection::new(error));
+    let io = |e: std::io::Error| Rejection::new(LoadError::Read(e.to_string()));
+    if let Some(folder) = folder
+        && std::fs::symlink_metadata(file).map_err(io)?.is_symlink()
+    {
+        let target = std::fs::canonicalize(file).map_err(io)?;
+        let inside = std::fs::canonicalize(folder).is_ok_and(|f| target.starts_with(f));
+        if !inside {
+            return fail(LoadError::OutsideFolder(target.display().to_string()));
+        }
+    }
+    let opened = std::fs::File::open(file).map_err(io)?;
+    let size = opened.metadata().map_err(io)?.len();
+    if size > limit {
+        return fail(LoadError::TooLarge { size, limit });
+    }
+    // Read no more than the limit, even if the file grows meanwhile.
+    let mut bytes = Vec::with_capacity(size as usize);
+    opened.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return fail(LoadError::TooLarge {
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(Arc::from(bytes))
 }
 
 fn classify(bytes: &[u8]) -> Result<(), LoadError> {
@@ -454,23 +512,72 @@ async fn describe(
     Ok(info)
 }
 
+/// Most bytes of a plugin's name, and of its version.
+pub const MAX_NAME_BYTES: usize = 128;
+/// Most bytes of a plugin's description.
+pub const MAX_DESCRIPTION_BYTES: usize = 4096;
+/// Most bytes of a plugin's spec JSON Schema.
+pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+/// Most job types one plugin may serve, and most capabilities it may list.
+pub const MAX_JOB_TYPES: usize = 64;
+
+/// Whether `job_type` is a valid job type name: 1-64 characters of `a-z 0-9 - _ .`.
+pub fn is_valid_job_type(job_type: &str) -> bool {
+    (1..=64).contains(&job_type.len())
+        && job_type.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.')
+        })
+}
+
+/// What `describe()` may say: what a node stores and shows of a plugin is bounded, so a
+/// plugin that describes too much is rejected at load, naming the limit.
 fn check_info(info: &PluginInfo) -> Result<(), LoadError> {
     let bad = |m: String| Err(LoadError::BadDescription(m));
+    let too_long = |what: &str, len: usize, max: usize| {
+        bad(format!("{what} is {len} bytes; the limit is {max}"))
+    };
     if info.name.trim().is_empty() {
         return bad("empty name".into());
+    }
+    if info.name.len() > MAX_NAME_BYTES {
+        return too_long("the name", info.name.len(), MAX_NAME_BYTES);
+    }
+    if info.version.len() > MAX_NAME_BYTES {
+        return too_long("the version", info.version.len(), MAX_NAME_BYTES);
+    }
+    if info.description.len() > MAX_DESCRIPTION_BYTES {
+        return too_long(
+            "the description",
+            info.description.len(),
+            MAX_DESCRIPTION_BYTES,
+        );
+    }
+    if let Some(schema) = &info.spec_schema
+        && schema.len() > MAX_SCHEMA_BYTES
+    {
+        return too_long("the spec schema", schema.len(), MAX_SCHEMA_BYTES);
     }
     if info.job_types.is_empty() {
         return bad("no job types".into());
     }
+    if info.job_types.len() > MAX_JOB_TYPES {
+        return bad(format!(
+            "{} job types; the limit is {MAX_JOB_TYPES}",
+            info.job_types.len()
+        ));
+    }
+    if info.capabilities.len() > MAX_JOB_TYPES
+        || info.capabilities.iter().any(|c| c.len() > MAX_NAME_BYTES)
+    {
+        return bad(format!(
+            "the capability list is too long: at most {MAX_JOB_TYPES} names of {MAX_NAME_BYTES} bytes"
+        ));
+    }
     for job_type in &info.job_types {
-        let ok = !job_type.is_empty()
-            && job_type.len() <= 64
-            && job_type
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !ok {
+        if !is_valid_job_type(job_type) {
+            let shown: String = job_type.chars().take(80).collect();
             return bad(format!(
-                "job type {job_type:?} must be 1-64 characters of a-z, 0-9, '-', '_', '.'"
+                "job type {shown:?} must be 1-64 characters of a-z, 0-9, '-', '_', '.'"
             ));
         }
     }
@@ -538,7 +645,46 @@ mod tests {
         };
         let err = check_info(&info).unwrap_err().to_string();
         assert!(err.contains("has space"), "{err}");
+        info.job_types = vec!["Noop".into()];
+        let err = check_info(&info).unwrap_err().to_string();
+        assert!(
+            err.contains("\"Noop\" must be 1-64 characters of a-z"),
+            "{err}"
+        );
         info.job_types.clear();
+        assert!(check_info(&info).is_err());
+        info.job_types = (0..=MAX_JOB_TYPES).map(|i| format!("t{i}")).collect();
+        let err = check_info(&info).unwrap_err().to_string();
+        assert!(err.contains("65 job types; the limit is 64"), "{err}");
+        info.job_types = vec!["ok".into()];
+        assert!(check_info(&info).is_ok());
+    }
+
+    #[test]
+    fn oversized_descriptions_are_rejected_naming_the_limit() {
+        let base = PluginInfo {
+            name: "x".into(),
+            version: "1".into(),
+            job_types: vec!["x".into()],
+            description: String::new(),
+            capabilities: vec![],
+            spec_schema: None,
+        };
+        let mut info = base.clone();
+        info.description = "d".repeat(MAX_DESCRIPTION_BYTES + 1);
+        let err = check_info(&info).unwrap_err().to_string();
+        assert!(
+            err.contains("the description is 4097 bytes; the limit is 4096"),
+            "{err}"
+        );
+        let mut info = base.clone();
+        info.spec_schema = Some("s".repeat(MAX_SCHEMA_BYTES + 1));
+        assert!(check_info(&info).is_err());
+        let mut info = base.clone();
+        info.name = "n".repeat(MAX_NAME_BYTES + 1);
+        assert!(check_info(&info).is_err());
+        let mut info = base;
+        info.capabilities = vec!["c".into(); MAX_JOB_TYPES + 1];
         assert!(check_info(&info).is_err());
     }
 }

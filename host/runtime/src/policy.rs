@@ -7,6 +7,7 @@ use std::time::Duration;
 use jobhost_config::{Config, SecretSource};
 
 use crate::capabilities;
+use crate::capabilities::destinations::parse_network;
 use crate::capabilities::http::HostPattern;
 use crate::capabilities::kv::KvLimits;
 
@@ -19,6 +20,8 @@ pub struct PluginPolicy {
     pub grants: Vec<String>,
     /// Where it may send HTTP requests.
     pub allowed_hosts: Arc<[HostPattern]>,
+    /// Loopback and private networks it may reach (`plugins.<id>.allow_private`).
+    pub allow_private: Arc<[ipnet::IpNet]>,
     /// Connect and response timeout of its HTTP requests.
     pub http_timeout: Duration,
     /// Largest HTTP response body it may receive.
@@ -51,6 +54,11 @@ impl PluginPolicy {
                 .allowed_hosts
                 .iter()
                 .filter_map(|p| HostPattern::parse(p).ok())
+                .collect(),
+            allow_private: plugin
+                .allow_private
+                .iter()
+                .filter_map(|n| parse_network(n).ok())
                 .collect(),
             http_timeout: Duration::from_millis(config.runtime.http_timeout_ms),
             http_max_response_bytes: config.runtime.http_max_response_bytes,

@@ -3,8 +3,15 @@
 //! Entries are swapped atomically: a job that already took an `Arc<Plugin>` finishes on that
 //! version while the next job gets the new one. A rejected update keeps the previous version
 //! serving and records why the new file was refused.
+//!
+//! Who serves a job type does not depend on the order files are read in, so a file cannot
+//! take a type from another by its name: after every change the whole set is resolved again
+//! ([`Registry::resolve`]). A type `job_types.<type>.plugin` pins is served by that plugin
+//! only; an unpinned type claimed by two plugins is served by neither until the operator pins
+//! it (both are reported); a plugin serves only if it may serve every type it claims. When a
+//! claimant leaves, the others are reconsidered at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -25,7 +32,13 @@ pub struct RejectedFile {
 
 #[derive(Default, Clone)]
 struct Entry {
-    loaded: Option<Arc<Plugin>>,
+    /// The newest version of this id that loaded (compiled, linked, described).
+    candidate: Option<Arc<Plugin>>,
+    /// The version that serves its job types now (the candidate, as of the last resolve).
+    served: Option<Arc<Plugin>>,
+    /// Why the candidate does not serve (a job type it may not have), if it does not.
+    conflict: Option<LoadError>,
+    /// The latest file of this id that did not load, if it did not.
     rejected: Option<Arc<RejectedFile>>,
 }
 
@@ -39,6 +52,26 @@ struct Entries {
 #[derive(Default)]
 pub struct Registry {
     entries: RwLock<Entries>,
+    /// `job_types.<type>.plugin` of the config: type → the only plugin id that may serve it.
+    pins: HashMap<String, String>,
+}
+
+/// A change [`Registry::resolve`] made.
+pub enum Change {
+    /// The plugin serves now.
+    Serving {
+        /// The version that serves.
+        plugin: Arc<Plugin>,
+        /// Whether it took over from another version of the same id.
+        replaced: bool,
+    },
+    /// The plugin no longer serves, or cannot start to: why.
+    Blocked {
+        /// The plugin id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A row of `plugins list`: what one plugin id currently is.
@@ -61,6 +94,15 @@ pub struct PluginStatus {
 }
 
 impl Registry {
+    /// A registry whose job types `pins` (type → plugin id) may be served only by the named
+    /// plugins.
+    pub fn with_pins(pins: HashMap<String, String>) -> Registry {
+        Registry {
+            entries: RwLock::default(),
+            pins,
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -73,31 +115,32 @@ impl Registry {
     pub fn serving(&self, job_type: &str) -> Option<Arc<Plugin>> {
         let entries = self.read();
         let id = entries.by_type.get(job_type)?;
-        entries.by_id.get(id)?.loaded.clone()
+        entries.by_id.get(id)?.served.clone()
     }
 
-    /// The loaded plugin with id `id`.
+    /// The serving plugin with id `id`.
     pub fn get(&self, id: &str) -> Option<Arc<Plugin>> {
-        self.read().by_id.get(id)?.loaded.clone()
+        self.read().by_id.get(id)?.served.clone()
     }
 
     /// SHA-256 of the last file seen for `id`, loaded or rejected.
     pub fn last_digest(&self, id: &str) -> Option<String> {
         let entries = self.read();
         let entry = entries.by_id.get(id)?;
-        match (&entry.rejected, &entry.loaded) {
+        match (&entry.rejected, &entry.candidate) {
             (Some(r), _) => r.rejection.digest.clone(),
             (None, Some(p)) => Some(p.digest.clone()),
             (None, None) => None,
         }
     }
 
-    /// Digests of every loaded plugin.
+    /// Digests of every plugin that loaded, serving or waiting for a job type: what the
+    /// compiled-component cache keeps.
     pub fn loaded_digests(&self) -> std::collections::HashSet<String> {
         self.read()
             .by_id
             .values()
-            .filter_map(|e| e.loaded.as_ref().map(|p| p.digest.clone()))
+            .filter_map(|e| e.candidate.as_ref().map(|p| p.digest.clone()))
             .collect()
     }
 
@@ -113,36 +156,17 @@ impl Registry {
         self.read().by_id.keys().cloned().collect()
     }
 
-    /// Serves `plugin`, replacing any previous version of the same id. Fails if another
-    /// plugin already serves one of its job types.
-    pub fn insert(&self, plugin: Plugin) -> Result<Option<Arc<Plugin>>, LoadError> {
+    /// Offers `plugin`, a version of its id that loaded, to serve; [`Registry::resolve`]
+    /// decides whether it does.
+    pub fn offer(&self, plugin: Plugin) {
         let mut entries = self.write();
-        for job_type in &plugin.info.job_types {
-            if let Some(other) = entries.by_type.get(job_type)
-                && *other != plugin.id
-            {
-                return Err(LoadError::JobTypeTaken {
-                    job_type: job_type.clone(),
-                    other: other.clone(),
-                });
-            }
-        }
-        let plugin = Arc::new(plugin);
         let entry = entries.by_id.entry(plugin.id.clone()).or_default();
-        let previous = entry.loaded.replace(plugin.clone());
+        entry.candidate = Some(Arc::new(plugin));
         entry.rejected = None;
-        if let Some(old) = &previous {
-            for job_type in &old.info.job_types {
-                entries.by_type.remove(job_type);
-            }
-        }
-        for job_type in &plugin.info.job_types {
-            entries.by_type.insert(job_type.clone(), plugin.id.clone());
-        }
-        Ok(previous)
     }
 
-    /// Records that the latest file of `rejected.id` was refused.
+    /// Records that the latest file of `rejected.id` was refused (a version that loaded
+    /// before keeps its place).
     pub fn reject(&self, rejected: RejectedFile) {
         let mut entries = self.write();
         let entry = entries.by_id.entry(rejected.id.clone()).or_default();
@@ -153,12 +177,87 @@ impl Registry {
     pub fn remove(&self, id: &str) -> Option<Arc<Plugin>> {
         let mut entries = self.write();
         let entry = entries.by_id.remove(id)?;
-        if let Some(plugin) = &entry.loaded {
-            for job_type in &plugin.info.job_types {
-                entries.by_type.remove(job_type);
+        entries.by_type.retain(|_, owner| owner != id);
+        entry.served
+    }
+
+    /// Decides again who serves each job type, from every plugin that loaded and the pins
+    /// (the rule is in the module docs), and returns what changed.
+    pub fn resolve(&self) -> Vec<Change> {
+        let mut entries = self.write();
+        let mut claimants: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        for (id, entry) in &entries.by_id {
+            for job_type in entry.candidate.iter().flat_map(|p| &p.info.job_types) {
+                claimants.entry(job_type).or_default().insert(id);
             }
         }
-        entry.loaded
+        let verdicts: Vec<(String, Option<LoadError>)> = entries
+            .by_id
+            .iter()
+            .filter_map(|(id, entry)| {
+                let plugin = entry.candidate.as_ref()?;
+                let conflict = plugin.info.job_types.iter().find_map(|job_type| {
+                    self.conflict(id, job_type, &claimants[job_type.as_str()])
+                });
+                Some((id.clone(), conflict))
+            })
+            .collect();
+        let mut changes = Vec::new();
+        let mut by_type = HashMap::new();
+        for (id, conflict) in verdicts {
+            let entry = entries.by_id.get_mut(&id).expect("listed above");
+            let plugin = entry.candidate.clone().expect("listed above");
+            match conflict {
+                None => {
+                    for job_type in &plugin.info.job_types {
+                        by_type.insert(job_type.clone(), id.clone());
+                    }
+                    let already = entry
+                        .served
+                        .as_ref()
+                        .is_some_and(|s| Arc::ptr_eq(s, &plugin));
+                    if !already {
+                        changes.push(Change::Serving {
+                            plugin: plugin.clone(),
+                            replaced: entry.served.is_some(),
+                        });
+                    }
+                    entry.served = Some(plugin);
+                    entry.conflict = None;
+                }
+                Some(conflict) => {
+                    let reason = conflict.to_string();
+                    let known = entry.conflict.as_ref().map(ToString::to_string);
+                    if entry.served.is_some() || known.as_deref() != Some(reason.as_str()) {
+                        changes.push(Change::Blocked { id, reason });
+                    }
+                    entry.served = None;
+                    entry.conflict = Some(conflict);
+                }
+            }
+        }
+        entries.by_type = by_type;
+        changes
+    }
+
+    /// Why plugin `id` may not serve `job_type`, which `claimants` claim, if it may not.
+    fn conflict(&self, id: &str, job_type: &str, claimants: &BTreeSet<&str>) -> Option<LoadError> {
+        match self.pins.get(job_type) {
+            Some(owner) if owner == id => None,
+            Some(owner) => Some(LoadError::JobTypePinned {
+                job_type: job_type.to_owned(),
+                owner: owner.clone(),
+            }),
+            None if claimants.len() > 1 => Some(LoadError::JobTypeContested {
+                job_type: job_type.to_owned(),
+                others: claimants
+                    .iter()
+                    .filter(|other| **other != id)
+                    .map(|other| other.to_string())
+                    .collect(),
+            }),
+            None => None,
+        }
     }
 
     /// Status of every plugin, by id.
@@ -172,28 +271,40 @@ impl Registry {
 }
 
 fn status(id: &str, entry: &Entry) -> PluginStatus {
-    let rejection = entry
+    let file_rejection = entry
         .rejected
         .as_ref()
         .map(|r| r.rejection.error.to_string());
-    match (&entry.loaded, &entry.rejected) {
-        (Some(plugin), _) => PluginStatus {
+    if let Some(plugin) = &entry.served {
+        return PluginStatus {
             id: id.to_owned(),
             file: plugin.file.clone(),
             status: "loaded",
             info: Some(plugin.info.clone()),
             digest: Some(plugin.digest.clone()),
-            rejection,
+            rejection: file_rejection,
             imports: plugin.imports.clone(),
-        },
-        (None, Some(rejected)) => PluginStatus {
+        };
+    }
+    match (&entry.rejected, &entry.candidate) {
+        (Some(rejected), _) => PluginStatus {
             id: id.to_owned(),
             file: rejected.file.clone(),
             status: "rejected",
             info: None,
             digest: rejected.rejection.digest.clone(),
-            rejection,
+            rejection: file_rejection,
             imports: rejected.rejection.imports.clone(),
+        },
+        // Loaded, but a job type it claims is another's (or contested).
+        (None, Some(plugin)) => PluginStatus {
+            id: id.to_owned(),
+            file: plugin.file.clone(),
+            status: "rejected",
+            info: None,
+            digest: Some(plugin.digest.clone()),
+            rejection: entry.conflict.as_ref().map(ToString::to_string),
+            imports: plugin.imports.clone(),
         },
         (None, None) => unreachable!("an entry always holds a plugin or a rejection"),
     }

@@ -18,6 +18,59 @@ pub type CallObserver = Arc<dyn Fn(Duration) + Send + Sync>;
 pub(super) struct Conn {
     link: Link,
     observer: Option<CallObserver>,
+    outage: Arc<Outage>,
+}
+
+/// Whether Redis is away, seen from every request of one store (and its clones): the node's
+/// log gets one line when Redis goes away and one when it is back, whatever number of
+/// requests and retrying loops failed in between.
+#[derive(Default)]
+struct Outage {
+    /// Since when Redis has been away, and how many requests failed since.
+    since: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
+    /// A lock-free look for the common case: Redis is there.
+    away: std::sync::atomic::AtomicBool,
+}
+
+impl Outage {
+    fn failed(&self, error: &redis::RedisError) {
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        match since.as_mut() {
+            Some((_, failed)) => *failed += 1,
+            None => {
+                tracing::error!(
+                    "redis unreachable: {error}; API calls answer UNAVAILABLE and the node's \
+                     work is retried until it is back"
+                );
+                *since = Some((std::time::Instant::now(), 1));
+                self.away.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn answered(&self) {
+        if !self.away.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((start, failed)) = since.take() {
+            self.away.store(false, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                "redis reachable again after {:.1}s; {failed} requests failed meanwhile and \
+                 were answered UNAVAILABLE or retried",
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn record<T>(&self, result: &redis::RedisResult<T>) {
+        match result {
+            Ok(_) => self.answered(),
+            Err(e) if crate::error::unavailable(e) => self.failed(e),
+            // Redis answered, with an error of the request's own.
+            Err(_) => self.answered(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -38,7 +91,9 @@ impl Conn {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
+            // Reconnect attempts at most half a second apart, so work resumes within about
+            // a second of Redis answering again.
+            .set_max_delay(Duration::from_millis(500));
         let manager = ConnectionManager::new_with_config(client, config).await?;
         Ok(Conn::new(Link::Single(manager)))
     }
@@ -58,6 +113,7 @@ impl Conn {
         Conn {
             link,
             observer: None,
+            outage: Arc::default(),
         }
     }
 
@@ -73,7 +129,7 @@ impl ConnectionLike for Conn {
             Link::Single(c) => c.req_packed_command(cmd),
             Link::Cluster(c) => c.req_packed_command(cmd),
         };
-        timed(call, self.observer.clone())
+        timed(call, self.observer.clone(), self.outage.clone())
     }
 
     fn req_packed_commands<'a>(
@@ -86,7 +142,7 @@ impl ConnectionLike for Conn {
             Link::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Link::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         };
-        timed(call, self.observer.clone())
+        timed(call, self.observer.clone(), self.outage.clone())
     }
 
     fn get_db(&self) -> i64 {
@@ -97,18 +153,19 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// `call`, its duration told to `observer` (if any).
+/// `call`, its result told to `outage` and its duration to `observer` (if any).
 fn timed<'a, T: Send + 'a>(
     call: RedisFuture<'a, T>,
     observer: Option<CallObserver>,
+    outage: Arc<Outage>,
 ) -> RedisFuture<'a, T> {
-    let Some(observer) = observer else {
-        return call;
-    };
     Box::pin(async move {
         let start = std::time::Instant::now();
         let result = call.await;
-        observer(start.elapsed());
+        if let Some(observer) = observer {
+            observer(start.elapsed());
+        }
+        outage.record(&result);
         result
     })
 }

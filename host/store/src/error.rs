@@ -37,23 +37,27 @@ impl StoreError {
     /// True when the error means Redis is unreachable (worth retrying later).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Redis(e) => {
-                e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_timeout()
-                    || matches!(
-                        e.kind(),
-                        redis::ErrorKind::Server(
-                            redis::ServerErrorKind::BusyLoading
-                                | redis::ServerErrorKind::TryAgain
-                                | redis::ServerErrorKind::MasterDown
-                                | redis::ServerErrorKind::ClusterDown
-                                | redis::ServerErrorKind::ReadOnly
-                        )
-                    )
-            }
+            StoreError::Redis(e) => unavailable(e),
             _ => false,
         }
     }
+}
+
+/// True when `e` means Redis cannot serve now (down, unreachable, loading its data, failing
+/// over) rather than that the request was wrong.
+pub(crate) fn unavailable(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(
+                redis::ServerErrorKind::BusyLoading
+                    | redis::ServerErrorKind::TryAgain
+                    | redis::ServerErrorKind::MasterDown
+                    | redis::ServerErrorKind::ClusterDown
+                    | redis::ServerErrorKind::ReadOnly
+            )
+        )
 }

@@ -93,6 +93,7 @@ pub use jd::{Created, RecordKind, UniqueIndex};
 pub use keys::Keys;
 pub use kv::KvSet;
 pub use limits::{JobLimits, TypeLimits};
+pub use logs::is_log_cursor;
 pub use server::{DEV_PORT, DevRedis, DevRedisError, free_port};
 pub use types::*;
 
@@ -172,6 +173,8 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     client: redis::Client,
+    /// The `host:port` of every URL the store was given (the seeds of a cluster).
+    servers: std::sync::Arc<[(String, u16)]>,
     conn: Conn,
     keys: Keys,
     options: StoreOptions,
@@ -206,8 +209,19 @@ impl Store {
         } else {
             Conn::single(client.clone()).await?
         };
+        let mut servers = Vec::new();
+        for seed in &seeds {
+            use redis::IntoConnectionInfo;
+            let info = seed.into_connection_info()?;
+            if let redis::ConnectionAddr::Tcp(host, port)
+            | redis::ConnectionAddr::TcpTls { host, port, .. } = info.addr()
+            {
+                servers.push((host.clone(), *port));
+            }
+        }
         let store = Store {
             client,
+            servers: servers.into(),
             conn,
             keys: Keys::new(&options.prefix),
             options,
@@ -245,6 +259,19 @@ impl Store {
     /// The store's settings.
     pub fn options(&self) -> &StoreOptions {
         &self.options
+    }
+
+    /// The socket addresses of the Redis servers this store was pointed at (each name
+    /// resolved now): what the node keeps plugins away from.
+    pub async fn server_addrs(&self) -> Vec<std::net::SocketAddr> {
+        let mut addrs = Vec::new();
+        for (host, port) in self.servers.iter() {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(found) = tokio::net::lookup_host((host, *port)).await {
+                addrs.extend(found);
+            }
+        }
+        addrs
     }
 
     /// Checks that Redis answers.

@@ -5,7 +5,7 @@
 
 use redis::AsyncCommands;
 
-use crate::{Event, LogEntry, Result, Store};
+use crate::{Event, LogEntry, Result, Store, StoreError};
 
 impl Store {
     /// Appends log lines of attempt `attempt` to job `id`'s stream, in one round trip.
@@ -36,6 +36,7 @@ impl Store {
     }
 
     /// Log entries of job `id` after `cursor` (from the start when `None`), up to `count`.
+    /// A cursor that [`is_log_cursor`] refuses is an [`StoreError::Invalid`] error.
     pub async fn read_log(
         &self,
         id: &str,
@@ -43,6 +44,9 @@ impl Store {
         count: usize,
     ) -> Result<Vec<LogEntry>> {
         let start = match cursor {
+            Some(c) if !is_log_cursor(c) => {
+                return Err(StoreError::Invalid(format!("{c:?} is not a log cursor")));
+            }
             Some(c) => format!("({c}"),
             None => "-".to_owned(),
         };
@@ -75,5 +79,41 @@ impl Store {
             let payload: String = msg.get_payload().ok()?;
             Event::parse(&payload)
         }))
+    }
+}
+
+/// Whether `cursor` has the form of a log line's cursor (`1733500000000-0`, or the
+/// milliseconds alone), as a caller resuming a log must pass.
+pub fn is_log_cursor(cursor: &str) -> bool {
+    let number = |s: &str| !s.is_empty() && s.len() <= 20 && s.parse::<u64>().is_ok();
+    match cursor.split_once('-') {
+        Some((ms, seq)) => number(ms) && number(seq),
+        None => number(cursor),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_log_cursor;
+
+    #[test]
+    fn cursors_are_stream_ids() {
+        for ok in ["1733500000000-0", "1733500000000", "0-1"] {
+            assert!(is_log_cursor(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "garbage",
+            "1-",
+            "-1",
+            "1-2-3",
+            "+",
+            "-",
+            "(1-0",
+            "1 -0",
+            "99999999999999999999999-0",
+        ] {
+            assert!(!is_log_cursor(bad), "{bad}");
+        }
     }
 }

@@ -182,8 +182,19 @@ impl TestRedis {
 
     /// Restarts it on the same port and data (AOF replayed).
     pub async fn restart(&mut self) {
-        let port = self.server.port();
+        self.stop().await;
+        self.start_again().await;
+    }
+
+    /// Shuts the server down (SHUTDOWN: the AOF is fsynced); [`TestRedis::start_again`]
+    /// brings it back on the same port with the same data.
+    pub async fn stop(&mut self) {
         self.server.stop().await;
+    }
+
+    /// Starts the server stopped by [`TestRedis::stop`] again.
+    pub async fn start_again(&mut self) {
+        let port = self.server.port();
         self.server = jobhost_store::DevRedis::start(self.dir.path(), Some(port))
             .await
             .expect("redis-server restarts");

@@ -854,3 +854,100 @@ pub async fn the_sweep_passes_long_lived_jobs_and_clears_leftover_keys(url: &str
         assert!(store.read_log(id, None, 10).await.unwrap().is_empty());
     }
 }
+
+/// Claims `id` (the only queued job) on `node` with a lease of `lease`, lets the lease
+/// lapse and reaps it: one attempt lost with its node.
+async fn lose_once(store: &Store, node: &str, id: &str) {
+    let short = Duration::from_millis(100);
+    loop {
+        // A job lost twice or more waits a spread-out while (SCHEDULED) before it is due.
+        store.promote_due(100).await.unwrap();
+        let claimed = store
+            .claim(node, &types(&["noop"]), 1, short)
+            .await
+            .unwrap();
+        if let Some(job) = claimed.first() {
+            assert_eq!(job.id, id);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(store.reap_expired(10).await.unwrap(), 1);
+}
+
+/// Attempts lost with their node are the node's failure, not the job's: a job that may run
+/// once survives its nodes dying under it (a crash-looping node used to use up its budget
+/// and kill it), re-queued at once the first time and spread out after; it has a budget of
+/// its own for losses, after which it is DEAD saying so. Its plugin's failures still count.
+pub async fn lost_attempts_do_not_use_up_the_failure_budget(url: &str) {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let mut job = new_job("noop", "");
+    job.retry.max_attempts = 1;
+    let (id, _) = store.enqueue(&job).await.unwrap();
+    lose_once(&store, "victim-1", &id).await;
+    let record = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        record.state,
+        JobState::Queued,
+        "the first loss re-queues at once"
+    );
+    lose_once(&store, "victim-2", &id).await;
+    let record = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        record.state,
+        JobState::Scheduled,
+        "a second loss waits a while"
+    );
+    let wait = record
+        .run_at_ms
+        .unwrap()
+        .saturating_sub(jobhost_store::now_ms());
+    assert!(
+        wait <= 250,
+        "spread over a quarter second per loss so far: {wait} ms"
+    );
+
+    // Then it runs to its end on a node that lives: its one attempt of its own.
+    loop {
+        store.promote_due(100).await.unwrap();
+        let claimed = store
+            .claim(NODE, &types(&["noop"]), 1, LEASE)
+            .await
+            .unwrap();
+        if let Some(job) = claimed.first() {
+            let failed = Finish::Retry {
+                after: Duration::ZERO,
+                reason: "plugin failed".into(),
+                outcome: "retry",
+            };
+            assert_eq!(
+                store.finish(job, NODE, &failed).await.unwrap(),
+                Some(JobState::Dead),
+                "the plugin's own failure uses the budget of one"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = store.get(&id).await.unwrap().unwrap();
+    let outcomes: Vec<&str> = record.history.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["lost", "lost", "retry"]);
+
+    // Losses have a budget of their own (10).
+    let (id, _) = store.enqueue(&job).await.unwrap();
+    for n in 1..=11 {
+        lose_once(&store, &format!("victim-{n}"), &id).await;
+    }
+    let record = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Dead);
+    assert!(
+        record
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("lost 11 times"),
+        "{:?}",
+        record.reason
+    );
+}

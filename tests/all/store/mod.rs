@@ -57,6 +57,7 @@ against_single_and_cluster!(
     host_nodes_register_expire_and_deregister,
     bad_input_is_refused_with_a_reason,
     the_sweep_passes_long_lived_jobs_and_clears_leftover_keys,
+    lost_attempts_do_not_use_up_the_failure_budget,
 );
 
 #[tokio::test]

@@ -140,10 +140,16 @@ fn enqueued(answer: Result<Enqueued, StoreError>, job: &NewJob) -> Result<Enqueu
 
 /// The job types this node serves, for messages.
 pub fn served_types(runtime: &Runtime) -> String {
+    /// Most types an error names; `ListPlugins` has them all.
+    const SHOWN: usize = 20;
     let types = runtime.job_types();
-    if types.is_empty() {
-        "none".into()
-    } else {
-        types.join(", ")
+    match types.len() {
+        0 => "none".into(),
+        n if n <= SHOWN => types.join(", "),
+        n => format!(
+            "{}, and {} more (ListPlugins)",
+            types[..SHOWN].join(", "),
+            n - SHOWN
+        ),
     }
 }

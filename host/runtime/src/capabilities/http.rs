@@ -3,8 +3,11 @@
 //! A plugin granted `http` may send requests to the hosts its `plugins.<id>.allowed_hosts`
 //! patterns match, and nowhere else: an empty list denies everything. Patterns:
 //! `*` (any host), `example.com` (any scheme, default port), `https://*.example.com`
-//! (subdomains, HTTPS), `http://127.0.0.1:8080` (exact scheme, host and port). Link-local
-//! destinations (cloud metadata at 169.254.169.254) are refused whatever the patterns say.
+//! (subdomains, HTTPS), `http://127.0.0.1:8080` (exact scheme, host and port). Where the
+//! request may then connect is [`Destinations`]' decision: never this node's own services,
+//! link-local or cloud metadata addresses; loopback and private addresses only when
+//! `plugins.<id>.allow_private` covers them or a pattern names that very address. Names are
+//! resolved and every address checked before the request is sent.
 //!
 //! A refused request fails inside the plugin with an error naming the host and the config
 //! key; the same line goes to the job log. Every request also checks the `http` grant
@@ -25,7 +28,8 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::CallState;
-use super::network::is_blocked;
+use super::destinations::Destinations;
+use super::http_send;
 use super::{Capability, GrantCheck};
 use crate::context::JobContext;
 use crate::job::LogLevel;
@@ -90,6 +94,15 @@ impl HostPattern {
         Ok(HostPattern { scheme, host, port })
     }
 
+    /// True if this pattern names the literal address `ip` (not a wildcard or a name) and
+    /// matches `scheme` and `port`: the operator's opt-in for that one address.
+    pub fn names_exactly(&self, scheme: &str, ip: IpAddr, port: u16) -> bool {
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        self.host.parse::<IpAddr>().is_ok_and(|own| own == ip)
+            && self.scheme.as_deref().is_none_or(|s| s == scheme)
+            && self.port.unwrap_or(default_port) == port
+    }
+
     /// True if a request to `scheme://host:port` is allowed by this pattern.
     pub fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
         if self.scheme.as_deref().is_some_and(|s| s != scheme) {
@@ -116,6 +129,7 @@ pub struct HttpPolicy {
     max_response_bytes: u64,
     context: Arc<JobContext>,
     grants: GrantCheck,
+    destinations: Destinations,
 }
 
 impl HttpPolicy {
@@ -128,6 +142,7 @@ impl HttpPolicy {
         max_response_bytes: u64,
         context: Arc<JobContext>,
         grants: GrantCheck,
+        destinations: Destinations,
     ) -> Self {
         HttpPolicy {
             plugin: plugin.to_owned(),
@@ -136,6 +151,7 @@ impl HttpPolicy {
             max_response_bytes,
             context,
             grants,
+            destinations,
         }
     }
 
@@ -146,21 +162,37 @@ impl HttpPolicy {
         let port = uri
             .port_u16()
             .unwrap_or(if scheme == "https" { 443 } else { 80 });
-        let host_ip = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = host_ip.parse::<IpAddr>()
-            && is_blocked((ip, port).into())
-        {
+        let ip = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok();
+        let refused = |named: bool| {
+            let refusal = self.destinations.refusal((ip?, port).into(), named)?;
+            Some(format!("request to {host} denied: {refusal}"))
+        };
+        // What no entry can allow (the node's own services, metadata) first, then the
+        // allow-list, then the opt-in that loopback and private addresses need.
+        if let Some(refusal) = refused(true) {
+            return Some(refusal);
+        }
+        if !self.allowed.iter().any(|p| p.matches(scheme, host, port)) {
             return Some(format!(
-                "request to {host} denied: link-local and cloud metadata addresses are never allowed"
+                "request to {scheme}://{host}:{port} denied: not in plugins.{}.allowed_hosts",
+                self.plugin
             ));
         }
-        if self.allowed.iter().any(|p| p.matches(scheme, host, port)) {
-            return None;
-        }
-        Some(format!(
-            "request to {scheme}://{host}:{port} denied: not in plugins.{}.allowed_hosts",
-            self.plugin
-        ))
+        refused(ip.is_some_and(|ip| self.names_exactly(scheme, ip, port)))
+    }
+}
+
+impl HttpPolicy {
+    /// True if an `allowed_hosts` entry names the literal address `ip` for this scheme and
+    /// port: the operator's opt-in for that one loopback or private address.
+    fn names_exactly(&self, scheme: &str, ip: IpAddr, port: u16) -> bool {
+        self.allowed
+            .iter()
+            .any(|p| p.names_exactly(scheme, ip, port))
     }
 }
 
@@ -198,18 +230,29 @@ impl WasiHttpHooks for HttpPolicy {
             first_byte_timeout: cap(asked.first_byte_timeout),
             between_bytes_timeout: cap(asked.between_bytes_timeout),
         };
-        let host = request.uri().host().unwrap_or("").to_owned();
-        let port = request.uri().port_u16();
+        let uri = request.uri();
+        let tls = uri.scheme_str() != Some("http");
+        let host = uri.host().unwrap_or("").to_owned();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let named = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| self.names_exactly(if tls { "https" } else { "http" }, ip, port));
         let limit = self.max_response_bytes;
         let context = self.context.clone();
+        let destinations = self.destinations.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
-            if let Some(refusal) = resolves_to_blocked(&host, port).await {
-                context.log(LogLevel::Warn, &refusal);
-                return Err(HttpError::InternalError(Some(refusal)));
-            }
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            // Resolved once, checked, and connected to exactly what was checked.
+            let target = match http_send::resolve(&destinations, &host, port, tls, named).await {
+                Ok(target) => target,
+                Err(refusal) => {
+                    context.log(LogLevel::Warn, &refusal);
+                    return Err(HttpError::InternalError(Some(refusal)));
+                }
+            };
+            let (response, io) = http_send::send(target, request, options).await?;
             let response = response.map(|body| CappedBody::new(body, limit).boxed_unsync());
             Ok((
                 response,
@@ -217,23 +260,6 @@ impl WasiHttpHooks for HttpPolicy {
             ))
         })
     }
-}
-
-/// Refuses names that resolve to a blocked address (best effort: the connection resolves
-/// again, so this narrows but does not close a DNS-rebinding window).
-async fn resolves_to_blocked(host: &str, port: Option<u16>) -> Option<String> {
-    if host.parse::<IpAddr>().is_ok() {
-        return None; // literal addresses were checked before
-    }
-    let addrs = tokio::net::lookup_host((host, port.unwrap_or(443)))
-        .await
-        .ok()?;
-    addrs.into_iter().find(|a| is_blocked(*a)).map(|a| {
-        format!(
-            "request to {host} denied: it resolves to {}, a link-local address",
-            a.ip()
-        )
-    })
 }
 
 /// A response body that fails once more than `limit` bytes have come.

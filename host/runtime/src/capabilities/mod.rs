@@ -29,12 +29,15 @@ use jobhost_config::{Config, ConfigError, PluginConfig, SecretSource};
 use crate::context::{CallKind, JobContext, MemoryLimiter};
 use crate::job::LogLevel;
 use crate::secrets::SecretProvider;
+use destinations::Destinations;
 use http::HttpPolicy;
 use kv::{KvHost, KvLimits};
 use process::ProcessHost;
 
+pub mod destinations;
 pub mod host;
 pub mod http;
+mod http_send;
 pub mod kv;
 pub mod network;
 pub mod process;
@@ -57,8 +60,15 @@ pub trait Capability: Send + Sync + 'static {
     /// Adds the capability's host functions to the linker.
     fn link(&self, linker: &mut Linker<CallState>) -> wasmtime::Result<()>;
     /// Configures a fresh instance's WASI context; `grants` tells whether the plugin has the
-    /// capability now, and can be kept to check again at call time.
-    fn prepare(&self, _grants: &GrantCheck, _wasi: &mut WasiCtxBuilder) {}
+    /// capability now, and can be kept to check again at call time; `destinations` says
+    /// where its connections may go.
+    fn prepare(
+        &self,
+        _grants: &GrantCheck,
+        _destinations: &Destinations,
+        _wasi: &mut WasiCtxBuilder,
+    ) {
+    }
 }
 
 /// Every capability this host knows, in link order.

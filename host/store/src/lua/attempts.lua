@@ -20,15 +20,23 @@ local function record_attempt(prefix, id, final, record, fields)
 end
 
 -- Ends the attempt of `id` on `holder` as lost, if that node still holds it (any holder
--- when nil): re-queued while attempts remain, else DEAD (CANCELLED if it was being
--- cancelled). Used by reap (a node whose lease lapsed) and renew (a job its node no longer
--- knows of). `keys` are the caller's KEYS: 2 dead set, 3 sequence, 4 limited hash;
--- ARGV[1] is the key prefix; `why` replaces the lease-expiry reason.
+-- when nil): re-queued, else DEAD (CANCELLED if it was being cancelled). Used by reap (a
+-- node whose lease lapsed) and renew (a job its node no longer knows of). `keys` are the
+-- caller's KEYS: 2 dead set, 3 sequence, 4 limited hash; ARGV[1] is the key prefix; `why`
+-- replaces the lease-expiry reason.
+--
+-- A lost attempt is the node's failure, not the job's: it does not use up the job's
+-- `max_attempts` (which counts the attempts its plugin ended), only a budget of its own,
+-- MAX_LOST. The first loss re-queues at once; after a second one the job waits a spread-out
+-- while (up to a quarter second per loss so far, at most LOST_SPREAD_MAX_MS) so that the
+-- jobs of a crash-looping node do not all land together on the next node to die.
+local MAX_LOST = 10
+local LOST_SPREAD_MAX_MS = 2500
 local function end_lost(id, holder, now, keys, channel, retention_ms, why)
   local prefix = ARGV[1]
   local job = prefix .. 'job:' .. id
   local f = redis.call('HMGET', job, 'state', 'node', 'attempts', 'max_attempts',
-    'started_ms', 'type', 'priority', 'cancel', 'cancel_reason')
+    'started_ms', 'type', 'priority', 'cancel', 'cancel_reason', 'lost')
   if f[1] ~= 'RUNNING' or (holder and f[2] ~= holder) then return end
   if f[6] then
     redis.call('SREM', prefix .. 'running:' .. f[6], id)
@@ -36,28 +44,43 @@ local function end_lost(id, holder, now, keys, channel, retention_ms, why)
       redis.call('PUBLISH', channel, 'ready ' .. f[6])
     end
   end
+  local lost = (tonumber(f[10]) or 0) + 1
+  local attempts = tonumber(f[3]) or 1
+  local failed = attempts - lost
   local state
+  local fields = {'lost', lost}
   if f[8] == '1' then
     state = 'CANCELLED'
-  elseif (tonumber(f[3]) or 1) < (tonumber(f[4]) or 1) and f[6] then
-    state = 'QUEUED'
+  elseif lost <= MAX_LOST and failed < (tonumber(f[4]) or 1) and f[6] then
     local seq = redis.call('INCR', keys[3])
-    redis.call('ZADD', prefix .. 'queue:' .. f[6], (255 - (tonumber(f[7]) or 0)) * 4398046511104 + seq, id)
-    redis.call('PUBLISH', channel, 'ready ' .. f[6])
+    if lost == 1 then
+      state = 'QUEUED'
+      redis.call('ZADD', prefix .. 'queue:' .. f[6], (255 - (tonumber(f[7]) or 0)) * 4398046511104 + seq, id)
+      redis.call('PUBLISH', channel, 'ready ' .. f[6])
+    else
+      state = 'SCHEDULED'
+      local spread = math.min((lost - 1) * 250, LOST_SPREAD_MAX_MS)
+      local run_at = now + (seq * 7919 + now) % spread
+      fields[#fields + 1], fields[#fields + 2] = 'run_at_ms', run_at
+      redis.call('ZADD', prefix .. 'delayed', run_at, id)
+      redis.call('SADD', prefix .. 'scheduled:' .. f[6], id)
+    end
   else
     state = 'DEAD'
     redis.call('ZADD', keys[2], now, id)
   end
   local reason = why or ('lease expired: node ' .. (f[2] or '?') .. ' stopped renewing it')
-  local fields = {}
-  record_attempt(prefix, id, state ~= 'QUEUED', {
-    attempt = tonumber(f[3]) or 0, node = f[2] or '', started_ms = tonumber(f[5]) or 0,
+  if state == 'DEAD' and lost > MAX_LOST then
+    reason = reason .. ' (lost ' .. lost .. ' times: the most a job may be)'
+  end
+  record_attempt(prefix, id, state ~= 'QUEUED' and state ~= 'SCHEDULED', {
+    attempt = attempts, node = f[2] or '', started_ms = tonumber(f[5]) or 0,
     ended_ms = now, outcome = 'lost', reason = reason}, fields)
   -- A job cancelled while its node died ends for the reason its cancel gave.
   if state == 'CANCELLED' and f[9] then reason = f[9] end
   redis.call('HSET', job, 'state', state, 'updated_ms', now, 'last_node', f[2] or '',
     'reason', reason, 'node', '', unpack(fields))
-  if state ~= 'QUEUED' then
+  if state ~= 'QUEUED' and state ~= 'SCHEDULED' then
     local ttl = tonumber(retention_ms)
     redis.call('HSET', job, 'finished_ms', now)
     redis.call('PEXPIRE', job, ttl)
@@ -65,4 +88,3 @@ local function end_lost(id, holder, now, keys, channel, retention_ms, why)
     redis.call('PEXPIRE', prefix .. 'log:' .. id, ttl)
   end
 end
-

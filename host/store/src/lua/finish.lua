@@ -25,7 +25,7 @@ local ended, freed, done = {}, {}, {}
 local function finish(id, attempt, kind, text, delay, label)
   local job = prefix .. 'job:' .. id
   local f = redis.call('HMGET', job, 'state', 'node', 'attempts', 'max_attempts',
-    'started_ms', 'cancel', 'type', 'priority', 'cancel_reason', 'keep')
+    'started_ms', 'cancel', 'type', 'priority', 'cancel_reason', 'keep', 'lost')
   if f[1] ~= 'RUNNING' or f[2] ~= node or f[3] ~= attempt then
     return 'stale'
   end
@@ -40,7 +40,9 @@ local function finish(id, attempt, kind, text, delay, label)
   -- A cancelled attempt ends for the reason the cancel gave (which names who asked), if any.
   local reason = text
   if kind == 'cancelled' and f[9] then reason = f[9] end
+  -- Attempts lost with their node do not count against max_attempts (see attempts.lua).
   local attempts, max = tonumber(f[3]), tonumber(f[4])
+  local failed = attempts - (tonumber(f[11]) or 0)
   local state
   local fields = {'updated_ms', now}
   local function set(k, v) fields[#fields + 1], fields[#fields + 2] = k, v end
@@ -60,7 +62,7 @@ local function finish(id, attempt, kind, text, delay, label)
     local seq = redis.call('INCR', KEYS[4])
     redis.call('ZADD', prefix .. 'queue:' .. job_type, (255 - (tonumber(f[8]) or 0)) * 4398046511104 + seq, id)
     redis.call('PUBLISH', channel, 'ready ' .. job_type)
-  elseif attempts < max then
+  elseif failed < max then
     state = 'SCHEDULED'
     local run_at = now + tonumber(delay)
     set('run_at_ms', run_at)

@@ -11,7 +11,8 @@ use jobhost_store::{JobRecord, JobState, LogEntry, NodeInfo, StoreError};
 /// INTERNAL. The message never carries connection details.
 pub fn store_status(error: StoreError) -> Status {
     if error.is_unavailable() {
-        tracing::warn!("request failed, redis unreachable: {error}");
+        // The store logs the outage once when it starts and once when it ends.
+        tracing::debug!("request failed, redis unreachable: {error}");
         Status::unavailable("the job store (Redis) is unreachable; retry shortly")
     } else {
         tracing::error!("request failed: {error}");

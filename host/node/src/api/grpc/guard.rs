@@ -80,12 +80,12 @@ where
             Ok((identity, slot)) => {
                 request.extensions_mut().insert(identity);
                 let answer = self.inner.call(request);
-                let Some(slot) = slot else {
-                    return Box::pin(answer);
-                };
-                // A stream holds its place until its response body is dropped.
                 Box::pin(async move {
-                    let response = answer.await?;
+                    let response = undecodable_is_invalid_argument(answer.await?);
+                    let Some(slot) = slot else {
+                        return Ok(response);
+                    };
+                    // A stream holds its place until its response body is dropped.
                     Ok(response.map(|body| tonic::body::Body::new(Holding::new(body, slot))))
                 })
             }
@@ -96,6 +96,27 @@ where
             }
         }
     }
+}
+
+/// tonic answers a request it cannot decode (invalid UTF-8 in a string field, a truncated
+/// message) with INTERNAL, as if the server had failed; the caller sent it, so it is
+/// INVALID_ARGUMENT, with tonic's message kept. Such an answer comes before any handler
+/// runs, so its status is in the response headers.
+fn undecodable_is_invalid_argument<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers();
+    let internal = headers
+        .get("grpc-status")
+        .is_some_and(|s| s.as_bytes() == b"13");
+    let undecodable = headers.get("grpc-message").is_some_and(|m| {
+        let message = String::from_utf8_lossy(m.as_bytes()).replace("%20", " ");
+        message.starts_with("failed to decode Protobuf message")
+    });
+    if internal && undecodable {
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    response
 }
 
 fn status(refusal: AuthError) -> Status {
@@ -130,6 +151,7 @@ const READS: &[&str] = &[
     "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
 /// The served methods whose answers stream for as long as the client wants (server or
@@ -138,6 +160,7 @@ const STREAMS: &[&str] = &[
     "/jobhost.v1.JobScheduler/StreamJobLogs",
     "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
 /// `/pkg.Service/Method` → (`Service/method_in_snake_case`, whether it only reads).

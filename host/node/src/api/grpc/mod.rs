@@ -76,10 +76,18 @@ pub async fn serve(
 ) -> Result<(), GrpcError> {
     let config = &services.config.api;
     let (health, health_service) = tonic_health::server::health_reporter();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(jobhost_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Reflection in both versions: grpcurl and current clients speak v1; Python's
+    // grpcio-reflection, Postman and older grpcurl only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(jobhost_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
     let max_request = config.max_spec_bytes.saturating_add(REQUEST_OVERHEAD);
     /// Largest `jobhost.v1.JobScheduler` request: room for a `ScheduleJobs` batch, as the
@@ -120,7 +128,8 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .layer(guard::GuardLayer::new(gate))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(scheduler)
         .add_optional_service(jd_jobs)
         .add_optional_service(jd_nodes)

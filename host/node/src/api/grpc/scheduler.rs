@@ -50,7 +50,8 @@ impl Scheduler {
         match self.store.get(id).await.map_err(store_status)? {
             Some(record) => Ok(convert::job(record)),
             None => Err(Status::not_found(format!(
-                "no job {id:?} (unknown, or expired after the retention time)"
+                "no job {} (unknown, or expired after the retention time)",
+                crate::text::shown(id)
             ))),
         }
     }
@@ -162,6 +163,23 @@ pub(crate) fn new_job(
         }
         None => (req.job_type, req.spec),
     };
+    if !jobhost_runtime::is_valid_job_type(&job_type) {
+        return Err(Status::invalid_argument(format!(
+            "job type {} must be 1-64 characters of a-z, 0-9, '-', '_', '.'",
+            crate::text::shown(&job_type)
+        )));
+    }
+    for (field, value) in [
+        ("name", &req.name),
+        ("idempotency_key", &req.idempotency_key),
+    ] {
+        if value.len() > MAX_NAME_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "{field} is {} bytes; the limit is {MAX_NAME_BYTES}",
+                value.len()
+            )));
+        }
+    }
     if spec.len() > limits.max_spec_bytes {
         return Err(Status::invalid_argument(format!(
             "spec is {} bytes; the limit is {} bytes (api.max_spec_bytes)",
@@ -213,6 +231,13 @@ pub(crate) fn new_job(
     })
 }
 
+/// Most bytes of the jobs of one `ListJobs` page: under the 4 MiB that gRPC clients accept by
+/// default, whatever the page size asked for.
+const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
+
+/// Most bytes of a job's name, idempotency key and a cron schedule's name.
+pub(crate) const MAX_NAME_BYTES: usize = 256;
+
 /// The caller of `request` as the audit trail records it ([`Identity::principal`]); empty
 /// when no identity came with it (a call made inside the node).
 fn principal<T>(request: &Request<T>) -> String {
@@ -227,6 +252,12 @@ fn principal<T>(request: &Request<T>) -> String {
 pub(crate) fn first_fire(name: &str, cron: &str) -> Result<u64, Status> {
     if name.is_empty() {
         return Err(Status::invalid_argument("a cron schedule needs a name"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "the cron schedule's name is {} bytes; the limit is {MAX_NAME_BYTES}",
+            name.len()
+        )));
     }
     crate::cron::check_cron(cron).map_err(Status::invalid_argument)?;
     let now = jobhost_store::now_ms();
@@ -418,8 +449,24 @@ impl JobScheduler for Scheduler {
             .list_jobs(&filter, page_size, cursor.as_deref())
             .await
             .map_err(store_status)?;
+        // A page ends early, with a token for the rest, where it would outgrow what gRPC
+        // clients accept by default (4 MiB): outputs and specs may be large.
+        let mut page = Vec::with_capacity(jobs.len());
+        let mut bytes = 0;
+        let mut next = next;
+        for job in jobs.into_iter().map(convert::job) {
+            let size = prost::Message::encoded_len(&job) + 8;
+            if !page.is_empty() && bytes + size > MAX_PAGE_BYTES {
+                next = page
+                    .last()
+                    .map(|j: &jobhost_proto::scheduler::Job| j.id.clone());
+                break;
+            }
+            bytes += size;
+            page.push(job);
+        }
         Ok(Response::new(ListJobsResponse {
-            jobs: jobs.into_iter().map(convert::job).collect(),
+            jobs: page,
             next_page_token: next.map(|c| convert::page_token(&c)).unwrap_or_default(),
         }))
     }
@@ -446,8 +493,8 @@ impl JobScheduler for Scheduler {
             .map_err(store_status)?
         {
             CancelResult::NotFound => Err(Status::not_found(format!(
-                "no job {:?} (unknown, or expired after the retention time)",
-                req.job_id
+                "no job {} (unknown, or expired after the retention time)",
+                crate::text::shown(&req.job_id)
             ))),
             CancelResult::AlreadyFinal(state) => Err(Status::failed_precondition(format!(
                 "job {} already finished: {state}",
@@ -468,6 +515,13 @@ impl JobScheduler for Scheduler {
         request: Request<StreamJobLogsRequest>,
     ) -> Result<Response<LogStream>, Status> {
         let req = request.into_inner();
+        if !req.after.is_empty() && !jobhost_store::is_log_cursor(&req.after) {
+            return Err(Status::invalid_argument(format!(
+                "after {} is not a log cursor: pass the cursor of a line already read \
+                 (e.g. 1733500000000-0), or nothing to read from the start",
+                crate::text::shown(&req.after)
+            )));
+        }
         // Fails fast with NOT_FOUND for an unknown job.
         self.job(&req.job_id).await?;
         let store = self.store.clone();

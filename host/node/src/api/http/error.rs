@@ -136,7 +136,23 @@ pub fn code_name(code: Code) -> String {
 
 /// The answer of every path that is not a route.
 pub async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route {} (see /docs)", uri.path()))
+    ApiError::not_found(format!(
+        "no route {} (see /docs)",
+        crate::text::shown(uri.path())
+    ))
+}
+
+/// The answer of a route asked with a method it does not serve: 405 with the same JSON
+/// body as every other error (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Code::Unimplemented,
+        format!(
+            "{method} is not allowed on {} (see /docs)",
+            crate::text::shown(uri.path())
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -78,7 +78,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             nodes: o.nodes,
         }),
         Ok(Err(e)) => {
-            tracing::warn!("metrics: cluster view unavailable: {e}");
+            if !e.is_unavailable() {
+                tracing::warn!("metrics: cluster view unavailable: {e}");
+            }
             None
         }
         Err(_) => {

@@ -119,6 +119,7 @@ fn router_until(services: Services, stop: CancellationToken) -> Router {
         .route("/v1/hooks/{name}", post(hooks::trigger))
         .merge(dashboard::routes())
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
 }
 

@@ -20,6 +20,8 @@ use crate::api::grpc::store_status;
 
 /// Jobs in a snapshot.
 const SNAPSHOT_JOBS: u32 = 50;
+/// Most bytes of a spec, output or reason in a snapshot (the rest is cut, saying so).
+const SNAPSHOT_TEXT_BYTES: usize = 2048;
 
 async fn plugins(services: &Services) -> Result<Vec<PluginJson>, Status> {
     let answer = services
@@ -115,8 +117,20 @@ async fn snapshot(services: &Services) -> Result<Snapshot, Status> {
         .await?
         .into_inner()
         .jobs;
+    // A dashboard sends a snapshot a second to every open tab: the list shows the start of
+    // each text, the detail view reads the whole job (`GET /v1/jobs/{id}`).
+    let brief = |text: String| jobhost_runtime::text::cut(text, SNAPSHOT_TEXT_BYTES);
+    let jobs = jobs.into_iter().map(|mut job| {
+        job.spec = brief(job.spec);
+        job.output = brief(job.output);
+        job.reason = brief(job.reason);
+        for attempt in &mut job.history {
+            attempt.reason = brief(std::mem::take(&mut attempt.reason));
+        }
+        job
+    });
     Ok(Snapshot {
-        jobs: jobs.into_iter().map(JobJson::from).collect(),
+        jobs: jobs.map(JobJson::from).collect(),
         nodes: nodes(services).await?,
         plugins: plugins(services).await?,
         overview: overview_of(services).await?,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 use jobhost::node::connect_store;
+use jobhost::text::printable;
 use jobhost_config::Config;
 use jobhost_runtime::plugin::{ImportCheck, capability_report};
 use jobhost_runtime::{CapabilityUse, PluginStatus, Runtime};
@@ -156,12 +157,15 @@ pub(crate) fn print_status_row(status: &PluginStatus) {
         Some(reason) => reason.clone(),
         None => description.to_owned(),
     };
+    // Everything but the status comes from the plugin (or its file name): escaped, so a
+    // newline cannot forge a row and an escape sequence cannot reach the terminal.
     outln!(
-        "{:<16} {:<9} {:<10} {:<24} {detail}",
-        status.id,
+        "{:<16} {:<9} {:<10} {:<24} {}",
+        printable(&status.id),
         status.status,
-        version,
-        job_types
+        printable(version),
+        job_types,
+        printable(&detail)
     );
 }
 
@@ -195,18 +199,21 @@ pub(crate) async fn plugins_inspect(config: Config, file: &Path, json: bool) -> 
         outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(code);
     }
-    outln!("id:          {}", inspection.id);
-    outln!("file:        {}", file.display());
+    outln!("id:          {}", printable(&inspection.id));
+    outln!("file:        {}", printable(&file.display().to_string()));
     match &inspection.result {
         Ok(plugin) => {
             let info = &plugin.info;
             outln!("status:      loadable");
             outln!("sha256:      {}", plugin.digest);
-            outln!("name:        {}", info.name);
-            outln!("version:     {}", info.version);
+            outln!("name:        {}", printable(&info.name));
+            outln!("version:     {}", printable(&info.version));
             outln!("job types:   {}", info.job_types.join(", "));
-            outln!("description: {}", info.description);
-            outln!("requests:    {}", list_or_none(&info.capabilities));
+            outln!("description: {}", printable(&info.description));
+            outln!(
+                "requests:    {}",
+                printable(&list_or_none(&info.capabilities))
+            );
             outln!(
                 "schema:      {}",
                 if info.spec_schema.is_some() {
@@ -221,7 +228,7 @@ pub(crate) async fn plugins_inspect(config: Config, file: &Path, json: bool) -> 
             if let Some(digest) = &rejection.digest {
                 outln!("sha256:      {digest}");
             }
-            outln!("reason:      {}", rejection.error);
+            outln!("reason:      {}", printable(&rejection.error.to_string()));
         }
     }
     print_imports(&imports);
@@ -255,7 +262,7 @@ pub(crate) fn print_capabilities(rows: &[CapabilityUse], described: bool) {
         let granted = if row.granted { "yes" } else { "no" };
         outln!(
             "  {:<12} {:<18} {:<8} {}",
-            row.capability,
+            printable(&row.capability),
             requested,
             granted,
             row.status.phrase()
@@ -285,6 +292,6 @@ pub(crate) fn print_imports(imports: &[ImportCheck]) {
             (Some(cap), true) => format!("granted ({cap})"),
             (Some(cap), false) => format!("NOT granted (needs `{cap}`)"),
         };
-        outln!("  {:<44} {verdict}", import.interface);
+        outln!("  {:<44} {verdict}", printable(&import.interface));
     }
 }

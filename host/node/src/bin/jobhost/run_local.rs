@@ -42,10 +42,13 @@ pub(crate) struct StderrEvents;
 
 impl JobEvents for StderrEvents {
     fn log(&self, level: LogLevel, message: &str) {
-        eprintln!("[{level}] {message}");
+        eprintln!("[{level}] {}", jobhost::text::printable(message));
     }
     fn progress(&self, percent: u8, message: &str) {
-        eprintln!("[progress {percent}%] {message}");
+        eprintln!(
+            "[progress {percent}%] {}",
+            jobhost::text::printable(message)
+        );
     }
 }
 

@@ -1,0 +1,44 @@
+//! `hostile`: text and sizes a plugin controls, used against the host. Its `describe` puts
+//! a newline and a terminal escape sequence in its version and description; `run` does
+//! what its spec says:
+//!
+//! | spec | outcome |
+//! |---|---|
+//! | `output:N` | completes with an output of N bytes |
+//! | `fail:N` | fails with a reason of N bytes |
+//! | `log:TEXT` | logs TEXT (with `\n` read as a newline) and completes with `logged` |
+
+use jobhost_plugin_sdk::{Job, Outcome, Plugin, PluginInfo, export_plugin, log};
+
+struct Hostile;
+
+impl Plugin for Hostile {
+    fn describe() -> PluginInfo {
+        PluginInfo::new(
+            "hostile",
+            "6.6.6\nforged-row  loaded  1.0",
+            &["hostile"],
+            "\u{1b}[2J\u{1b}[31mred alert\u{7}\nsecond line",
+        )
+    }
+
+    fn validate(_spec: String) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn run(job: Job) -> Outcome {
+        let size = |n: &str| n.parse::<usize>().unwrap_or(0);
+        if let Some(n) = job.spec.strip_prefix("output:") {
+            Outcome::Completed("o".repeat(size(n)))
+        } else if let Some(n) = job.spec.strip_prefix("fail:") {
+            Outcome::Failed("f".repeat(size(n)))
+        } else if let Some(text) = job.spec.strip_prefix("log:") {
+            log::info(&text.replace("\\n", "\n"));
+            Outcome::Completed("logged".into())
+        } else {
+            Outcome::Failed(format!("unknown spec {:?}", job.spec))
+        }
+    }
+}
+
+export_plugin!(Hostile);

@@ -174,8 +174,14 @@ async fn a_long_panic_message_is_reported_cut() {
     let (kind, reason) = crash(&report.outcome);
     assert_eq!(kind, CrashKind::Panic, "{reason}");
     assert!(reason.starts_with("plugin panicked: long: xxx"), "{reason}");
-    assert!(reason.contains("… (cut) (") && reason.ends_with(')'), "{reason}");
-    assert!(reason.contains("trap/src/lib.rs:"), "the location is kept: {reason}");
+    assert!(
+        reason.contains("… (cut) (") && reason.ends_with(')'),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("trap/src/lib.rs:"),
+        "the location is kept: {reason}"
+    );
     assert!(reason.len() < 2300, "{} bytes", reason.len());
 }
 

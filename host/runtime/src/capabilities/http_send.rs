@@ -223,3 +223,94 @@ impl Body for IncomingBody {
         self.incoming.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::capabilities::destinations::ProtectedServices;
+
+    fn policy(allow_private: &[&str]) -> Destinations {
+        let nets = allow_private
+            .iter()
+            .map(|n| super::super::destinations::parse_network(n).unwrap())
+            .collect();
+        Destinations::new("p", nets, Arc::new(ProtectedServices::default()))
+    }
+
+    /// The connection goes to the checked addresses, never to what the name resolves to
+    /// by then: here the name does not resolve at all, and the request still reaches the
+    /// address that was checked, carrying the name as its Host.
+    #[tokio::test]
+    async fn requests_go_to_the_addresses_that_were_checked() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let target = Target {
+            addrs: vec![addr],
+            host: "rebinding.invalid".into(),
+            tls: false,
+        };
+        let body = http_body_util::Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = http::Request::get("http://rebinding.invalid/path?q=1")
+            .header(http::header::HOST, "rebinding.invalid")
+            .body(body)
+            .unwrap();
+        let (response, _io) = send(target, request, RequestOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let head = server.await.unwrap();
+        assert!(head.starts_with("GET /path?q=1 HTTP/1.1\r\n"), "{head}");
+        let headers: BTreeMap<String, String> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+            .collect();
+        assert_eq!(headers["host"], "rebinding.invalid");
+    }
+
+    #[tokio::test]
+    async fn a_name_is_refused_if_any_of_its_addresses_is() {
+        let refused = resolve(&policy(&[]), "localhost", 80, false, false).await;
+        let why = refused.unwrap_err();
+        assert!(
+            why.starts_with("request to localhost denied (it resolves to "),
+            "{why}"
+        );
+        let allowed = resolve(
+            &policy(&["127.0.0.0/8", "::1"]),
+            "localhost",
+            80,
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(allowed.addrs.iter().all(|a| a.ip().is_loopback()));
+        let literal = resolve(&policy(&[]), "[::1]", 8080, false, true)
+            .await
+            .unwrap();
+        assert_eq!(literal.addrs, ["[::1]:8080".parse().unwrap()]);
+    }
+}

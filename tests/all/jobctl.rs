@@ -341,3 +341,40 @@ async fn schedule_from_file_sends_one_job_a_line_and_reports_each() {
     let out = jobctl(addr, &["schedule", "--from-file", path, "--type", "noop"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// `jobctl schedule` across a Redis outage: UNAVAILABLE is retried with the idempotency key
+/// it sent first, and the job is created once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_retries_unavailable_with_one_idempotency_key() {
+    let mut redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["noop"]).await;
+    let addr = server.addr.clone();
+    redis.stop().await;
+    let run = tokio::task::spawn_blocking(move || {
+        jobctl(
+            &addr,
+            &[
+                "schedule", "--type", "noop", "--spec", "x", "--label", "outage=1",
+            ],
+        )
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    redis.start_again().await;
+    let out = run.await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("retrying in"),
+        "it was answered UNAVAILABLE first: {}",
+        stderr(&out)
+    );
+    let mut client = server.client().await;
+    let page = client
+        .list_jobs(jobhost_proto::scheduler::ListJobsRequest {
+            labels: [("outage".to_owned(), "1".to_owned())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.jobs.len(), 1, "{:?}", page.jobs);
+}

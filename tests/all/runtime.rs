@@ -716,6 +716,16 @@ async fn outputs_and_reasons_are_bounded() {
         "the plugin's output is 3000000 bytes; the limit is 65536 \
          (runtime.max_output_bytes): not stored"
     );
+    // A validate refusal goes back to the caller (a 400 body, a gRPC status header): cut.
+    let Err(ValidateError::Invalid(message)) = runtime.validate("hostile", "invalid:100000").await
+    else {
+        panic!("expected a refusal")
+    };
+    assert!(message.len() <= 4096, "{} bytes", message.len());
+    assert!(
+        message.ends_with("… (cut: 100000 bytes in all)"),
+        "{message}"
+    );
     let RunOutcome::Failed { reason } = run("fail:100000").await else {
         panic!("expected a failure")
     };

@@ -1,6 +1,6 @@
 //! `hostile`: text and sizes a plugin controls, used against the host. Its `describe` puts
 //! a newline and a terminal escape sequence in its version and description; `run` does
-//! what its spec says:
+//! what its spec says (and `validate` refuses `invalid:N` with a message of N bytes):
 //!
 //! | spec | outcome |
 //! |---|---|
@@ -22,8 +22,11 @@ impl Plugin for Hostile {
         )
     }
 
-    fn validate(_spec: String) -> Result<(), String> {
-        Ok(())
+    fn validate(spec: String) -> Result<(), String> {
+        match spec.strip_prefix("invalid:") {
+            Some(n) => Err("v".repeat(n.parse().unwrap_or(0))),
+            None => Ok(()),
+        }
     }
 
     fn run(job: Job) -> Outcome {

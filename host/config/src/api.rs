@@ -19,7 +19,7 @@ pub struct HookConfig {
     pub labels: BTreeMap<String, String>,
     /// Priority of its jobs (0-255).
     pub priority: u8,
-    /// Attempts in all (0 means the default, 3).
+    /// Attempts the plugin may end, lost ones not counted (0 means the default, 3).
     pub max_attempts: u32,
 }
 
@@ -115,9 +115,11 @@ impl ApiConfig {
 impl HookConfig {
     /// Checks `[hooks.<name>]`.
     pub fn check(&self, name: &str) -> Result<(), ConfigError> {
-        if self.job_type.is_empty() {
+        if !crate::is_valid_job_type(&self.job_type) {
             return Err(ConfigError::invalid(format!(
-                "hooks.{name}.job_type is required"
+                "hooks.{name}.job_type is required: a job type (1-64 characters of a-z, 0-9, \
+                 '-', '_', '.'), got {:?}",
+                self.job_type
             )));
         }
         SecretSource::parse(&self.token)

@@ -41,7 +41,7 @@ pub use runtime::{MAX_MEMORY_LIMIT_MB, RuntimeConfig};
 pub use sandbox::SandboxConfig;
 pub use secret::SecretSource;
 pub use tls::TlsConfig;
-pub use worker::{JobTypeConfig, WorkerConfig};
+pub use worker::{JobTypeConfig, WorkerConfig, is_valid_job_type};
 
 use env::parse_env;
 
@@ -281,6 +281,24 @@ mod tests {
         }
         let err = Config::from_toml("[job_types.timer]\nmax_running = 3\n").unwrap_err();
         assert!(err.contains("max_running"), "{err}");
+        // A type is pinned to a plugin by id; the key must be a type plugins can serve.
+        let pinned = Config::from_toml("[job_types.timer]\nplugin = \"timer\"\n").unwrap();
+        pinned.check().unwrap();
+        assert_eq!(pinned.job_types["timer"].plugin.as_deref(), Some("timer"));
+        for (bad, says) in [
+            (
+                "[job_types.Timer]\nplugin = \"timer\"\n",
+                "is not a job type name",
+            ),
+            ("[job_types.timer]\nplugin = \"\"\n", "is not a plugin id"),
+        ] {
+            let err = Config::from_toml(bad)
+                .unwrap()
+                .check()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
         let mut config = Config::default();
         config
             .apply_env(|name| (name == "JOBHOST_MAX_QUEUED_PER_TYPE").then(|| "9".to_owned()))

@@ -77,16 +77,31 @@ impl WorkerConfig {
     }
 }
 
+/// Whether `job_type` is a valid job type name: 1-64 characters of `a-z 0-9 - _ .`. Plugins
+/// that describe another are refused at load, jobs of another at submission.
+pub fn is_valid_job_type(job_type: &str) -> bool {
+    (1..=64).contains(&job_type.len())
+        && job_type.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.')
+        })
+}
+
 impl JobTypeConfig {
-    /// Checks `[job_types.<job_type>]`: a real type name and limits of at least 1.
+    /// Checks `[job_types.<job_type>]`: a real type name, limits of at least 1, a plugin id
+    /// if one is named.
     pub fn check(&self, job_type: &str) -> Result<(), ConfigError> {
-        if job_type.is_empty()
-            || job_type
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
+        if !is_valid_job_type(job_type) {
+            return Err(ConfigError::invalid(format!(
+                "job_types: {job_type:?} is not a job type name (1-64 characters of a-z, 0-9, \
+                 '-', '_', '.')"
+            )));
+        }
+        if let Some(plugin) = &self.plugin
+            && (plugin.is_empty() || plugin.chars().any(|c| c.is_control() || c == '/'))
         {
             return Err(ConfigError::invalid(format!(
-                "job_types: {job_type:?} is not a job type name (no spaces or control characters)"
+                "job_types.{job_type}.plugin: {plugin:?} is not a plugin id (a file name in the \
+                 plugins folder, without .wasm)"
             )));
         }
         for (knob, value) in [

@@ -135,12 +135,14 @@ enum Command {
     Stop {
         /// Job id.
         id: String,
-        /// Longest wait for the job to end, in seconds (its plugin's cancel grace period
-        /// and the shell's SIGTERM-to-SIGKILL delay fit well within the default).
-        #[arg(long, default_value_t = 30)]
+        /// Longest wait for the job to end, in seconds: its plugin's cancel grace period
+        /// and the shell's SIGTERM-to-SIGKILL delay fit well within the default, and so does
+        /// a lease (30 s by default) when the job's node died.
+        #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
-    /// Stream a job's output: history, then live until it ends (the Job Worker's `stream`).
+    /// Stream a job's output: history, then live until it ends, as the job wrote it (the
+    /// Job Worker's `stream`; `logs` shows the same lines escaped, with their level).
     Stream {
         /// Job id.
         id: String,
@@ -176,7 +178,7 @@ struct ScheduleArgs {
     /// 0 (lowest, default) to 255.
     #[arg(long, default_value_t = 0)]
     priority: u32,
-    /// Attempts in all (default 3).
+    /// Attempts the plugin may end (default 3; attempts lost with their node do not count).
     #[arg(long, default_value_t = 0)]
     max_attempts: u32,
     /// Deadline of one attempt, in ms (default: the plugin's).
@@ -341,8 +343,12 @@ async fn run(cli: Cli) -> Outcome {
             if json {
                 outln!("{}", job_json(&job));
             } else {
+                let verdict = match job.state() {
+                    JobState::Cancelled => "Job stopped successfully",
+                    _ => "Job ended before it could be stopped",
+                };
                 outln!(
-                    "Job stopped successfully:\nID: {}\nStatus: {}",
+                    "{verdict}:\nID: {}\nStatus: {}",
                     job.id,
                     state_name(job.state())
                 );

@@ -9,6 +9,30 @@ pub(crate) fn time_text(t: &prost_types::Timestamp) -> String {
         .unwrap_or_default()
 }
 
+/// `text` from the server (a plugin's output, reasons, log lines, descriptions) as a
+/// terminal should show it: control characters escaped (`\n`, `\u{1b}`), so a newline
+/// cannot forge a row or a field and an escape sequence cannot drive the terminal. (The
+/// node escapes the same way in its own terminal output; `--json` carries text as it is.)
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write;
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub(crate) fn state_name(state: JobState) -> &'static str {
     state
         .as_str_name()
@@ -42,7 +66,7 @@ pub(crate) fn print_job(job: &Job, json: bool) {
     let time = |t: &Option<prost_types::Timestamp>| t.as_ref().map(time_text).unwrap_or_default();
     outln!("id:        {}", job.id);
     if !job.name.is_empty() {
-        outln!("name:      {}", job.name);
+        outln!("name:      {}", printable(&job.name));
     }
     outln!("type:      {}", job.job_type);
     outln!("state:     {}", state_name(job.state()));
@@ -52,10 +76,10 @@ pub(crate) fn print_job(job: &Job, json: bool) {
     }
     outln!("created:   {}", time(&job.created_at));
     if !job.submitted_by.is_empty() {
-        outln!("by:        {}", job.submitted_by);
+        outln!("by:        {}", printable(&job.submitted_by));
     }
     if !job.cancelled_by.is_empty() {
-        outln!("cancelled by: {}", job.cancelled_by);
+        outln!("cancelled by: {}", printable(&job.cancelled_by));
     }
     if job.run_at.is_some() {
         outln!("runs at:   {}", time(&job.run_at));
@@ -64,10 +88,10 @@ pub(crate) fn print_job(job: &Job, json: bool) {
         outln!("finished:  {}", time(&job.finished_at));
     }
     if !job.output.is_empty() {
-        outln!("output:    {}", job.output);
+        outln!("output:    {}", printable(&job.output));
     }
     if !job.reason.is_empty() {
-        outln!("reason:    {}", job.reason);
+        outln!("reason:    {}", printable(&job.reason));
     }
     for a in &job.history {
         outln!(
@@ -80,7 +104,7 @@ pub(crate) fn print_job(job: &Job, json: bool) {
             if a.reason.is_empty() || a.outcome == "succeeded" {
                 String::new()
             } else {
-                format!(": {}", a.reason)
+                format!(": {}", printable(&a.reason))
             }
         );
     }
@@ -108,7 +132,7 @@ pub(crate) fn print_list(jobs: &[Job], next: &str, json: bool) {
             job.job_type,
             format!("{}/{}", job.attempts, job.max_attempts),
             job.created_at.as_ref().map(time_text).unwrap_or_default(),
-            job.name
+            printable(&job.name)
         );
     }
     if !next.is_empty() {
@@ -127,7 +151,7 @@ pub(crate) fn print_log_line(line: &LogLine, json: bool) {
             "[attempt {}] {:<5} {}",
             line.attempt,
             line.level,
-            line.message
+            printable(&line.message)
         );
     }
 }
@@ -160,15 +184,16 @@ pub(crate) fn print_plugins(plugins: &[Plugin], json: bool) {
             &p.rejection
         };
         outln!(
-            "{:<16} {:<9} {:<10} {:<24} {detail}",
-            p.id,
+            "{:<16} {:<9} {:<10} {:<24} {}",
+            printable(&p.id),
             p.status,
             if p.version.is_empty() {
-                "-"
+                "-".into()
             } else {
-                &p.version
+                printable(&p.version)
             },
-            p.job_types.join(",")
+            p.job_types.join(","),
+            printable(detail)
         );
     }
 }
@@ -197,10 +222,21 @@ pub(crate) fn print_nodes(nodes: &[Node], json: bool) {
         outln!(
             "{:<40} {:<20} {:<8} {:<8} {}",
             n.id,
-            n.hostname,
-            n.version,
+            printable(&n.hostname),
+            printable(&n.version),
             n.capacity,
             n.job_types.join(",")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("ok ✓"), "ok ✓");
+        assert_eq!(printable("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
     }
 }

@@ -50,7 +50,7 @@ where
             Err(status) if status.code() == Code::Unavailable && tries < TRIES => {
                 eprintln!(
                     "jobctl: {} (UNAVAILABLE); retrying in {:.1}s with the same idempotency key",
-                    status.message(),
+                    crate::output::printable(status.message()),
                     pause.as_secs_f64()
                 );
                 tokio::time::sleep(pause).await;

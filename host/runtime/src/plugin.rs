@@ -521,13 +521,7 @@ pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 /// Most job types one plugin may serve, and most capabilities it may list.
 pub const MAX_JOB_TYPES: usize = 64;
 
-/// Whether `job_type` is a valid job type name: 1-64 characters of `a-z 0-9 - _ .`.
-pub fn is_valid_job_type(job_type: &str) -> bool {
-    (1..=64).contains(&job_type.len())
-        && job_type.bytes().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.')
-        })
-}
+pub use jobhost_config::is_valid_job_type;
 
 /// What `describe()` may say: what a node stores and shows of a plugin is bounded, so a
 /// plugin that describes too much is rejected at load, naming the limit.

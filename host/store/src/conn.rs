@@ -117,6 +117,11 @@ impl Conn {
         }
     }
 
+    /// True for a Redis Cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.link, Link::Cluster(_))
+    }
+
     /// Tells `observer` the duration of every request from now on.
     pub fn observe(&mut self, observer: CallObserver) {
         self.observer = Some(observer);

@@ -454,10 +454,8 @@ fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<JobRecord> {
         node: take("last_node"),
         started_ms: num(take("started_ms")).unwrap_or(0),
         ended_ms: finished_ms.unwrap_or(0),
-        reason: output
-            .clone()
-            .or_else(|| reason.clone())
-            .unwrap_or_default(),
+        // The output is the job's `output`; an answer carries it once.
+        reason: reason.clone().unwrap_or_default(),
         outcome,
     });
     Ok(JobRecord {

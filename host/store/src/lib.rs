@@ -261,8 +261,9 @@ impl Store {
         &self.options
     }
 
-    /// The socket addresses of the Redis servers this store was pointed at (each name
-    /// resolved now): what the node keeps plugins away from.
+    /// The socket addresses of the Redis servers this store uses, as of now: those of its
+    /// URLs (each name resolved now) and, on a Cluster, every node the cluster lists. What
+    /// the node keeps plugins away from.
     pub async fn server_addrs(&self) -> Vec<std::net::SocketAddr> {
         let mut addrs = Vec::new();
         for (host, port) in self.servers.iter() {
@@ -271,6 +272,17 @@ impl Store {
                 addrs.extend(found);
             }
         }
+        if self.conn.is_cluster() {
+            let mut conn = self.conn();
+            let nodes: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            addrs.extend(cluster_node_addrs(&nodes));
+        }
+        addrs.sort();
+        addrs.dedup();
         addrs
     }
 
@@ -280,6 +292,15 @@ impl Store {
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
     }
+}
+
+/// The `ip:port` of every node in a `CLUSTER NODES` answer (`<id> <ip>:<port>@<bus> ...`).
+fn cluster_node_addrs(nodes: &str) -> Vec<std::net::SocketAddr> {
+    nodes
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter_map(|addr| addr.split(['@', ',']).next()?.parse().ok())
+        .collect()
 }
 
 /// A client for `url`, with the TLS files when they are set.
@@ -351,6 +372,24 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(millis)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    #[test]
+    fn cluster_nodes_are_read_from_cluster_nodes() {
+        let answer = "07c37d 127.0.0.1:30004@31004 slave e7d1e 0 1426238317239 4 connected\n\
+                      67ed2d 127.0.0.1:30002@31002,host.example master - 0 1426238316232 2 connected 5461-10922\n\
+                      bad line\n";
+        let addrs = super::cluster_node_addrs(answer);
+        assert_eq!(
+            addrs,
+            [
+                "127.0.0.1:30004".parse().unwrap(),
+                "127.0.0.1:30002".parse().unwrap()
+            ]
+        );
+    }
 }
 
 #[cfg(test)]

@@ -85,7 +85,9 @@ impl Store {
 /// Whether `cursor` has the form of a log line's cursor (`1733500000000-0`, or the
 /// milliseconds alone), as a caller resuming a log must pass.
 pub fn is_log_cursor(cursor: &str) -> bool {
-    let number = |s: &str| !s.is_empty() && s.len() <= 20 && s.parse::<u64>().is_ok();
+    // A cursor names a line already read: the largest id cannot be one (Redis refuses to
+    // read after it).
+    let number = |s: &str| !s.is_empty() && s.parse::<u64>().is_ok_and(|n| n < u64::MAX);
     match cursor.split_once('-') {
         Some((ms, seq)) => number(ms) && number(seq),
         None => number(cursor),
@@ -112,6 +114,7 @@ mod tests {
             "(1-0",
             "1 -0",
             "99999999999999999999999-0",
+            "18446744073709551615-18446744073709551615",
         ] {
             assert!(!is_log_cursor(bad), "{bad}");
         }

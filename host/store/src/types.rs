@@ -72,7 +72,8 @@ impl std::fmt::Display for JobState {
 /// Retry policy of a job: exponential backoff with jitter, capped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included (1 = never retry).
+    /// Attempts the plugin may end, the first included (1 = never retry); attempts lost
+    /// with their node do not count (see `lua/attempts.lua`).
     pub max_attempts: u32,
     /// Delay before the second attempt; doubles each time.
     pub backoff_base_ms: u64,

@@ -73,6 +73,10 @@ pub async fn lifecycle_queued_running_succeeded_with_attempt_history(url: &str) 
         ),
         (1, NODE, "succeeded")
     );
+    assert_eq!(
+        attempt.reason, "",
+        "the output is not repeated in the history"
+    );
     assert!(attempt.ended_ms >= attempt.started_ms && attempt.started_ms > 0);
 }
 
@@ -946,7 +950,7 @@ pub async fn lost_attempts_do_not_use_up_the_failure_budget(url: &str) {
             .reason
             .as_deref()
             .unwrap_or("")
-            .contains("lost 11 times"),
+            .contains("lost 11 times; a job is re-queued after at most 10 losses"),
         "{:?}",
         record.reason
     );

@@ -46,10 +46,20 @@ impl ProtectedServices {
     fn covers(&self, addr: SocketAddr) -> bool {
         let ip = canonical(addr.ip());
         self.get().iter().any(|service| {
-            service.port() == addr.port()
-                && (canonical(service.ip()) == ip
-                    || (service.ip().is_unspecified()
-                        && (kind(ip) != Kind::Public || is_local(ip))))
+            if service.port() != addr.port() {
+                return false;
+            }
+            let own = canonical(service.ip());
+            // A service on this machine (listening on 0.0.0.0, on loopback or on one of
+            // the machine's addresses) answers on its port at every local address: the
+            // port is protected on all of them, not only at the address it was named by.
+            // One on 0.0.0.0 is kept from that port on every private address as well: the
+            // machine may be reached through addresses it does not hold (NAT, port
+            // forwarding).
+            let on_this_machine = own.is_unspecified() || own.is_loopback() || is_local(own);
+            own == ip
+                || (on_this_machine && (ip.is_loopback() || is_local(ip)))
+                || (own.is_unspecified() && kind(ip) != Kind::Public)
         })
     }
 }
@@ -72,11 +82,22 @@ enum Kind {
     Public,
 }
 
-/// IPv4-mapped IPv6 addresses as the IPv4 address they carry.
+/// An IPv6 address that carries an IPv4 one as that IPv4 address: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, not `::` or `::1`) and NAT64's
+/// well-known prefix (`64:ff9b::a.b.c.d`, which a DNS64 network routes to a.b.c.d).
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+    let IpAddr::V6(v6) = ip else { return ip };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    let s = v6.segments();
+    let embedded = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    let compatible = s[..6] == [0; 6] && u32::from(embedded) > 1;
+    if nat64 || compatible {
+        IpAddr::V4(embedded)
+    } else {
+        ip
     }
 }
 
@@ -107,13 +128,18 @@ fn kind_v4(ip: Ipv4Addr) -> Kind {
 
 fn kind_v6(ip: Ipv6Addr) -> Kind {
     const AWS_METADATA: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
+    // Translation prefixes that can lead anywhere, private networks included: the local-use
+    // NAT64 prefix (64:ff9b:1::/48) and 6to4 (2002::/16).
+    let translated = segments[..3] == [0x64, 0xff9b, 1] || first == 0x2002;
     if (first & 0xffc0) == 0xfe80 || ip == AWS_METADATA {
         Kind::Metadata
     } else if ip.is_loopback()
         || ip.is_unspecified()
         || (first & 0xfe00) == 0xfc00
         || ip.is_multicast()
+        || translated
     {
         Kind::Private
     } else {
@@ -156,6 +182,10 @@ impl Destinations {
             );
         }
         let ip = canonical(addr.ip());
+        if ip.is_unspecified() {
+            // Connecting to 0.0.0.0 or :: reaches this machine itself.
+            return Some("the unspecified address (0.0.0.0, ::) is this machine itself".into());
+        }
         match kind(ip) {
             Kind::Metadata => {
                 Some("link-local and cloud metadata addresses are never allowed".into())
@@ -195,6 +225,7 @@ mod tests {
             "[::ffff:169.254.169.254]:80",
             "100.100.100.200:80",
             "[fd00:ec2::254]:80",
+            "[64:ff9b::a9fe:a9fe]:80",
         ] {
             let why = refused(&open, addr).unwrap_or_else(|| panic!("{addr} allowed"));
             assert!(why.contains("cloud metadata"), "{why}");
@@ -211,14 +242,16 @@ mod tests {
         for addr in [
             "127.0.0.1:6379",
             "127.1.2.3:80",
-            "0.0.0.0:80",
             "10.1.2.3:443",
             "172.16.0.1:80",
             "192.168.1.1:80",
             "100.64.0.1:80",
             "[::1]:80",
-            "[::]:80",
             "[::ffff:127.0.0.1]:80",
+            "[::127.0.0.1]:80",
+            "[64:ff9b::a00:5]:80",
+            "[64:ff9b:1::1]:80",
+            "[2002:a00:5::1]:80",
             "[fd12::1]:80",
             "224.0.0.1:5353",
         ] {

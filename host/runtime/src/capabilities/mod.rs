@@ -198,7 +198,13 @@ pub struct GrantCheck {
     plugin: Arc<str>,
     table: Arc<GrantTable>,
     context: Arc<JobContext>,
+    /// Denials of this call that reached the node's log: the first few do, so a plugin
+    /// refused in a loop cannot flood it (the job's log has a budget of its own).
+    logged: Arc<std::sync::atomic::AtomicU32>,
 }
+
+/// Denials of one call written to the node's log; the rest go to the job's log only.
+const NODE_LOG_DENIALS: u32 = 5;
 
 impl GrantCheck {
     /// The grants of `plugin` in `table`; denials are recorded in the job log of `context`.
@@ -207,6 +213,7 @@ impl GrantCheck {
             plugin: plugin.into(),
             table,
             context,
+            logged: Arc::default(),
         }
     }
 
@@ -234,7 +241,22 @@ impl GrantCheck {
     /// Records a denial of `capability`, explained by `message`, in the job and node logs.
     pub fn deny(&self, capability: &str, message: &str) {
         self.context.log(LogLevel::Warn, message);
-        tracing::warn!(plugin = %self.plugin, capability, "capability denied at call time: {message}");
+        let logged = self
+            .logged
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if logged < NODE_LOG_DENIALS {
+            let more = if logged + 1 == NODE_LOG_DENIALS {
+                " (further denials of this call go to the job's log only)"
+            } else {
+                ""
+            };
+            tracing::warn!(
+                plugin = %crate::text::printable(&self.plugin),
+                capability,
+                "capability denied at call time: {}{more}",
+                crate::text::printable(message)
+            );
+        }
     }
 }
 

@@ -52,20 +52,22 @@ impl Capability for Network {
             let allowed = if grants.require("network").is_err() {
                 false
             } else {
-                // Binding a local address (wasi-libc binds 0.0.0.0:0 before a connect) is
-                // fine; only destinations are checked.
                 match addr_use {
-                    SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => true,
-                    _ => match destinations.refusal(addr, false) {
-                        Some(refusal) => {
-                            grants.deny(
-                                "network",
-                                &format!("connection to {addr} denied: {refusal}"),
-                            );
-                            false
+                    // Where the plugin's traffic goes is what is checked: its own end
+                    // (bind, listen) and what comes in (accept, receive) reach nothing.
+                    SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => {
+                        match destinations.refusal(addr, false) {
+                            Some(refusal) => {
+                                grants.deny(
+                                    "network",
+                                    &format!("connection to {addr} denied: {refusal}"),
+                                );
+                                false
+                            }
+                            None => true,
                         }
-                        None => true,
-                    },
+                    }
+                    _ => true,
                 }
             };
             Box::pin(async move { allowed })

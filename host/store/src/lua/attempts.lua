@@ -71,7 +71,8 @@ local function end_lost(id, holder, now, keys, channel, retention_ms, why)
   end
   local reason = why or ('lease expired: node ' .. (f[2] or '?') .. ' stopped renewing it')
   if state == 'DEAD' and lost > MAX_LOST then
-    reason = reason .. ' (lost ' .. lost .. ' times: the most a job may be)'
+    reason = reason .. ' (lost ' .. lost .. ' times; a job is re-queued after at most '
+      .. MAX_LOST .. ' losses)'
   end
   record_attempt(prefix, id, state ~= 'QUEUED' and state ~= 'SCHEDULED', {
     attempt = attempts, node = f[2] or '', started_ms = tonumber(f[5]) or 0,

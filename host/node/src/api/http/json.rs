@@ -55,7 +55,7 @@ pub struct JobJson {
     pub state: String,
     /// Attempts started so far.
     pub attempts: u32,
-    /// Attempts in all.
+    /// Attempts the plugin may end (lost ones do not count).
     pub max_attempts: u32,
     /// Attempt deadline, if set.
     pub timeout_ms: Option<u64>,
@@ -148,7 +148,7 @@ pub struct NewJobJson {
     /// 0 (default) to 255.
     #[serde(default)]
     pub priority: u32,
-    /// Attempts in all; 0 or absent: 3.
+    /// Attempts the plugin may end (lost ones do not count); 0 or absent: 3.
     #[serde(default)]
     pub max_attempts: u32,
     /// Delay before the second attempt, ms (doubling).

@@ -32,7 +32,8 @@ pub struct RuntimeConfig {
     pub cancel_grace_ms: u64,
     /// Quiet time after the last change in the plugins folder before it is re-read, in ms.
     pub watch_debounce_ms: u64,
-    /// Interval of the epoch ticker that enforces deadlines and cancellation, in ms.
+    /// Interval of the epoch ticker that enforces deadlines and cancellation, in ms; a busy
+    /// plugin also yields its thread to the node's other work at every tick.
     pub epoch_tick_ms: u64,
     /// Connect and response timeout of a plugin's outbound HTTP request, in ms.
     pub http_timeout_ms: u64,
@@ -69,7 +70,7 @@ impl Default for RuntimeConfig {
             log_limit_bytes: 1024 * 1024,
             cancel_grace_ms: 2_000,
             watch_debounce_ms: 200,
-            epoch_tick_ms: 10,
+            epoch_tick_ms: 1,
             http_timeout_ms: 30_000,
             http_max_response_bytes: 10 * 1024 * 1024,
             max_output_bytes: 1024 * 1024,

@@ -31,8 +31,11 @@ pub enum SubmitError {
         /// What happened.
         reason: String,
     },
-    /// Every instance slot stayed busy.
-    #[error("all plugin instance slots are busy; retry shortly")]
+    /// No validate slot came free in time.
+    #[error(
+        "no instance was free to check the spec in time (runtime.validate_slots, \
+         runtime.validate_per_plugin, runtime.validate_timeout_ms); retry shortly"
+    )]
     Busy,
     /// The job type needs something this host cannot provide.
     #[error("{0}")]

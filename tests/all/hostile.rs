@@ -72,8 +72,9 @@ async fn a_node_under_attack_keeps_serving_an_ordinary_job() {
                 .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000))
         };
         let a = &done.history[0];
+        // Redis's clock: created (enqueued) → claimed → outcome recorded.
         println!(
-            "noop {i}: queued→started {} ms, run {} ms, ended→seen {:?}",
+            "noop {i}: created→claimed {} ms, claimed→recorded {} ms, request→seen {:?}",
             ms(&a.started_at) - ms(&done.created_at),
             ms(&a.ended_at) - ms(&a.started_at),
             start.elapsed()

@@ -823,89 +823,62 @@ async fn junk_gets_json_errors_with_the_right_status() {
     let server = Server::start(&redis.url(), &["noop"]).await;
     let addr = server.http_addr.as_str();
     let json = [("content-type", "application/json")];
-    let call = |method: &'static str, path: String, body: String| async move {
-        let (status, text) = http_request(addr, method, &path, &json, body.as_bytes()).await;
-        let body = serde_json::from_str::<serde_json::Value>(&text)
-            .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
-        (status, body)
-    };
-
-    let (status, body) = call(
-        "GET",
-        "/v1/jobs/some-id/logs?after=garbage".into(),
-        String::new(),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["code"], "INVALID_ARGUMENT");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("is not a log cursor"),
-        "{body}"
-    );
-
-    let (status, body) = call("DELETE", "/v1/jobs".into(), String::new()).await;
-    assert_eq!(status, 405, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("DELETE is not allowed"),
-        "{body}"
-    );
-
-    let long_name = "n".repeat(300);
-    let (status, body) = call(
-        "POST",
-        "/v1/jobs".into(),
-        format!(r#"{{"type": "noop", "spec": "x", "name": "{long_name}"}}"#),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("name is 300 bytes; the limit is 256"),
-        "{body}"
-    );
-    let (status, body) = call(
-        "POST",
-        "/v1/jobs".into(),
-        format!(r#"{{"type": "noop", "spec": "x", "idempotency_key": "{long_name}"}}"#),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("idempotency_key is 300 bytes"),
-        "{body}"
-    );
-    let (status, body) = call(
-        "POST",
-        "/v1/jobs".into(),
-        r#"{"type": "NOOP", "spec": "x"}"#.into(),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("must be 1-64 characters of a-z"),
-        "{body}"
-    );
-
+    let long = "n".repeat(300);
     let long_id = "i".repeat(4096);
-    let (status, body) = call("GET", format!("/v1/jobs/{long_id}"), String::new()).await;
-    assert_eq!(status, 404, "{body}");
-    let message = body["message"].as_str().unwrap();
-    assert!(
-        message.len() < 200 && message.contains("(4096 bytes)"),
-        "{message}"
-    );
+    let cases = [
+        (
+            "GET",
+            "/v1/jobs/some-id/logs?after=garbage".to_owned(),
+            String::new(),
+            400,
+            "is not a log cursor",
+        ),
+        (
+            "DELETE",
+            "/v1/jobs".to_owned(),
+            String::new(),
+            405,
+            "DELETE is not allowed",
+        ),
+        (
+            "POST",
+            "/v1/jobs".to_owned(),
+            format!(r#"{{"type": "noop", "spec": "x", "name": "{long}"}}"#),
+            400,
+            "name is 300 bytes; the limit is 256",
+        ),
+        (
+            "POST",
+            "/v1/jobs".to_owned(),
+            format!(r#"{{"type": "noop", "spec": "x", "idempotency_key": "{long}"}}"#),
+            400,
+            "idempotency_key is 300 bytes",
+        ),
+        (
+            "POST",
+            "/v1/jobs".to_owned(),
+            r#"{"type": "NOOP", "spec": "x"}"#.to_owned(),
+            400,
+            "must be 1-64 characters of a-z",
+        ),
+        (
+            "GET",
+            format!("/v1/jobs/{long_id}"),
+            String::new(),
+            404,
+            "(4096 bytes)",
+        ),
+    ];
+    for (method, path, body, want, says) in cases {
+        let (status, text) = http_request(addr, method, &path, &json, body.as_bytes()).await;
+        let answer: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert_eq!(status, want, "{method} {path}: {answer}");
+        assert!(message.contains(says), "{method} {path}: {answer}");
+        assert!(
+            message.len() < 200,
+            "{method}: the input is not echoed whole: {message}"
+        );
+    }
 }

@@ -16,13 +16,9 @@
 //! response timeouts, and responses are cut at `runtime.http_max_response_bytes`.
 
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
 use jobhost_config::PluginConfig;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
@@ -252,62 +248,13 @@ impl WasiHttpHooks for HttpPolicy {
                     return Err(HttpError::InternalError(Some(refusal)));
                 }
             };
-            let (response, io) = http_send::send(target, request, options).await?;
-            let response = response.map(|body| CappedBody::new(body, limit).boxed_unsync());
+            let (response, io) = http_send::send(target, request, options, limit).await?;
+            let response = response.map(|body| body.boxed_unsync());
             Ok((
                 response,
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
-    }
-}
-
-/// A response body that fails once more than `limit` bytes have come.
-struct CappedBody<B> {
-    inner: B,
-    seen: u64,
-    limit: u64,
-}
-
-impl<B> CappedBody<B> {
-    fn new(inner: B, limit: u64) -> Self {
-        CappedBody {
-            inner,
-            seen: 0,
-            limit,
-        }
-    }
-}
-
-impl<B> Body for CappedBody<B>
-where
-    B: Body<Data = Bytes, Error = HttpError> + Unpin,
-{
-    type Data = Bytes;
-    type Error = HttpError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if let Some(Ok(frame)) = &frame
-            && let Some(data) = frame.data_ref()
-        {
-            self.seen += data.len() as u64;
-            if self.seen > self.limit {
-                return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.limit)))));
-            }
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

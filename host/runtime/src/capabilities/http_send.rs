@@ -98,11 +98,13 @@ pub type Sent = (
 );
 
 /// Sends `request` over a new connection to `target`'s checked addresses, with the
-/// timeouts of `options` (the host's caps already applied).
+/// timeouts of `options` (the host's caps already applied); the response body fails once
+/// more than `limit` bytes have come.
 pub async fn send(
     target: Target,
     mut request: http::Request<WasiBody>,
     options: RequestOptions,
+    limit: u64,
 ) -> Result<Sent, HttpError> {
     let connect_timeout = options.connect_timeout.unwrap_or(Duration::from_secs(600));
     let first_byte_timeout = options
@@ -168,7 +170,12 @@ pub async fn send(
     .await?;
     let mut timeout = tokio::time::interval(between_bytes);
     timeout.reset();
-    let response = response.map(|incoming| IncomingBody { incoming, timeout });
+    let response = response.map(|incoming| IncomingBody {
+        incoming,
+        timeout,
+        seen: 0,
+        limit,
+    });
     let io = Box::pin(async move {
         match conn {
             Some(running) => running.await.map_err(|e| {
@@ -184,10 +191,13 @@ pub async fn send(
     Ok((response, io))
 }
 
-/// A response body that fails when no data comes for the between-bytes timeout.
+/// A response body that fails when no data comes for the between-bytes timeout, or once
+/// more than `limit` bytes have come (`runtime.http_max_response_bytes`).
 pub struct IncomingBody {
     incoming: hyper::body::Incoming,
     timeout: tokio::time::Interval,
+    seen: u64,
+    limit: u64,
 }
 
 impl Body for IncomingBody {
@@ -201,6 +211,15 @@ impl Body for IncomingBody {
         match Pin::new(&mut self.incoming).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 self.timeout.reset();
+                if let Some(data) = frame.data_ref() {
+                    self.seen += data.len() as u64;
+                    if self.seen > self.limit {
+                        let limit = self.limit;
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            limit,
+                        )))));
+                    }
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) if e.is_timeout() => {
@@ -275,7 +294,7 @@ mod tests {
             .header(http::header::HOST, "rebinding.invalid")
             .body(body)
             .unwrap();
-        let (response, _io) = send(target, request, RequestOptions::default())
+        let (response, _io) = send(target, request, RequestOptions::default(), 1024)
             .await
             .unwrap();
         assert_eq!(response.status(), 200);

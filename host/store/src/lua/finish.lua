@@ -119,10 +119,17 @@ if succeeded > 0 then
     redis.call('ZCOUNT', KEYS[6], '-inf', now - ok_ttl))
   local n = math.min(excess, 2 * succeeded + 16)
   if n > 0 then
-    for _, id in ipairs(redis.call('ZRANGE', KEYS[6], 0, n - 1)) do
-      redis.call('UNLINK', prefix .. 'job:' .. id, prefix .. 'log:' .. id, prefix .. 'attempts:' .. id)
-      redis.call('ZREM', KEYS[7], id)
+    -- Two commands for the whole lot, not two per job (see batch.lua).
+    local ids, keys = redis.call('ZRANGE', KEYS[6], 0, n - 1), {}
+    for _, id in ipairs(ids) do
+      keys[#keys + 1] = prefix .. 'job:' .. id
+      keys[#keys + 1] = prefix .. 'log:' .. id
+      keys[#keys + 1] = prefix .. 'attempts:' .. id
     end
+    for from = 1, #keys, 3000 do
+      redis.call('UNLINK', unpack(keys, from, math.min(from + 2999, #keys)))
+    end
+    if #ids > 0 then call_many('ZREM', KEYS[7], ids) end
     redis.call('ZREMRANGEBYRANK', KEYS[6], 0, n - 1)
   end
 end

@@ -23,6 +23,7 @@ use super::job::DiscardEvents;
 use super::policy::PluginPolicy;
 use super::secrets::SecretProviders;
 use jobhost_config::Config;
+pub use jobhost_config::is_valid_job_type;
 
 /// Why a plugin file was not loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -520,8 +521,6 @@ pub const MAX_DESCRIPTION_BYTES: usize = 4096;
 pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 /// Most job types one plugin may serve, and most capabilities it may list.
 pub const MAX_JOB_TYPES: usize = 64;
-
-pub use jobhost_config::is_valid_job_type;
 
 /// What `describe()` may say: what a node stores and shows of a plugin is bounded, so a
 /// plugin that describes too much is rejected at load, naming the limit.

@@ -164,17 +164,24 @@ async fn a_killed_node_loses_no_job_and_only_its_jobs_run_twice() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_job_completes_across_a_redis_restart() {
-    let mut redis = TestRedis::start().await;
-    let store = redis.store().await;
+/// One node serving `noop` on `redis_url`: its folder (kept alive by the caller), the
+/// process, and the file its log goes to.
+fn noop_node(redis_url: &str) -> (tempfile::TempDir, Child, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
     install(&plugins, &["noop"]);
-    let config = node_config(dir.path(), &redis.url());
+    let config = node_config(dir.path(), redis_url);
     let log = dir.path().join("node.log");
-    let mut node = spawn_node(&config, &plugins, &log);
+    let node = spawn_node(&config, &plugins, &log);
+    (dir, node, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_job_completes_across_a_redis_restart() {
+    let mut redis = TestRedis::start().await;
+    let store = redis.store().await;
+    let (_dir, mut node, log) = noop_node(&redis.url());
 
     let ids = enqueue_sleepers(&store, 400, 20).await;
     let start = Instant::now();
@@ -207,13 +214,7 @@ async fn every_job_completes_across_a_redis_restart() {
 async fn a_redis_outage_is_logged_once_and_work_resumes_at_once() {
     let mut redis = TestRedis::start().await;
     let store = redis.store().await;
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    install(&plugins, &["noop"]);
-    let config = node_config(dir.path(), &redis.url());
-    let log = dir.path().join("node.log");
-    let mut node = spawn_node(&config, &plugins, &log);
+    let (_dir, mut node, log) = noop_node(&redis.url());
     let ids = enqueue_sleepers(&store, 1, 0).await;
     wait_all_final(&store, &ids, Duration::from_secs(30)).await;
 

@@ -417,13 +417,10 @@ impl Runtime {
             return;
         }
         match self.loader().load(file, bytes).await {
-            Ok(plugin) => self.serve(plugin, report),
+            // Whether it serves is settled by `resolve`, once every file is read.
+            Ok(plugin) => self.inner.registry.offer(plugin),
             Err(rejection) => self.record_rejection(&id, file, rejection, report),
         }
-    }
-
-    fn serve(&self, plugin: Plugin, _report: &mut SyncReport) {
-        self.inner.registry.offer(plugin);
     }
 
     /// Settles who serves each job type after a sync and logs what changed.

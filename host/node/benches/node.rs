@@ -20,6 +20,13 @@ pub async fn runtime() -> Runtime {
     let mut config = Config::default();
     config.runtime.plugins_dir = crate::support::test_plugins_dir();
     config.runtime.cache = false;
+    // JOBHOST_BENCH_EPOCH_TICK_MS: compare epoch ticks (does a finer tick cost throughput?).
+    if let Some(tick) = std::env::var("JOBHOST_BENCH_EPOCH_TICK_MS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
+        config.runtime.epoch_tick_ms = tick;
+    }
     let runtime = Runtime::new(config).unwrap();
     runtime.sync_dir().await.unwrap();
     runtime

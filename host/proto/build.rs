@@ -12,8 +12,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "v1/job/job.proto",
         "v1/node/node.proto",
         "v1/csa/csa.proto",
+        "v1/app/app.proto",
     ];
-    for file in &files {
+    // The channel Chainlink nodes dial (wsrpc): its frame and the feeds-manager messages.
+    // Messages only: these are not gRPC services, and not offered through reflection.
+    let channel = ["wsrpc/message.proto", "cfm/feedsmanager.proto"];
+    for file in files.iter().chain(&channel) {
         println!("cargo:rerun-if-changed=../../proto/{file}");
     }
     let descriptors = protox::compile(files, [&proto])?;
@@ -23,5 +27,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(false)
+        .compile_fds(protox::compile(channel, [&proto])?)?;
     Ok(())
 }

@@ -574,6 +574,7 @@ async fn reflection_lists_the_services() {
     assert_eq!(
         names,
         [
+            "api.app.v1.AppService",
             "api.csa.v1.CSAService",
             "api.job.v1.JobService",
             "api.node.v1.NodeService",

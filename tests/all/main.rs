@@ -21,6 +21,7 @@ mod hostile;
 mod hot_reload;
 mod http;
 mod jd;
+mod jd_channel;
 mod jobctl;
 mod limits;
 mod nodes;

@@ -1,5 +1,5 @@
 //! `JOBHOST_*` environment overrides (and the names kept from the services jobhost replaces:
-//! `JD_PORT`, `JD_LOG_LEVEL`).
+//! `JD_PORT`, `PORT`, `NODE_RPC_PORT`, `JD_LOG_LEVEL`, `CSA_KEY_ENCRYPTION_SECRET`).
 
 use std::path::PathBuf;
 
@@ -19,6 +19,9 @@ impl Config {
         }
         if let Some(v) = var("JOBHOST_HTTP_ADDR") {
             self.api.http_addr = v;
+        }
+        if let Some(v) = var("JOBHOST_JD_WSRPC_ADDR") {
+            self.jd.wsrpc_addr = v;
         }
         if let Some(v) = var("JOBHOST_LOG_FORMAT") {
             self.log.format = match v.trim().to_ascii_lowercase().as_str() {

@@ -127,21 +127,35 @@ impl Config {
         file: Option<&Path>,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        // JD_PORT (the Job Distributor this replaces) sets the gRPC port only where the
-        // file says nothing of api.grpc_addr; JOBHOST_GRPC_ADDR and flags still win.
-        let (mut config, file_sets_grpc) = match file {
+        // JD_PORT and PORT (the Job Distributor this replaces: its gRPC port) and
+        // NODE_RPC_PORT (its wsrpc port, as the Chainlink testing framework passes it) set the
+        // port only where the file says nothing of that address; JOBHOST_* and flags still win.
+        let (mut config, text) = match file {
             Some(path) => {
                 let (text, config) = Config::read_file(path)?;
-                let sets_grpc = text
-                    .parse::<toml::Table>()
-                    .is_ok_and(|t| t.get("api").and_then(|a| a.get("grpc_addr")).is_some());
-                (config, sets_grpc)
+                (config, text.parse::<toml::Table>().ok())
             }
-            None => (Config::default(), false),
+            None => (Config::default(), None),
         };
-        if !file_sets_grpc && let Some(port) = var("JD_PORT") {
-            let port: u16 = parse_env("JD_PORT", port)?;
-            config.api.grpc_addr = format!("0.0.0.0:{port}");
+        let file_sets = |section: &str, key: &str| {
+            text.as_ref()
+                .and_then(|t| t.get(section))
+                .and_then(|s| s.get(key))
+                .is_some()
+        };
+        if !file_sets("api", "grpc_addr") {
+            for name in ["PORT", "JD_PORT"] {
+                if let Some(port) = var(name) {
+                    let port: u16 = parse_env(name, port)?;
+                    config.api.grpc_addr = format!("0.0.0.0:{port}");
+                }
+            }
+        }
+        if !file_sets("jd", "wsrpc_addr")
+            && let Some(port) = var("NODE_RPC_PORT")
+        {
+            let port: u16 = parse_env("NODE_RPC_PORT", port)?;
+            config.jd.wsrpc_addr = format!("0.0.0.0:{port}");
         }
         config.apply_env(&var)?;
         config.check()?;
@@ -186,6 +200,7 @@ impl Config {
         self.sandbox.check()?;
         self.tls.check()?;
         self.auth.check()?;
+        self.jd.check()?;
         for (id, plugin) in &self.plugins {
             plugin.check(id)?;
         }

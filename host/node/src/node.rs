@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::Services;
 use crate::api::auth::Gate;
-use crate::api::{grpc, http};
+use crate::api::{grpc, http, wsrpc};
 use crate::worker::{self, WorkerSettings};
 
 /// A node that has started: its ports are bound and its services built, nothing served
@@ -24,6 +24,8 @@ pub struct Node {
     services: Services,
     grpc: (TcpListener, SocketAddr),
     http: (TcpListener, SocketAddr),
+    /// The Job Distributor's node channel, when served.
+    wsrpc: Option<(TcpListener, SocketAddr)>,
     /// The local Redis of `--dev`, kept alive until the node has drained.
     dev_redis: Option<DevRedis>,
     /// Keeps the plugins folder watched while the node runs.
@@ -63,8 +65,33 @@ impl Node {
         // reaches this node's own services: its APIs and its Redis.
         let grpc = grpc::bind(&services.config.api).await?;
         let http = http::bind(&services.config).await?;
+        let wsrpc = match &services.jd {
+            Some(jd) if !services.config.jd.wsrpc_addr.is_empty() => {
+                // A secret that does not open the stored key stops the start here.
+                jd.csa_key().await?;
+                let addr = &services.config.jd.wsrpc_addr;
+                match wsrpc::bind(addr).await {
+                    Ok(bound) => Some(bound),
+                    // Several nodes on one machine: one holding the default port serves
+                    // the channel for all (sessions are shared through Redis).
+                    Err(e) if *addr == jobhost_config::JdConfig::default().wsrpc_addr => {
+                        tracing::warn!(
+                            "{e}; this node serves no wsrpc channel (set jd.wsrpc_addr to serve one)"
+                        );
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Some(jd) => {
+                jd.csa_key().await?;
+                None
+            }
+            None => None,
+        };
         let mut own = services.store.server_addrs().await;
         own.extend([grpc.1, http.1]);
+        own.extend(wsrpc.as_ref().map(|w| w.1));
         runtime.protect_services(own);
         let report = runtime.sync_dir().await?;
         tracing::info!(
@@ -77,6 +104,7 @@ impl Node {
             services,
             grpc,
             http,
+            wsrpc,
             dev_redis,
             _watcher: watcher,
         })
@@ -145,7 +173,7 @@ impl Node {
 
     /// The loops that run beside the APIs until `stop`: TLS file reloads and the Job
     /// Distributor's node probes.
-    fn start_background(&self, stop: &CancellationToken) {
+    fn start_background(&mut self, stop: &CancellationToken) {
         let tls = &self.services.config.tls;
         if let (Some(server_tls), true) = (self.services.gate.tls(), tls.reload_interval_ms > 0) {
             let every = std::time::Duration::from_millis(tls.reload_interval_ms);
@@ -153,6 +181,10 @@ impl Node {
         }
         if let Some(jd) = &self.services.jd {
             tokio::spawn(jd.clone().probe_nodes(stop.clone()));
+            if let Some((listener, addr)) = self.wsrpc.take() {
+                tracing::info!(%addr, "Job Distributor node channel (wsrpc) listening");
+                tokio::spawn(wsrpc::serve(listener, jd.clone(), stop.clone()));
+            }
         }
     }
 }

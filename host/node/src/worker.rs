@@ -452,6 +452,8 @@ impl Worker {
                             event = events.next() => match event {
                                 Some(Event::Ready(_)) => self.wake.notify_one(),
                                 Some(Event::Cancel(id)) => self.cancel_local(&id),
+                                // The Job Distributor's channel listens for its own.
+                                Some(Event::JdOutbox(_)) => {}
                                 None => break,
                             },
                             () = stop.cancelled() => return,

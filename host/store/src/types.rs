@@ -375,6 +375,8 @@ pub enum Event {
     Ready(String),
     /// Cancellation of this running job was requested.
     Cancel(String),
+    /// A call was queued for this Chainlink node's wsrpc session (`jd:outbox:<node id>`).
+    JdOutbox(String),
 }
 
 impl Event {
@@ -384,6 +386,7 @@ impl Event {
         Some(match kind {
             "ready" => Event::Ready(arg),
             "cancel" => Event::Cancel(arg),
+            "jd" => Event::JdOutbox(arg),
             _ => return None,
         })
     }

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod chainlink;
+pub mod feeds_node;
 pub mod receiver;
 pub mod server;
 

@@ -14,6 +14,8 @@ pub struct Server {
     pub addr: String,
     /// The HTTP API's address.
     pub http_addr: String,
+    /// The Job Distributor's wsrpc channel's address (unless the test's config sets one).
+    pub wsrpc_addr: String,
     /// With TLS: the folder `jobhost certs init` wrote (CA, server, admin and viewer).
     pub certs: Option<std::path::PathBuf>,
     /// A bearer token the health checks send (servers whose APIs require one).
@@ -96,7 +98,11 @@ impl Server {
         let port = jobhost_store::free_port();
         let addr = format!("127.0.0.1:{port}");
         let http_addr = format!("127.0.0.1:{}", jobhost_store::free_port());
+        let wsrpc_addr = format!("127.0.0.1:{}", jobhost_store::free_port());
         let mut command = Command::new(env!("CARGO_BIN_EXE_jobhost"));
+        if !config.contains("wsrpc_addr") {
+            command.env("JOBHOST_JD_WSRPC_ADDR", &wsrpc_addr);
+        }
         // Tests poll fast; the rate limit is tested where a test configures it.
         if !config.contains("rate_limit_per_sec") {
             command.env("JOBHOST_RATE_LIMIT_PER_SEC", "0");
@@ -124,6 +130,7 @@ impl Server {
             child,
             addr,
             http_addr,
+            wsrpc_addr,
             certs,
             health_token: health_token.map(str::to_owned),
             _dir: dir,

@@ -1,7 +1,8 @@
 //! The APIs a node serves. `grpc`: the scheduler API, health and reflection; `http`:
 //! the REST mirror, dashboard, inbound webhook triggers and health; `submit`: job
 //! submission shared by both; `tls` and `auth`: who may call them; `listener`: the connections they accept; `ratelimit`: how often;
-//! `places`: how many streams and connections one client may hold at once.
+//! `places`: how many streams and connections one client may hold at once; `wsrpc`: the
+//! Job Distributor's channel that Chainlink nodes dial.
 //!
 //! [`Services`] are what every transport serves, built once per node: one scheduler, one
 //! Job Distributor (probed, its nodes file read once), one gate with its rate limits.
@@ -14,6 +15,7 @@ pub mod places;
 pub mod ratelimit;
 pub mod submit;
 pub mod tls;
+pub mod wsrpc;
 
 use std::sync::Arc;
 

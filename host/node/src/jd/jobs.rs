@@ -3,9 +3,10 @@
 
 use jobhost_store::{Created, RecordKind, UniqueIndex};
 
+use super::channel::Command;
 use super::delivery::Delivery;
 use super::labels::{self, Labels, Selector};
-use super::records::{ChainlinkNode, Job, Proposal};
+use super::records::{ChainlinkNode, DeliveryStatus, Job, Proposal};
 use super::{Distributor, JdError, Result, invalid_labels, now, to_json};
 
 /// Which proposed jobs to list (the Job Distributor's `ListJobs` filter).
@@ -141,12 +142,30 @@ impl Distributor {
                 Ok(())
             })
             .await?;
+        let node = self.node(&job.node_id).await?;
+        if node.report.is_some() {
+            // On the channel: the node removes it, if it ever received a proposal of it.
+            let mut received = false;
+            for id in &job.proposal_ids {
+                if let Some(p) = self.proposal_if_any(id).await? {
+                    received |=
+                        p.delivery_job.is_none() && p.delivery != DeliveryStatus::Unspecified;
+                }
+            }
+            if received {
+                self.queue(
+                    &job.node_id,
+                    Command::Delete {
+                        job: job.id.clone(),
+                    },
+                )
+                .await?;
+            }
+        }
         // A delivery still under way would land after the deletion.
         self.supersede_deliveries(&job.proposal_ids, 0).await?;
         if let Some((proposal_id, node_job_id)) = self.delivered_node_job(&job.proposal_ids).await?
-        {
-            let node = self.node(&job.node_id).await?;
-            if let Err(reason) = self
+            && let Err(reason) = self
                 .deliver(
                     &node,
                     Delivery::Delete {
@@ -155,9 +174,8 @@ impl Distributor {
                     &proposal_id,
                 )
                 .await
-            {
-                tracing::warn!(job = %job.id, node = %node.name, "cannot remove the job from its node: {reason}");
-            }
+        {
+            tracing::warn!(job = %job.id, node = %node.name, "cannot remove the job from its node: {reason}");
         }
         Ok(deleted)
     }

@@ -11,6 +11,8 @@
 //! `nodes`, `proposals`, `jobs`, `delivery` (one module each, each an `impl Distributor`),
 //! with the nodes file, labels, specs, probes and the stored records beside them.
 
+mod channel;
+pub mod csa;
 mod delivery;
 mod jobs;
 pub mod labels;
@@ -24,11 +26,15 @@ pub mod spec;
 use jobhost_config::JdConfig;
 use jobhost_store::{RecordKind, Store, StoreError};
 
+pub use channel::{Call, Command, Decision, Outgoing, canonical_uuid, session_touch_interval};
+pub use csa::{CsaKey, Keypair};
 pub use jobs::{JobRef, ProposedJobFilter};
 pub use labels::{Labels, Selector, SelectorOp};
-pub use nodes::{NodeChainConfig, NodeFilter, NodeRegistration};
-pub use nodes_file::{NodeEntry, NodesFile, NodesFileError};
-pub use records::{ChainlinkNode, DeliveryStatus, Job, Keypair, Proposal, ProposalStatus};
+pub use nodes::{ChainConfigSource, NodeChainConfig, NodeFilter, NodeRegistration};
+pub use nodes_file::{
+    ChainConfigEntry as NodesFileChainConfig, NodeEntry, NodesFile, NodesFileError,
+};
+pub use records::{ChainlinkNode, DeliveryStatus, Job, NodeReport, Proposal, ProposalStatus};
 
 /// Why a Job Distributor call failed; each maps to one gRPC status code.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +60,9 @@ pub enum JdError {
     /// A stored record cannot be read back.
     #[error("corrupt Job Distributor record {0}")]
     Corrupt(String),
+    /// The CSA key cannot be made, opened or sealed (a wrong `jd.csa_key_secret`, say).
+    #[error("{0}")]
+    Key(String),
 }
 
 type Result<T> = std::result::Result<T, JdError>;
@@ -65,6 +74,10 @@ pub struct Distributor {
     config: JdConfig,
     nodes_file: Option<NodesFile>,
     connectivity: probe::Connectivity,
+    /// The value of `jd.csa_key_secret`, read at start.
+    csa_secret: Option<std::sync::Arc<str>>,
+    /// The CSA key, once opened.
+    csa: std::sync::Arc<tokio::sync::OnceCell<CsaKey>>,
 }
 
 fn now() -> u64 {
@@ -84,11 +97,19 @@ fn invalid_labels(e: labels::LabelError) -> JdError {
 }
 
 impl Distributor {
-    /// A Job Distributor on `store` as `config` says; reads the nodes file now, so a broken
-    /// one is an error at start.
+    /// A Job Distributor on `store` as `config` says; reads the nodes file and the CSA
+    /// key's secret now, so a broken file or a missing secret is an error at start.
     pub fn new(store: Store, config: JdConfig) -> Result<Distributor> {
         let nodes_file = match &config.nodes_file {
             Some(path) => Some(NodesFile::open(path)?),
+            None => None,
+        };
+        let csa_secret = match config.csa_secret_source(|name| std::env::var(name).ok()) {
+            Some(source) => Some(source.read().filter(|s| !s.is_empty()).ok_or_else(|| {
+                JdError::Key(format!(
+                    "jd.csa_key_secret: {source:?} is not set or empty (the secret that encrypts the JD's CSA key)"
+                ))
+            })?),
             None => None,
         };
         Ok(Distributor {
@@ -96,7 +117,19 @@ impl Distributor {
             config,
             nodes_file,
             connectivity: probe::Connectivity::default(),
+            csa_secret: csa_secret.map(std::sync::Arc::from),
+            csa: Default::default(),
         })
+    }
+
+    /// The store its records are in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The Job Distributor's settings.
+    pub fn config(&self) -> &JdConfig {
+        &self.config
     }
 
     /// Gives the delivery plugin (`jd.delivery_job_type`) the nodes' logins from the nodes
@@ -154,22 +187,41 @@ impl Distributor {
         }
     }
 
-    /// The JD's keypair: created on first use and kept in the store, so every node of a
-    /// deployment, and every restart, answers with the same key.
-    pub async fn keypair(&self) -> Result<Keypair> {
-        use ring::signature::KeyPair as _;
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
-            .map_err(|_| JdError::Corrupt("cannot generate an ed25519 key".into()))?;
-        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-            .map_err(|_| JdError::Corrupt("cannot read back a generated ed25519 key".into()))?;
-        let candidate = Keypair {
-            id: 1,
-            public_key: hex::encode(pair.public_key().as_ref()),
-            pkcs8: hex::encode(pkcs8.as_ref()),
-            created_ms: now(),
-        };
+    /// The JD's CSA key: made on first use and kept in the store (sealed with
+    /// `jd.csa_key_secret`), so every node of a deployment, and every restart, presents the
+    /// same key. A stored key the secret does not open is an error, never a new key.
+    pub async fn csa_key(&self) -> Result<CsaKey> {
+        self.csa
+            .get_or_try_init(|| self.open_csa_key())
+            .await
+            .cloned()
+    }
+
+    async fn open_csa_key(&self) -> Result<CsaKey> {
+        let secret = self.csa_secret.as_deref();
+        let (candidate, _) = csa::generate(secret)?;
         let stored = self.store.jd_keypair(&to_json(&candidate)).await?;
-        from_json("csa keypair", &stored)
+        match csa::unseal(&stored, secret)? {
+            csa::Unsealed::Key(key) => {
+                if secret.is_none() {
+                    tracing::warn!(
+                        "the Job Distributor's CSA private key is stored UNENCRYPTED in Redis: \
+                         set jd.csa_key_secret (env:NAME or file:/path) or CSA_KEY_ENCRYPTION_SECRET to seal it"
+                    );
+                }
+                Ok(key)
+            }
+            csa::Unsealed::Migrate(key, sealed) => {
+                if self.store.jd_keypair_swap(&stored, &sealed).await? {
+                    tracing::info!(
+                        "the Job Distributor's CSA key was stored unencrypted: sealed it with jd.csa_key_secret"
+                    );
+                    Ok(key)
+                } else {
+                    // Another node sealed it first: read what it stored.
+                    Box::pin(self.open_csa_key()).await
+                }
+            }
+        }
     }
 }

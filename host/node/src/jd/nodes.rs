@@ -31,13 +31,22 @@ pub struct NodeFilter {
     pub public_keys: Vec<String>,
 }
 
-/// A chain config from the nodes file, with the id of the node it belongs to.
+/// A chain config of a registered node, with the id of the node it belongs to.
 #[derive(Debug, Clone)]
 pub struct NodeChainConfig {
     /// The registered node's id.
     pub node_id: String,
-    /// The config as the operator wrote it.
-    pub config: nodes_file::ChainConfigEntry,
+    /// Where it comes from.
+    pub config: ChainConfigSource,
+}
+
+/// Where a node's chain config comes from.
+#[derive(Debug, Clone)]
+pub enum ChainConfigSource {
+    /// The node sent it (`UpdateNode` over wsrpc).
+    Reported(jobhost_proto::cfm::ChainConfig),
+    /// The operator wrote it in the nodes file (for nodes that never connected).
+    File(nodes_file::ChainConfigEntry),
 }
 
 impl Distributor {
@@ -46,6 +55,24 @@ impl Distributor {
     pub async fn probe_nodes(self, stop: tokio_util::sync::CancellationToken) {
         let interval = std::time::Duration::from_millis(self.config.probe_interval_ms.max(100));
         probe::run(self, interval, stop).await;
+    }
+
+    /// Whether `node` is connected: for a node that has connected over wsrpc, whether it
+    /// holds a live session now (on any jobhost node); for the others, whether its HTTP API
+    /// answers its health probe.
+    pub async fn connected(&self, node: &ChainlinkNode) -> bool {
+        if node.report.is_none() {
+            return self.is_connected(&node.id);
+        }
+        let window = super::channel::session_touch_interval(&self.config).as_millis() as u64 * 3;
+        match self.store.jd_session_seen(&node.id).await {
+            Ok(Some(seen)) => now().saturating_sub(seen) <= window,
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(node = %node.id, "cannot read the node's session: {e}");
+                false
+            }
+        }
     }
 
     /// True while node `id`'s HTTP API answers its health probe: its last probe got an
@@ -80,6 +107,7 @@ impl Distributor {
             labels,
             created_ms: now,
             updated_ms: now,
+            report: None,
         };
         let created = self
             .store
@@ -206,11 +234,9 @@ impl Distributor {
         .await
     }
 
-    /// Chain configs from the nodes file of the registered nodes `node_ids` (empty: all).
+    /// Chain configs of the registered nodes `node_ids` (empty: all): what each node sent
+    /// in its latest `UpdateNode`, or, for nodes that never connected, the nodes file's.
     pub async fn chain_configs(&self, node_ids: &[String]) -> Result<Vec<NodeChainConfig>> {
-        let Some(file) = &self.nodes_file else {
-            return Ok(Vec::new());
-        };
         let (nodes, _) = self
             .list_nodes(
                 &NodeFilter {
@@ -223,17 +249,27 @@ impl Distributor {
             .await?;
         let mut out = Vec::new();
         for node in nodes {
-            if let Some(entry) = file.find(&node.name, &node.public_key)? {
-                out.extend(
-                    entry
+            let configs: Vec<ChainConfigSource> = match (&node.report, &self.nodes_file) {
+                (Some(report), _) => report
+                    .update()
+                    .chain_configs
+                    .into_iter()
+                    .map(ChainConfigSource::Reported)
+                    .collect(),
+                (None, Some(file)) => match file.find(&node.name, &node.public_key)? {
+                    Some(entry) => entry
                         .chain_configs
                         .into_iter()
-                        .map(|config| NodeChainConfig {
-                            node_id: node.id.clone(),
-                            config,
-                        }),
-                );
-            }
+                        .map(ChainConfigSource::File)
+                        .collect(),
+                    None => Vec::new(),
+                },
+                (None, None) => Vec::new(),
+            };
+            out.extend(configs.into_iter().map(|config| NodeChainConfig {
+                node_id: node.id.clone(),
+                config,
+            }));
         }
         Ok(out)
     }

@@ -3,6 +3,7 @@
 
 use jobhost_store::{JobState, RecordKind};
 
+use super::channel::Command;
 use super::jobs::JobRef;
 use super::records::{DeliveryStatus, Job, Proposal, ProposalStatus};
 use super::{Distributor, JdError, Result, invalid_labels, labels, now, spec, to_json};
@@ -25,6 +26,13 @@ impl Distributor {
         }
         let uuid =
             spec::external_job_id(spec).map_err(|e| JdError::InvalidArgument(e.to_string()))?;
+        // A node on the channel keeps the job's uuid as the proposal's remote id.
+        let channel = node.report.is_some();
+        if channel && super::channel::canonical_uuid(&uuid).is_none() {
+            return Err(JdError::InvalidArgument(format!(
+                "node {node_id} receives proposals over wsrpc: the spec's externalJobID {uuid:?} must be a UUID"
+            )));
+        }
         let new_labels = if job_labels.is_empty() {
             None
         } else {
@@ -48,7 +56,10 @@ impl Distributor {
             id: proposal_id,
             job_id: job.id.clone(),
             revision: job.proposal_ids.len() as i64,
-            status: if self.config.auto_approve {
+            // On the channel the node decides; on the HTTP path, `auto_approve` or an operator.
+            status: if channel {
+                ProposalStatus::Proposed
+            } else if self.config.auto_approve {
                 ProposalStatus::Approved
             } else {
                 ProposalStatus::Pending
@@ -61,6 +72,7 @@ impl Distributor {
             delivery_error: None,
             node_job_id: None,
             response_ms: None,
+            acked_ms: None,
             approved_by: None,
         };
         if proposal.status == ProposalStatus::Approved {
@@ -69,6 +81,12 @@ impl Distributor {
         self.store
             .jd_put(RecordKind::Proposals, &proposal.id, &to_json(&proposal))
             .await?;
+        if channel {
+            let propose = Command::Propose {
+                proposal: proposal.id.clone(),
+            };
+            self.queue(&node.id, propose).await?;
+        }
         tracing::info!(
             node = %node.name, job = %job.id, proposal = %proposal.id, revision = proposal.revision,
             status = ?proposal.status, "Job Distributor: job proposed"
@@ -276,12 +294,14 @@ impl Distributor {
     }
 
     /// Revokes the latest proposal of a job (or of the proposal's job) while it is PROPOSED
-    /// or PENDING.
+    /// or PENDING. A proposal a node received over wsrpc is revoked on the node too
+    /// (`RevokeJob`; a refusal is recorded on the proposal).
     pub async fn revoke(&self, reference: &JobRef) -> Result<Proposal> {
         let job = self.job_or_proposal_job(reference).await?;
         let latest = job.proposal_ids.last().ok_or_else(|| {
             JdError::FailedPrecondition(format!("job {} has no proposal", job.id))
         })?;
+        let mut sent = false;
         let revoked = self
             .update(RecordKind::Proposals, latest, "proposal", |p: &mut Proposal| {
                 if !matches!(p.status, ProposalStatus::Proposed | ProposalStatus::Pending) {
@@ -290,11 +310,19 @@ impl Distributor {
                         p.id, p.job_id, p.status
                     )));
                 }
+                sent = p.delivery != DeliveryStatus::Unspecified;
                 p.status = ProposalStatus::Revoked;
                 p.updated_ms = now();
                 Ok(())
             })
             .await?;
+        // Sent over the channel (delivery is only set there for a PROPOSED proposal).
+        if sent && revoked.status == ProposalStatus::Revoked && revoked.delivery_job.is_none() {
+            let revoke = Command::Revoke {
+                proposal: revoked.id.clone(),
+            };
+            self.queue(&job.node_id, revoke).await?;
+        }
         self.settle(revoked).await
     }
 }

@@ -21,6 +21,27 @@ pub struct ChainlinkNode {
     pub created_ms: u64,
     /// Last change, Unix ms.
     pub updated_ms: u64,
+    /// What the node said of itself in its latest `UpdateNode` over wsrpc; a node that has
+    /// sent one receives its proposals over wsrpc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<NodeReport>,
+}
+
+/// A node's latest `UpdateNode` (`cfm.UpdateNodeRequest`), as it sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// The request, protobuf-encoded, hex.
+    pub update: String,
+    /// When it arrived, Unix ms.
+    pub at_ms: u64,
+}
+
+impl NodeReport {
+    /// The request as the node sent it.
+    pub fn update(&self) -> jobhost_proto::cfm::UpdateNodeRequest {
+        let bytes = hex::decode(&self.update).unwrap_or_default();
+        prost::Message::decode(bytes.as_slice()).unwrap_or_default()
+    }
 }
 
 /// A job: one `externalJobID` on one node, with its proposals.
@@ -105,30 +126,11 @@ pub struct Proposal {
     pub node_job_id: Option<String>,
     /// When the node's answer arrived, Unix ms.
     pub response_ms: Option<u64>,
+    /// When the node acknowledged receiving it over wsrpc, Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_ms: Option<u64>,
     /// Who approved it through the HTTP API (`certificate:<CN>`, `token:<name>`, ...);
     /// `None` when approved at once (`jd.auto_approve`) or not approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
-}
-
-/// The JD's CSA keypair as stored. The private key never leaves the store and this type.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Keypair {
-    /// Always 1 (there is one keypair).
-    pub id: i64,
-    /// Ed25519 public key, lowercase hex.
-    pub public_key: String,
-    /// PKCS#8 document of the private key, hex.
-    pub pkcs8: String,
-    /// Creation time, Unix ms.
-    pub created_ms: u64,
-}
-
-impl std::fmt::Debug for Keypair {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keypair")
-            .field("id", &self.id)
-            .field("public_key", &self.public_key)
-            .finish_non_exhaustive()
-    }
 }

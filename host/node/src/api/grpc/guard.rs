@@ -148,6 +148,7 @@ const READS: &[&str] = &[
     "/api.node.v1.NodeService/ListNodeChainConfigs",
     "/api.csa.v1.CSAService/GetKeypair",
     "/api.csa.v1.CSAService/ListKeypairs",
+    "/api.app.v1.AppService/Version",
     "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

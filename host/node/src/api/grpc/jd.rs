@@ -7,10 +7,10 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{store_status, timestamp};
 use crate::jd::{
-    self, DeliveryStatus, Distributor, JdError, JobRef, NodeFilter, NodeRegistration,
-    ProposalStatus, ProposedJobFilter, Selector, SelectorOp,
+    self, ChainConfigSource, DeliveryStatus, Distributor, JdError, JobRef, NodeFilter,
+    NodeRegistration, ProposalStatus, ProposedJobFilter, Selector, SelectorOp,
 };
-use jobhost_proto::api::{csa::v1 as csa, job::v1 as job, label, node::v1 as node};
+use jobhost_proto::api::{app::v1 as app, csa::v1 as csa, job::v1 as job, label, node::v1 as node};
 
 /// A Job Distributor failure as a gRPC status (the codes its clients match on).
 pub fn status(error: JdError) -> Status {
@@ -20,7 +20,7 @@ pub fn status(error: JdError) -> Status {
         JdError::InvalidArgument(m) => Status::invalid_argument(m),
         JdError::FailedPrecondition(m) => Status::failed_precondition(m),
         JdError::Store(e) => store_status(e),
-        e @ (JdError::NodesFile(_) | JdError::Corrupt(_)) => {
+        e @ (JdError::NodesFile(_) | JdError::Corrupt(_) | JdError::Key(_)) => {
             tracing::error!("Job Distributor request failed: {e}");
             Status::internal(e.to_string())
         }
@@ -68,9 +68,23 @@ pub(crate) fn selectors_in(selectors: Vec<label::Selector>) -> Result<Vec<Select
         .collect()
 }
 
-fn node_out(jd: &Distributor, node: jd::ChainlinkNode) -> node::Node {
+/// A node as the API shows it: what it said of itself over wsrpc (`UpdateNode`) included,
+/// and `is_connected` as of now.
+async fn node_out(jd: &Distributor, node: jd::ChainlinkNode) -> node::Node {
+    let report = node.report.as_ref().map(|r| r.update()).unwrap_or_default();
     node::Node {
-        is_connected: jd.is_connected(&node.id),
+        is_connected: jd.connected(&node).await,
+        version: report.version,
+        workflow_key: report.workflow_key,
+        p2p_key_bundles: report
+            .p2p_key_bundles
+            .into_iter()
+            .map(|b| node::P2pKeyBundle {
+                peer_id: b.peer_id,
+                public_key: b.public_key,
+            })
+            .collect(),
+        nop_friendly_name: report.nop_friendly_name,
         id: node.id,
         name: node.name,
         public_key: node.public_key,
@@ -78,7 +92,6 @@ fn node_out(jd: &Distributor, node: jd::ChainlinkNode) -> node::Node {
         labels: labels_out(&node.labels),
         created_at: Some(timestamp(node.created_ms)),
         updated_at: Some(timestamp(node.updated_ms)),
-        ..node::Node::default()
     }
 }
 
@@ -120,7 +133,7 @@ fn proposal_out(p: jd::Proposal) -> job::Proposal {
         job_id: p.job_id,
         created_at: Some(timestamp(p.created_ms)),
         updated_at: Some(timestamp(p.updated_ms)),
-        acked_at: None,
+        acked_at: p.acked_ms.map(timestamp),
         response_received_at: p.response_ms.map(timestamp),
     }
 }
@@ -339,8 +352,22 @@ fn chain_type(name: &str) -> node::ChainType {
 }
 
 fn chain_config_out(c: jd::NodeChainConfig) -> node::ChainConfig {
+    match c.config {
+        // `cfm.ChainConfig` and `api.node.v1.ChainConfig` share fields 1..=7, field for
+        // field: what the node sent passes through whole.
+        ChainConfigSource::Reported(reported) => {
+            let bytes = prost::Message::encode_to_vec(&reported);
+            let mut config: node::ChainConfig =
+                prost::Message::decode(bytes.as_slice()).unwrap_or_default();
+            config.node_id = c.node_id;
+            config
+        }
+        ChainConfigSource::File(entry) => file_chain_config_out(c.node_id, entry),
+    }
+}
+
+fn file_chain_config_out(node_id: String, entry: jd::NodesFileChainConfig) -> node::ChainConfig {
     use node::ocr2_config::{OcrKeyBundle, P2pKeyBundle, Plugins};
-    let entry = c.config;
     let ocr2 = entry.ocr2.map(|o| {
         let has = |p: &str| o.plugins.iter().any(|x| x.eq_ignore_ascii_case(p));
         node::Ocr2Config {
@@ -379,7 +406,7 @@ fn chain_config_out(c: jd::NodeChainConfig) -> node::ChainConfig {
         ocr1_config: Some(node::Ocr1Config::default()),
         ocr2_config: ocr2,
         account_address_public_key: entry.account_address_public_key,
-        node_id: c.node_id,
+        node_id,
     }
 }
 
@@ -392,7 +419,7 @@ impl node::node_service_server::NodeService for NodeService {
         let id = request.into_inner().id;
         let n = self.jd.set_node_enabled(&id, false).await.map_err(status)?;
         Ok(Response::new(node::DisableNodeResponse {
-            node: Some(node_out(&self.jd, n)),
+            node: Some(node_out(&self.jd, n).await),
         }))
     }
 
@@ -403,7 +430,7 @@ impl node::node_service_server::NodeService for NodeService {
         let id = request.into_inner().id;
         let n = self.jd.set_node_enabled(&id, true).await.map_err(status)?;
         Ok(Response::new(node::EnableNodeResponse {
-            node: Some(node_out(&self.jd, n)),
+            node: Some(node_out(&self.jd, n).await),
         }))
     }
 
@@ -419,7 +446,7 @@ impl node::node_service_server::NodeService for NodeService {
         }
         .map_err(status)?;
         Ok(Response::new(node::GetNodeResponse {
-            node: Some(node_out(&self.jd, n)),
+            node: Some(node_out(&self.jd, n).await),
         }))
     }
 
@@ -457,7 +484,8 @@ impl node::node_service_server::NodeService for NodeService {
             .await
             .map_err(status)?;
         Ok(Response::new(node::ListNodesResponse {
-            nodes: nodes.into_iter().map(|n| node_out(&self.jd, n)).collect(),
+            nodes: futures::future::join_all(nodes.into_iter().map(|n| node_out(&self.jd, n)))
+                .await,
             total_count: i32::try_from(total).unwrap_or(i32::MAX),
         }))
     }
@@ -488,7 +516,7 @@ impl node::node_service_server::NodeService for NodeService {
             .await
             .map_err(status)?;
         Ok(Response::new(node::RegisterNodeResponse {
-            node: Some(node_out(&self.jd, n)),
+            node: Some(node_out(&self.jd, n).await),
         }))
     }
 
@@ -503,7 +531,7 @@ impl node::node_service_server::NodeService for NodeService {
             .await
             .map_err(status)?;
         Ok(Response::new(node::UpdateNodeResponse {
-            node: Some(node_out(&self.jd, n)),
+            node: Some(node_out(&self.jd, n).await),
         }))
     }
 }
@@ -521,7 +549,8 @@ impl CsaService {
     }
 
     async fn keypair(&self) -> Result<csa::Keypair, Status> {
-        let pair = self.jd.keypair().await.map_err(status)?;
+        let key = self.jd.csa_key().await.map_err(status)?;
+        let pair = key.record().clone();
         Ok(csa::Keypair {
             id: pair.id,
             public_key: pair.public_key,
@@ -547,6 +576,22 @@ impl csa::csa_service_server::CsaService for CsaService {
     ) -> Result<Response<csa::ListKeypairsResponse>, Status> {
         Ok(Response::new(csa::ListKeypairsResponse {
             keypairs: vec![self.keypair().await?],
+        }))
+    }
+}
+
+/// `api.app.v1.AppService`: the JD's version, for clients that ask which JD they talk to.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AppService;
+
+#[tonic::async_trait]
+impl app::app_service_server::AppService for AppService {
+    async fn version(
+        &self,
+        _request: Request<app::VersionRequest>,
+    ) -> Result<Response<app::VersionResponse>, Status> {
+        Ok(Response::new(app::VersionResponse {
+            version: format!("jobhost {}", env!("CARGO_PKG_VERSION")),
         }))
     }
 }

@@ -98,17 +98,18 @@ pub async fn serve(
     let scheduler = JobSchedulerServer::from_arc(services.scheduler.clone())
         .max_decoding_message_size(max_request.max(BATCH_MESSAGE_LIMIT));
     let jd_services = services.jd.clone().map(|jd| {
-        use jobhost_proto::api::{csa, job, node};
+        use jobhost_proto::api::{app, csa, job, node};
         (
             job::v1::job_service_server::JobServiceServer::new(jd::JobService::new(jd.clone()))
                 .max_decoding_message_size(max_request),
             node::v1::node_service_server::NodeServiceServer::new(jd::NodeService::new(jd.clone())),
             csa::v1::csa_service_server::CsaServiceServer::new(jd::CsaService::new(jd)),
+            app::v1::app_service_server::AppServiceServer::new(jd::AppService),
         )
     });
-    let (jd_jobs, jd_nodes, jd_csa) = match jd_services {
-        Some((a, b, c)) => (Some(a), Some(b), Some(c)),
-        None => (None, None, None),
+    let (jd_jobs, jd_nodes, jd_csa, jd_app) = match jd_services {
+        Some((a, b, c, d)) => (Some(a), Some(b), Some(c), Some(d)),
+        None => (None, None, None, None),
     };
     let health_task = tokio::spawn(report_health(
         health,
@@ -133,6 +134,7 @@ pub async fn serve(
         .add_service(scheduler)
         .add_optional_service(jd_jobs)
         .add_optional_service(jd_nodes)
+        .add_optional_service(jd_app)
         .add_optional_service(jd_csa)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await;

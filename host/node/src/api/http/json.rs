@@ -408,6 +408,8 @@ pub struct ProposalJson {
     pub created_ms: u64,
     /// When the node's answer arrived, Unix ms.
     pub response_ms: Option<u64>,
+    /// When a node on the wsrpc channel acknowledged receiving it, Unix ms.
+    pub acked_ms: Option<u64>,
     /// Who approved it (`POST .../approve`); absent when approved at once.
     pub approved_by: Option<String>,
 }
@@ -428,6 +430,7 @@ impl From<crate::jd::Proposal> for ProposalJson {
             delivery_error: p.delivery_error,
             delivery_job: p.delivery_job,
             node_job_id: p.node_job_id,
+            acked_ms: p.acked_ms,
             created_ms: p.created_ms,
             response_ms: p.response_ms,
             approved_by: p.approved_by,

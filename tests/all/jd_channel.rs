@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::common;
 
 use common::TestRedis;
-use common::feeds_node::{FeedsNode, NodeKey, Options, SpecStatus};
+use common::feeds_node::{FeedsNode, NodeKey, Options, SpecStatus, Tuning};
 use common::server::Server;
 use jobhost_proto::api::app::v1 as app;
 use jobhost_proto::api::csa::v1 as csa;
@@ -228,6 +228,16 @@ async fn registered_enabled_keys_connect_and_others_are_refused() {
     );
 
     connected.drop_connection();
+    wait_connected(&mut jd.nodes, &n.id, false).await;
+
+    // Disabling a connected node ends its session.
+    let connected = jd.connect(&known, options()).await;
+    wait_connected(&mut jd.nodes, &n.id, true).await;
+    jd.nodes
+        .disable_node(node::DisableNodeRequest { id: n.id.clone() })
+        .await
+        .unwrap();
+    assert!(connected.wait_closed(Duration::from_secs(10)).await);
     wait_connected(&mut jd.nodes, &n.id, false).await;
 }
 
@@ -507,9 +517,23 @@ async fn a_node_that_answers_no_ping_is_dropped() {
     let mut jd = start("[jd]\nwsrpc_ping_interval_ms = 200\nwsrpc_pong_timeout_ms = 700\n").await;
     let key = NodeKey::generate();
     let n = register(&mut jd.nodes, "node-1", &key).await;
-    let alive = jd.connect(&key, options()).await;
+    // The node pings the JD too (wsrpc clients do, and drop a JD that does not answer).
+    let tuning = Tuning {
+        ping_period: Duration::from_millis(150),
+        pong_wait: Duration::from_millis(600),
+        ..Tuning::default()
+    };
+    let alive = FeedsNode::connect_with(socket(&jd.server), &key, &jd.key, options(), tuning)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!alive.is_closed(), "a node that answers pings stays");
+    assert!(
+        alive.pings().len() >= 3,
+        "the JD pings: {:?}",
+        alive.pings()
+    );
+    assert!(alive.pongs().len() >= 3, "the JD answers the node's pings");
     alive.stop_answering_pings();
     assert!(alive.wait_closed(Duration::from_secs(10)).await);
     wait_connected(&mut jd.nodes, &n.id, false).await;

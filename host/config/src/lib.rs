@@ -352,6 +352,57 @@ mod tests {
     }
 
     #[test]
+    fn the_real_jds_port_variables_apply_where_the_file_says_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.toml");
+        std::fs::write(&empty, "").unwrap();
+        let explicit = dir.path().join("explicit.toml");
+        std::fs::write(&explicit, "[jd]\nwsrpc_addr = \"127.0.0.1:7001\"\n").unwrap();
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let load = |file: &Path, var| Config::load_with(Some(file), var).unwrap();
+        let ports = env(&[("PORT", "14231"), ("NODE_RPC_PORT", "8081")]);
+        let config = load(&empty, ports);
+        assert_eq!(config.api.grpc_addr, "0.0.0.0:14231");
+        assert_eq!(config.jd.wsrpc_addr, "0.0.0.0:8081");
+        let config = load(&explicit, env(&[("NODE_RPC_PORT", "8081")]));
+        assert_eq!(config.jd.wsrpc_addr, "127.0.0.1:7001", "the file wins");
+        let over = env(&[
+            ("NODE_RPC_PORT", "8081"),
+            ("JOBHOST_JD_WSRPC_ADDR", "127.0.0.1:9001"),
+        ]);
+        assert_eq!(load(&empty, over).jd.wsrpc_addr, "127.0.0.1:9001");
+        assert_eq!(Config::default().jd.wsrpc_addr, "0.0.0.0:42243");
+        assert!(Config::load_with(Some(&empty), env(&[("NODE_RPC_PORT", "x")])).is_err());
+        for bad in [
+            "[jd]\nwsrpc_addr = \"nowhere\"\n",
+            "[jd]\ncsa_key_secret = \"hunter2\"\n",
+            "[jd]\nwsrpc_max_message_bytes = 10\n",
+            "[jd]\nwsrpc_pong_timeout_ms = 0\n",
+        ] {
+            let err = Config::from_toml(bad)
+                .unwrap()
+                .check()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("jd."), "{bad}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        assert!(
+            Config::from_toml("[jd]\nwsrpc_addr = \"\"\n")
+                .unwrap()
+                .check()
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn jd_port_applies_only_where_jobhost_says_nothing_of_the_grpc_address() {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.toml");

@@ -38,6 +38,10 @@ pub(crate) const PRODUCTION_CHANGES: &[(&str, &str)] = &[
         "# client_ca_file = \"/etc/jobhost/tls/ca-cert.pem\"",
         "client_ca_file = \"/etc/jobhost/tls/ca-cert.pem\"",
     ),
+    (
+        "# csa_key_secret = \"env:CSA_KEY_ENCRYPTION_SECRET\"",
+        "csa_key_secret = \"env:CSA_KEY_ENCRYPTION_SECRET\"",
+    ),
 ];
 
 impl Profile {
@@ -50,7 +54,8 @@ impl Profile {
                     "# Production profile (`jobhost config init --profile production`): JSON logs,\n\
                      # lower maxima for native processes and specs, TLS with client certificates\n\
                      # from /etc/jobhost/tls (your PKI's, or `jobhost certs init` for a trial).\n\
-                     # Set redis.url (or JOBHOST_REDIS_URL) to the Redis every node shares.\n",
+                     # Set redis.url (or JOBHOST_REDIS_URL) to the Redis every node shares, and\n\
+                     # CSA_KEY_ENCRYPTION_SECRET to the secret that seals the JD's CSA key.\n",
                 );
                 for line in DEVELOPMENT.lines() {
                     let changed = PRODUCTION_CHANGES

@@ -34,6 +34,10 @@ use crate::jd::Distributor;
 /// How long a node may take over its TLS handshake and websocket upgrade.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Handshakes in progress at once; connections beyond it are closed at once, so a flood of
+/// silent clients cannot hold the node's file descriptors.
+const MAX_PENDING_HANDSHAKES: usize = 256;
+
 /// Binds the channel's port (`jd.wsrpc_addr`), so a taken port fails the start.
 pub async fn bind(addr: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await.map_err(|e| {
@@ -112,6 +116,7 @@ pub async fn serve(listener: TcpListener, jd: Distributor, stop: CancellationTok
         }
     };
     let sessions = Sessions::default();
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
     tokio::spawn(wake_on_events(jd.clone(), sessions.clone(), stop.clone()));
     loop {
         let (tcp, addr) = tokio::select! {
@@ -125,10 +130,14 @@ pub async fn serve(listener: TcpListener, jd: Distributor, stop: CancellationTok
                 }
             },
         };
+        let Ok(place) = handshakes.clone().try_acquire_owned() else {
+            tracing::debug!(peer = %addr, "wsrpc: too many handshakes in progress; closed");
+            continue;
+        };
         let (jd, acceptor, sessions, stop) =
             (jd.clone(), acceptor.clone(), sessions.clone(), stop.clone());
         tokio::spawn(async move {
-            if let Err(reason) = connect(tcp, acceptor, jd, sessions, stop).await {
+            if let Err(reason) = connect(tcp, acceptor, jd, sessions, stop, place).await {
                 tracing::info!(peer = %addr, "wsrpc connection refused: {reason}");
             }
         });
@@ -169,6 +178,7 @@ async fn connect(
     jd: Distributor,
     sessions: Sessions,
     stop: CancellationToken,
+    handshake_place: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), String> {
     let _ = tcp.set_nodelay(true);
     let handshake = async {
@@ -212,6 +222,7 @@ async fn connect(
     let (ws, node) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
         .await
         .map_err(|_| "handshake timed out".to_owned())??;
+    drop(handshake_place);
     session::run(ws, node, jd, sessions, stop).await;
     Ok(())
 }

@@ -54,6 +54,38 @@ struct Session {
     end: CancellationToken,
 }
 
+impl Session {
+    /// Proves the session alive in the store (for `is_connected` on every jobhost node);
+    /// the reason it must end instead: a newer connection of the node took over, or the
+    /// node was disabled, re-keyed or removed (the set of keys changes at run time). A store
+    /// that cannot be reached now ends nothing.
+    async fn still_holds(&self) -> Result<(), String> {
+        let name = &self.node.name;
+        match self
+            .jd
+            .store()
+            .jd_session_touch(&self.node.id, &self.id)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err("a newer connection of the node took over".into()),
+            Err(e) => tracing::warn!(node = %name, "wsrpc: cannot keep the session: {e}"),
+        }
+        match self.jd.node(&self.node.id).await {
+            Ok(node) if !node.enabled => Err("the node was disabled".into()),
+            Ok(node) if node.public_key != self.node.public_key => {
+                Err("the node's public key was changed".into())
+            }
+            Err(JdError::NotFound(_)) => Err("the node is no longer registered".into()),
+            Err(e) => {
+                tracing::warn!(node = %name, "wsrpc: cannot read the node: {e}");
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+        }
+    }
+}
+
 /// Runs `node`'s session on `ws` until it ends (the node leaves, breaks the protocol, stops
 /// answering, or reconnects elsewhere) or `stop`.
 pub(super) async fn run(
@@ -207,17 +239,8 @@ async fn keepalive(session: Arc<Session>, last_pong: Arc<Mutex<Instant>>) -> Str
         }
         if now >= next_touch {
             next_touch = now + touch_every;
-            match session
-                .jd
-                .store()
-                .jd_session_touch(&session.node.id, &session.id)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => return "a newer connection of the node took over".into(),
-                Err(e) => {
-                    tracing::warn!(node = %session.node.name, "wsrpc: cannot keep the session: {e}")
-                }
+            if let Err(reason) = session.still_holds().await {
+                return reason;
             }
         }
     }
@@ -341,11 +364,7 @@ async fn send_next(session: &Session) -> Result<bool, Stop> {
         Ok(None) => return Ok(false),
         Err(e) => return logged("read the outbox", e),
     };
-    match jd.store().jd_session_touch(&node.id, &session.id).await {
-        Ok(true) => {}
-        Ok(false) => return Err(Stop("a newer connection of the node took over".into())),
-        Err(e) => return logged("check the session", e.into()),
-    }
+    session.still_holds().await.map_err(Stop)?;
     let call = match jd.prepare_call(&entry).await {
         Ok(call) => call,
         Err(JdError::NotFound(_)) => None,

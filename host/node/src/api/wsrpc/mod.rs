@@ -161,7 +161,8 @@ async fn wake_on_events(jd: Distributor, sessions: Sessions, stop: CancellationT
                     }
                 }
             }
-            Err(e) => tracing::warn!("wsrpc: cannot subscribe to store events: {e}"),
+            // The store reports an outage once; this retries quietly until it ends.
+            Err(e) => tracing::debug!("wsrpc: cannot subscribe to store events: {e}"),
         }
         tokio::select! {
             () = stop.cancelled() => return,

@@ -27,6 +27,9 @@ use crate::jd::{ChainlinkNode, Decision, Distributor, JdError};
 
 type Socket = WebSocketStream<TlsStream<TcpStream>>;
 
+/// Calls from one node answered at once; more wait for one of them to finish.
+const MAX_CALLS_IN_PROGRESS: usize = 64;
+
 /// Calls made to the node, waiting for their answers, by call id.
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Response>>>>;
 
@@ -188,6 +191,15 @@ async fn read(
         };
         match exchange {
             Exchange::Request(request) => {
+                // wsrpc ignores a call whose id is not a UUIDv4 (it could not be answered).
+                if !is_uuid_v4(&request.call_id) {
+                    tracing::debug!(node = %session.node.name, "wsrpc: a call without a UUIDv4 call id; ignored");
+                    continue;
+                }
+                // A node's calls are answered concurrently, a bounded number at a time.
+                if handlers.len() >= MAX_CALLS_IN_PROGRESS {
+                    handlers.join_next().await;
+                }
                 handlers.spawn(answer(session.clone(), request));
             }
             Exchange::Response(response) => {
@@ -439,6 +451,11 @@ async fn invoke(session: &Session, method: &str, payload: Vec<u8>) -> Outcome {
     outcome
 }
 
+/// Whether `id` is a version 4 UUID, as wsrpc requires of call ids.
+fn is_uuid_v4(id: &str) -> bool {
+    crate::jd::canonical_uuid(id).is_some_and(|u| u.as_bytes()[14] == b'4')
+}
+
 /// A random (version 4) UUID, as wsrpc's call ids are.
 fn uuid_v4() -> String {
     let mut b: [u8; 16] = rand::random();
@@ -453,4 +470,22 @@ fn uuid_v4() -> String {
         &h[16..20],
         &h[20..]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_uuid_v4, uuid_v4};
+
+    #[test]
+    fn call_ids_are_version_4_uuids() {
+        for _ in 0..100 {
+            assert!(is_uuid_v4(&uuid_v4()));
+        }
+        assert!(
+            !is_uuid_v4("7c9a2b1e-0000-1000-8000-000000000001"),
+            "version 1"
+        );
+        assert!(!is_uuid_v4("call-1"));
+        assert!(!is_uuid_v4(""));
+    }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::*;
 use jobhost_config::Config;
-use jobhost_runtime::{LoadError, RunOutcome, Runtime, ValidateError};
+use jobhost_runtime::{RunOutcome, Runtime, ValidateError};
 
 /// What every call-time denial of `capability` to `plugin` says.
 fn not_granted(capability: &str, plugin: &str) -> String {
@@ -83,13 +83,41 @@ fn rejection(runtime: &Runtime, id: &str) -> String {
     status.rejection.unwrap()
 }
 
+/// The probe's config with `grants`, rejecting imports without their grant at load.
+fn strict_config(dir: &std::path::Path, grants: &[&str]) -> Config {
+    let mut config = probe_config(dir, "cap-probe", grants);
+    config.runtime.strict_imports = true;
+    config
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_import_without_its_grant_is_rejected_at_load_naming_the_capability() {
+async fn an_import_is_not_a_use_the_plugin_loads_and_its_calls_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["cap-probe"]);
+    let runtime = runtime(probe_config(dir.path(), "cap-probe", &[])).await;
+    let plugin = runtime
+        .plugin_for("cap-probe")
+        .expect("loads without grants");
+    let mut ungranted = plugin.imported_not_granted();
+    ungranted.sort();
+    assert_eq!(ungranted, ["http", "kv", "process"]);
+    let (lines, events) = probe(
+        &runtime,
+        "kv.get a\nhttp.get http://127.0.0.1:9/\nprocess.run /bin/true",
+    )
+    .await;
+    let refused = |c| format!("err:{}", not_granted(c, "cap-probe"));
+    assert_eq!(lines, [refused("kv"), refused("http"), refused("process")]);
+    assert!(events.has(&not_granted("process", "cap-probe")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_strict_imports_an_import_without_its_grant_is_rejected_at_load() {
     for missing in ALL_GRANTS {
         let dir = tempfile::tempdir().unwrap();
         install(dir.path(), &["cap-probe"]);
         let others: Vec<&str> = ALL_GRANTS.into_iter().filter(|g| *g != missing).collect();
-        let runtime = runtime(probe_config(dir.path(), "cap-probe", &others)).await;
+        let runtime = runtime(strict_config(dir.path(), &others)).await;
         assert!(runtime.plugin_for("cap-probe").is_none(), "{missing}");
         let reason = rejection(&runtime, "cap-probe");
         assert!(
@@ -101,7 +129,7 @@ async fn an_import_without_its_grant_is_rejected_at_load_naming_the_capability()
     // kv in particular: the interface is named, with the contract version it was built on.
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["cap-probe"]);
-    let runtime = runtime(probe_config(dir.path(), "cap-probe", &["http", "process"])).await;
+    let runtime = runtime(strict_config(dir.path(), &["http", "process"])).await;
     let reason = rejection(&runtime, "cap-probe");
     assert!(
         reason.starts_with("imports jobhost:plugin/kv@0.1."),
@@ -144,10 +172,15 @@ async fn a_revoked_grant_is_denied_at_call_time_with_the_capability_and_config_k
             events.lines.lock().unwrap()
         );
     }
-    // The same file would now be rejected at load.
+    // The same file still loads (an import is not a use), its imports not granted.
     let inspection = runtime.inspect(&dir.path().join("cap-probe.wasm")).await;
-    let error = inspection.result.err().expect("rejected").error;
-    assert!(matches!(error, LoadError::NotGranted { .. }), "{error}");
+    let plugin = inspection.result.expect("an import is not a use");
+    assert_eq!(
+        plugin.imported_not_granted().len(),
+        3,
+        "{:?}",
+        plugin.imports
+    );
 
     // Granted again: state written before the revocation is still there.
     runtime
@@ -469,10 +502,29 @@ fn plugins_inspect_sets_requested_against_granted() {
     let file = file.to_str().unwrap();
     let config = dir.path().join("jobhost.toml");
 
-    // Missing grants: rejected, and the table says which and why.
+    // Missing grants: loadable, and the table says which calls will be refused.
     std::fs::write(
         &config,
         "[plugins.cap-probe]\ngrants = [\"http\", \"network\"]\n",
+    )
+    .unwrap();
+    let out = jobhost(&["plugins", "inspect", file], &config);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("status:      loadable"), "{stdout}");
+    assert_eq!(
+        inspect_row(&stdout, "kv"),
+        ["kv", "import, describe", "no", "imported, not granted: calls refused"]
+    );
+    assert!(
+        stdout.contains("imported, not granted: calls refused (`process`)"),
+        "{stdout}"
+    );
+
+    // With strict_imports: rejected, and the table says which and why.
+    std::fs::write(
+        &config,
+        "[runtime]\nstrict_imports = true\n\n[plugins.cap-probe]\ngrants = [\"http\", \"network\"]\n",
     )
     .unwrap();
     let out = jobhost(&["plugins", "inspect", file], &config);
@@ -485,11 +537,21 @@ fn plugins_inspect_sets_requested_against_granted() {
     );
     assert_eq!(
         inspect_row(&stdout, "kv"),
-        ["kv", "import", "no", "missing grant → rejected"]
+        [
+            "kv",
+            "import",
+            "no",
+            "missing grant → rejected (strict_imports)"
+        ]
     );
     assert_eq!(
         inspect_row(&stdout, "process"),
-        ["process", "import", "no", "missing grant → rejected"]
+        [
+            "process",
+            "import",
+            "no",
+            "missing grant → rejected (strict_imports)"
+        ]
     );
     assert_eq!(
         inspect_row(&stdout, "network"),

@@ -74,13 +74,29 @@ fn plugins_inspect_shows_requested_and_granted_imports() {
     let file = plugin_file("net-probe");
     let out = jobhost(&["plugins", "inspect", file.to_str().unwrap()], None);
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "not loadable without the grant");
+    assert!(out.status.success(), "an import is not a use: {stdout}");
+    assert!(
+        stdout.contains("imported, not granted: calls refused (`network`)"),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobhost.toml");
+    std::fs::write(&config, "[runtime]\nstrict_imports = true\n").unwrap();
+    let out = jobhost(
+        &["plugins", "inspect", file.to_str().unwrap()],
+        Some(&config),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "strict: not loadable without the grant"
+    );
     assert!(stdout.contains("status:      rejected"), "{stdout}");
     assert!(stdout.contains("plugins.net-probe.grants"), "{stdout}");
     assert!(stdout.contains("NOT granted (needs `network`)"), "{stdout}");
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("jobhost.toml");
     std::fs::write(&config, "[plugins.net-probe]\ngrants = [\"network\"]\n").unwrap();
     let out = jobhost(
         &["plugins", "inspect", file.to_str().unwrap()],

@@ -488,7 +488,8 @@ async fn list_jobs_filters_and_pages_through_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_and_nodes_are_listed() {
     let redis = TestRedis::start().await;
-    let server = Server::start(&redis.url(), &["noop", "net-probe"]).await;
+    let strict = "[runtime]\nstrict_imports = true\n";
+    let server = Server::start_with(&redis.url(), &["noop", "net-probe"], strict).await;
     let mut client = server.client().await;
     let plugins = client
         .list_plugins(ListPluginsRequest {})

@@ -297,7 +297,8 @@ async fn validate_returns_the_plugins_own_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ungranted_import_is_rejected_naming_interface_and_config_key() {
-    let (_dir, runtime) = runtime_with(&["noop", "net-probe"], |_| {}).await;
+    let (_dir, runtime) =
+        runtime_with(&["noop", "net-probe"], |c| c.runtime.strict_imports = true).await;
     assert!(runtime.plugin_for("net-probe").is_none());
     let status = runtime
         .plugins()

@@ -165,8 +165,26 @@ async fn executables_and_grants_are_enforced() {
 
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["shell"]);
+    // Without the grant it loads (an import is not a use) and its processes are refused.
     let ungranted = runtime_for(dir.path()).await;
-    let status = ungranted
+    let (opts, _) = options(None);
+    let report = ungranted
+        .run(&job("shell", &spec("/bin/echo", &["hi"], "")), opts)
+        .await
+        .unwrap();
+    let RunOutcome::Failed { reason } = report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    assert!(
+        reason.contains("capability \"process\" is not granted")
+            && reason.contains("plugins.shell.grants"),
+        "{reason}"
+    );
+    // strict_imports rejects it at load instead, naming the grant.
+    let mut strict = config(dir.path());
+    strict.runtime.strict_imports = true;
+    let strict = common::runtime(strict).await;
+    let status = strict
         .plugins()
         .into_iter()
         .find(|p| p.id == "shell")

@@ -243,10 +243,18 @@ async fn timeouts_and_oversized_responses_are_contained() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_the_http_grant_the_plugin_does_not_load() {
+async fn without_the_http_grant_requests_are_refused_and_strict_imports_rejects_it() {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["webhook"]);
-    let runtime = runtime(config(dir.path())).await;
+    let lenient = runtime(config(dir.path())).await;
+    let (outcome, _) = run(&lenient, &spec("http://127.0.0.1:9/", "")).await;
+    let RunOutcome::Failed { reason } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("plugins.webhook.grants"), "{reason}");
+    let mut strict = config(dir.path());
+    strict.runtime.strict_imports = true;
+    let runtime = runtime(strict).await;
     let status = runtime
         .plugins()
         .into_iter()

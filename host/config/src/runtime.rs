@@ -55,6 +55,16 @@ pub struct RuntimeConfig {
     /// Deadline of one `validate` call, and the longest a submission waits for a validate
     /// slot (then UNAVAILABLE / 503, retry), in ms.
     pub validate_timeout_ms: u64,
+    /// Reject at load a component that imports a capability's interfaces without its grant
+    /// (false: it loads, and every call it makes there is refused, naming the grant).
+    pub strict_imports: bool,
+    /// Most core module instances in one component (a Rust plugin has a handful; Python
+    /// and JavaScript runtimes tens).
+    pub max_core_instances_per_component: u32,
+    /// Most tables in one component.
+    pub max_tables_per_component: u32,
+    /// Most linear memories in one component.
+    pub max_memories_per_component: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -79,6 +89,10 @@ impl Default for RuntimeConfig {
             validate_slots: 8,
             validate_per_plugin: 2,
             validate_timeout_ms: 1_000,
+            strict_imports: false,
+            max_core_instances_per_component: 64,
+            max_tables_per_component: 32,
+            max_memories_per_component: 4,
         }
     }
 }
@@ -165,6 +179,29 @@ impl RuntimeConfig {
                 "runtime.validate_slots, validate_per_plugin and validate_timeout_ms must be at \
                  least 1",
             ));
+        }
+        for (knob, value, max) in [
+            (
+                "max_core_instances_per_component",
+                self.max_core_instances_per_component,
+                10_000,
+            ),
+            (
+                "max_tables_per_component",
+                self.max_tables_per_component,
+                10_000,
+            ),
+            (
+                "max_memories_per_component",
+                self.max_memories_per_component,
+                64,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return Err(ConfigError::invalid(format!(
+                    "runtime.{knob} must be 1 to {max}, got {value}"
+                )));
+            }
         }
         if self.max_plugin_bytes < 1024 {
             return Err(ConfigError::invalid(format!(

@@ -57,16 +57,20 @@ fn pool(config: &Config) -> PoolingAllocationConfig {
         .max_instances
         .saturating_add(config.runtime.validate_slots);
     // A Rust component is a handful of core instances (the program plus shims) with one
-    // memory and a few tables; leave headroom for other toolchains.
+    // memory and a few tables; Python and JavaScript runtimes (componentize-py, -js) tens of
+    // core instances and tables. One component may use up to its per-component maxima;
+    // the totals leave every slot room for a Rust-sized one and the big ones their share.
+    let r = &config.runtime;
+    let per = |n: u32, floor: u32| instances.saturating_mul(n.min(floor)).max(n);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances)
-        .total_core_instances(instances.saturating_mul(8))
-        .total_memories(instances.saturating_mul(2))
-        .total_tables(instances.saturating_mul(4))
+        .total_core_instances(per(r.max_core_instances_per_component, 16))
+        .total_memories(per(r.max_memories_per_component, 2))
+        .total_tables(per(r.max_tables_per_component, 8))
         .total_stacks(instances)
-        .max_memories_per_component(2)
-        .max_tables_per_component(4)
-        .max_core_instances_per_component(16)
+        .max_memories_per_component(r.max_memories_per_component)
+        .max_tables_per_component(r.max_tables_per_component)
+        .max_core_instances_per_component(r.max_core_instances_per_component)
         .max_memory_size(usize::try_from(config.max_memory_bytes()).unwrap_or(usize::MAX))
         .max_unused_warm_slots(instances)
         // Reuse a slot's pages instead of unmapping them: with PAGEMAP_SCAN (Linux 6.7+)

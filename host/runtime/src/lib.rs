@@ -436,6 +436,15 @@ impl Runtime {
                         replaced,
                         "plugin loaded"
                     );
+                    let ungranted = plugin.imported_not_granted();
+                    if !ungranted.is_empty() {
+                        tracing::info!(
+                            plugin = %text::printable(&plugin.id),
+                            capabilities = ungranted.join(","),
+                            "imported, not granted: calls refused (grant them with plugins.{}.grants; runtime.strict_imports = true rejects such plugins)",
+                            text::printable(&plugin.id)
+                        );
+                    }
                     if replaced {
                         report.replaced.push(plugin.id.clone());
                     } else {

@@ -70,10 +70,12 @@ pub enum LoadError {
         /// Served minor version.
         minor: u64,
     },
-    /// Imports an interface whose capability the plugin is not granted.
+    /// Imports an interface whose capability the plugin is not granted
+    /// (`runtime.strict_imports`).
     #[error(
         "imports {interface}, which needs the `{capability}` capability: grant it with \
-         `plugins.{id}.grants = [\"{capability}\"]` in the config"
+         `plugins.{id}.grants = [\"{capability}\"]` in the config (runtime.strict_imports \
+         rejects such plugins; without it they load and those calls are refused)"
     )]
     NotGranted {
         /// The import.
@@ -153,7 +155,7 @@ pub struct ImportCheck {
 pub struct CapabilityUse {
     /// Capability name, as in grants.
     pub capability: String,
-    /// The component imports an interface of it (it needs the grant to load).
+    /// The component imports an interface of it (calls there need the grant).
     pub imported: bool,
     /// The plugin lists it in `describe()` (informational).
     pub declared: bool,
@@ -169,8 +171,10 @@ pub struct CapabilityUse {
 pub enum CapabilityStatus {
     /// Asked for and granted.
     Ok,
-    /// Imported but not granted: the plugin is rejected at load.
+    /// Imported but not granted, with `runtime.strict_imports`: rejected at load.
     MissingGrant,
+    /// Imported but not granted: the plugin loads, and each call there is refused.
+    ImportedNotGranted,
     /// Declared in `describe()` but neither imported nor granted: the plugin loads, and
     /// could not use it anyway.
     DeclaredNotGranted,
@@ -185,7 +189,8 @@ impl CapabilityStatus {
     pub fn phrase(self) -> &'static str {
         match self {
             CapabilityStatus::Ok => "ok",
-            CapabilityStatus::MissingGrant => "missing grant → rejected",
+            CapabilityStatus::MissingGrant => "missing grant → rejected (strict_imports)",
+            CapabilityStatus::ImportedNotGranted => "imported, not granted: calls refused",
             CapabilityStatus::DeclaredNotGranted => "declared, not granted (not imported)",
             CapabilityStatus::GrantedUnused => "granted, unused",
             CapabilityStatus::Unknown => "unknown capability",
@@ -195,11 +200,13 @@ impl CapabilityStatus {
 
 /// Requested against granted, for every grantable capability a plugin imports, declares in
 /// `describe()` (`declared`), or is granted (`grants`); then declared names this host does
-/// not know. Always-granted capabilities are left out.
+/// not know. Always-granted capabilities are left out. `strict`: `runtime.strict_imports`
+/// (an import without its grant rejects the plugin).
 pub fn capability_report(
     imports: &[ImportCheck],
     declared: &[String],
     grants: &[String],
+    strict: bool,
 ) -> Vec<CapabilityUse> {
     let mut rows = Vec::new();
     for cap in capabilities::ALL.iter().filter(|c| !c.always_granted()) {
@@ -209,7 +216,8 @@ pub fn capability_report(
         let granted = grants.iter().any(|g| g == name);
         let status = match (imported, is_declared, granted) {
             (false, false, false) => continue,
-            (true, _, false) => CapabilityStatus::MissingGrant,
+            (true, _, false) if strict => CapabilityStatus::MissingGrant,
+            (true, _, false) => CapabilityStatus::ImportedNotGranted,
             (false, true, false) => CapabilityStatus::DeclaredNotGranted,
             (false, false, true) => CapabilityStatus::GrantedUnused,
             (_, _, true) => CapabilityStatus::Ok,
@@ -262,6 +270,19 @@ impl Plugin {
     /// True if the capability `name` is granted.
     pub fn is_granted(&self, name: &str) -> bool {
         self.policy.is_granted(name)
+    }
+
+    /// Capabilities whose interfaces the component imports without their grant: it loaded
+    /// (an import is not a use), and each call there is refused.
+    pub fn imported_not_granted(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self
+            .imports
+            .iter()
+            .filter(|i| !i.granted)
+            .filter_map(|i| i.capability)
+            .collect();
+        names.dedup();
+        names
     }
 }
 
@@ -338,7 +359,7 @@ impl Loader<'_> {
             tokio::task::spawn_blocking(move || cache.get_or_compile(&engine, &bytes, &d))
                 .await
                 .map_err(|e| with_digest(LoadError::Invalid(format!("compiler crashed: {e}"))))?
-                .map_err(|e| with_digest(LoadError::Invalid(format!("{e:#}"))))?
+                .map_err(|e| with_digest(LoadError::Invalid(hint(format!("{e:#}")))))?
         };
         let mut policy = PluginPolicy::from_config(self.config, &id);
         policy.grants = self.grants.get(&id);
@@ -348,12 +369,12 @@ impl Loader<'_> {
             digest: Some(digest.clone()),
             imports: imports.clone(),
         };
-        first_import_error(&imports, &id).map_err(reject)?;
+        first_import_error(&imports, &id, self.config.runtime.strict_imports).map_err(reject)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(JobPluginPre::new)
-            .map_err(|e| reject(LoadError::WrongWorld(format!("{e:#}"))))?;
+            .map_err(|e| reject(LoadError::WrongWorld(hint(format!("{e:#}")))))?;
         let info = {
             let _slot = self.slots.acquire().await.expect("slots never close");
             let spec = CallSpec {
@@ -418,6 +439,31 @@ pub fn read(file: &Path, limit: u64, folder: Option<&Path>) -> Result<Arc<[u8]>,
     Ok(Arc::from(bytes))
 }
 
+/// `message` with what to do about it, where a knob or a build flag decides: the pooling
+/// allocator's per-component maxima, and the component-model async feature this host
+/// does not run.
+fn hint(message: String) -> String {
+    let knob = if message.contains("core module instances") {
+        Some("runtime.max_core_instances_per_component")
+    } else if message.contains("tables") && message.contains("pooling") {
+        Some("runtime.max_tables_per_component")
+    } else if message.contains("memories") && message.contains("pooling") {
+        Some("runtime.max_memories_per_component")
+    } else {
+        None
+    };
+    if let Some(knob) = knob {
+        return format!("{message} (raise {knob})");
+    }
+    if message.contains("component model async") || message.contains("component-model-async") {
+        return format!(
+            "{message} (this host does not run component-model async: build the plugin \
+             without it, e.g. componentize-js's QuickJS backend with --backend-qjs-disable-async)"
+        );
+    }
+    message
+}
+
 fn classify(bytes: &[u8]) -> Result<(), LoadError> {
     const MAGIC: &[u8] = b"\0asm";
     const CORE_VERSION: [u8; 4] = [1, 0, 0, 0];
@@ -449,13 +495,17 @@ fn check_imports(
         .collect()
 }
 
-fn first_import_error(imports: &[ImportCheck], id: &str) -> Result<(), LoadError> {
+/// The first import that stops a load: one this host does not provide, one of a contract
+/// version it does not serve, or (with `strict`, `runtime.strict_imports`) one of a
+/// capability the plugin is not granted. Without `strict` an import is not a use: the
+/// plugin loads, and each call it makes there is refused, naming the grant.
+fn first_import_error(imports: &[ImportCheck], id: &str, strict: bool) -> Result<(), LoadError> {
     for import in imports {
         let Some(capability) = import.capability else {
             return Err(LoadError::UnknownImport(import.interface.clone()));
         };
         check_contract_version(&import.interface)?;
-        if !import.granted {
+        if strict && !import.granted {
             return Err(LoadError::NotGranted {
                 interface: import.interface.clone(),
                 capability,
@@ -605,11 +655,10 @@ mod tests {
             granted: false,
         };
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let rows = capability_report(
-            &[import("kv"), import("http"), import("wasi")],
-            &names(&["http", "process", "teleport", "wasi"]),
-            &names(&["http", "network"]),
-        );
+        let imports = [import("kv"), import("http"), import("wasi")];
+        let declared = names(&["http", "process", "teleport", "wasi"]);
+        let grants = names(&["http", "network"]);
+        let rows = capability_report(&imports, &declared, &grants, true);
         let got: Vec<(&str, CapabilityStatus)> = rows
             .iter()
             .map(|r| (r.capability.as_str(), r.status))
@@ -624,6 +673,29 @@ mod tests {
                 ("teleport", CapabilityStatus::Unknown),
             ]
         );
+        // An import is not a use: without strict_imports it loads, its calls refused.
+        let lenient = capability_report(&imports, &declared, &grants, false);
+        let kv = lenient.iter().find(|r| r.capability == "kv").unwrap();
+        assert_eq!(kv.status, CapabilityStatus::ImportedNotGranted);
+        assert_eq!(kv.status.phrase(), "imported, not granted: calls refused");
+    }
+
+    #[test]
+    fn limits_and_async_failures_name_what_to_change() {
+        let core = hint("The component transitively contains 38 core module instances, which exceeds the configured maximum of 16 in the pooling allocator".into());
+        assert!(
+            core.ends_with("(raise runtime.max_core_instances_per_component)"),
+            "{core}"
+        );
+        let tables =
+            hint("component has 40 tables, which exceeds the pooling allocator's limit".into());
+        assert!(
+            tables.contains("runtime.max_tables_per_component"),
+            "{tables}"
+        );
+        let async_ = hint("`task.cancel` requires the component model async feature".into());
+        assert!(async_.contains("--backend-qjs-disable-async"), "{async_}");
+        assert_eq!(hint("other".into()), "other");
     }
 
     #[test]

@@ -182,7 +182,8 @@ pub(crate) async fn plugins_inspect(config: Config, file: &Path, json: bool) -> 
         Ok(plugin) => plugin.info.capabilities.clone(),
         Err(_) => Vec::new(),
     };
-    let capabilities = capability_report(&imports, &declared, &grants);
+    let strict = runtime.config().runtime.strict_imports;
+    let capabilities = capability_report(&imports, &declared, &grants, strict);
     if json {
         let value = match &inspection.result {
             Ok(plugin) => serde_json::json!({
@@ -231,7 +232,7 @@ pub(crate) async fn plugins_inspect(config: Config, file: &Path, json: bool) -> 
             outln!("reason:      {}", printable(&rejection.error.to_string()));
         }
     }
-    print_imports(&imports);
+    print_imports(&imports, strict);
     // Without imports the file never compiled: nothing is known of what it requests.
     if !imports.is_empty() {
         print_capabilities(&capabilities, inspection.result.is_ok());
@@ -281,7 +282,7 @@ pub(crate) fn list_or_none(items: &[String]) -> String {
     }
 }
 
-pub(crate) fn print_imports(imports: &[ImportCheck]) {
+pub(crate) fn print_imports(imports: &[ImportCheck], strict: bool) {
     if imports.is_empty() {
         return;
     }
@@ -290,7 +291,8 @@ pub(crate) fn print_imports(imports: &[ImportCheck]) {
         let verdict = match (import.capability, import.granted) {
             (None, _) => "not provided by this host".to_owned(),
             (Some(cap), true) => format!("granted ({cap})"),
-            (Some(cap), false) => format!("NOT granted (needs `{cap}`)"),
+            (Some(cap), false) if strict => format!("NOT granted (needs `{cap}`)"),
+            (Some(cap), false) => format!("imported, not granted: calls refused (`{cap}`)"),
         };
         outln!("  {:<44} {verdict}", printable(&import.interface));
     }

@@ -16,8 +16,12 @@ default:
 run *ARGS: plugins redis-server
     cargo run --bin jobhost -- --config examples/jobhost.toml serve --dev --plugins-dir {{ plugins_out }} {{ ARGS }}
 
-# Build the plugins and binaries, then run every test against them (tests start their own redis-server; the dashboard test a headless chromium). ARGS go to cargo test, e.g. `just test --test all store::`
-test *ARGS: plugins redis-server chromium
+# Install the pinned Python and JavaScript plugin toolchains under target/langs (componentize-py 0.25.1, componentize-js 0.22.0); `just plugins` then builds examples/plugins/hello-py and hello-js too
+plugin-toolchains:
+    scripts/plugin-toolchains.sh
+
+# Build the plugins and binaries, then run every test against them (tests start their own redis-server; the dashboard test a headless chromium; the Python and JavaScript plugins their toolchains). ARGS go to cargo test, e.g. `just test --test all store::`
+test *ARGS: plugin-toolchains plugins redis-server chromium
     # The plugins' own unit tests, natively: apart from the host's build, so the two never
     # unify features (that would rebuild wasmtime).
     cargo test -p ccip-submit --lib

@@ -12,6 +12,10 @@
 #                            installed, else Debian's), rustup, or debian (forces the fallback of
 #                            DESIGN.md §8: Debian's rustc with -Zbuild-std and wasi-libc)
 #   CARGO_TARGET_DIR         cargo's build directory (default target/ of the repository)
+#
+# Then the Python and JavaScript examples (examples/plugins/hello-py, hello-js) with the
+# pinned toolchains of scripts/plugin-toolchains.sh, when they are installed; otherwise it
+# says how to install them.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -78,4 +82,31 @@ for manifest in plugins/*/Cargo.toml plugins/testing/*/Cargo.toml examples/plugi
     done
     [ -f "$dest/$name.wasm" ] || { echo "no component built for $dir" >&2; exit 1; }
 done
+# Python and JavaScript plugins, with the toolchains under target/langs (just plugin-toolchains);
+# rebuilt only when their source or wit/ changed (each takes 10-20 s).
+langs="$root/target/langs"
+fresh() { # OUTPUT SOURCE...: OUTPUT exists and nothing in SOURCE is newer
+    [ -f "$1" ] && [ -z "$(find "${@:2}" -newer "$1" -print -quit)" ]
+}
+py_out="$plugins_out/hello-py.wasm"
+if [ -x "$langs/py/bin/componentize-py" ]; then
+    if ! fresh "$py_out" examples/plugins/hello-py wit "$langs/py/bin/componentize-py"; then
+        "$langs/py/bin/componentize-py" -d wit -w job-plugin componentize \
+            -p examples/plugins/hello-py app -o "$plugins_out/.hello-py.wasm.tmp" >/dev/null
+        mv "$plugins_out/.hello-py.wasm.tmp" "$py_out"
+    fi
+else
+    echo "skipping examples/plugins/hello-py: no componentize-py (install it: just plugin-toolchains)" >&2
+fi
+js_out="$plugins_out/hello-js.wasm"
+js_tool="$langs/js/node_modules/.bin/componentize-js"
+if [ -x "$js_tool" ]; then
+    if ! fresh "$js_out" examples/plugins/hello-js wit "$langs/js/package.json"; then
+        "$js_tool" examples/plugins/hello-js/hello.js --wit wit -n job-plugin \
+            -o "$plugins_out/.hello-js.wasm.tmp" >/dev/null
+        mv "$plugins_out/.hello-js.wasm.tmp" "$js_out"
+    fi
+else
+    echo "skipping examples/plugins/hello-js: no componentize-js (install it: just plugin-toolchains)" >&2
+fi
 echo "plugins in $plugins_out: $(cd "$plugins_out" && printf '%s ' *.wasm)"

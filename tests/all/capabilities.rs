@@ -514,7 +514,12 @@ fn plugins_inspect_sets_requested_against_granted() {
     assert!(stdout.contains("status:      loadable"), "{stdout}");
     assert_eq!(
         inspect_row(&stdout, "kv"),
-        ["kv", "import, describe", "no", "imported, not granted: calls refused"]
+        [
+            "kv",
+            "import, describe",
+            "no",
+            "imported, not granted: calls refused"
+        ]
     );
     assert!(
         stdout.contains("imported, not granted: calls refused (`process`)"),

@@ -23,6 +23,7 @@ mod http;
 mod jd;
 mod jd_channel;
 mod jobctl;
+mod languages;
 mod limits;
 mod nodes;
 mod runtime;

@@ -823,3 +823,34 @@ async fn a_spinning_validate_does_not_hold_up_other_types() {
         "another type's validate waited {took:?} behind the spinning ones"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_keeps_components_refused_for_their_config_not_their_code() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["noop", "net-probe"]);
+    let mut cfg = config(dir.path());
+    cfg.runtime.cache_dir = Some(cache.path().to_owned());
+    cfg.runtime.cache = true;
+    // net-probe lacks its grant: refused by the config, so its compiled form stays.
+    cfg.runtime.strict_imports = true;
+    let runtime = runtime(cfg).await;
+    let status = |id: &str| runtime.plugins().into_iter().find(|p| p.id == id).unwrap();
+    let probe = status("net-probe");
+    assert_eq!(probe.status, "rejected");
+    let digest = probe.digest.expect("it was read");
+    let cached: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached.iter().any(|e| e.starts_with(&digest)),
+        "a component refused for a missing grant is not compiled again: {cached:?}"
+    );
+    assert!(
+        cached
+            .iter()
+            .any(|e| e.starts_with(&runtime.plugin("noop").unwrap().digest)),
+        "{cached:?}"
+    );
+}

@@ -65,6 +65,9 @@ pub struct RuntimeConfig {
     pub max_tables_per_component: u32,
     /// Most linear memories in one component.
     pub max_memories_per_component: u32,
+    /// Plugin files compiled at once when the folder is read (0: one per CPU). A node serves
+    /// its APIs while they compile.
+    pub compile_concurrency: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -93,6 +96,7 @@ impl Default for RuntimeConfig {
             max_core_instances_per_component: 64,
             max_tables_per_component: 32,
             max_memories_per_component: 4,
+            compile_concurrency: 0,
         }
     }
 }

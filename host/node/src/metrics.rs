@@ -168,6 +168,7 @@ impl Metrics {
         for (status, count) in [
             ("loaded", local.plugins_loaded),
             ("rejected", local.plugins_rejected),
+            ("compiling", local.plugins_compiling),
         ] {
             self.plugins
                 .get_or_create(&[("status", status.to_owned())])
@@ -304,6 +305,8 @@ pub struct LocalView {
     pub plugins_loaded: usize,
     /// Rejected plugin ids.
     pub plugins_rejected: usize,
+    /// Plugin ids whose first build is being compiled.
+    pub plugins_compiling: usize,
     /// Plugin instances alive.
     pub instances_in_use: usize,
     /// Plugin instances allowed.

@@ -93,12 +93,21 @@ impl Node {
         own.extend([grpc.1, http.1]);
         own.extend(wsrpc.as_ref().map(|w| w.1));
         runtime.protect_services(own);
-        let report = runtime.sync_dir().await?;
-        tracing::info!(
-            loaded = report.loaded.len(),
-            rejected = report.rejected.len(),
-            "plugins folder loaded"
-        );
+        // Plugins compile in the background: the APIs listen at once, and /readyz, health
+        // and the dashboard say which plugins are still compiling.
+        let loading = runtime.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match loading.sync_dir().await {
+                Ok(report) => tracing::info!(
+                    loaded = report.loaded.len(),
+                    rejected = report.rejected.len(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "plugins folder loaded"
+                ),
+                Err(e) => tracing::error!("cannot read the plugins folder: {e}"),
+            }
+        });
         let watcher = runtime.watch()?;
         Ok(Node {
             services,
@@ -138,12 +147,19 @@ impl Node {
         ));
         tracing::info!(addr = %http_addr, tls, hooks = config.hooks.len(), "HTTP API listening");
         let shutdown = CancellationToken::new();
-        let worker = tokio::spawn(worker::run(
-            services.store.clone(),
-            services.runtime.clone(),
-            WorkerSettings::from_config(&config),
-            shutdown.clone(),
-        ));
+        // The worker joins the cluster once a plugin serves or the plugins folder has been
+        // read (it would have nothing to claim before); the APIs serve meanwhile.
+        let worker = tokio::spawn({
+            let (store, runtime) = (services.store.clone(), services.runtime.clone());
+            let (settings, shutdown) = (WorkerSettings::from_config(&config), shutdown.clone());
+            async move {
+                tokio::select! {
+                    () = runtime.wait_first_serving() => {}
+                    () = shutdown.cancelled() => return,
+                }
+                worker::run(store, runtime, settings, shutdown).await
+            }
+        });
         tokio::select! {
             () = stop => {}
             result = api => {

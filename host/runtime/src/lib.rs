@@ -208,6 +208,34 @@ struct Inner {
     kv: Arc<KvHost>,
     secrets: Arc<SecretProviders>,
     protected: Arc<ProtectedServices>,
+    /// Plugin ids whose files are being compiled now, with the file.
+    compiling: std::sync::Mutex<std::collections::BTreeMap<String, PathBuf>>,
+    /// True once the first read of the plugins folder has finished.
+    first_sync_done: tokio::sync::watch::Sender<bool>,
+    /// True once some plugin serves a job type.
+    serving: tokio::sync::watch::Sender<bool>,
+}
+
+/// Removes a plugin id from [`Inner::compiling`] when its load ends, however it ends.
+struct Compiling<'a> {
+    runtime: &'a Runtime,
+    id: String,
+}
+
+impl Drop for Compiling<'_> {
+    fn drop(&mut self) {
+        self.runtime.compiling_set().remove(&self.id);
+    }
+}
+
+/// What reading one plugin file gave.
+enum FileLoad {
+    /// A new build loaded (it serves once [`Registry::resolve`] says so).
+    Loaded(Plugin),
+    /// The file was refused.
+    Rejected(String, PathBuf, Rejection),
+    /// The same bytes are loaded already.
+    Unchanged,
 }
 
 /// The instance budget of `validate` calls: slots of their own (`runtime.validate_slots`)
@@ -287,8 +315,42 @@ impl Runtime {
                 kv: Arc::new(KvHost::in_memory()),
                 secrets: Arc::default(),
                 protected: Arc::default(),
+                compiling: Default::default(),
+                first_sync_done: tokio::sync::watch::Sender::new(false),
+                serving: tokio::sync::watch::Sender::new(false),
             }),
         })
+    }
+
+    fn compiling_set(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, PathBuf>> {
+        self.inner
+            .compiling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Plugin ids whose files are being compiled now (at start, or after a change).
+    pub fn compiling(&self) -> Vec<String> {
+        self.compiling_set().keys().cloned().collect()
+    }
+
+    /// Whether the first read of the plugins folder has finished (a node serves its APIs
+    /// before: plugins compile in the background).
+    pub fn first_sync_done(&self) -> bool {
+        *self.inner.first_sync_done.borrow()
+    }
+
+    /// Returns once the first read of the plugins folder has finished, or a plugin serves
+    /// (whichever comes first): then a node has work to claim.
+    pub async fn wait_first_serving(&self) {
+        let mut done = self.inner.first_sync_done.subscribe();
+        let mut serving = self.inner.serving.subscribe();
+        tokio::select! {
+            _ = done.wait_for(|d| *d) => {}
+            _ = serving.wait_for(|s| *s) => {}
+        }
     }
 
     /// The configuration the runtime was built with.
@@ -372,10 +434,33 @@ impl Runtime {
     /// ones, unregisters removed ones. Unchanged files (same SHA-256) are skipped.
     pub async fn sync_dir(&self) -> Result<SyncReport, RuntimeError> {
         let _one_at_a_time = self.inner.sync_lock.lock().await;
-        let files = wasm_files(self.plugins_dir())?;
+        let files = wasm_files(self.plugins_dir());
+        let files = match files {
+            Ok(files) => files,
+            Err(e) => {
+                self.inner.first_sync_done.send_replace(true);
+                return Err(e);
+            }
+        };
         let mut report = SyncReport::default();
-        for file in &files {
-            self.sync_file(file, &mut report).await;
+        // Files compile side by side, `runtime.compile_concurrency` at a time (each
+        // compilation is parallel too), and each serves as soon as it has compiled: a slow
+        // compiler (a 17 MiB Python component takes seconds) holds up no other plugin.
+        {
+            use futures::StreamExt;
+            let mut loads = Vec::with_capacity(files.len());
+            for file in &files {
+                loads.push(self.load_one(file));
+            }
+            let mut loads =
+                futures::stream::iter(loads).buffer_unordered(self.compile_concurrency());
+            while let Some(load) = loads.next().await {
+                let loaded = matches!(load, FileLoad::Loaded(_));
+                self.apply(load, &mut report);
+                if loaded {
+                    self.resolve(&mut report);
+                }
+            }
         }
         for id in self.inner.registry.ids() {
             if !files.iter().any(|f| plugin::plugin_id(f) == id) {
@@ -384,13 +469,15 @@ impl Runtime {
                 report.removed.push(id);
             }
         }
-        // Who serves which type is decided once all files are read, the same way however
-        // they were read: a plugin that left may give a type back to another.
+        // Who serves which type is decided again once all files are read, the same way
+        // however they were read: a plugin that left may give a type back to another, and a
+        // type two plugins claim is served by neither unless pinned.
         self.resolve(&mut report);
+        self.inner.first_sync_done.send_replace(true);
         let pruned = self
             .inner
             .cache
-            .prune(&self.inner.registry.loaded_digests());
+            .prune(&self.inner.registry.cached_digests());
         if pruned > 0 {
             tracing::debug!(pruned, "removed unused compiled components from the cache");
         }
@@ -401,30 +488,57 @@ impl Runtime {
     pub async fn load_file(&self, file: &Path) -> SyncReport {
         let _one_at_a_time = self.inner.sync_lock.lock().await;
         let mut report = SyncReport::default();
-        self.sync_file(file, &mut report).await;
+        let load = self.load_one(file).await;
+        self.apply(load, &mut report);
         self.resolve(&mut report);
         report
     }
 
-    async fn sync_file(&self, file: &Path, report: &mut SyncReport) {
+    /// Files compiled at once: `runtime.compile_concurrency`, or one per CPU (0).
+    fn compile_concurrency(&self) -> usize {
+        match self.inner.config.runtime.compile_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n as usize,
+        }
+    }
+
+    async fn load_one(&self, file: &Path) -> FileLoad {
         let id = plugin::plugin_id(file);
         let folder = self.plugins_dir();
         let bytes = match plugin::read(file, self.max_plugin_bytes(), Some(folder)) {
             Ok(bytes) => bytes,
-            Err(rejection) => return self.record_rejection(&id, file, rejection, report),
+            Err(rejection) => return FileLoad::Rejected(id, file.to_owned(), rejection),
         };
         if self.inner.registry.last_digest(&id) == Some(plugin::digest(&bytes)) {
-            return;
+            return FileLoad::Unchanged;
         }
+        self.compiling_set().insert(id.clone(), file.to_owned());
+        let _compiling = Compiling {
+            runtime: self,
+            id: id.clone(),
+        };
         match self.loader().load(file, bytes).await {
+            Ok(plugin) => FileLoad::Loaded(plugin),
+            Err(rejection) => FileLoad::Rejected(id, file.to_owned(), rejection),
+        }
+    }
+
+    fn apply(&self, load: FileLoad, report: &mut SyncReport) {
+        match load {
             // Whether it serves is settled by `resolve`, once every file is read.
-            Ok(plugin) => self.inner.registry.offer(plugin),
-            Err(rejection) => self.record_rejection(&id, file, rejection, report),
+            FileLoad::Loaded(plugin) => self.inner.registry.offer(plugin),
+            FileLoad::Rejected(id, file, rejection) => {
+                self.record_rejection(&id, &file, rejection, report)
+            }
+            FileLoad::Unchanged => {}
         }
     }
 
     /// Settles who serves each job type after a sync and logs what changed.
     fn resolve(&self, report: &mut SyncReport) {
+        if !self.inner.registry.job_types().is_empty() {
+            self.inner.serving.send_replace(true);
+        }
         for change in self.inner.registry.resolve() {
             match change {
                 Change::Serving { plugin, replaced } => {
@@ -489,9 +603,25 @@ impl Runtime {
         watcher::PluginWatcher::start(self.clone())
     }
 
-    /// Status of every plugin id seen in the folder.
+    /// Status of every plugin id seen in the folder: `loaded`, `rejected`, or `compiling`
+    /// for a file whose first build is being compiled.
     pub fn plugins(&self) -> Vec<PluginStatus> {
-        self.inner.registry.statuses()
+        let mut statuses = self.inner.registry.statuses();
+        for (id, file) in self.compiling_set().iter() {
+            if !statuses.iter().any(|s| &s.id == id) {
+                statuses.push(PluginStatus {
+                    id: id.clone(),
+                    file: file.clone(),
+                    status: "compiling",
+                    info: None,
+                    digest: None,
+                    rejection: None,
+                    imports: Vec::new(),
+                });
+            }
+        }
+        statuses.sort_by(|a, b| a.id.cmp(&b.id));
+        statuses
     }
 
     /// Detects (and logs) the host's cgroup setup for native processes now rather than at

@@ -122,6 +122,19 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// Whether the file was refused for what the config says, not for its code: it
+    /// compiled, and loads unchanged once the config changes.
+    pub fn is_config_caused(&self) -> bool {
+        matches!(
+            self,
+            LoadError::NotGranted { .. }
+                | LoadError::JobTypePinned { .. }
+                | LoadError::JobTypeContested { .. }
+        )
+    }
+}
+
 /// What a plugin says about itself (from `describe`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PluginInfo {

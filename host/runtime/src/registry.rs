@@ -136,6 +136,23 @@ impl Registry {
 
     /// Digests of every plugin that loaded, serving or waiting for a job type: what the
     /// compiled-component cache keeps.
+    /// Digests whose compiled form is worth keeping: every build that loaded, and files
+    /// rejected for a reason that is not their code (a missing grant under
+    /// `runtime.strict_imports`), which load unchanged once the config changes.
+    pub fn cached_digests(&self) -> std::collections::HashSet<String> {
+        let mut digests = self.loaded_digests();
+        for entry in self.read().by_id.values() {
+            if let Some(rejected) = &entry.rejected
+                && rejected.rejection.error.is_config_caused()
+                && let Some(digest) = &rejected.rejection.digest
+            {
+                digests.insert(digest.clone());
+            }
+        }
+        digests
+    }
+
+    /// Digests of every build that loaded.
     pub fn loaded_digests(&self) -> std::collections::HashSet<String> {
         self.read()
             .by_id

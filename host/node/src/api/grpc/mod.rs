@@ -160,7 +160,12 @@ async fn report_health(
             ServingStatus::NotServing
         };
         if last != Some(status) {
-            if status == ServingStatus::NotServing {
+            if status == ServingStatus::NotServing && !runtime.first_sync_done() {
+                tracing::info!(
+                    redis_ok,
+                    "health: NOT_SERVING until the plugins have compiled"
+                );
+            } else if status == ServingStatus::NotServing {
                 tracing::warn!(redis_ok, plugins_ok, "health: NOT_SERVING");
             } else {
                 tracing::info!("health: SERVING");

@@ -19,7 +19,8 @@ pub async fn healthz() -> &'static str {
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Ready when Redis answers and at least one plugin is loaded: 200 `{"status":"ready"}`,
-/// else 503 with the reason (a load balancer takes the node out meanwhile).
+/// with `"compiling": [ids]` while other plugins still compile (in the background, from the
+/// start), else 503 with the reason (a load balancer takes the node out meanwhile).
 pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<serde_json::Value>> {
     let services = &state.services;
     let redis = tokio::time::timeout(READY_TIMEOUT, services.store.ping()).await;
@@ -36,13 +37,28 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<serde_j
         return Err(ApiError::unavailable(reason));
     }
     let plugins = services.runtime.plugins();
-    if !plugins.iter().any(|p| p.status == "loaded") {
-        let rejected = plugins.iter().filter(|p| p.status != "loaded").count();
+    let compiling = services.runtime.compiling();
+    let loaded = plugins.iter().any(|p| p.status == "loaded");
+    if !loaded && (!compiling.is_empty() || !services.runtime.first_sync_done()) {
+        return Err(ApiError::unavailable(format!(
+            "plugins are still compiling: {}",
+            if compiling.is_empty() {
+                "(reading the folder)".to_owned()
+            } else {
+                compiling.join(", ")
+            }
+        )));
+    }
+    if !loaded {
+        let rejected = plugins.iter().filter(|p| p.status == "rejected").count();
         let reason =
             format!("no plugin is loaded ({rejected} rejected; see `jobhost plugins list`)");
         return Err(ApiError::unavailable(reason));
     }
-    Ok(Json(json!({"status": "ready"})))
+    if compiling.is_empty() {
+        return Ok(Json(json!({"status": "ready"})));
+    }
+    Ok(Json(json!({"status": "ready", "compiling": compiling})))
 }
 
 /// The node's metrics in the OpenMetrics text format (Prometheus scrapes it). While Redis
@@ -55,7 +71,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let stats = services.runtime.stats();
     let local = LocalView {
         plugins_loaded: plugins.iter().filter(|p| p.status == "loaded").count(),
-        plugins_rejected: plugins.iter().filter(|p| p.status != "loaded").count(),
+        plugins_rejected: plugins.iter().filter(|p| p.status == "rejected").count(),
+        plugins_compiling: plugins.iter().filter(|p| p.status == "compiling").count(),
         instances_in_use: stats.slots.saturating_sub(stats.free_slots),
         instance_slots: stats.slots,
     };

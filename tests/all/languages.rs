@@ -1,0 +1,228 @@
+//! Plugins in other languages, built unchanged against `wit/` with the tools' own commands
+//! (`just plugins`, with the toolchains `just plugin-toolchains` pins): the Python template
+//! (componentize-py) and the JavaScript one (componentize-js). They import every interface
+//! of the world and more, use none of it, and load with no grants; a node serves its APIs
+//! while they compile.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common;
+
+use common::server::{schedule_ok, wait_state};
+use common::*;
+use jobhost_proto::scheduler::{JobState, ScheduleJobRequest};
+use jobhost_runtime::{RunOutcome, ValidateError};
+
+const LANGUAGES: [(&str, &str); 2] = [("hello-py", "python"), ("hello-js", "javascript")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_javascript_plugins_load_with_no_grants_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["hello-py", "hello-js"]);
+    let runtime = runtime(config(dir.path())).await;
+    for (id, language) in LANGUAGES {
+        let plugin = runtime
+            .plugin_for(id)
+            .unwrap_or_else(|| panic!("{id} loads with no grants: {:?}", runtime.plugins()));
+        // Imported, not granted: calls there would be refused; it makes none.
+        let ungranted = plugin.imported_not_granted();
+        assert!(
+            ungranted.contains(&"process") && ungranted.contains(&"kv"),
+            "{id}: {ungranted:?}"
+        );
+        let (opts, events) = options(Some(Duration::from_secs(30)));
+        let report = runtime
+            .run(&job(id, r#"{"name": "Ada"}"#), opts)
+            .await
+            .unwrap();
+        let RunOutcome::Completed { output } = report.outcome else {
+            panic!("{id}: {:?}", report.outcome);
+        };
+        let output: serde_json::Value = serde_json::from_str(&output).unwrap();
+        assert_eq!(output["greeting"], "hello, Ada", "{id}");
+        assert_eq!(output["language"], language);
+        assert!(events.has("greeting Ada (attempt 1)"), "{id}: its log line");
+        let err = runtime.validate(id, "[1, 2]").await.unwrap_err();
+        assert!(
+            matches!(&err, ValidateError::Invalid(m) if m.contains("the spec must be a JSON object")),
+            "{id}: {err:?}"
+        );
+    }
+
+    // With runtime.strict_imports the same files are refused, naming a grant.
+    let mut strict = config(dir.path());
+    strict.runtime.strict_imports = true;
+    let strict = common::runtime(strict).await;
+    for (id, _) in LANGUAGES {
+        let status = strict.plugins().into_iter().find(|p| p.id == id).unwrap();
+        let reason = status.rejection.unwrap_or_default();
+        assert!(
+            reason.contains(&format!("plugins.{id}.grants")),
+            "{id}: {reason}"
+        );
+    }
+}
+
+#[test]
+fn run_local_runs_python_and_javascript_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["hello-py", "hello-js"]);
+    for (id, language) in LANGUAGES {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+            .args(["run-local", "--plugin", id, "--spec", "-", "--dir"])
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(br#"{"name": "CI"}"#)
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{id}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let output: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(output["greeting"], "hello, CI");
+        assert_eq!(output["language"], language);
+    }
+}
+
+/// `GET path` on `addr`: the status and body, or `None` while nothing listens.
+async fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let socket = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let response = receiver::http_exchange(socket, addr, "GET", path, &[], b"").await;
+    Some((response.status, response.body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serves_its_apis_while_python_and_javascript_plugins_compile() {
+    let redis = TestRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["hello", "hello-py", "hello-js"]);
+    let grpc = format!("127.0.0.1:{}", jobhost_store::free_port());
+    let http = format!("127.0.0.1:{}", jobhost_store::free_port());
+    let log = dir.path().join("serve.log");
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
+        .args(["serve", "--plugins-dir", dir.path().to_str().unwrap()])
+        .args([
+            "--redis-url",
+            &redis.url(),
+            "--grpc-addr",
+            &grpc,
+            "--http-addr",
+            &http,
+        ])
+        .env("JOBHOST_TLS_ENABLED", "false")
+        .env("JOBHOST_JD_WSRPC_ADDR", "")
+        // Nothing cached: the Python and JavaScript components compile now (seconds each).
+        .env("JOBHOST_CACHE", "false")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = Stopped(child);
+
+    // The APIs listen before the plugins have compiled, and say which are compiling.
+    let healthy = loop {
+        if let Some((200, _)) = get(&http, "/healthz").await {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no /healthz");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // The folder is read in milliseconds; compiling the Python component takes seconds.
+    let status_of = |plugins: &serde_json::Value, id: &str| {
+        plugins["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .map(|p| p["status"].as_str().unwrap().to_owned())
+    };
+    let plugins = loop {
+        let (_, plugins) = get(&http, "/v1/plugins").await.unwrap();
+        let plugins: serde_json::Value = serde_json::from_str(&plugins).unwrap();
+        if status_of(&plugins, "hello-py").is_some() {
+            break plugins;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{plugins}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let (status, ready) = get(&http, "/readyz").await.unwrap();
+    assert_eq!(
+        status_of(&plugins, "hello-py").as_deref(),
+        Some("compiling"),
+        "/healthz answered after {healthy:?}, before hello-py compiled: {plugins}"
+    );
+    assert!(
+        (status == 503 && ready.contains("still compiling"))
+            || (status == 200 && ready.contains("hello-py")),
+        "/readyz says what compiles: {status} {ready}"
+    );
+
+    // Once compiled, jobs of every language run through the API.
+    let start = Instant::now();
+    loop {
+        let (status, ready) = get(&http, "/readyz").await.unwrap();
+        if status == 200 && !ready.contains("compiling") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "never ready: {status} {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{grpc}")).unwrap();
+    let mut client = jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient::new(
+        endpoint.connect().await.unwrap(),
+    );
+    for (job_type, language) in [
+        ("hello", ""),
+        ("hello-py", "python"),
+        ("hello-js", "javascript"),
+    ] {
+        let job = schedule_ok(
+            &mut client,
+            ScheduleJobRequest {
+                job_type: job_type.into(),
+                spec: r#"{"name": "node"}"#.into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let done = wait_state(&mut client, &job.id, JobState::Succeeded).await;
+        let output: serde_json::Value = serde_json::from_str(&done.output).unwrap();
+        assert_eq!(output["greeting"], "hello, node", "{job_type}");
+        if !language.is_empty() {
+            assert_eq!(output["language"], language);
+        }
+    }
+    let _ = Command::new("kill").arg(child.0.id().to_string()).status();
+    let _ = child.0.wait();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("imported, not granted: calls refused"),
+        "the load log says what is imported and not granted:\n{log}"
+    );
+}
+
+/// A child process killed when dropped (a failed assertion must not leave it running).
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

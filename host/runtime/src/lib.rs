@@ -231,7 +231,7 @@ impl Drop for Compiling<'_> {
 /// What reading one plugin file gave.
 enum FileLoad {
     /// A new build loaded (it serves once [`Registry::resolve`] says so).
-    Loaded(Plugin),
+    Loaded(Box<Plugin>),
     /// The file was refused.
     Rejected(String, PathBuf, Rejection),
     /// The same bytes are loaded already.
@@ -518,7 +518,7 @@ impl Runtime {
             id: id.clone(),
         };
         match self.loader().load(file, bytes).await {
-            Ok(plugin) => FileLoad::Loaded(plugin),
+            Ok(plugin) => FileLoad::Loaded(Box::new(plugin)),
             Err(rejection) => FileLoad::Rejected(id, file.to_owned(), rejection),
         }
     }
@@ -526,7 +526,7 @@ impl Runtime {
     fn apply(&self, load: FileLoad, report: &mut SyncReport) {
         match load {
             // Whether it serves is settled by `resolve`, once every file is read.
-            FileLoad::Loaded(plugin) => self.inner.registry.offer(plugin),
+            FileLoad::Loaded(plugin) => self.inner.registry.offer(*plugin),
             FileLoad::Rejected(id, file, rejection) => {
                 self.record_rejection(&id, &file, rejection, report)
             }

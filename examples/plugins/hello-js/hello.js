@@ -5,7 +5,7 @@
 //
 //   componentize-js examples/plugins/hello-js/hello.js --wit wit -n job-plugin \
 //       -o target/plugins/hello-js.wasm
-import { log, progress } from 'jobhost:plugin/host@0.1.1';
+import { log, progress } from 'jobhost:plugin/host@0.1.2';
 
 // The `name` of a spec like {"name": "Ada"}; throws on anything else.
 function nameOf(spec) {

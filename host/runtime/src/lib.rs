@@ -110,6 +110,18 @@ pub enum ValidateError {
     /// The plugin rejected the spec; the message is the plugin's.
     #[error("{0}")]
     Invalid(String),
+    /// No plugin serves the job type yet, and plugins are still compiling (one of them may
+    /// serve it): retry shortly.
+    #[error(
+        "no plugin serves job type `{job_type}` yet; still compiling: {}; retry shortly",
+        compiling.join(", ")
+    )]
+    Compiling {
+        /// The job type asked for.
+        job_type: String,
+        /// The plugin ids compiling now.
+        compiling: Vec<String>,
+    },
     /// The plugin's `validate` crashed.
     #[error("plugin could not validate the spec: {0}")]
     Crashed(String),
@@ -657,9 +669,17 @@ impl Runtime {
 
     /// Asks the plugin serving `job_type` whether `spec` is acceptable. Sandboxed like a run.
     pub async fn validate(&self, job_type: &str, spec: &str) -> Result<(), ValidateError> {
-        let plugin = self
-            .plugin_for(job_type)
-            .ok_or_else(|| ValidateError::NoPlugin(job_type.to_owned()))?;
+        let Some(plugin) = self.plugin_for(job_type) else {
+            let compiling = self.compiling();
+            return Err(if compiling.is_empty() && self.first_sync_done() {
+                ValidateError::NoPlugin(job_type.to_owned())
+            } else {
+                ValidateError::Compiling {
+                    job_type: job_type.to_owned(),
+                    compiling,
+                }
+            });
+        };
         let needs_processes = plugin
             .imports
             .iter()

@@ -25,13 +25,15 @@
 //! The bindings are generated from the WIT contract in the repository's `wit/` folder, so the
 //! SDK and the host can never disagree about it.
 
-/// Generated bindings of the `job-plugin` world (use the re-exports below instead).
+/// Generated bindings of the `job-plugin-full` world (use the re-exports below instead). A
+/// Rust component imports only the interfaces it calls, so a plugin that never touches
+/// `kv` or `process` needs neither grant.
 #[allow(clippy::too_many_arguments)] // generated code
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "job-plugin",
+        world: "job-plugin-full",
         pub_export_macro: true,
         export_macro_name: "export_plugin",
         default_bindings_module: "jobhost_plugin_sdk::bindings",

@@ -40,6 +40,9 @@ pub enum SubmitError {
     /// The job type needs something this host cannot provide.
     #[error("{0}")]
     Unavailable(String),
+    /// Plugins are still compiling and none serves the job type yet: retry shortly.
+    #[error("{0}")]
+    Compiling(String),
     /// The job type's queue limit is reached (`job_types.<type>.max_queued` or
     /// `worker.max_queued_per_type`); the message names the type, the limit and the knob.
     #[error("{0}")]
@@ -66,6 +69,7 @@ impl SubmitError {
                 reason,
             },
             ValidateError::Busy => SubmitError::Busy,
+            e @ ValidateError::Compiling { .. } => SubmitError::Compiling(e.to_string()),
             ValidateError::Unavailable(message) => SubmitError::Unavailable(message),
         }
     }

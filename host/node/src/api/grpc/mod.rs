@@ -142,8 +142,8 @@ pub async fn serve(
     Ok(result?)
 }
 
-/// Keeps `grpc.health.v1` current: SERVING while Redis answers and at least one plugin is
-/// loaded, NOT_SERVING otherwise.
+/// Keeps `grpc.health.v1` current: SERVING while Redis answers, the plugins folder has been
+/// read once and at least one plugin is loaded; NOT_SERVING otherwise.
 async fn report_health(
     health: tonic_health::server::HealthReporter,
     store: Store,
@@ -153,7 +153,10 @@ async fn report_health(
     let mut last = None;
     loop {
         let redis_ok = store.ping().await.is_ok();
-        let plugins_ok = runtime.plugins().iter().any(|p| p.status == "loaded");
+        // Serving once the plugins folder has been read through (its plugins compile in
+        // the background from the start) and a plugin is loaded.
+        let plugins_ok =
+            runtime.first_sync_done() && runtime.plugins().iter().any(|p| p.status == "loaded");
         let status = if redis_ok && plugins_ok {
             ServingStatus::Serving
         } else {

@@ -639,7 +639,7 @@ fn submit_status(error: SubmitError) -> Status {
         SubmitError::Invalid { .. } | SubmitError::ValidateCrashed { .. } => {
             Status::invalid_argument(error.to_string())
         }
-        SubmitError::Busy => Status::unavailable(error.to_string()),
+        SubmitError::Busy | SubmitError::Compiling(_) => Status::unavailable(error.to_string()),
         SubmitError::QueueFull(message) => Status::resource_exhausted(message),
         SubmitError::Store(e) => store_status(e),
     }

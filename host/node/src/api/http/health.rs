@@ -18,9 +18,10 @@ pub async fn healthz() -> &'static str {
 /// How long `/readyz` waits for Redis before calling it unreachable.
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Ready when Redis answers and at least one plugin is loaded: 200 `{"status":"ready"}`,
-/// with `"compiling": [ids]` while other plugins still compile (in the background, from the
-/// start), else 503 with the reason (a load balancer takes the node out meanwhile).
+/// Ready when Redis answers, the plugins folder has been read through once (its plugins
+/// compile in the background from the start; the APIs answer meanwhile) and at least one
+/// plugin is loaded: 200 `{"status":"ready"}`, with `"compiling": [ids]` while changed files
+/// compile, else 503 with the reason (a load balancer takes the node out meanwhile).
 pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<serde_json::Value>> {
     let services = &state.services;
     let redis = tokio::time::timeout(READY_TIMEOUT, services.store.ping()).await;
@@ -39,7 +40,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<serde_j
     let plugins = services.runtime.plugins();
     let compiling = services.runtime.compiling();
     let loaded = plugins.iter().any(|p| p.status == "loaded");
-    if !loaded && (!compiling.is_empty() || !services.runtime.first_sync_done()) {
+    if !services.runtime.first_sync_done() {
         return Err(ApiError::unavailable(format!(
             "plugins are still compiling: {}",
             if compiling.is_empty() {

@@ -77,7 +77,7 @@ fn refused(hook: &str, error: SubmitError) -> ApiError {
             Code::FailedPrecondition,
             e.to_string(),
         ),
-        e @ SubmitError::Busy => ApiError::unavailable(e.to_string()),
+        e @ (SubmitError::Busy | SubmitError::Compiling(_)) => ApiError::unavailable(e.to_string()),
         SubmitError::QueueFull(message) => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             Code::ResourceExhausted,

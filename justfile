@@ -96,16 +96,35 @@ fuzz SECONDS="30" *TARGETS:
 example-python: plugins redis-server
     JOBHOST_PLUGINS_OUT={{ quote(plugins_out) }} scripts/example-python.sh
 
-# Start a new plugin from the template: plugins/NAME
-new-plugin NAME:
+# Start a new plugin from a template: plugins/NAME, in Rust (default), Python or JavaScript (`just new-plugin NAME --lang python`)
+new-plugin NAME *FLAGS:
     #!/usr/bin/env bash
     set -euo pipefail
     cd "{{ root }}"
     name="{{ NAME }}"
+    lang=rust
+    set -- {{ FLAGS }}
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --lang) lang="${2:-}"; shift 2 || true ;;
+            --lang=*) lang="${1#--lang=}"; shift ;;
+            *) echo "unknown flag $1 (use --lang rust|python|js)" >&2; exit 2 ;;
+        esac
+    done
     [[ "$name" =~ ^[a-z][a-z0-9-]{0,40}$ ]] || { echo "plugin name must be lowercase letters, digits and '-'" >&2; exit 2; }
     [ ! -e "plugins/$name" ] || { echo "plugins/$name already exists" >&2; exit 1; }
-    cp -r examples/plugins/hello "plugins/$name"
-    sed -i "s/^name = \"hello\"/name = \"$name\"/" "plugins/$name/Cargo.toml"
-    sed -i "s/\"hello\"/\"$name\"/g; s/\`hello\`: the plugin template.*/\`$name\`: a jobhost plugin./" "plugins/$name/src/lib.rs"
-    sed -i "s|^    \"examples/plugins/hello\",|    \"plugins/$name\",\n&|" Cargo.toml
-    echo "created plugins/$name; build it with: just plugins"
+    case "$lang" in
+        rust)
+            cp -r examples/plugins/hello "plugins/$name"
+            sed -i "s/^name = \"hello\"/name = \"$name\"/" "plugins/$name/Cargo.toml"
+            sed -i "s/\"hello\"/\"$name\"/g; s/\`hello\`: the plugin template.*/\`$name\`: a jobhost plugin./" "plugins/$name/src/lib.rs"
+            sed -i "s|^    \"examples/plugins/hello\",|    \"plugins/$name\",\n&|" Cargo.toml ;;
+        python|py)
+            mkdir -p "plugins/$name"
+            sed "s/hello-py/$name/g" examples/plugins/hello-py/app.py > "plugins/$name/app.py" ;;
+        js|javascript)
+            mkdir -p "plugins/$name"
+            sed "s/hello-js/$name/g" examples/plugins/hello-js/app.js > "plugins/$name/app.js" ;;
+        *) echo "--lang must be rust, python or js" >&2; exit 2 ;;
+    esac
+    echo "created plugins/$name ($lang); build it with: just plugins (Python and JavaScript need: just plugin-toolchains)"

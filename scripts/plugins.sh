@@ -82,31 +82,32 @@ for manifest in plugins/*/Cargo.toml plugins/testing/*/Cargo.toml examples/plugi
     done
     [ -f "$dest/$name.wasm" ] || { echo "no component built for $dir" >&2; exit 1; }
 done
-# Python and JavaScript plugins, with the toolchains under target/langs (just plugin-toolchains);
-# rebuilt only when their source or wit/ changed (each takes 10-20 s).
+# Python and JavaScript plugins (a folder under plugins/ or examples/plugins/ holding app.py
+# or app.js), with the toolchains under target/langs (just plugin-toolchains); each is
+# rebuilt only when its folder or wit/ changed (a build takes 10-20 s).
 langs="$root/target/langs"
+py_tool="$langs/py/bin/componentize-py"
+js_tool="$langs/js/node_modules/.bin/componentize-js"
 fresh() { # OUTPUT SOURCE...: OUTPUT exists and nothing in SOURCE is newer
     [ -f "$1" ] && [ -z "$(find "${@:2}" -newer "$1" -print -quit)" ]
 }
-py_out="$plugins_out/hello-py.wasm"
-if [ -x "$langs/py/bin/componentize-py" ]; then
-    if ! fresh "$py_out" examples/plugins/hello-py wit "$langs/py/bin/componentize-py"; then
-        "$langs/py/bin/componentize-py" -d wit -w job-plugin componentize \
-            -p examples/plugins/hello-py app -o "$plugins_out/.hello-py.wasm.tmp" >/dev/null
-        mv "$plugins_out/.hello-py.wasm.tmp" "$py_out"
+for app in plugins/*/app.py examples/plugins/*/app.py plugins/*/app.js examples/plugins/*/app.js; do
+    [ -f "$app" ] || continue
+    dir=$(dirname "$app"); name=$(basename "$dir"); out="$plugins_out/$name.wasm"
+    tmp="$plugins_out/.$name.wasm.tmp"
+    case "$app" in
+        *.py) tool=$py_tool; install_hint="componentize-py" ;;
+        *.js) tool=$js_tool; install_hint="componentize-js" ;;
+    esac
+    if [ ! -x "$tool" ]; then
+        echo "skipping $dir: no $install_hint (install it: just plugin-toolchains)" >&2
+        continue
     fi
-else
-    echo "skipping examples/plugins/hello-py: no componentize-py (install it: just plugin-toolchains)" >&2
-fi
-js_out="$plugins_out/hello-js.wasm"
-js_tool="$langs/js/node_modules/.bin/componentize-js"
-if [ -x "$js_tool" ]; then
-    if ! fresh "$js_out" examples/plugins/hello-js wit "$langs/js/package.json"; then
-        "$js_tool" examples/plugins/hello-js/hello.js --wit wit -n job-plugin \
-            -o "$plugins_out/.hello-js.wasm.tmp" >/dev/null
-        mv "$plugins_out/.hello-js.wasm.tmp" "$js_out"
-    fi
-else
-    echo "skipping examples/plugins/hello-js: no componentize-js (install it: just plugin-toolchains)" >&2
-fi
+    fresh "$out" "$dir" wit "$tool" && continue
+    case "$app" in
+        *.py) "$tool" -d wit -w job-plugin componentize -p "$dir" app -o "$tmp" >/dev/null ;;
+        *.js) "$tool" "$app" --wit wit -n job-plugin -o "$tmp" >/dev/null ;;
+    esac
+    mv "$tmp" "$out"
+done
 echo "plugins in $plugins_out: $(cd "$plugins_out" && printf '%s ' *.wasm)"

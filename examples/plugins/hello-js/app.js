@@ -3,7 +3,7 @@
 //
 // Build (what `just plugins` runs, with the pinned toolchain of `just plugin-toolchains`):
 //
-//   componentize-js examples/plugins/hello-js/hello.js --wit wit -n job-plugin \
+//   componentize-js examples/plugins/hello-js/app.js --wit wit -n job-plugin \
 //       -o target/plugins/hello-js.wasm
 import { log, progress } from 'jobhost:plugin/host@0.1.2';
 

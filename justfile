@@ -24,7 +24,7 @@ plugin-toolchains:
 test *ARGS: plugin-toolchains plugins redis-server chromium
     # The plugins' own unit tests, natively: apart from the host's build, so the two never
     # unify features (that would rebuild wasmtime).
-    cargo test -p ccip-submit --lib
+    cargo test -p ccip-submit -p jobhost-plugin-sdk --lib
     cargo build --bins
     JOBHOST_TEST_PLUGINS_DIR={{ plugins_out }} cargo test {{ ARGS }}
 

@@ -22,6 +22,10 @@
 //! export_plugin!(Hello);
 //! ```
 //!
+//! A plugin whose spec is JSON implements [`typed::TypedPlugin`] instead: the SDK parses the
+//! spec into the plugin's type once, the same way for `validate` and `run`
+//! (`examples/plugins/hello`).
+//!
 //! The bindings are generated from the WIT contract in the repository's `wit/` folder, so the
 //! SDK and the host can never disagree about it.
 
@@ -48,6 +52,7 @@ pub use bindings::jobhost::plugin::types::{Job, Label, Outcome, PluginInfo, Retr
 use std::time::Duration;
 
 pub mod http;
+pub mod typed;
 
 /// Native processes confined in cgroups (needs the `process` grant).
 pub mod process {

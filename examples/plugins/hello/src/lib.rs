@@ -1,26 +1,27 @@
 //! `hello`: the plugin template. `just new-plugin NAME` copies this crate to `plugins/NAME`.
 //!
-//! Spec: JSON `{"name": "..."}`. Output: a greeting.
+//! Spec: JSON `{"name": "..."}`. Output: a greeting. The SDK's [`TypedPlugin`] parses the
+//! spec once for `validate` and `run`; this plugin only says what the spec is and what it
+//! does with it.
 
-use jobhost_plugin_sdk::{Job, Outcome, Plugin, PluginInfo, export_plugin, log, progress};
+use jobhost_plugin_sdk::typed::{TypedPlugin, export_typed_plugin};
+use jobhost_plugin_sdk::{Job, Outcome, PluginInfo, log, progress};
+
+/// What a job of type `hello` asks for.
+#[derive(serde::Deserialize)]
+struct Spec {
+    /// Who to greet.
+    name: String,
+}
+
+const SCHEMA: &str = r#"{"type":"object","properties":{"name":{"type":"string","minLength":1}},"required":["name"]}"#;
 
 struct Hello;
 
-const SCHEMA: &str =
-    r#"{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}"#;
+impl TypedPlugin for Hello {
+    type Spec = Spec;
+    const EXAMPLE: Option<&'static str> = Some(r#"{"name": "Ada"}"#);
 
-/// Pulls `"name": "..."` out of the spec (a real plugin would use serde_json).
-fn name_of(spec: &str) -> Option<&str> {
-    let after = spec
-        .split_once("\"name\"")?
-        .1
-        .trim_start()
-        .strip_prefix(':')?;
-    let quoted = after.trim_start().strip_prefix('"')?;
-    quoted.split_once('"').map(|(name, _)| name)
-}
-
-impl Plugin for Hello {
     fn describe() -> PluginInfo {
         PluginInfo::new(
             "hello",
@@ -31,19 +32,22 @@ impl Plugin for Hello {
         .with_spec_schema(SCHEMA)
     }
 
-    fn validate(spec: String) -> Result<(), String> {
-        match name_of(&spec) {
-            Some(name) if !name.is_empty() => Ok(()),
-            _ => Err("spec must be JSON like {\"name\": \"Ada\"}".into()),
+    fn check(spec: &Spec) -> Result<(), String> {
+        if spec.name.is_empty() {
+            return Err(
+                r#"spec must be JSON like {"name": "Ada"}: `name` must not be empty"#.into(),
+            );
         }
+        Ok(())
     }
 
-    fn run(job: Job) -> Outcome {
-        let name = name_of(&job.spec).unwrap_or("world");
-        log::info(&format!("greeting {name} (attempt {})", job.attempt));
+    fn run(job: &Job, spec: Spec) -> Outcome {
+        log::info(&format!("greeting {} (attempt {})", spec.name, job.attempt));
         progress(100, "done");
-        Outcome::Completed(format!("{{\"greeting\":\"hello, {name}\"}}"))
+        Outcome::Completed(
+            serde_json::json!({ "greeting": format!("hello, {}", spec.name) }).to_string(),
+        )
     }
 }
 
-export_plugin!(Hello);
+export_typed_plugin!(Hello);

@@ -248,3 +248,53 @@ impl Drop for Stopped {
         let _ = self.0.wait();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_needing_component_model_async_is_refused_naming_the_flag_that_avoids_it() {
+    // componentize-js's QuickJS backend, as `just plugin-toolchains` installs it.
+    let tool = workspace().join("target/langs/js/node_modules/.bin/componentize-qjs");
+    assert!(
+        tool.exists(),
+        "{} missing: run `just plugin-toolchains`",
+        tool.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let source = workspace().join("examples/plugins/hello-js/app.js");
+    for (name, extra) in [("qjs-async", None), ("qjs-sync", Some("--sync"))] {
+        let out = Command::new(&tool)
+            .arg("--wit")
+            .arg(workspace().join("wit"))
+            .args(["-n", "job-plugin", "--js"])
+            .arg(&source)
+            .args(extra)
+            .arg("-o")
+            .arg(dir.path().join(format!("{name}.wasm")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {out:?}");
+    }
+    let runtime = runtime(config(dir.path())).await;
+    let status = runtime
+        .plugins()
+        .into_iter()
+        .find(|p| p.id == "qjs-async")
+        .unwrap();
+    let reason = status.rejection.unwrap_or_default();
+    assert!(
+        reason.contains("component model async")
+            && reason.contains("--backend-qjs-disable-async")
+            && reason.contains("componentize-qjs --sync"),
+        "{reason}"
+    );
+    // Built without it, the same source loads and runs.
+    let (opts, _) = options(Some(Duration::from_secs(30)));
+    let report = runtime
+        .run(&job("hello-js", r#"{"name": "qjs"}"#), opts)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&report.outcome, RunOutcome::Completed { output } if output.contains("hello, qjs")),
+        "{:?}",
+        report.outcome
+    );
+}

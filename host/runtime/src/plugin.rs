@@ -471,7 +471,8 @@ fn hint(message: String) -> String {
     if message.contains("component model async") || message.contains("component-model-async") {
         return format!(
             "{message} (this host does not run component-model async: build the plugin \
-             without it, e.g. componentize-js's QuickJS backend with --backend-qjs-disable-async)"
+             without it, e.g. `jco componentize --backend qjs --backend-qjs-disable-async`, \
+             or `componentize-qjs --sync`)"
         );
     }
     message

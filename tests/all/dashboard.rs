@@ -281,33 +281,6 @@ async fn the_dashboard_follows_a_job_live_and_shows_nodes_and_plugins() {
         .await;
     assert_eq!(broken_status, "rejected");
 
-    // A Python plugin dropped in compiles for seconds (the test server caches nothing): the
-    // dashboard shows it compiling, then loaded.
-    common::install(&server.plugins_dir(), &["hello-py"]);
-    let py = "document.querySelector('[data-testid=plugin-row][data-plugin-id=hello-py] \
-              [data-testid=plugin-status]')?.textContent";
-    wait(
-        &mut browser,
-        "hello-py compiling",
-        &format!("{py} === 'compiling'"),
-    )
-    .await;
-    let compiling_count = browser
-        .eval("document.getElementById('plugins-count').textContent")
-        .await;
-    assert!(
-        compiling_count
-            .as_str()
-            .unwrap_or_default()
-            .contains("1 compiling"),
-        "{compiling_count}"
-    );
-    wait(
-        &mut browser,
-        "hello-py loaded",
-        &format!("{py} === 'loaded'"),
-    )
-    .await;
     let banner = browser
         .eval("document.querySelector('[data-testid=rejected-banner]:not([hidden])')?.textContent")
         .await;
@@ -405,6 +378,37 @@ async fn the_dashboard_follows_a_job_live_and_shows_nodes_and_plugins() {
     );
     assert_eq!(browser.eval("window.__loads").await, 1);
     assert_eq!(browser.event_count("Page.loadEventFired"), load_events);
+
+    // A Python plugin dropped in compiles for seconds (the test server caches nothing): the
+    // dashboard shows it compiling, then loaded.
+    common::install(&server.plugins_dir(), &["hello-py"]);
+    let py = "document.querySelector('[data-testid=plugin-row][data-plugin-id=hello-py] \
+              [data-testid=plugin-status]')?.textContent";
+    wait(
+        &mut browser,
+        "hello-py compiling",
+        &format!("{py} === 'compiling'"),
+    )
+    .await;
+    let compiling_count = browser
+        .eval("document.getElementById('plugins-count').textContent")
+        .await;
+    assert!(
+        compiling_count
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 compiling"),
+        "{compiling_count}"
+    );
+    // Compiling 18 MiB takes seconds alone, longer beside other tests.
+    let loaded = browser
+        .wait_for(&format!("{py} === 'loaded'"), Duration::from_secs(180))
+        .await;
+    assert!(
+        loaded.is_ok(),
+        "hello-py never shown loaded: {:?}",
+        loaded.err()
+    );
 
     let shot = artifacts_dir().join("dashboard.png");
     browser.screenshot(&shot).await;

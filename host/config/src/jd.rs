@@ -96,6 +96,15 @@ impl JdConfig {
                 return invalid(format!("jd.{knob} must be 100..=3600000"));
             }
         }
+        // As in wsrpc (18 s / 20 s): the deadline runs from the last pong, so a ping must go
+        // out before it.
+        if self.wsrpc_pong_timeout_ms <= self.wsrpc_ping_interval_ms {
+            return invalid(format!(
+                "jd.wsrpc_pong_timeout_ms ({}) must be longer than jd.wsrpc_ping_interval_ms ({}): \
+                 a node is dropped when no pong came for that long since the last one",
+                self.wsrpc_pong_timeout_ms, self.wsrpc_ping_interval_ms
+            ));
+        }
         Ok(())
     }
 

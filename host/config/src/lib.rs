@@ -385,6 +385,7 @@ mod tests {
             "[jd]\ncsa_key_secret = \"hunter2\"\n",
             "[jd]\nwsrpc_max_message_bytes = 10\n",
             "[jd]\nwsrpc_pong_timeout_ms = 0\n",
+            "[jd]\nwsrpc_ping_interval_ms = 30000\nwsrpc_pong_timeout_ms = 10000\n",
         ] {
             let err = Config::from_toml(bad)
                 .unwrap()

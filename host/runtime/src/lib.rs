@@ -548,9 +548,6 @@ impl Runtime {
 
     /// Settles who serves each job type after a sync and logs what changed.
     fn resolve(&self, report: &mut SyncReport) {
-        if !self.inner.registry.job_types().is_empty() {
-            self.inner.serving.send_replace(true);
-        }
         for change in self.inner.registry.resolve() {
             match change {
                 Change::Serving { plugin, replaced } => {
@@ -586,6 +583,9 @@ impl Runtime {
                     report.rejected.push(id);
                 }
             }
+        }
+        if !self.inner.registry.job_types().is_empty() {
+            self.inner.serving.send_replace(true);
         }
     }
 

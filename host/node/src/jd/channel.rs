@@ -300,14 +300,27 @@ impl Distributor {
         decision: Decision,
     ) -> Result<Proposal> {
         let job = self.node_job(node_id, uuid).await?;
+        if job.deleted_ms.is_some() {
+            return Err(JdError::FailedPrecondition(format!(
+                "job proposal {uuid} was deleted"
+            )));
+        }
+        let latest = usize::try_from(version).ok() == Some(job.proposal_ids.len());
         let index = usize::try_from(version - 1).ok();
         let proposal_id = index.and_then(|i| job.proposal_ids.get(i)).ok_or_else(|| {
             JdError::NotFound(format!("job proposal {uuid} has no version {version}"))
         })?;
-        let (from, to) = match decision {
-            Decision::Approved => (ProposalStatus::Proposed, ProposalStatus::Approved),
-            Decision::Rejected => (ProposalStatus::Proposed, ProposalStatus::Rejected),
-            Decision::Cancelled => (ProposalStatus::Approved, ProposalStatus::Cancelled),
+        // What each decision may follow: a node re-approves a cancelled spec if it is the
+        // latest version (chainlink `feeds` does); the same decision again (its earlier
+        // answer was lost, and the node rolled back) is accepted as it is.
+        let (from, to): (&[ProposalStatus], ProposalStatus) = match decision {
+            Decision::Approved if latest => (
+                &[ProposalStatus::Proposed, ProposalStatus::Cancelled],
+                ProposalStatus::Approved,
+            ),
+            Decision::Approved => (&[ProposalStatus::Proposed], ProposalStatus::Approved),
+            Decision::Rejected => (&[ProposalStatus::Proposed], ProposalStatus::Rejected),
+            Decision::Cancelled => (&[ProposalStatus::Approved], ProposalStatus::Cancelled),
         };
         let decided = self
             .update(
@@ -315,9 +328,12 @@ impl Distributor {
                 proposal_id,
                 "proposal",
                 |p: &mut Proposal| {
-                    if p.status != from {
+                    if p.status == to {
+                        return Ok(());
+                    }
+                    if !from.contains(&p.status) {
                         return Err(JdError::FailedPrecondition(format!(
-                            "job proposal {uuid} version {version} is {:?}, not {from:?}",
+                            "job proposal {uuid} version {version} is {:?}: it cannot become {to:?}",
                             p.status
                         )));
                     }

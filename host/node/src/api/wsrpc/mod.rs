@@ -198,7 +198,10 @@ async fn connect(
         let node = match jd.node_by_key(&public_key).await {
             Ok(node) if node.enabled => Ok(node),
             Ok(node) => Err(format!("node {} ({public_key}) is disabled", node.id)),
-            Err(_) => Err(format!("no registered node has public key {public_key}")),
+            Err(crate::jd::JdError::NotFound(_)) => {
+                Err(format!("no registered node has public key {public_key}"))
+            }
+            Err(e) => Err(format!("cannot check public key {public_key} now: {e}")),
         };
         let refusal = node.as_ref().err().cloned();
         let config = WebSocketConfig::default()

@@ -30,6 +30,9 @@ type Socket = WebSocketStream<TlsStream<TcpStream>>;
 /// Calls from one node answered at once; more wait for one of them to finish.
 const MAX_CALLS_IN_PROGRESS: usize = 64;
 
+/// Longest a frame may take to be written (wsrpc's default write timeout).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Calls made to the node, waiting for their answers, by call id.
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Response>>>>;
 
@@ -149,7 +152,13 @@ async fn write(
                 None => break,
             },
         };
-        if sink.send(frame).await.is_err() {
+        // A node that stops reading (a full TCP window) must not hold the session: a frame
+        // not written within WRITE_TIMEOUT ends it, as wsrpc's write deadline does.
+        let sent = tokio::select! {
+            () = end.cancelled() => break,
+            sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)) => sent,
+        };
+        if !matches!(sent, Ok(Ok(()))) {
             end.cancel();
             break;
         }
@@ -229,7 +238,10 @@ async fn keepalive(session: Arc<Session>, last_pong: Arc<Mutex<Instant>>) -> Str
     let ping_every = Duration::from_millis(config.wsrpc_ping_interval_ms);
     let pong_within = Duration::from_millis(config.wsrpc_pong_timeout_ms);
     let touch_every = crate::jd::session_touch_interval(config);
-    let tick = (ping_every.min(pong_within).min(touch_every) / 4).max(Duration::from_millis(20));
+    // Fine enough that a ping goes out close to its time: wsrpc's 18 s / 20 s leave a node
+    // 2 s to answer.
+    let tick = (ping_every.min(pong_within).min(touch_every) / 4)
+        .clamp(Duration::from_millis(20), Duration::from_millis(200));
     let (mut next_ping, mut next_touch) = (Instant::now() + ping_every, Instant::now());
     loop {
         tokio::time::sleep(tick).await;
@@ -240,11 +252,10 @@ async fn keepalive(session: Arc<Session>, last_pong: Arc<Mutex<Instant>>) -> Str
         }
         if now >= next_ping {
             next_ping = now + ping_every;
-            if session
-                .out
-                .send(Frame::Ping(Default::default()))
-                .await
-                .is_err()
+            // Never waits: a queue that stays full is a node that stopped reading, which
+            // the pong deadline (and the writer's timeout) catch.
+            if let Err(mpsc::error::TrySendError::Closed(_)) =
+                session.out.try_send(Frame::Ping(Default::default()))
             {
                 return "the connection closed".into();
             }
@@ -264,6 +275,7 @@ async fn answer(session: Arc<Session>, request: Request) {
         tracing::debug!(node = %session.node.name, method = request.method, "wsrpc: no such method; not answered");
         return;
     };
+    let answered_ok = result.is_ok();
     let response = match result {
         Ok(payload) => Response {
             call_id: request.call_id,
@@ -279,10 +291,15 @@ async fn answer(session: Arc<Session>, request: Request) {
     let frame = Message {
         exchange: Some(Exchange::Response(response)),
     };
-    let _ = session
+    let sent = session
         .out
         .send(Frame::Binary(frame.encode_to_vec().into()))
         .await;
+    // Calls to the node start once its first UpdateNode is answered (queued ahead of them).
+    if request.method == "UpdateNode" && answered_ok && sent.is_ok() {
+        session.ready.send_replace(true);
+        session.wake.notify_one();
+    }
 }
 
 /// What the node's call `request` gets: its encoded answer or an error text; `None` for a
@@ -317,10 +334,6 @@ async fn dispatch(session: &Session, request: &Request) -> Option<Result<Vec<u8>
                     .map_err(error_text),
                 Err(e) => Err(e),
             };
-            if answered.is_ok() {
-                session.ready.send_replace(true);
-                session.wake.notify_one();
-            }
             answered
         }
         "ApprovedJob" => decided(Decision::Approved).await,

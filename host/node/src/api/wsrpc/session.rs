@@ -325,17 +325,14 @@ async fn dispatch(session: &Session, request: &Request) -> Option<Result<Vec<u8>
         Ok(Vec::new())
     };
     Some(match request.method.as_str() {
-        "UpdateNode" => {
-            let answered = match decode::<cfm::UpdateNodeRequest>(payload) {
-                Ok(update) => jd
-                    .node_reported(node, &update)
-                    .await
-                    .map(|r| r.encode_to_vec())
-                    .map_err(error_text),
-                Err(e) => Err(e),
-            };
-            answered
-        }
+        "UpdateNode" => match decode::<cfm::UpdateNodeRequest>(payload) {
+            Ok(update) => jd
+                .node_reported(node, &update)
+                .await
+                .map(|r| r.encode_to_vec())
+                .map_err(error_text),
+            Err(e) => Err(e),
+        },
         "ApprovedJob" => decided(Decision::Approved).await,
         "RejectedJob" => decided(Decision::Rejected).await,
         "CancelledJob" => decided(Decision::Cancelled).await,

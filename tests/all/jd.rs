@@ -459,7 +459,7 @@ async fn propose(jobs: &mut Jobs, node_id: &str, spec: impl Into<String>) -> job
 }
 
 /// Polls `GetProposal` until `done` holds for it (30 s at most).
-async fn wait_proposal(
+pub(crate) async fn wait_proposal(
     jobs: &mut Jobs,
     id: &str,
     done: impl Fn(&job::Proposal) -> bool,
@@ -484,8 +484,8 @@ async fn wait_proposal(
     }
 }
 
-/// Polls `GetNode` until node `id`'s `is_connected` is `want` (10 s at most).
-async fn wait_connected(nodes: &mut Nodes, id: &str, want: bool) {
+/// Polls `GetNode` until node `id`'s `is_connected` is `want` (15 s at most).
+pub(crate) async fn wait_connected(nodes: &mut Nodes, id: &str, want: bool) {
     let start = std::time::Instant::now();
     loop {
         let node = nodes
@@ -502,7 +502,7 @@ async fn wait_connected(nodes: &mut Nodes, id: &str, want: bool) {
             return;
         }
         assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
+            start.elapsed() < std::time::Duration::from_secs(15),
             "is_connected never became {want}: {node:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::common;
+use crate::jd::{wait_connected, wait_proposal};
 
 use common::TestRedis;
 use common::feeds_node::{FeedsNode, NodeKey, Options, SpecStatus, Tuning};
@@ -65,22 +66,6 @@ async fn get_node(nodes: &mut Nodes, id: &str) -> node::Node {
         .unwrap()
 }
 
-/// Polls `GetNode` until `is_connected` is `want` (15 s at most).
-async fn wait_connected(nodes: &mut Nodes, id: &str, want: bool) {
-    let start = std::time::Instant::now();
-    loop {
-        let node = get_node(nodes, id).await;
-        if node.is_connected == want {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "is_connected never became {want}: {node:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn propose(jobs: &mut Jobs, node_id: &str, uuid: &str) -> job::Proposal {
     jobs.propose_job(job::ProposeJobRequest {
         node_id: node_id.into(),
@@ -101,26 +86,6 @@ async fn get_proposal(jobs: &mut Jobs, id: &str) -> job::Proposal {
         .into_inner()
         .proposal
         .unwrap()
-}
-
-/// Polls `GetProposal` until `done` holds (15 s at most).
-async fn wait_proposal(
-    jobs: &mut Jobs,
-    id: &str,
-    done: impl Fn(&job::Proposal) -> bool,
-) -> job::Proposal {
-    let start = std::time::Instant::now();
-    loop {
-        let p = get_proposal(jobs, id).await;
-        if done(&p) {
-            return p;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the proposal never got there: {p:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn acknowledged(p: &job::Proposal) -> bool {

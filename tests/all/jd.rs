@@ -458,6 +458,20 @@ async fn propose(jobs: &mut Jobs, node_id: &str, spec: impl Into<String>) -> job
     .unwrap()
 }
 
+/// `ListNodeChainConfigs` of node `id`.
+pub(crate) async fn chain_configs(nodes: &mut Nodes, id: &str) -> Vec<node::ChainConfig> {
+    nodes
+        .list_node_chain_configs(node::ListNodeChainConfigsRequest {
+            filter: Some(node::list_node_chain_configs_request::Filter {
+                node_ids: vec![id.to_owned()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .chain_configs
+}
+
 /// Polls `GetProposal` until `done` holds for it (30 s at most).
 pub(crate) async fn wait_proposal(
     jobs: &mut Jobs,
@@ -554,16 +568,7 @@ async fn approved_proposals_are_delivered_to_chainlink_nodes_and_deleted_from_th
     let two = register(&mut nodes, "node-2", "bb02", vec![]).await;
 
     // Chain configs come from the nodes file, under the registered node's id.
-    let configs = nodes
-        .list_node_chain_configs(node::ListNodeChainConfigsRequest {
-            filter: Some(node::list_node_chain_configs_request::Filter {
-                node_ids: vec![one.id.clone()],
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .chain_configs;
+    let configs = chain_configs(&mut nodes, &one.id).await;
     assert_eq!(configs.len(), 1, "{configs:?}");
     let config = &configs[0];
     assert_eq!(config.node_id, one.id);

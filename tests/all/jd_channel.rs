@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::common;
-use crate::jd::{wait_connected, wait_proposal};
+use crate::jd::{chain_configs, wait_connected, wait_proposal};
 
 use common::TestRedis;
 use common::feeds_node::{FeedsNode, NodeKey, Options, SpecStatus, Tuning};
@@ -220,17 +220,7 @@ async fn the_devenv_flow_proposes_and_the_node_approves_rejects_and_cancels() {
     assert_eq!(shown.workflow_key.as_deref(), Some("wf-key-1"));
     assert_eq!(shown.nop_friendly_name, "NOP one");
     assert_eq!(shown.p2p_key_bundles[0].peer_id, "12D3KooWpeer");
-    let configs = jd
-        .nodes
-        .list_node_chain_configs(node::ListNodeChainConfigsRequest {
-            filter: Some(node::list_node_chain_configs_request::Filter {
-                node_ids: vec![n.id.clone()],
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .chain_configs;
+    let configs = chain_configs(&mut jd.nodes, &n.id).await;
     assert_eq!(configs.len(), 1, "{configs:?}");
     assert_eq!(configs[0].node_id, n.id);
     assert_eq!(configs[0].chain.as_ref().unwrap().id, "11155111");

@@ -351,6 +351,18 @@ mod tests {
         assert_eq!(config.plugin("net-probe").grants, ["network"]);
     }
 
+    /// An environment holding only `pairs`.
+    fn env(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> + Copy {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
     #[test]
     fn the_real_jds_port_variables_apply_where_the_file_says_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -358,14 +370,6 @@ mod tests {
         std::fs::write(&empty, "").unwrap();
         let explicit = dir.path().join("explicit.toml");
         std::fs::write(&explicit, "[jd]\nwsrpc_addr = \"127.0.0.1:7001\"\n").unwrap();
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         let load = |file: &Path, var| Config::load_with(Some(file), var).unwrap();
         let ports = env(&[("PORT", "14231"), ("NODE_RPC_PORT", "8081")]);
         let config = load(&empty, ports);
@@ -410,14 +414,6 @@ mod tests {
         std::fs::write(&empty, "").unwrap();
         let explicit = dir.path().join("explicit.toml");
         std::fs::write(&explicit, "[api]\ngrpc_addr = \"127.0.0.1:7000\"\n").unwrap();
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         let jd = env(&[("JD_PORT", "42242")]);
         let addr = |file: &Path, var| Config::load_with(Some(file), var).unwrap().api.grpc_addr;
         assert_eq!(addr(&empty, jd), "0.0.0.0:42242");

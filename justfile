@@ -12,8 +12,8 @@ wasm_toolchain := env("JOBHOST_WASM_TOOLCHAIN", "auto")
 default:
     @just --list
 
-# Build the plugins and start a development node on them (with a local redis-server)
-run *ARGS: plugins redis-server
+# Build the plugins and start a development node on them (with a local redis-server, and a local PostgreSQL for the job history, their data under .jobhost/)
+run *ARGS: plugins redis-server postgresql
     cargo run --bin jobhost -- --config examples/jobhost.toml serve --dev --plugins-dir {{ plugins_out }} {{ ARGS }}
 
 # Install the pinned Python and JavaScript plugin toolchains under target/langs (componentize-py 0.25.1, componentize-js 0.22.0); `just plugins` then builds examples/plugins/hello-py and hello-js too
@@ -21,7 +21,7 @@ plugin-toolchains:
     scripts/plugin-toolchains.sh
 
 # Build the plugins and binaries, then run every test against them (tests start their own redis-server; the dashboard test a headless chromium; the Python and JavaScript plugins their toolchains). ARGS go to cargo test, e.g. `just test --test all store::`
-test *ARGS: plugin-toolchains plugins redis-server chromium
+test *ARGS: plugin-toolchains plugins redis-server postgresql chromium
     # The plugins' own unit tests, natively: apart from the host's build, so the two never
     # unify features (that would rebuild wasmtime).
     cargo test -p ccip-submit -p jobhost-plugin-sdk --lib
@@ -41,6 +41,17 @@ redis-server:
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+
+# Install PostgreSQL's server (Debian's package) if this machine has none: the job history of `just run`, and the history tests, start their own from it
+postgresql:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && exit 0
+    command -v initdb >/dev/null && command -v postgres >/dev/null && exit 0
+    echo "installing postgresql" >&2
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 
 # Install Chromium (Debian's package) if this machine has none: the dashboard tests drive it headless
 chromium:
@@ -77,14 +88,14 @@ lint:
         cargo clippy --profile plugin --target wasm32-wasip2 --workspace "${excludes[@]}" -- -D warnings; \
     else echo "skipping clippy on plugins: rustup has no wasm32-wasip2 target here"; fi
 
-# Benchmarks, the host crates optimised (opt-level 2, like the dependencies, whose test builds they share; the next `just test` recompiles only the workspace's crates): plugin call overhead (pooling on/off); jobs/s through gRPC ScheduleJobs on 1 and 2 nodes (submit+run, run alone) with Redis and host CPU per job, Redis bytes per job, a 1M-job soak (JOBHOST_BENCH_SOAK_JOBS) and BullMQ's peer in the same run with the ratios (host/node/benches/peers/bullmq; npm installs bullmq on first use); open-loop latency (JOBHOST_BENCH_RATE, JOBHOST_BENCH_SECS); 100k pending timers; spawn in a cgroup
-bench: plugins redis-server
+# Benchmarks, the host crates optimised (opt-level 2, like the dependencies, whose test builds they share; the next `just test` recompiles only the workspace's crates): plugin call overhead (pooling on/off); jobs/s through gRPC ScheduleJobs on 1 and 2 nodes (submit+run, run alone) with Redis and host CPU per job, Redis bytes per job, a 1M-job soak (JOBHOST_BENCH_SOAK_JOBS) and BullMQ's peer in the same run with the ratios (host/node/benches/peers/bullmq; npm installs bullmq on first use); open-loop latency (JOBHOST_BENCH_RATE, JOBHOST_BENCH_SECS); the job history (node throughput with history off vs on, archive jobs/s into PostgreSQL per batch size); 100k pending timers; spawn in a cgroup
+bench: plugins redis-server postgresql
     #!/usr/bin/env bash
     set -euo pipefail
     export CARGO_PROFILE_DEV_OPT_LEVEL=2 CARGO_PROFILE_DEV_DEBUG_ASSERTIONS=false CARGO_PROFILE_DEV_OVERFLOW_CHECKS=false
     export JOBHOST_TEST_PLUGINS_DIR={{ quote(plugins_out) }}
     # throughput runs BullMQ's peer (host/node/benches/peers/bullmq) itself, in the same run.
-    for bench in call_overhead throughput latency timers spawn; do
+    for bench in call_overhead throughput history latency timers spawn; do
         cargo bench --profile dev --bench "$bench"
     done
 

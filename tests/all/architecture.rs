@@ -53,10 +53,11 @@ fn dependents(crates: &BTreeMap<String, BTreeSet<String>>, dependency: &str) -> 
 }
 
 #[test]
-fn only_one_crate_speaks_redis_one_touches_wasmtime_and_one_calls_libc() {
+fn only_one_crate_speaks_redis_one_postgresql_one_touches_wasmtime_and_one_calls_libc() {
     let crates = host_crates(&metadata());
     assert!(crates.len() >= 7, "{crates:?}");
     assert_eq!(dependents(&crates, "redis"), ["jobhost-store"]);
+    assert_eq!(dependents(&crates, "tokio-postgres"), ["jobhost-history"]);
     for wasmtime in ["wasmtime", "wasmtime-wasi", "wasmtime-wasi-http"] {
         assert_eq!(
             dependents(&crates, wasmtime),
@@ -77,6 +78,7 @@ fn no_dependency_points_up() {
         ("jobhost-sandbox", &[]),
         ("jobhost-store", &["jobhost-config"]),
         ("jobhost-runtime", &["jobhost-config", "jobhost-sandbox"]),
+        ("jobhost-history", &["jobhost-config", "jobhost-store"]),
         ("jobctl", &["jobhost-proto"]),
         (
             "jobhost",
@@ -86,6 +88,7 @@ fn no_dependency_points_up() {
                 "jobhost-store",
                 "jobhost-sandbox",
                 "jobhost-runtime",
+                "jobhost-history",
             ],
         ),
     ];

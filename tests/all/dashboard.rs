@@ -18,6 +18,17 @@
 //! state is saved to `target/test-artifacts/dashboard-signin.png`, the viewer's refused
 //! cancel to `dashboard-viewer.png`.
 //!
+//! With the job history on (a real PostgreSQL, `common::TestPostgres`), the History tab
+//! lists the archived jobs newest finished first, as `GET /v1/history` orders them, with the
+//! API's values as text (a name that is markup stays text); each filter (type, state,
+//! label, submitter, finished from/before) narrows it to exactly its jobs, or to the
+//! empty-state message; a bad label is refused in the page and a bad page size with the
+//! server's message; two a page shows "More", which appends the last job and goes away; a
+//! row opens a job Redis has forgotten, its detail, attempt and log read back from the
+//! history and marked "archived"; with PostgreSQL stopped a search says the history is
+//! unavailable. On a node without a history the tab says it is off (409). Its screenshot is
+//! `dashboard-history.png`.
+//!
 //! Needs Chromium: `just test` installs Debian's `chromium` when it is missing. Without
 //! one this test fails (it does not skip).
 
@@ -30,10 +41,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use browser::Browser;
-use common::server::{Server, with_token};
-use common::{TestRedis, install_bytes};
+use common::server::{Server, schedule_ok, with_token};
+use common::{TestPostgres, TestRedis, install_bytes};
 use jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient;
-use jobhost_proto::scheduler::{GetJobRequest, Job, JobState, ScheduleJobRequest};
+use jobhost_proto::scheduler::{
+    CancelJobRequest, GetJobRequest, Job, JobState, ScheduleJobRequest,
+};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
@@ -839,6 +852,508 @@ async fn with_tokens_the_dashboard_signs_in_and_a_viewer_cannot_cancel() {
          loaded {to_recover:.2?} after the click; sign-in screenshot {}; total {:.2?}",
         signin_shot.display(),
         started.elapsed()
+    );
+    browser.close().await;
+}
+
+/// Archive quickly; succeeded jobs leave Redis a second after they are archived, so their
+/// detail then comes back from the history.
+const HISTORY_CONFIG: &str =
+    "[history]\ninterval_ms = 100\n[redis]\nsucceeded_retention_secs = 1\n";
+
+/// A job name that is markup: the history table must show it as text.
+const HISTORY_NAME: &str = "<img src=x onerror=\"window.__xss = 2\">ada";
+
+/// What the History view shows: the rows' job ids in order, the message's kind (`""` when
+/// hidden) and text, whether "More" shows, whether the view is the one on screen.
+const HISTORY_VIEW: &str = "({\
+    rows: Array.from(document.querySelectorAll('[data-testid=history-job-row]'))\
+      .map(r => r.dataset.jobId), \
+    kind: (m => m.hidden ? '' : m.dataset.kind)(document.getElementById('history-message')), \
+    message: document.getElementById('history-message').textContent, \
+    more: !document.getElementById('history-more').hidden, \
+    shown: !document.getElementById('history-panel').hidden && \
+      document.getElementById('jobs-panel').hidden && \
+      document.getElementById('history-tab').getAttribute('aria-selected') === 'true'})";
+
+/// Opens the History tab with a real click and waits for its first search to answer.
+async fn open_history(browser: &mut Browser) -> Value {
+    let before = browser
+        .eval("window.__historyLoads")
+        .await
+        .as_u64()
+        .unwrap();
+    browser.click("[data-testid=history-tab]").await;
+    wait(
+        browser,
+        "the History view answers its first search",
+        &format!("window.__historyLoads > {before}"),
+    )
+    .await;
+    browser.eval(HISTORY_VIEW).await
+}
+
+/// Sets the History filters (`history-<key>` = value; the others cleared, 50 a page),
+/// clicks Search and waits for the answer; what the view then shows.
+async fn history_search(browser: &mut Browser, filters: &[(&str, &str)]) -> Value {
+    let filters: serde_json::Map<String, Value> = filters
+        .iter()
+        .map(|(k, v)| (format!("history-{k}"), json!(v)))
+        .collect();
+    let before = browser
+        .eval(&format!(
+            "(f => {{ for (const id of ['history-type', 'history-state', 'history-label', \
+             'history-submitted-by', 'history-from', 'history-to']) \
+             document.getElementById(id).value = ''; \
+             document.getElementById('history-page-size').value = '50'; \
+             for (const [id, v] of Object.entries(f)) document.getElementById(id).value = v; \
+             return window.__historyLoads; }})({})",
+            Value::Object(filters)
+        ))
+        .await
+        .as_u64()
+        .unwrap();
+    browser.click("[data-testid=history-search]").await;
+    wait(
+        browser,
+        "the history search answers",
+        &format!("window.__historyLoads > {before}"),
+    )
+    .await;
+    browser.eval(HISTORY_VIEW).await
+}
+
+/// The ids of `rows` (a JSON array of strings), sorted.
+fn sorted_ids(rows: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// `GET path` on the server's HTTP API: status and JSON body.
+async fn get_json(server: &Server, path: &str) -> (u16, Value) {
+    let (status, body) =
+        common::receiver::http_request(&server.http_addr, "GET", path, &[], b"").await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_view_searches_pages_and_opens_archived_jobs() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    let mut browser = Browser::launch(1440, 1000).await;
+    let redis = TestRedis::start().await;
+    let mut pg = TestPostgres::start().await;
+    let pg_url = pg.url();
+    let server = Server::start_with_env(
+        &redis.url(),
+        &["hello", "noop"],
+        HISTORY_CONFIG,
+        &[("JOBHOST_HISTORY_URL", &pg_url)],
+    )
+    .await;
+    let mut client = server.client().await;
+
+    // Two types, two teams, three final states... of four jobs: Ada (hello, red, a name
+    // that is markup), Grace (hello, blue), a noop (red), and a noop (red) cancelled before
+    // it ran.
+    let job = |job_type: &str, name: &str, spec: &str, team: &str| {
+        let mut request = ScheduleJobRequest {
+            name: name.into(),
+            job_type: job_type.into(),
+            spec: spec.into(),
+            ..Default::default()
+        };
+        request.labels.insert("team".into(), team.into());
+        request
+    };
+    let ada = schedule_ok(
+        &mut client,
+        job("hello", HISTORY_NAME, r#"{"name": "Ada"}"#, "red"),
+    )
+    .await;
+    let grace = schedule_ok(
+        &mut client,
+        job("hello", "grace", r#"{"name": "Grace"}"#, "blue"),
+    )
+    .await;
+    let noop = schedule_ok(&mut client, job("noop", "noop", "{}", "red")).await;
+    let mut later = job("noop", "later", "{}", "red");
+    later.run_at = Some((SystemTime::now() + Duration::from_secs(600)).into());
+    let cancelled = schedule_ok(&mut client, later).await;
+    client
+        .cancel_job(CancelJobRequest {
+            job_id: cancelled.id.clone(),
+            reason: "not needed".into(),
+        })
+        .await
+        .unwrap();
+    let all = {
+        let mut ids = vec![
+            ada.id.clone(),
+            grace.id.clone(),
+            noop.id.clone(),
+            cancelled.id.clone(),
+        ];
+        ids.sort();
+        ids
+    };
+    let archived_at = Instant::now();
+    while pg.archived().await < 4 {
+        assert!(
+            archived_at.elapsed() < LIMIT,
+            "{} of 4 jobs archived",
+            pg.archived().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let to_archived = archived_at.elapsed();
+
+    browser.goto(&format!("http://{}/", server.http_addr)).await;
+    wait(
+        &mut browser,
+        "the page is live",
+        "document.querySelector('[data-testid=conn-status]').dataset.state === 'connected'",
+    )
+    .await;
+
+    // The History tab: the newest finished jobs at once, all four, the Live panels hidden.
+    let first = open_history(&mut browser).await;
+    assert_eq!(first["shown"], true, "{first}");
+    assert_eq!(sorted_ids(&first["rows"]), all, "{first}");
+    assert_eq!(first["kind"], "", "{first}");
+    assert_eq!(first["more"], false, "{first}");
+    let overview_hidden = browser
+        .eval("document.querySelector('[data-testid=overview]').hidden")
+        .await;
+    assert_eq!(
+        overview_hidden, true,
+        "the Live panels leave the History view"
+    );
+
+    // Its rows: the API's values, as text (the name is markup, shown as such).
+    let (status, api) = get_json(&server, "/v1/history").await;
+    assert_eq!(status, 200, "{api}");
+    let api_ids: Vec<&str> = api["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        first["rows"].as_array().unwrap(),
+        &api_ids,
+        "newest finished first, as the API orders them"
+    );
+    let api_ada = api["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == ada.id.as_str())
+        .unwrap()
+        .clone();
+    let ada_node = api_ada["history"][0]["node"].as_str().unwrap().to_owned();
+    assert!(!ada_node.is_empty(), "{api_ada}");
+    let submitter = api_ada["submitted_by"].as_str().unwrap().to_owned();
+    let row = |id: &str| {
+        format!(
+            "(r => r && {{state: r.querySelector('[data-testid=history-job-state]').textContent, \
+             type: r.querySelector('[data-testid=history-job-type]').textContent, \
+             finished: r.querySelector('[data-testid=history-job-finished]').textContent, \
+             node: r.querySelector('[data-testid=history-job-node]').title, \
+             by: r.querySelector('[data-testid=history-job-submitted-by]').textContent, \
+             name: r.querySelector('[data-testid=history-job-name]').textContent, \
+             id: r.querySelector('[data-testid=history-job-id]').title}})\
+             (document.querySelector('[data-testid=history-job-row][data-job-id=\"{id}\"]'))"
+        )
+    };
+    let shown = browser.eval(&row(&ada.id)).await;
+    assert_eq!(shown["state"], "SUCCEEDED", "{shown}");
+    assert_eq!(shown["type"], "hello", "{shown}");
+    assert_eq!(
+        shown["node"],
+        ada_node.as_str(),
+        "the last attempt's node: {shown}"
+    );
+    assert_eq!(shown["by"], submitter.as_str(), "{shown}");
+    assert_eq!(shown["name"], HISTORY_NAME, "{shown}");
+    assert_eq!(shown["id"], ada.id.as_str(), "{shown}");
+    assert_ne!(shown["finished"], "–", "{shown}");
+    let markup = browser
+        .eval(
+            "[!!document.querySelector('[data-testid=history-jobs] img'), \
+             window.__xss === undefined]",
+        )
+        .await;
+    assert_eq!(markup, json!([false, true]), "data is text, never markup");
+    let shown = browser.eval(&row(&cancelled.id)).await;
+    assert_eq!(shown["state"], "CANCELLED", "{shown}");
+    assert_eq!(shown["node"], "", "it never ran: no node: {shown}");
+
+    // Filters: each one narrows the search to exactly its jobs.
+    let by_type = history_search(&mut browser, &[("type", "noop")]).await;
+    assert_eq!(
+        sorted_ids(&by_type["rows"]),
+        sorted_ids(&json!([noop.id, cancelled.id])),
+        "type=noop: {by_type}"
+    );
+    let by_state = history_search(&mut browser, &[("state", "CANCELLED")]).await;
+    assert_eq!(by_state["rows"], json!([cancelled.id]), "{by_state}");
+    let both = history_search(&mut browser, &[("type", "hello"), ("label", "team=red")]).await;
+    assert_eq!(both["rows"], json!([ada.id]), "{both}");
+    let by_submitter = history_search(&mut browser, &[("submitted-by", &submitter)]).await;
+    assert_eq!(sorted_ids(&by_submitter["rows"]), all, "{by_submitter}");
+    // Finished before 2000: none, with the empty-state message; from 2000: all of them.
+    let before_2000 = history_search(&mut browser, &[("to", "2000-01-01T00:00")]).await;
+    assert_eq!(before_2000["rows"], json!([]), "{before_2000}");
+    assert_eq!(before_2000["kind"], "empty", "{before_2000}");
+    assert!(
+        before_2000["message"]
+            .as_str()
+            .unwrap()
+            .contains("No finished job matches"),
+        "{before_2000}"
+    );
+    let since_2000 = history_search(&mut browser, &[("from", "2000-01-01T00:00")]).await;
+    assert_eq!(sorted_ids(&since_2000["rows"]), all, "{since_2000}");
+    assert_eq!(since_2000["kind"], "", "the message goes: {since_2000}");
+    // A bad label is refused in the page; a bad page size by the server, with its message.
+    let bad_label = history_search(&mut browser, &[("label", "team")]).await;
+    assert_eq!(bad_label["kind"], "invalid", "{bad_label}");
+    assert_eq!(bad_label["rows"], json!([]), "{bad_label}");
+    assert!(
+        bad_label["message"].as_str().unwrap().contains("key=value"),
+        "{bad_label}"
+    );
+    let bad_size = history_search(&mut browser, &[("page-size", "5000")]).await;
+    assert_eq!(bad_size["kind"], "invalid", "{bad_size}");
+    assert!(
+        bad_size["message"]
+            .as_str()
+            .unwrap()
+            .contains("page_size 5000 is over the limit of 1000"),
+        "the server's message: {bad_size}"
+    );
+
+    // Paging: team=red is three jobs; two a page shows two and "More", which appends the
+    // third and goes. The label typed for real, the search sent with Enter.
+    let (status, red) = get_json(&server, "/v1/history?label=team%3Dred").await;
+    assert_eq!(status, 200, "{red}");
+    let red: Vec<Value> = red["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].clone())
+        .collect();
+    assert_eq!(red.len(), 3, "{red:?}");
+    history_search(&mut browser, &[("page-size", "2")]).await;
+    browser
+        .type_into("[data-testid=history-label]", "team=red")
+        .await;
+    let before = browser
+        .eval("window.__historyLoads")
+        .await
+        .as_u64()
+        .unwrap();
+    browser.press("Enter").await;
+    wait(
+        &mut browser,
+        "Enter runs the search",
+        &format!("window.__historyLoads > {before}"),
+    )
+    .await;
+    let page1 = browser.eval(HISTORY_VIEW).await;
+    assert_eq!(page1["rows"], json!(red[..2]), "{page1}");
+    assert_eq!(page1["more"], true, "{page1}");
+    let before = browser
+        .eval("window.__historyLoads")
+        .await
+        .as_u64()
+        .unwrap();
+    browser.click("[data-testid=history-more]").await;
+    wait(
+        &mut browser,
+        "More loads the next page",
+        &format!("window.__historyLoads > {before}"),
+    )
+    .await;
+    let page2 = browser.eval(HISTORY_VIEW).await;
+    assert_eq!(page2["rows"], json!(red), "appended, in order: {page2}");
+    assert_eq!(page2["more"], false, "the last page: {page2}");
+
+    // A row opens the job: Redis has forgotten Ada (succeeded, kept a second after it was
+    // archived), so its detail, attempt and log come back from the history, marked so.
+    let forgotten = Instant::now();
+    loop {
+        let (status, body) = get_json(&server, &format!("/v1/jobs/{}", ada.id)).await;
+        assert_eq!(status, 200, "{body}");
+        if body["archived"] == true {
+            break;
+        }
+        assert!(forgotten.elapsed() < LIMIT, "Ada is still in Redis: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser
+        .click(&format!(
+            "[data-testid=history-job-row][data-job-id=\"{}\"]",
+            ada.id
+        ))
+        .await;
+    let detail = "document.querySelector('[data-testid=job-detail]:not([hidden])')";
+    wait(
+        &mut browser,
+        "the archived job's detail, attempt and log load",
+        &format!(
+            "{detail}?.dataset.jobId === {} && \
+             !document.querySelector('[data-testid=detail-archived]').hidden && \
+             {detail}.querySelectorAll('[data-testid=history-row]').length === 1 && \
+             document.querySelector('[data-testid=log-status]').dataset.state === 'SUCCEEDED'",
+            js(&ada.id)
+        ),
+    )
+    .await;
+    let opened = browser
+        .eval(&format!(
+            "(d => ({{state: d.querySelector('[data-testid=detail-state]').textContent, \
+             archived: d.querySelector('[data-testid=detail-archived]').textContent, \
+             fields: d.querySelector('[data-testid=detail-fields]').textContent, \
+             output: d.querySelector('[data-testid=detail-output]').textContent, \
+             cancel: !d.querySelector('[data-testid=detail-cancel]').hidden, \
+             log: Array.from(d.querySelectorAll('[data-testid=log-line]'))\
+               .map(l => l.textContent), \
+             selected: document.querySelector('[data-testid=history-job-row].selected')\
+               ?.dataset.jobId}}))({detail})"
+        ))
+        .await;
+    assert_eq!(opened["state"], "SUCCEEDED", "{opened}");
+    assert_eq!(opened["archived"], "archived", "{opened}");
+    assert!(
+        opened["fields"].as_str().unwrap().contains("Archived"),
+        "{opened}"
+    );
+    assert!(
+        opened["output"].as_str().unwrap().contains("hello, Ada"),
+        "{opened}"
+    );
+    assert_eq!(
+        opened["cancel"], false,
+        "a finished job has no Cancel: {opened}"
+    );
+    assert!(
+        opened["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("greeting Ada (attempt 1)")),
+        "the archived log: {opened}"
+    );
+    assert_eq!(opened["selected"], ada.id.as_str(), "{opened}");
+    assert_eq!(
+        browser.eval("location.hash").await,
+        format!("#job={}", ada.id)
+    );
+    browser
+        .screenshot(&artifacts_dir().join("dashboard-history.png"))
+        .await;
+
+    // Back to Live and to History again: the results stay, nothing reloads.
+    browser.click("[data-testid=live-tab]").await;
+    let live = browser
+        .eval(
+            "[document.getElementById('jobs-panel').hidden, \
+             document.getElementById('history-panel').hidden, \
+             document.querySelector('[data-testid=overview]').hidden]",
+        )
+        .await;
+    assert_eq!(live, json!([false, true, false]));
+    browser.click("[data-testid=history-tab]").await;
+    let again = browser.eval(HISTORY_VIEW).await;
+    assert_eq!(again["rows"], json!(red), "{again}");
+    assert_eq!(again["shown"], true, "{again}");
+
+    // PostgreSQL down: the search says the history is unavailable, with the server's
+    // message (a connection the stop cut may fail once otherwise; the next one is refused).
+    pg.stop().await;
+    let down_at = Instant::now();
+    let unavailable = loop {
+        let view = history_search(&mut browser, &[]).await;
+        if view["kind"] == "unavailable" || down_at.elapsed() > LIMIT {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(unavailable["kind"], "unavailable", "{unavailable}");
+    assert_eq!(unavailable["rows"], json!([]), "{unavailable}");
+    assert!(
+        unavailable["message"]
+            .as_str()
+            .unwrap()
+            .contains("the job history is unavailable"),
+        "{unavailable}"
+    );
+
+    assert_eq!(browser.eval("window.__loads").await, 1);
+    assert!(
+        browser.page_errors().is_empty(),
+        "the page threw: {:?}",
+        browser.page_errors()
+    );
+    eprintln!(
+        "dashboard history: 4 jobs archived in {to_archived:.2?}; total {:.2?}",
+        started.elapsed()
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_view_says_when_the_node_has_no_history() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut browser = Browser::launch(1280, 900).await;
+    let redis = TestRedis::start().await;
+    let server = Server::start(&redis.url(), &["hello"]).await;
+    browser.goto(&format!("http://{}/", server.http_addr)).await;
+    wait(
+        &mut browser,
+        "the page is live",
+        "document.querySelector('[data-testid=conn-status]').dataset.state === 'connected'",
+    )
+    .await;
+
+    let off = open_history(&mut browser).await;
+    assert_eq!(off["shown"], true, "{off}");
+    assert_eq!(off["kind"], "off", "{off}");
+    assert_eq!(off["rows"], json!([]), "{off}");
+    assert_eq!(off["more"], false, "{off}");
+    let message = off["message"].as_str().unwrap();
+    assert!(
+        message.contains("The job history is off on this node")
+            && message.contains("history.postgres_url"),
+        "the page and the server say why: {off}"
+    );
+    // A search says so again; the live view is unaffected.
+    let again = history_search(&mut browser, &[("type", "hello")]).await;
+    assert_eq!(again["kind"], "off", "{again}");
+    browser.click("[data-testid=live-tab]").await;
+    let live = browser
+        .eval(
+            "[document.getElementById('jobs-panel').hidden, \
+             document.getElementById('history-panel').hidden, \
+             document.querySelector('[data-testid=conn-status]').dataset.state]",
+        )
+        .await;
+    assert_eq!(live, json!([false, true, "connected"]));
+    assert!(
+        browser.page_errors().is_empty(),
+        "the page threw: {:?}",
+        browser.page_errors()
     );
     browser.close().await;
 }

@@ -155,7 +155,7 @@ async fn readyz_is_503_while_no_plugin_is_loaded() {
     let runtime = common::runtime(common::config(plugins.path())).await;
     // A development gate (plaintext, open), as `serve --dev` without certificates has.
     let gate = std::sync::Arc::new(jobhost::api::auth::Gate::from_config(&config, true).unwrap());
-    let services = jobhost::api::Services::new(config, store, runtime, gate).unwrap();
+    let services = jobhost::api::Services::new(config, store, runtime, gate, None).unwrap();
     let app = jobhost::api::http::router(services);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();

@@ -17,6 +17,7 @@ mod dashboard;
 mod docs;
 mod fuzz_regressions;
 mod grpc;
+mod history;
 mod hostile;
 mod hot_reload;
 mod http;

@@ -11,6 +11,9 @@ impl Config {
         if let Some(v) = var("JOBHOST_REDIS_URL") {
             self.redis.url = v;
         }
+        if let Some(v) = var("JOBHOST_HISTORY_URL") {
+            self.history.postgres_url = v;
+        }
         if let Some(v) = var("JOBHOST_REDIS_PREFIX") {
             self.redis.prefix = v;
         }

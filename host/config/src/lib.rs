@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 mod api;
 mod auth;
 mod env;
+mod history;
 mod jd;
 mod log;
 mod plugins;
@@ -32,10 +33,11 @@ mod worker;
 
 pub use api::{ApiConfig, HookConfig};
 pub use auth::{AuthConfig, Role, TokenConfig};
+pub use history::HistoryConfig;
 pub use jd::JdConfig;
 pub use log::{LogConfig, LogFormat};
 pub use plugins::PluginConfig;
-pub use profile::Profile;
+pub use profile::{Profile, mask_url_password};
 pub use redis::RedisConfig;
 pub use runtime::{MAX_MEMORY_LIMIT_MB, RuntimeConfig};
 pub use sandbox::SandboxConfig;
@@ -108,6 +110,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// The Chainlink Job Distributor API.
     pub jd: JdConfig,
+    /// Finished jobs archived in PostgreSQL (off unless a URL is set).
+    pub history: HistoryConfig,
     /// The node's own log.
     pub log: LogConfig,
     /// TLS of the gRPC and HTTP APIs, with client certificates (mTLS).
@@ -201,6 +205,7 @@ impl Config {
         self.tls.check()?;
         self.auth.check()?;
         self.jd.check()?;
+        self.history.check()?;
         for (id, plugin) in &self.plugins {
             plugin.check(id)?;
         }

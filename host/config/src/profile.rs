@@ -83,12 +83,13 @@ impl Config {
             .map(mask_url_password)
             .collect::<Vec<_>>()
             .join(",");
+        copy.history.postgres_url = mask_url_password(&copy.history.postgres_url);
         copy
     }
 }
 
-/// `scheme://user:secret@host` → `scheme://user:***@host`.
-fn mask_url_password(url: &str) -> String {
+/// `scheme://user:secret@host` → `scheme://user:***@host`: a URL fit for messages and logs.
+pub fn mask_url_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

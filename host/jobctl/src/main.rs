@@ -19,7 +19,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use jobhost_proto::scheduler::{
-    JobState, ListJobsRequest, ListNodesRequest, ListPluginsRequest, StreamJobLogsRequest,
+    JobState, ListJobsRequest, ListNodesRequest, ListPluginsRequest, SearchHistoryRequest,
+    StreamJobLogsRequest,
 };
 use tokio_stream::StreamExt;
 
@@ -32,7 +33,8 @@ mod retry;
 use connect::connect;
 use jobs::{cancel, create, get, logs, parse_state, schedule, wait};
 use output::{
-    job_json, print_job, print_list, print_log_line, print_nodes, print_plugins, state_name,
+    job_json, print_history, print_job, print_list, print_log_line, print_nodes, print_plugins,
+    state_name,
 };
 
 #[derive(Parser)]
@@ -88,6 +90,35 @@ enum Command {
         /// Only jobs with this label (repeatable): key=value.
         #[arg(long = "label", value_parser = key_value)]
         labels: Vec<(String, String)>,
+        /// Jobs per page.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Continue from a previous page.
+        #[arg(long)]
+        page_token: Option<String>,
+    },
+    /// Search the job history (PostgreSQL): finished jobs, newest finished first, including
+    /// those Redis retention has dropped.
+    History {
+        /// Only jobs of this type.
+        #[arg(long = "type")]
+        job_type: Option<String>,
+        /// Only jobs that ended in this state (succeeded, failed, cancelled, dead).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs with this label (repeatable): key=value.
+        #[arg(long = "label", value_parser = key_value)]
+        labels: Vec<(String, String)>,
+        /// Only jobs finished at or after this time: RFC 3339 (2026-12-01T00:00:00Z) or
+        /// Unix ms.
+        #[arg(long, value_parser = time_arg)]
+        from: Option<prost_types::Timestamp>,
+        /// Only jobs finished before this time: RFC 3339 or Unix ms.
+        #[arg(long, value_parser = time_arg)]
+        to: Option<prost_types::Timestamp>,
+        /// Only jobs submitted by this caller, e.g. token:ci.
+        #[arg(long)]
+        submitted_by: Option<String>,
         /// Jobs per page.
         #[arg(long, default_value_t = 50)]
         limit: u32,
@@ -207,6 +238,24 @@ fn key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected key=value, got {s:?}"))
 }
 
+/// `--from`/`--to`: RFC 3339 or Unix milliseconds.
+fn time_arg(s: &str) -> Result<prost_types::Timestamp, String> {
+    let ms = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse::<i64>().ok()
+    } else {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    };
+    let ms = ms.filter(|ms| *ms >= 0).ok_or_else(|| {
+        format!("expected an RFC 3339 time (2026-12-01T00:00:00Z) or Unix ms, got {s:?}")
+    })?;
+    Ok(prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    })
+}
+
 /// A failure, with the exit code it maps to.
 struct Failure {
     code: u8,
@@ -294,6 +343,33 @@ async fn run(cli: Cli) -> Outcome {
             };
             let page = client.list_jobs(request).await?.into_inner();
             print_list(&page.jobs, &page.next_page_token, json);
+            Ok(())
+        }
+        Command::History {
+            job_type,
+            state,
+            labels,
+            from,
+            to,
+            submitted_by,
+            limit,
+            page_token,
+        } => {
+            let request = SearchHistoryRequest {
+                job_type: job_type.unwrap_or_default(),
+                state: match state {
+                    Some(s) => parse_state(&s)? as i32,
+                    None => 0,
+                },
+                labels: labels.into_iter().collect(),
+                from,
+                to,
+                submitted_by: submitted_by.unwrap_or_default(),
+                page_size: limit,
+                page_token: page_token.unwrap_or_default(),
+            };
+            let page = client.search_history(request).await?.into_inner();
+            print_history(&page.jobs, &page.next_page_token, json);
             Ok(())
         }
         Command::Cancel { id, reason } => {

@@ -51,6 +51,7 @@ pub(crate) fn job_json(job: &Job) -> Value {
         "finished_at": time(&job.finished_at), "node": job.node, "output": job.output,
         "reason": job.reason, "cancel_requested": job.cancel_requested,
         "submitted_by": job.submitted_by, "cancelled_by": job.cancelled_by,
+        "archived": job.archived,
         "history": job.history.iter().map(|a| json!({
             "attempt": a.attempt, "node": a.node, "started_at": time(&a.started_at),
             "ended_at": time(&a.ended_at), "outcome": a.outcome, "reason": a.reason,
@@ -71,6 +72,9 @@ pub(crate) fn print_job(job: &Job, json: bool) {
     outln!("type:      {}", job.job_type);
     outln!("state:     {}", state_name(job.state()));
     outln!("attempts:  {} of {}", job.attempts, job.max_attempts);
+    if job.archived {
+        outln!("archived:  yes (read from the job history)");
+    }
     if !job.node.is_empty() {
         outln!("node:      {}", job.node);
     }
@@ -137,6 +141,40 @@ pub(crate) fn print_list(jobs: &[Job], next: &str, json: bool) {
     }
     if !next.is_empty() {
         outln!("more: jobctl list --page-token {next}");
+    }
+}
+
+/// A page of the job history: a table (or `--json`, as `list` prints).
+pub(crate) fn print_history(jobs: &[Job], next: &str, json: bool) {
+    if json {
+        let jobs: Vec<Value> = jobs.iter().map(job_json).collect();
+        outln!("{}", json!({"jobs": jobs, "next_page_token": next}));
+        return;
+    }
+    outln!(
+        "{:<34} {:<10} {:<16} {:<24} {:<24} {:<20} NAME",
+        "ID",
+        "STATE",
+        "TYPE",
+        "FINISHED",
+        "NODE",
+        "BY"
+    );
+    for job in jobs {
+        let node = job.history.last().map(|a| a.node.as_str()).unwrap_or("");
+        outln!(
+            "{:<34} {:<10} {:<16} {:<24} {:<24} {:<20} {}",
+            job.id,
+            state_name(job.state()),
+            job.job_type,
+            job.finished_at.as_ref().map(time_text).unwrap_or_default(),
+            printable(node),
+            printable(&job.submitted_by),
+            printable(&job.name)
+        );
+    }
+    if !next.is_empty() {
+        outln!("more: jobctl history --page-token {next} (with the same filters)");
     }
 }
 

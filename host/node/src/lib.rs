@@ -3,6 +3,7 @@
 //! - [`worker`]: the node's loop: claim, run, record; heartbeats, leases, reaping, and
 //!   the leader's cron; [`cron`]: cron expressions, shared with the APIs that accept them;
 //! - [`jd`]: the Chainlink Job Distributor (nodes, proposals, delivery, CSA key);
+//! - [`history`]: the drain that archives finished jobs in the job history (PostgreSQL);
 //! - [`api`]: the gRPC and HTTP APIs, with TLS, roles and rate limits;
 //! - [`node`]: a running node: its services, ports, worker and loops, started and drained;
 //! - [`plugin_state`]: the runtime's plugin state (`kv`) kept in the store;
@@ -10,7 +11,8 @@
 //! - [`certs`]: a development certificate authority (`jobhost certs init`).
 //!
 //! The crates below it each own one concern: `jobhost_config` (the typed configuration),
-//! `jobhost_store` (the only one that speaks Redis), `jobhost_runtime` (the only one that
+//! `jobhost_store` (the only one that speaks Redis), `jobhost_history` (the only one that
+//! speaks PostgreSQL), `jobhost_runtime` (the only one that
 //! touches wasmtime), `jobhost_sandbox` (the only one that touches cgroups and signals) and
 //! `jobhost_proto` (the gRPC contracts). The `jobhost` binary is a thin layer over this
 //! library.
@@ -22,6 +24,7 @@ pub mod certs;
 pub mod cron;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod history;
 pub mod jd;
 pub mod metrics;
 pub mod node;

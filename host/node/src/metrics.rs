@@ -43,9 +43,35 @@ pub struct Metrics {
     instance_slots: Gauge,
     cluster_view_up: Gauge,
     stream_snapshots: Counter,
+    history: HistoryMetrics,
     /// The per-type handles of `attempt_finished`, looked up in the families once per type
     /// and outcome rather than per attempt (a family lookup builds its label set).
     attempt_handles: std::sync::RwLock<HandlesByType>,
+}
+
+/// The job history's drain (see `history.rs`).
+#[derive(Debug)]
+struct HistoryMetrics {
+    outbox: Gauge,
+    overflow: Counter,
+    archived: Counter,
+    refused: Counter,
+    up: Gauge,
+    batch_seconds: Histogram,
+}
+
+impl Default for HistoryMetrics {
+    fn default() -> Self {
+        HistoryMetrics {
+            outbox: Gauge::default(),
+            overflow: Counter::default(),
+            archived: Counter::default(),
+            refused: Counter::default(),
+            up: Gauge::default(),
+            // 1 ms to ~16 s.
+            batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+        }
+    }
 }
 
 /// Job type → outcome → handles.
@@ -86,6 +112,7 @@ impl Metrics {
             instance_slots: Gauge::default(),
             cluster_view_up: Gauge::default(),
             stream_snapshots: Counter::default(),
+            history: HistoryMetrics::default(),
             attempt_handles: Default::default(),
         }
     }
@@ -142,6 +169,31 @@ impl Metrics {
         self.refused
             .get_or_create(&[("type", job_type.to_owned()), ("reason", reason.to_owned())])
             .inc();
+    }
+
+    /// Records a batch this node archived (`took`: the PostgreSQL write), and the jobs the
+    /// database refused on their own.
+    pub fn history_batch(&self, archived: usize, refused: usize, took: Duration) {
+        let h = &self.history;
+        h.archived.inc_by(archived as u64);
+        h.refused.inc_by(refused as u64);
+        h.batch_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Records the outbox as last read: jobs waiting, and the deployment's overflow count
+    /// (the counter follows it up).
+    pub fn history_outbox(&self, waiting: u64, overflow: u64) {
+        let h = &self.history;
+        h.outbox.set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        let seen = h.overflow.get();
+        if overflow > seen {
+            h.overflow.inc_by(overflow - seen);
+        }
+    }
+
+    /// Records whether the history's database answered the last query.
+    pub fn history_up(&self, up: bool) {
+        self.history.up.set(i64::from(up));
     }
 
     /// Records one snapshot made for the open `/v1/stream` streams.
@@ -230,6 +282,37 @@ impl Metrics {
             "stream_snapshots",
             "Snapshots this node made for /v1/stream: one a second while any stream is open, shared by all of them",
             self.stream_snapshots.clone(),
+        );
+        let h = &self.history;
+        registry.register(
+            "history_outbox_jobs",
+            "Finished jobs waiting in Redis to be archived in PostgreSQL (history.outbox_max at most), cluster-wide",
+            h.outbox.clone(),
+        );
+        registry.register(
+            "history_overflow",
+            "Finished jobs that found the history outbox full and were not archived (kept their Redis retention), cluster-wide since the deployment began",
+            h.overflow.clone(),
+        );
+        registry.register(
+            "history_archived",
+            "Jobs this node wrote to the job history",
+            h.archived.clone(),
+        );
+        registry.register(
+            "history_refused",
+            "Jobs the history's database refused on their own (logged with the reason; released, not archived)",
+            h.refused.clone(),
+        );
+        registry.register(
+            "history_up",
+            "1 when the job history's database answered this node's last query, 0 when not or when the history is off",
+            h.up.clone(),
+        );
+        registry.register(
+            "history_batch_seconds",
+            "Time of this node's archive writes (one transaction per batch)",
+            h.batch_seconds.clone(),
         );
         registry.register(
             "redis_request_duration_seconds",

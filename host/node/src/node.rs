@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use jobhost_config::Config;
+use jobhost_history::{DevPostgres, History};
 use jobhost_runtime::Runtime;
 use jobhost_store::{DevRedis, Store, StoreOptions};
 use tokio::net::TcpListener;
@@ -28,6 +29,8 @@ pub struct Node {
     wsrpc: Option<(TcpListener, SocketAddr)>,
     /// The local Redis of `--dev`, kept alive until the node has drained.
     dev_redis: Option<DevRedis>,
+    /// The local PostgreSQL of `--dev` (the job history), likewise.
+    dev_postgres: Option<DevPostgres>,
     /// Keeps the plugins folder watched while the node runs.
     _watcher: jobhost_runtime::watcher::PluginWatcher,
 }
@@ -36,7 +39,7 @@ impl Node {
     /// Starts a node as `config` says (`dev`: `serve --dev`): fails before anything is
     /// served if the TLS files, the plugins folder, Redis, the nodes file or either port is
     /// not usable.
-    pub async fn start(config: Config, dev: bool) -> Result<Node> {
+    pub async fn start(mut config: Config, dev: bool) -> Result<Node> {
         // TLS files are checked before anything starts, so a typo fails at once.
         let gate = Arc::new(Gate::from_config(&config, dev)?);
         warn_if_plaintext(&config, &gate);
@@ -52,12 +55,14 @@ impl Node {
                 dir.display()
             );
         }
+        let dev_postgres = start_dev_history(&mut config, dev).await;
+        let history = open_history(&config).await?;
         let (store, dev_redis) = connect_store(&config, dev).await?;
         let store = store.with_call_observer(Arc::new(|took| {
             crate::metrics::global().redis_call(took);
         }));
         let runtime = Runtime::new(config.clone())?;
-        let services = Services::new(config, store, runtime.clone(), gate)?;
+        let services = Services::new(config, store, runtime.clone(), gate, history)?;
         runtime.detect_sandbox();
         // Both ports are bound before either API serves: a node that answers health on one
         // has the other open too, and a taken port stops the start before anything is served.
@@ -115,6 +120,7 @@ impl Node {
             http,
             wsrpc,
             dev_redis,
+            dev_postgres,
             _watcher: watcher,
         })
     }
@@ -184,6 +190,9 @@ impl Node {
         if let Some(redis) = self.dev_redis.as_mut() {
             redis.stop().await;
         }
+        if let Some(postgres) = self.dev_postgres.as_mut() {
+            postgres.stop().await;
+        }
         Ok(())
     }
 
@@ -194,6 +203,21 @@ impl Node {
         if let (Some(server_tls), true) = (self.services.gate.tls(), tls.reload_interval_ms > 0) {
             let every = std::time::Duration::from_millis(tls.reload_interval_ms);
             tokio::spawn(server_tls.clone().watch(every, stop.clone()));
+        }
+        if let Some(history) = &self.services.history {
+            let settings = crate::history::DrainSettings::new(
+                &self.services.config.history,
+                crate::worker::new_node_id(),
+            );
+            let store = self.services.store.clone();
+            tokio::spawn(crate::history::drain(
+                store,
+                history.clone(),
+                settings,
+                stop.clone(),
+            ));
+        } else {
+            tokio::spawn(crate::history::abandon_outbox(self.services.store.clone()));
         }
         if let Some(jd) = &self.services.jd {
             tokio::spawn(jd.clone().probe_nodes(stop.clone()));
@@ -224,6 +248,41 @@ fn warn_if_plaintext(config: &Config, gate: &Gate) {
         "the gRPC and HTTP APIs are PLAINTEXT ({why}): {who}. Use TLS outside development \
          (`jobhost certs init`, then tls.cert_file, tls.key_file, tls.client_ca_file)"
     );
+}
+
+/// `serve --dev` without a configured history: starts a local PostgreSQL (data in
+/// `history.dev_dir`) and points `config` at it. Not installed or not starting: the node
+/// runs without history, saying why.
+async fn start_dev_history(config: &mut Config, dev: bool) -> Option<DevPostgres> {
+    if !dev || config.history.enabled() {
+        return None;
+    }
+    match DevPostgres::start(&config.history.dev_dir, None).await {
+        Ok(postgres) => {
+            tracing::info!(
+                url = %postgres.url(),
+                dir = %postgres.dir().display(),
+                "started a local PostgreSQL for the job history"
+            );
+            config.history.postgres_url = postgres.url();
+            Some(postgres)
+        }
+        Err(e) => {
+            tracing::warn!("no job history in this development node: {e}");
+            None
+        }
+    }
+}
+
+/// The job history, when `[history]` is on. A configuration mistake (URL, login, database)
+/// stops the start; an unreachable server does not.
+async fn open_history(config: &Config) -> Result<Option<History>> {
+    if !config.history.enabled() {
+        return Ok(None);
+    }
+    let history = History::open(&config.history).await?;
+    tracing::info!(url = %history.shown_url(), connected = history.is_connected(), "job history on");
+    Ok(Some(history))
 }
 
 /// Connects to the configured Redis; in `--dev` mode without one, starts a local

@@ -24,7 +24,7 @@ static REAP: LazyLock<Script> = LazyLock::new(|| with_attempts(include_str!("lua
 
 /// A script that ends attempts, with the helpers it shares (`lua/batch.lua`,
 /// `lua/attempts.lua`).
-fn with_attempts(body: &str) -> Script {
+pub(crate) fn with_attempts(body: &str) -> Script {
     Script::new(&format!(
         "{}{}{body}",
         include_str!("lua/batch.lua"),
@@ -93,6 +93,7 @@ impl Store {
             .arg(millis(lease))
             .arg(millis(self.options.retention))
             .arg(self.keys.events())
+            .arg(self.options.archive_max)
             .arg(running.len());
         for id in running.iter().chain(recording) {
             invocation.arg(id);
@@ -146,7 +147,8 @@ impl Store {
             .arg(millis(self.options.retention))
             .arg(millis(self.options.succeeded_retention))
             .arg(self.options.succeeded_max)
-            .arg(k.events());
+            .arg(k.events())
+            .arg(self.options.archive_max);
         for (job, finish) in ends {
             let (kind, text, delay, label) = match finish {
                 Finish::Succeeded { output } => ("succeeded", output.as_str(), 0, "succeeded"),
@@ -206,7 +208,8 @@ impl Store {
             .arg(self.keys.prefix())
             .arg(limit)
             .arg(self.keys.events())
-            .arg(millis(self.options.retention));
+            .arg(millis(self.options.retention))
+            .arg(self.options.archive_max);
         let mut conn = self.conn();
         Ok(invocation.invoke_async(&mut conn).await?)
     }

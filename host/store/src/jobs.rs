@@ -34,7 +34,8 @@ static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
         include_str!("lua/enqueue.lua")
     ))
 });
-static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/cancel.lua")));
+static CANCEL: LazyLock<Script> =
+    LazyLock::new(|| crate::claims::with_attempts(include_str!("lua/cancel.lua")));
 static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/promote.lua")));
 static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
 
@@ -225,7 +226,8 @@ impl Store {
             .arg(self.keys.events())
             .arg(millis(self.options.retention))
             .arg(reason)
-            .arg(by);
+            .arg(by)
+            .arg(self.options.archive_max);
         let mut conn = self.conn();
         let answer: String = invocation.invoke_async(&mut conn).await?;
         Ok(match answer.as_str() {
@@ -431,7 +433,7 @@ impl Store {
     }
 }
 
-fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<JobRecord> {
+pub(crate) fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<JobRecord> {
     let corrupt = |reason: String| StoreError::Corrupt {
         key: key.to_owned(),
         reason,

@@ -77,6 +77,18 @@ impl Keys {
     pub fn succeeded(&self) -> String {
         self.key("succeeded")
     }
+    /// The history outbox: ended jobs waiting to be archived, score = finish time.
+    pub fn archive(&self) -> String {
+        self.key("archive")
+    }
+    /// How many ended jobs found the history outbox full (not archived).
+    pub fn archive_overflow(&self) -> String {
+        self.key("archive:overflow")
+    }
+    /// Which node drains the history outbox: `<node>`, expiring unless renewed.
+    pub fn archive_lease(&self) -> String {
+        self.key("archive:lease")
+    }
     /// Index of all jobs by creation time.
     pub fn jobs(&self) -> String {
         self.key("jobs")

@@ -30,6 +30,9 @@
 //! | `limited` | hash | type → 1 while the type's jobs wait only for its concurrency limit |
 //! | `dead` | zset | DEAD jobs, score = time of death |
 //! | `succeeded` | zset | SUCCEEDED jobs, score = finish time: trimmed to `succeeded_max` and `succeeded_retention` by `finish` |
+//! | `archive` | zset | history outbox: jobs that ended, waiting to be written to PostgreSQL, score = finish time (see `archive.rs`) |
+//! | `archive:overflow` | string | how many ended jobs found the outbox full (kept their retention, not archived) |
+//! | `archive:lease` | string | the node draining the outbox, expiring unless renewed |
 //! | `jobs` | zset | every job id, score 0: ordered by id, which is time-ordered (listings; swept after retention) |
 //! | `idem:<key>` | string | job id for an idempotency key |
 //! | `cron` | hash | cron schedule name → JSON definition |
@@ -70,6 +73,7 @@
 //!   job records, and entries whose job is gone or moved on are dropped.
 use std::time::Duration;
 
+mod archive;
 mod claims;
 mod conn;
 mod cron;
@@ -84,6 +88,7 @@ mod nodes;
 mod server;
 mod types;
 
+pub use archive::{ArchiveEntry, ArchivedJob};
 pub use claims::FINISH_BATCH_MAX;
 pub use conn::CallObserver;
 use conn::Conn;
@@ -118,6 +123,9 @@ pub struct StoreOptions {
     pub tls: TlsFiles,
     /// Per-job-type limits (none by default).
     pub limits: JobLimits,
+    /// Size of the history outbox (`history.outbox_max`); 0: no history, a job that ends
+    /// starts its retention at once.
+    pub archive_max: u64,
 }
 
 /// PEM files for TLS to Redis (`rediss://`). Without a CA file the system's trust store is
@@ -150,6 +158,11 @@ impl StoreOptions {
                 key_file: redis.tls_key_file.clone(),
             },
             limits: JobLimits::from_config(config),
+            archive_max: if config.history.enabled() {
+                config.history.outbox_max
+            } else {
+                0
+            },
         }
     }
 }
@@ -165,6 +178,7 @@ impl Default for StoreOptions {
             log_max_entries: 100_000,
             tls: TlsFiles::default(),
             limits: JobLimits::default(),
+            archive_max: 0,
         }
     }
 }

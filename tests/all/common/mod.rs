@@ -230,6 +230,61 @@ impl TestRedis {
     }
 }
 
+/// A real PostgreSQL of this test alone (Debian's server, as an unprivileged user): own
+/// port, own data folder, database `jobhost`.
+pub struct TestPostgres {
+    pub server: jobhost_history::DevPostgres,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPostgres {
+    /// Initialises and starts a fresh server on a free port.
+    pub async fn start() -> TestPostgres {
+        let dir = tempfile::tempdir().unwrap();
+        let port = jobhost_store::free_port();
+        let server = jobhost_history::DevPostgres::start(dir.path(), Some(port))
+            .await
+            .expect("PostgreSQL starts (install it, or run the tests with `just test`)");
+        TestPostgres { server, _dir: dir }
+    }
+
+    /// `postgres://jobhost@127.0.0.1:<port>/jobhost`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// A client of the `jobhost` database, to look behind the node's back.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .expect("the test's PostgreSQL answers");
+        tokio::spawn(connection);
+        client
+    }
+
+    /// Rows in the job history (0 before the node created the table).
+    pub async fn archived(&self) -> i64 {
+        let client = self.client().await;
+        match client
+            .query_one("SELECT count(*) FROM job_history", &[])
+            .await
+        {
+            Ok(row) => row.get(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// Stops the server (a fast shutdown); [`TestPostgres::start_again`] brings it back.
+    pub async fn stop(&mut self) {
+        self.server.stop().await;
+    }
+
+    /// Starts the server stopped by [`TestPostgres::stop`] again, same port and data.
+    pub async fn start_again(&mut self) {
+        self.server.restart().await.expect("PostgreSQL restarts");
+    }
+}
+
 /// A new job of `job_type` with `spec`, no retries beyond `max_attempts`.
 pub fn new_job(job_type: &str, spec: &str) -> jobhost_store::NewJob {
     jobhost_store::NewJob {

@@ -20,6 +20,7 @@ pub mod wsrpc;
 use std::sync::Arc;
 
 use jobhost_config::Config;
+use jobhost_history::History;
 use jobhost_runtime::Runtime;
 use jobhost_store::Store;
 
@@ -43,6 +44,8 @@ pub struct Services {
     pub scheduler: Arc<Scheduler>,
     /// The Job Distributor, when `jd.enabled`.
     pub jd: Option<Distributor>,
+    /// The job history (PostgreSQL), when `[history]` is on.
+    pub history: Option<History>,
 }
 
 impl Services {
@@ -54,6 +57,7 @@ impl Services {
         store: Store,
         runtime: Runtime,
         gate: Arc<Gate>,
+        history: Option<History>,
     ) -> Result<Services, JdError> {
         // Plugin state (the `kv` capability) is shared by every node, through Redis.
         runtime.use_kv(Arc::new(StoreKv(store.clone())));
@@ -64,11 +68,10 @@ impl Services {
         } else {
             None
         };
-        let scheduler = Arc::new(Scheduler::new(
-            store.clone(),
-            runtime.clone(),
-            config.api.clone(),
-        ));
+        let scheduler = Arc::new(
+            Scheduler::new(store.clone(), runtime.clone(), config.api.clone())
+                .with_history(history.clone()),
+        );
         Ok(Services {
             config: Arc::new(config),
             store,
@@ -76,6 +79,7 @@ impl Services {
             gate,
             scheduler,
             jd,
+            history,
         })
     }
 }

@@ -10,6 +10,68 @@ local function clock_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The history outbox (`archive`, score = finish time): with history on (`max` > 0), a job
+-- that ends waits there, whole and without expiry, until a node has written it to
+-- PostgreSQL (archive_done.lua then starts its Redis retention). Full: the job keeps its
+-- usual retention and is not archived; `archive:overflow` counts it. Returns whether it
+-- went in. The outbox is counted once per script call.
+local archive_room = nil
+local function to_archive(prefix, id, now, max)
+  max = tonumber(max) or 0
+  if max <= 0 then return false end
+  if archive_room == nil then
+    archive_room = max - redis.call('ZCARD', prefix .. 'archive')
+  end
+  if archive_room <= 0 then
+    redis.call('INCR', prefix .. 'archive:overflow')
+    return false
+  end
+  archive_room = archive_room - 1
+  redis.call('ZADD', prefix .. 'archive', now, id)
+  return true
+end
+
+-- Starts the Redis retention of a job that ended: `ttl` for FAILED, CANCELLED and DEAD ones
+-- (and succeeded ones marked `keep`), `ok_ttl` for SUCCEEDED ones, whose log is touched
+-- only if it exists (a read is cheaper than a write). The caller adds a SUCCEEDED job to
+-- the succeeded index (see trim_succeeded).
+local function retain(prefix, id, succeeded, ttl, ok_ttl)
+  local job = prefix .. 'job:' .. id
+  if succeeded then
+    redis.call('PEXPIRE', job, ok_ttl)
+    local log = prefix .. 'log:' .. id
+    if redis.call('EXISTS', log) == 1 then redis.call('PEXPIRE', log, ok_ttl) end
+  else
+    redis.call('PEXPIRE', job, ttl)
+    redis.call('PEXPIRE', prefix .. 'attempts:' .. id, ttl)
+    redis.call('PEXPIRE', prefix .. 'log:' .. id, ttl)
+  end
+end
+
+-- Keeps the succeeded jobs within their retention (age and count) after `added` went into
+-- the succeeded index (ordered by finish time: what is too old and what is over the count
+-- are both its oldest entries). A few more are deleted per call than were added, so the
+-- clean-up keeps up with any rate the nodes run at.
+local function trim_succeeded(prefix, index, jobs, now, ok_ttl, ok_max, added)
+  if added <= 0 then return end
+  local excess = math.max(redis.call('ZCARD', index) - ok_max,
+    redis.call('ZCOUNT', index, '-inf', now - ok_ttl))
+  local n = math.min(excess, 2 * added + 16)
+  if n <= 0 then return end
+  -- Two commands for the whole lot, not two per job (see batch.lua).
+  local ids, keys = redis.call('ZRANGE', index, 0, n - 1), {}
+  for _, id in ipairs(ids) do
+    keys[#keys + 1] = prefix .. 'job:' .. id
+    keys[#keys + 1] = prefix .. 'log:' .. id
+    keys[#keys + 1] = prefix .. 'attempts:' .. id
+  end
+  for from = 1, #keys, 3000 do
+    redis.call('UNLINK', unpack(keys, from, math.min(from + 2999, #keys)))
+  end
+  if #ids > 0 then call_many('ZREM', jobs, ids) end
+  redis.call('ZREMRANGEBYRANK', index, 0, n - 1)
+end
+
 -- A final attempt adds its field to `fields`, the caller's pending HSET of the job.
 local function record_attempt(prefix, id, final, record, fields)
   if final then
@@ -22,8 +84,9 @@ end
 -- Ends the attempt of `id` on `holder` as lost, if that node still holds it (any holder
 -- when nil): re-queued, else DEAD (CANCELLED if it was being cancelled). Used by reap (a
 -- node whose lease lapsed) and renew (a job its node no longer knows of). `keys` are the
--- caller's KEYS: 2 dead set, 3 sequence, 4 limited hash; ARGV[1] is the key prefix; `why`
--- replaces the lease-expiry reason.
+-- caller's KEYS: 2 dead set, 3 sequence, 4 limited hash; ARGV[1] is the key prefix;
+-- `archive_max` is the history outbox's size (0: no history); `why` replaces the
+-- lease-expiry reason.
 --
 -- A lost attempt is the node's failure, not the job's: it does not use up the job's
 -- `max_attempts` (which counts the attempts its plugin ended), only a budget of its own,
@@ -32,7 +95,7 @@ end
 -- jobs of a crash-looping node do not all land together on the next node to die.
 local MAX_LOST = 10
 local LOST_SPREAD_MAX_MS = 2500
-local function end_lost(id, holder, now, keys, channel, retention_ms, why)
+local function end_lost(id, holder, now, keys, channel, retention_ms, archive_max, why)
   local prefix = ARGV[1]
   local job = prefix .. 'job:' .. id
   local f = redis.call('HMGET', job, 'state', 'node', 'attempts', 'max_attempts',
@@ -82,10 +145,9 @@ local function end_lost(id, holder, now, keys, channel, retention_ms, why)
   redis.call('HSET', job, 'state', state, 'updated_ms', now, 'last_node', f[2] or '',
     'reason', reason, 'node', '', unpack(fields))
   if state ~= 'QUEUED' and state ~= 'SCHEDULED' then
-    local ttl = tonumber(retention_ms)
     redis.call('HSET', job, 'finished_ms', now)
-    redis.call('PEXPIRE', job, ttl)
-    redis.call('PEXPIRE', prefix .. 'attempts:' .. id, ttl)
-    redis.call('PEXPIRE', prefix .. 'log:' .. id, ttl)
+    if not to_archive(prefix, id, now, archive_max) then
+      retain(prefix, id, false, tonumber(retention_ms))
+    end
   end
 end

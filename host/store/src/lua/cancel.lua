@@ -3,7 +3,8 @@
 -- channel (and sees the flag at its next lease renewal); it records CANCELLED when the
 -- plugin has stopped.
 -- KEYS: 1 job hash, 2 delayed set, 3 attempts list
--- ARGV: 1 id, 2 prefix, 3 event channel, 4 retention ms, 5 reason, 6 who asked (may be empty)
+-- ARGV: 1 id, 2 prefix, 3 event channel, 4 retention ms, 5 reason, 6 who asked (may be empty),
+--       7 history outbox size (0: off)
 -- Returns 'not_found', 'cancelled', 'cancelling', or the final state it already had.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -16,9 +17,9 @@ if state == 'QUEUED' or state == 'SCHEDULED' then
   redis.call('SREM', ARGV[2] .. 'scheduled:' .. f[2], ARGV[1])
   redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'reason', ARGV[5], 'updated_ms', now,
     'finished_ms', now, 'cancel', 1, 'cancelled_by', ARGV[6])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
-  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]))
-  redis.call('PEXPIRE', ARGV[2] .. 'log:' .. ARGV[1], tonumber(ARGV[4]))
+  if not to_archive(ARGV[2], ARGV[1], now, ARGV[7]) then
+    retain(ARGV[2], ARGV[1], false, tonumber(ARGV[4]))
+  end
   return 'cancelled'
 end
 if state == 'RUNNING' then

@@ -2,19 +2,20 @@
 -- node that holds an attempt may finish it (a stale node whose lease expired gets
 -- 'stale' for that job; the others of the batch are recorded all the same).
 -- Then keeps the succeeded jobs within their retention (age and count; a job marked `keep`
--- has the retention of failed ones instead): the oldest are
--- deleted, a few more per call than the batch added, so the clean-up keeps up with any
--- rate the nodes run at.
+-- has the retention of failed ones instead; see trim_succeeded in attempts.lua).
 -- KEYS: 1 node leases (unused: the node's jobs are `inflight:<node>`), 2 delayed set, 3 dead set, 4 sequence, 5 limited hash,
 --       6 succeeded index, 7 job index
 -- ARGV: 1 key prefix, 2 node, 3 retention ms (failed, cancelled, dead), 4 retention ms of
---       succeeded jobs, 5 most succeeded jobs kept, 6 event channel, then per job 6 values:
+--       succeeded jobs, 5 most succeeded jobs kept, 6 event channel, 7 history outbox size
+--       (0: no history; else a job that ends waits there, see attempts.lua), then per job
+--       6 values:
 --       id, attempt, kind (succeeded|failed|retry|cancelled|requeue), output or reason,
 --       retry delay ms, attempt outcome label
 -- Returns the new state of each job, or 'stale'.
 local now = clock_ms()
 local prefix, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ok_ttl, ok_max, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local archive_max = ARGV[7]
 local out = {}
 local succeeded = 0
 local types = {}
@@ -83,23 +84,21 @@ local function finish(id, attempt, kind, text, delay, label)
   set('node', '')
   if final then set('finished_ms', now) end
   redis.call('HSET', job, unpack(fields))
-  if state == 'SUCCEEDED' and f[10] ~= '1' then
+  if final and to_archive(prefix, id, now, archive_max) then
+    -- Kept whole until archived; its retention starts then (archive_done.lua).
+  elseif state == 'SUCCEEDED' and f[10] ~= '1' then
     succeeded = succeeded + 1
     done[#done + 1], done[#done + 2] = now, id
-    -- The record (and its log, if it has one: a read is cheaper than a write) expire by
-    -- themselves; under load the trim below deletes them first.
-    redis.call('PEXPIRE', job, ok_ttl)
-    local log = prefix .. 'log:' .. id
-    if redis.call('EXISTS', log) == 1 then redis.call('PEXPIRE', log, ok_ttl) end
+    -- The record (and its log) expire by themselves; under load the trim below deletes
+    -- them first.
+    retain(prefix, id, true, ttl, ok_ttl)
   elseif final then
-    redis.call('PEXPIRE', job, ttl)
-    redis.call('PEXPIRE', prefix .. 'attempts:' .. id, ttl)
-    redis.call('PEXPIRE', prefix .. 'log:' .. id, ttl)
+    retain(prefix, id, false, ttl)
   end
   return state
 end
 
-for i = 7, #ARGV, 6 do
+for i = 8, #ARGV, 6 do
   out[#out + 1] = finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
 end
 
@@ -112,25 +111,5 @@ for job_type in pairs(types) do
   end
 end
 
--- The succeeded index is ordered by finish time: what is too old and what is over the
--- count are both its oldest entries.
-if succeeded > 0 then
-  local excess = math.max(redis.call('ZCARD', KEYS[6]) - ok_max,
-    redis.call('ZCOUNT', KEYS[6], '-inf', now - ok_ttl))
-  local n = math.min(excess, 2 * succeeded + 16)
-  if n > 0 then
-    -- Two commands for the whole lot, not two per job (see batch.lua).
-    local ids, keys = redis.call('ZRANGE', KEYS[6], 0, n - 1), {}
-    for _, id in ipairs(ids) do
-      keys[#keys + 1] = prefix .. 'job:' .. id
-      keys[#keys + 1] = prefix .. 'log:' .. id
-      keys[#keys + 1] = prefix .. 'attempts:' .. id
-    end
-    for from = 1, #keys, 3000 do
-      redis.call('UNLINK', unpack(keys, from, math.min(from + 2999, #keys)))
-    end
-    if #ids > 0 then call_many('ZREM', KEYS[7], ids) end
-    redis.call('ZREMRANGEBYRANK', KEYS[6], 0, n - 1)
-  end
-end
+trim_succeeded(prefix, KEYS[6], KEYS[7], now, ok_ttl, ok_max, succeeded)
 return out

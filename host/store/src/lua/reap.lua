@@ -7,7 +7,7 @@
 -- Each job's place under its type's concurrency limit is freed (announced if the type was
 -- held back by its limit), so a dead node's jobs never hold places for ever.
 -- KEYS: 1 node leases, 2 dead set, 3 sequence, 4 limited hash, 5 legacy running set
--- ARGV: 1 prefix, 2 most jobs handled, 3 event channel, 4 retention ms
+-- ARGV: 1 prefix, 2 most jobs handled, 3 event channel, 4 retention ms, 5 history outbox size (0: off)
 -- Returns the number of jobs handled.
 local now = clock_ms()
 local limit, channel = tonumber(ARGV[2]), ARGV[3]
@@ -19,7 +19,7 @@ for _, node in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIM
   local inflight = prefix .. 'inflight:' .. node
   for _, id in ipairs(redis.call('SPOP', inflight, limit - handled)) do
     handled = handled + 1
-    end_lost(id, node, now, KEYS, channel, ARGV[4])
+    end_lost(id, node, now, KEYS, channel, ARGV[4], ARGV[5])
   end
   if redis.call('SCARD', inflight) == 0 then
     redis.call('ZREM', KEYS[1], node)
@@ -32,7 +32,7 @@ if handled < limit then
   for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[5], id)
     handled = handled + 1
-    end_lost(id, nil, now, KEYS, channel, ARGV[4])
+    end_lost(id, nil, now, KEYS, channel, ARGV[4], ARGV[5])
   end
 end
 return handled

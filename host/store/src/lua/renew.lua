@@ -8,19 +8,20 @@
 -- - `cancelled`: jobs it runs whose cancellation was requested (so a lost cancel message is
 --   still seen); entries for jobs it no longer runs are dropped.
 -- KEYS: 1 node leases, 2 dead set, 3 sequence, 4 limited hash
--- ARGV: 1 prefix, 2 node, 3 lease ms, 4 retention ms, 5 event channel, 6 n, then the n ids
---       of the jobs it runs, then the ids of those whose outcome it is recording
+-- ARGV: 1 prefix, 2 node, 3 lease ms, 4 retention ms, 5 event channel, 6 history outbox
+--       size (0: off), 7 n, then the n ids of the jobs it runs, then the ids of those whose
+--       outcome it is recording
 -- Returns {cancelled, lost}.
 local now = clock_ms()
-local prefix, node, lease, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[6])
+local prefix, node, lease, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[7])
 redis.call('ZADD', KEYS[1], now + lease, node)
 local inflight, cancels = prefix .. 'inflight:' .. node, prefix .. 'cancels:' .. node
 local known = {}
-for i = 7, #ARGV do known[ARGV[i]] = true end
+for i = 8, #ARGV do known[ARGV[i]] = true end
 
 local lost = {}
-local last = 6 + n
-for from = 7, last, 1000 do -- (in chunks: unpack takes a few thousand values at most)
+local last = 7 + n
+for from = 8, last, 1000 do -- (in chunks: unpack takes a few thousand values at most)
   local to = math.min(from + 999, last)
   local held = redis.call('SMISMEMBER', inflight, unpack(ARGV, from, to))
   for k, member in ipairs(held) do
@@ -33,7 +34,7 @@ for _, id in ipairs(redis.call('SMEMBERS', inflight)) do
     local started = tonumber(redis.call('HGET', prefix .. 'job:' .. id, 'started_ms')) or 0
     if started < now - lease then
       redis.call('SREM', inflight, id)
-      end_lost(id, node, now, KEYS, ARGV[5], ARGV[4],
+      end_lost(id, node, now, KEYS, ARGV[5], ARGV[4], ARGV[6],
         'node ' .. node .. ' no longer ran it: its outcome was never recorded')
     end
   end

@@ -106,6 +106,15 @@ pub fn job(record: JobRecord) -> proto::Job {
                 reason: a.reason,
             })
             .collect(),
+        archived: false,
+    }
+}
+
+/// A job read from the job history: as [`job`], marked archived.
+pub fn archived_job(record: JobRecord) -> proto::Job {
+    proto::Job {
+        archived: true,
+        ..job(record)
     }
 }
 

@@ -139,6 +139,7 @@ const READS: &[&str] = &[
     "/jobhost.v1.JobScheduler/StreamJobLogs",
     "/jobhost.v1.JobScheduler/ListPlugins",
     "/jobhost.v1.JobScheduler/ListNodes",
+    "/jobhost.v1.JobScheduler/SearchHistory",
     "/api.job.v1.JobService/GetJob",
     "/api.job.v1.JobService/GetProposal",
     "/api.job.v1.JobService/ListJobs",

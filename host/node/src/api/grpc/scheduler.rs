@@ -11,12 +11,14 @@ use super::convert::{self, store_status};
 use crate::api::auth::Identity;
 use crate::api::submit::{SubmitError, submit, submit_batch};
 use jobhost_config::ApiConfig;
+use jobhost_history::{Cursor, History, HistoryError, HistoryQuery, HistoryRecord};
 use jobhost_proto::scheduler::job_scheduler_server::JobScheduler;
 use jobhost_proto::scheduler::{
     CancelJobRequest, CancelJobResponse, GetJobRequest, GetJobResponse, JobError, ListJobsRequest,
     ListJobsResponse, ListNodesRequest, ListNodesResponse, ListPluginsRequest, ListPluginsResponse,
     LogLine, ScheduleJobRequest, ScheduleJobResponse, ScheduleJobResult, ScheduleJobsRequest,
-    ScheduleJobsResponse, StreamJobLogsRequest, schedule_job_result,
+    ScheduleJobsResponse, SearchHistoryRequest, SearchHistoryResponse, StreamJobLogsRequest,
+    schedule_job_result,
 };
 use jobhost_runtime::Runtime;
 use jobhost_store::{CancelResult, CronSchedule, Enqueued, JobFilter, NewJob, RetryPolicy, Store};
@@ -26,6 +28,8 @@ pub struct Scheduler {
     store: Store,
     runtime: Runtime,
     limits: ApiConfig,
+    /// The job history, when `[history]` is on: where jobs Redis forgot are read.
+    history: Option<History>,
 }
 
 impl Scheduler {
@@ -35,7 +39,14 @@ impl Scheduler {
             store,
             runtime,
             limits,
+            history: None,
         }
+    }
+
+    /// The same service, reading jobs Redis no longer has from `history`.
+    pub fn with_history(mut self, history: Option<History>) -> Self {
+        self.history = history;
+        self
     }
 
     /// Turns a request into a job to create, or says what is wrong with it.
@@ -47,12 +58,23 @@ impl Scheduler {
         if id.is_empty() {
             return Err(Status::invalid_argument("job_id is required"));
         }
-        match self.store.get(id).await.map_err(store_status)? {
-            Some(record) => Ok(convert::job(record)),
+        if let Some(record) = self.store.get(id).await.map_err(store_status)? {
+            return Ok(convert::job(record));
+        }
+        match self.archived(id).await? {
+            Some(record) => Ok(convert::archived_job(record.job)),
             None => Err(Status::not_found(format!(
                 "no job {} (unknown, or expired after the retention time)",
                 crate::text::shown(id)
             ))),
+        }
+    }
+
+    /// The job `id` from the history, if the history is on and has it.
+    async fn archived(&self, id: &str) -> Result<Option<HistoryRecord>, Status> {
+        match &self.history {
+            Some(history) => history.get(id).await.map_err(history_status),
+            None => Ok(None),
         }
     }
 
@@ -523,7 +545,14 @@ impl JobScheduler for Scheduler {
             )));
         }
         // Fails fast with NOT_FOUND for an unknown job.
-        self.job(&req.job_id).await?;
+        if self.job(&req.job_id).await?.archived {
+            // Redis forgot it: its log is what the history kept.
+            let record = self.archived(&req.job_id).await?;
+            let lines = archived_log(record, &req.after);
+            return Ok(Response::new(Box::pin(tokio_stream::iter(
+                lines.into_iter().map(Ok),
+            ))));
+        }
         let store = self.store.clone();
         let stream = async_stream(store, req);
         Ok(Response::new(Box::pin(stream)))
@@ -555,6 +584,98 @@ impl JobScheduler for Scheduler {
             nodes: nodes.into_iter().map(convert::node).collect(),
         }))
     }
+    async fn search_history(
+        &self,
+        request: Request<SearchHistoryRequest>,
+    ) -> Result<Response<SearchHistoryResponse>, Status> {
+        let Some(history) = &self.history else {
+            return Err(Status::failed_precondition(
+                "the job history is off: set history.postgres_url (or JOBHOST_HISTORY_URL) to \
+                 a PostgreSQL database",
+            ));
+        };
+        let query = history_query(request.into_inner())?;
+        let page = history.search(&query).await.map_err(history_status)?;
+        Ok(Response::new(SearchHistoryResponse {
+            jobs: page
+                .jobs
+                .into_iter()
+                .map(|r| convert::archived_job(r.job))
+                .collect(),
+            next_page_token: page.next.map(|c| c.token()).unwrap_or_default(),
+        }))
+    }
+}
+
+/// A search request as the history's query, or what is wrong with it.
+fn history_query(req: SearchHistoryRequest) -> Result<HistoryQuery, Status> {
+    let state = convert::state_filter(req.state)?;
+    if let Some(state) = state
+        && !state.is_final()
+    {
+        return Err(Status::invalid_argument(format!(
+            "state {} is not a final state: the history holds SUCCEEDED, FAILED, CANCELLED \
+             and DEAD jobs",
+            state.as_str()
+        )));
+    }
+    let limit = match req.page_size {
+        0 => 50,
+        n if n > 1000 => {
+            return Err(Status::invalid_argument(format!(
+                "page_size {n} is over the limit of 1000"
+            )));
+        }
+        n => n as usize,
+    };
+    let time =
+        |t: Option<prost_types::Timestamp>| t.as_ref().map(convert::timestamp_ms).transpose();
+    let (from_ms, to_ms) = (time(req.from)?, time(req.to)?);
+    let after = if req.page_token.is_empty() {
+        None
+    } else {
+        Some(Cursor::parse(&req.page_token).map_err(history_status)?)
+    };
+    Ok(HistoryQuery {
+        job_type: (!req.job_type.is_empty()).then_some(req.job_type),
+        state,
+        labels: req.labels.into_iter().collect(),
+        from_ms,
+        to_ms,
+        submitted_by: (!req.submitted_by.is_empty()).then_some(req.submitted_by),
+        limit,
+        after,
+    })
+}
+
+/// The gRPC status of a history error.
+fn history_status(error: HistoryError) -> Status {
+    match error {
+        HistoryError::Invalid(m) => Status::invalid_argument(m),
+        HistoryError::Unavailable(_) => Status::unavailable(error.to_string()),
+        HistoryError::Config(_) | HistoryError::Query(_) => Status::internal(error.to_string()),
+    }
+}
+
+/// An archived job's log as log lines, those after `after` (cursors `0-<line number>`).
+fn archived_log(record: Option<HistoryRecord>, after: &str) -> Vec<LogLine> {
+    let skip = after
+        .strip_prefix("0-")
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let Some(record) = record else {
+        return Vec::new();
+    };
+    record
+        .log
+        .into_iter()
+        .enumerate()
+        .skip(skip)
+        .map(|(i, mut entry)| {
+            entry.cursor = format!("0-{}", i + 1);
+            convert::log_line(entry)
+        })
+        .collect()
 }
 
 /// The lines of a job's log: history from the cursor, then (when following) new lines as

@@ -8,9 +8,12 @@
 //! the rejection reason of rejected files, shown prominently) and the queue depth per job
 //! type. It renders the `snapshot` events of `GET /v1/stream` as they come (about one a
 //! second), reconnecting with backoff and showing a "disconnected" badge while the stream
-//! is down, and follows the selected job's log over `GET /v1/jobs/{id}/logs`. It writes
-//! server data into the DOM as text only. `tests/dashboard.rs` drives it in a real headless
-//! Chromium.
+//! is down, and follows the selected job's log over `GET /v1/jobs/{id}/logs`. Its History
+//! tab searches the job history (`GET /v1/history`: type, state, label, submitter, finish
+//! time; paged with "More") and opens a result in the same job detail, marked "archived"
+//! when only the history still holds it; it says so when the node has no history (409) or
+//! its database is down (503). It writes server data into the DOM as text only.
+//! `tests/dashboard.rs` drives it in a real headless Chromium.
 //!
 //! The page itself is open (see `guard::is_open`), its data is not: when the API asks for
 //! credentials (TLS on, or `[auth.tokens]` configured) an answer 401 hides the data and shows
@@ -72,7 +75,7 @@ mod tests {
         ] {
             assert!(!PAGE.contains(needle), "dashboard.html contains {needle:?}");
         }
-        for endpoint in ["/v1/stream", "/v1/jobs/", "/logs"] {
+        for endpoint in ["/v1/stream", "/v1/jobs/", "/logs", "/v1/history"] {
             assert!(
                 PAGE.contains(endpoint),
                 "dashboard.html never uses {endpoint}"

@@ -21,7 +21,9 @@ use tonic::{Request, Status};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::json::{BatchJson, BatchResultJson, NewJobJson, NewJobsJson};
-use super::json::{CancelledJson, CreatedJson, JobJson, JobPage, JobQuery, LogLineJson, LogQuery};
+use super::json::{
+    CancelledJson, CreatedJson, HistoryQueryJson, JobJson, JobPage, JobQuery, LogLineJson, LogQuery,
+};
 use super::state::AppState;
 use crate::api::auth::Identity;
 use crate::api::grpc::Scheduler;
@@ -184,6 +186,100 @@ pub async fn get_job(
 ) -> ApiResult<Json<JobJson>> {
     let job = fetch_job(&state.services.scheduler, &id).await?;
     Ok(Json(JobJson::from(job)))
+}
+
+/// `GET /v1/history`: finished jobs from the job history (PostgreSQL), newest finished
+/// first, filtered and paged.
+#[utoipa::path(get, path = "/v1/history", params(HistoryQueryJson),
+    responses((status = 200, body = JobPage),
+        (status = 400, description = "A bad filter or page token", body = ErrorBody),
+        (status = 409, description = "The job history is off (history.postgres_url unset)", body = ErrorBody),
+        (status = 503, description = "The history's database cannot be reached", body = ErrorBody)))]
+pub async fn history(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> ApiResult<Json<JobPage>> {
+    let Query(pairs) = query?;
+    let request = history_request(pairs)?;
+    let answer = state
+        .services
+        .scheduler
+        .search_history(Request::new(request))
+        .await?
+        .into_inner();
+    Ok(Json(JobPage {
+        jobs: answer.jobs.into_iter().map(JobJson::from).collect(),
+        next_page_token: answer.next_page_token,
+    }))
+}
+
+/// The query of `GET /v1/history` (its keys as [`HistoryQueryJson`] documents them) as a
+/// `SearchHistory` request.
+fn history_request(pairs: Vec<(String, String)>) -> Result<proto::SearchHistoryRequest, ApiError> {
+    let mut request = proto::SearchHistoryRequest::default();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "type" => request.job_type = value,
+            "state" => request.state = state_number(&value)?,
+            "label" => {
+                let (k, v) = value.split_once('=').ok_or_else(|| {
+                    ApiError::invalid(format!("label {value:?} must be key=value"))
+                })?;
+                request.labels.insert(k.to_owned(), v.to_owned());
+            }
+            "from" => request.from = Some(time_param("from", &value)?),
+            "to" => request.to = Some(time_param("to", &value)?),
+            "submitted_by" => request.submitted_by = value,
+            "page_size" => {
+                request.page_size = value.parse().map_err(|_| {
+                    ApiError::invalid(format!("page_size {value:?} must be a number"))
+                })?
+            }
+            "page_token" => request.page_token = value,
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter {:?}: use type, state, label, from, to, \
+                     submitted_by, page_size, page_token",
+                    crate::text::shown(other)
+                )));
+            }
+        }
+    }
+    Ok(request)
+}
+
+/// A state's name as its gRPC number.
+fn state_number(name: &str) -> Result<i32, ApiError> {
+    let name = name.to_ascii_uppercase();
+    proto::JobState::from_str_name(&format!("JOB_STATE_{name}"))
+        .map(|s| s as i32)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "unknown state {:?}: use SUCCEEDED, FAILED, CANCELLED or DEAD",
+                crate::text::shown(&name)
+            ))
+        })
+}
+
+/// A time given as RFC 3339 or Unix ms.
+fn time_param(key: &str, value: &str) -> Result<prost_types::Timestamp, ApiError> {
+    let ms = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        value.parse::<i64>().ok()
+    } else {
+        chrono::DateTime::parse_from_rfc3339(value)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    };
+    let ms = ms.filter(|ms| *ms >= 0).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "{key} {:?} must be an RFC 3339 time (2026-12-01T00:00:00Z) or Unix milliseconds",
+            crate::text::shown(value)
+        ))
+    })?;
+    Ok(prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    })
 }
 
 /// A scheduler request made on behalf of the HTTP caller: the identity the guard found goes

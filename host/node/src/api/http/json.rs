@@ -82,6 +82,9 @@ pub struct JobJson {
     pub cancelled_by: Option<String>,
     /// Finished attempts, oldest first.
     pub history: Vec<AttemptJson>,
+    /// Read from the job history (PostgreSQL): Redis retention has dropped the job, or it
+    /// is a history search result.
+    pub archived: bool,
 }
 
 impl From<proto::Job> for JobJson {
@@ -124,6 +127,7 @@ impl From<proto::Job> for JobJson {
                     reason: a.reason,
                 })
                 .collect(),
+            archived: j.archived,
         }
     }
 }
@@ -262,6 +266,30 @@ pub struct JobQuery {
     pub job_type: Option<String>,
     /// Only jobs with this label, `key=value` (one; gRPC `ListJobs` takes several).
     pub label: Option<String>,
+    /// Jobs per page (default 50, at most 1000).
+    pub page_size: Option<u32>,
+    /// From a previous page's `next_page_token`.
+    pub page_token: Option<String>,
+}
+
+/// Filters and paging of `GET /v1/history`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQueryJson {
+    /// Only jobs of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub job_type: Option<String>,
+    /// Only jobs that ended in this state: SUCCEEDED, FAILED, CANCELLED or DEAD.
+    pub state: Option<String>,
+    /// Only jobs with this label, `key=value`; repeat it for several (all must match).
+    pub label: Option<String>,
+    /// Only jobs finished at or after this time: RFC 3339 (`2026-12-01T00:00:00Z`) or Unix ms.
+    pub from: Option<String>,
+    /// Only jobs finished before this time: RFC 3339 or Unix ms.
+    pub to: Option<String>,
+    /// Only jobs submitted by this caller, e.g. `token:ci` (as `submitted_by` names it).
+    pub submitted_by: Option<String>,
     /// Jobs per page (default 50, at most 1000).
     pub page_size: Option<u32>,
     /// From a previous page's `next_page_token`.

@@ -108,6 +108,7 @@ fn router_until(services: Services, stop: CancellationToken) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/jobs/{id}/logs", get(jobs::job_logs))
+        .route("/v1/history", get(jobs::history))
         .route("/v1/plugins", get(status::list_plugins))
         .route("/v1/nodes", get(status::list_nodes))
         .route("/v1/overview", get(status::overview))

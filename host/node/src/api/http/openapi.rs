@@ -22,6 +22,7 @@ use super::{jd, jobs, status, stream};
         jobs::get_job,
         jobs::cancel_job,
         jobs::job_logs,
+        jobs::history,
         status::list_plugins,
         status::list_nodes,
         status::overview,

@@ -1,0 +1,205 @@
+//! The job history's cost and speed, with a real redis-server and a real PostgreSQL:
+//!
+//! - *node throughput, history off vs on*: [`JOBS`] no-op jobs through gRPC `ScheduleJobs`
+//!   on one node (submit+run), alternately without history and with it (the store's outbox
+//!   on and the archive drain running against PostgreSQL), [`ROUNDS`] times each; medians
+//!   and the ratio (goal: on within 10 % of off);
+//! - *archive throughput*: [`JOBS`] finished jobs waiting in the outbox, then the drain
+//!   started; jobs/s into PostgreSQL until the outbox is empty, per batch size.
+//!
+//! Run with `just bench` (which builds the plugins and installs redis-server and PostgreSQL
+//! first).
+
+#[path = "node.rs"]
+mod node;
+#[path = "support.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use jobhost::history::{DrainSettings, drain};
+use jobhost_config::HistoryConfig;
+use jobhost_history::{DevPostgres, History};
+use jobhost_proto::scheduler::ScheduleJobsRequest;
+use jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient;
+use jobhost_store::{DevRedis, Store, StoreOptions, free_port};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// Jobs per measured run.
+const JOBS: usize = 20_000;
+/// Alternating off/on runs.
+const ROUNDS: usize = 3;
+const CONCURRENCY: usize = 50;
+const BATCH: usize = 1_000;
+const IN_FLIGHT: usize = 4;
+
+async fn submit(client: &JobSchedulerClient<Channel>, n: usize) {
+    let batches: Vec<usize> = (0..n.div_ceil(BATCH))
+        .map(|i| BATCH.min(n - i * BATCH))
+        .collect();
+    for wave in batches.chunks(IN_FLIGHT) {
+        let calls = wave.iter().map(|&size| {
+            let mut client = client.clone();
+            async move {
+                let jobs = vec![node::noop(); size];
+                client
+                    .schedule_jobs(ScheduleJobsRequest { jobs })
+                    .await
+                    .expect("ScheduleJobs");
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
+}
+
+async fn drained(store: &Store) {
+    loop {
+        let load = store.type_load("noop").await.unwrap();
+        if load.queued + load.running + load.scheduled == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn outbox_empty(store: &Store) {
+    while store.archive_backlog().await.unwrap().0 > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn history_config(pg: &DevPostgres, batch: usize) -> HistoryConfig {
+    HistoryConfig {
+        postgres_url: pg.url(),
+        batch_size: batch,
+        interval_ms: 50,
+        ..Default::default()
+    }
+}
+
+/// One submit+run of [`JOBS`] on a fresh prefix; with `history`, the outbox is on and the
+/// drain runs. Returns (jobs/s, seconds until the outbox was empty after the last job).
+async fn run(
+    redis: &DevRedis,
+    round: usize,
+    history: Option<&History>,
+    config: &HistoryConfig,
+) -> (f64, f64) {
+    let options = StoreOptions {
+        prefix: format!(
+            "hist{round}{}",
+            if history.is_some() { "on" } else { "off" }
+        ),
+        archive_max: if history.is_some() { 1_000_000 } else { 0 },
+        ..Default::default()
+    };
+    let store = Store::connect(&redis.url(), options).await.unwrap();
+    let runtime = node::runtime().await;
+    let client = node::serve_api(&store, &runtime).await;
+    let stop = CancellationToken::new();
+    if let Some(history) = history {
+        let settings = DrainSettings::new(config, format!("bench-{round}"));
+        tokio::spawn(drain(
+            store.clone(),
+            history.clone(),
+            settings,
+            stop.clone(),
+        ));
+    }
+    let worker = node::start_worker(&store, &runtime, CONCURRENCY);
+    submit(&client, 2 * BATCH).await; // warm-up
+    drained(&store).await;
+    outbox_empty(&store).await;
+    let start = Instant::now();
+    submit(&client, JOBS).await;
+    drained(&store).await;
+    let rate = JOBS as f64 / start.elapsed().as_secs_f64();
+    let ran = Instant::now();
+    outbox_empty(&store).await;
+    let lag = ran.elapsed().as_secs_f64();
+    node::stop(vec![worker]).await;
+    stop.cancel();
+    (rate, lag)
+}
+
+/// [`JOBS`] jobs finished with the drain stopped, then the drain started: jobs/s into
+/// PostgreSQL until the outbox is empty.
+async fn archive_rate(redis: &DevRedis, pg: &DevPostgres, batch: usize) -> f64 {
+    let options = StoreOptions {
+        prefix: format!("archive{batch}"),
+        archive_max: 1_000_000,
+        ..Default::default()
+    };
+    let store = Store::connect(&redis.url(), options).await.unwrap();
+    let runtime = node::runtime().await;
+    let client = node::serve_api(&store, &runtime).await;
+    let worker = node::start_worker(&store, &runtime, CONCURRENCY);
+    submit(&client, JOBS).await;
+    drained(&store).await;
+    node::stop(vec![worker]).await;
+    let config = history_config(pg, batch);
+    let history = History::open(&config).await.unwrap();
+    let stop = CancellationToken::new();
+    let start = Instant::now();
+    let settings = DrainSettings::new(&config, format!("bench-archive-{batch}"));
+    tokio::spawn(drain(store.clone(), history, settings, stop.clone()));
+    outbox_empty(&store).await;
+    stop.cancel();
+    JOBS as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut redis = DevRedis::start(&dir.path().join("redis"), Some(free_port()))
+            .await
+            .expect("redis-server starts");
+        let pg_dir = tempfile::tempdir().unwrap();
+        let mut pg = DevPostgres::start(pg_dir.path(), Some(free_port()))
+            .await
+            .expect("PostgreSQL starts (`just postgresql` installs it)");
+        println!(
+            "job history: {JOBS} no-op jobs through gRPC ScheduleJobs, 1 node at concurrency \
+             {CONCURRENCY}; redis-server with AOF (fsync every second), PostgreSQL {} with its \
+             defaults (fsync on)",
+            pg.dir().display()
+        );
+        let config = history_config(&pg, HistoryConfig::default().batch_size);
+        let history = History::open(&config).await.unwrap();
+        let (mut off, mut on, mut lags) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            let (rate, _) = run(&redis, round, None, &config).await;
+            off.push(rate);
+            let (rate, lag) = run(&redis, round, Some(&history), &config).await;
+            on.push(rate);
+            lags.push(lag);
+            println!(
+                "  round {round}: history off {:>7.0} jobs/s, on {:>7.0} jobs/s ({:.2}×); \
+                 outbox empty {:.2} s after the last job ran",
+                off[round],
+                on[round],
+                on[round] / off[round],
+                lags[round]
+            );
+        }
+        let (off, on, lag) = (median(&mut off), median(&mut on), median(&mut lags));
+        println!(
+            "node throughput (median of {ROUNDS}): history off {off:.0} jobs/s, on {on:.0} jobs/s: \
+             {:.1} % of off (goal ≥ 90 %); archive lag after the last job {lag:.2} s",
+            100.0 * on / off
+        );
+        for batch in [100, 500, 2000] {
+            let rate = archive_rate(&redis, &pg, batch).await;
+            println!("archive throughput, batch {batch:>4}: {rate:>7.0} jobs/s into PostgreSQL");
+        }
+        pg.stop().await;
+        redis.stop().await;
+    });
+}

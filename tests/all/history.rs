@@ -383,7 +383,7 @@ async fn history_is_searched_by_type_state_label_time_and_submitter_with_paging(
         .into_inner();
     assert_eq!(
         page.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
-        [failed.clone()]
+        std::slice::from_ref(&failed)
     );
     let running = client
         .search_history(SearchHistoryRequest {

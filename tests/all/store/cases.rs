@@ -955,3 +955,91 @@ pub async fn lost_attempts_do_not_use_up_the_failure_budget(url: &str) {
         record.reason
     );
 }
+
+pub async fn every_way_a_job_ends_goes_through_the_history_outbox(url: &str) {
+    // With history on, an ended job waits whole in the outbox; its retention starts only
+    // once it is released (archived); a full outbox lets jobs through with their retention.
+    let store = Store::connect(
+        url,
+        StoreOptions {
+            succeeded_retention: Duration::from_millis(300),
+            retention: Duration::from_millis(300),
+            archive_max: 4,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let ok = run_one(&store, succeeded()).await;
+    let failed = run_one(
+        &store,
+        Finish::Failed {
+            reason: "no".into(),
+        },
+    )
+    .await;
+    let (queued, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    store.cancel(&queued, "user").await.unwrap();
+    // A job being cancelled whose node died: ended by the reaper.
+    let (orphan, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    store
+        .claim(
+            "dead-node",
+            &types(&["noop"]),
+            1,
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap();
+    store.cancel(&orphan, "user").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(store.reap_expired(10).await.unwrap(), 1);
+    assert_eq!(store.archive_backlog().await.unwrap(), (4, 0));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for id in [&ok, &failed, &queued, &orphan] {
+        assert!(store.get(id).await.unwrap().is_some(), "{id} waits whole");
+    }
+
+    let pending = store.archive_pending(10, 10).await.unwrap();
+    let mut read: Vec<(String, JobState)> = pending
+        .iter()
+        .map(|e| (e.id.clone(), e.job.as_ref().unwrap().record.state))
+        .collect();
+    read.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want = vec![
+        (ok.clone(), JobState::Succeeded),
+        (failed.clone(), JobState::Failed),
+        (queued.clone(), JobState::Cancelled),
+        (orphan.clone(), JobState::Cancelled),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(read, want);
+    assert!(
+        pending
+            .iter()
+            .all(|e| e.job.as_ref().unwrap().finished_ms() == e.queued_ms)
+    );
+
+    // Full: the fifth ending job keeps its retention and is counted.
+    let extra = run_one(&store, succeeded()).await;
+    assert_eq!(store.archive_backlog().await.unwrap(), (4, 1));
+
+    let released: Vec<(String, u64)> = pending
+        .iter()
+        .map(|e| (e.id.clone(), e.job.as_ref().unwrap().finished_ms()))
+        .collect();
+    assert_eq!(store.archive_release(&released).await.unwrap(), 4);
+    assert_eq!(
+        store.archive_release(&released).await.unwrap(),
+        0,
+        "released once"
+    );
+    assert_eq!(store.archive_backlog().await.unwrap(), (0, 1));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for id in [&ok, &failed, &queued, &orphan, &extra] {
+        assert!(
+            store.get(id).await.unwrap().is_none(),
+            "{id} expired after release"
+        );
+    }
+}

@@ -722,3 +722,54 @@ async fn a_bad_url_a_wrong_password_or_a_missing_database_stops_the_start_naming
         "the history answers with the right password: {page:?}"
     );
 }
+
+#[tokio::test]
+async fn a_batch_of_chatty_jobs_stops_at_its_log_line_budget() {
+    let redis = TestRedis::start().await;
+    let store = redis
+        .store_with(jobhost_store::StoreOptions {
+            archive_max: 100,
+            ..Default::default()
+        })
+        .await;
+    let lines: Vec<(&str, &str)> = vec![("INFO", "a line"); 1000];
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (id, _) = store
+            .enqueue(&crate::common::new_job("noop", ""))
+            .await
+            .unwrap();
+        let claimed = store
+            .claim("n1", &["noop".to_string()], 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .remove(0);
+        for _ in 0..10 {
+            store.append_log(&id, 1, &lines).await.unwrap();
+        }
+        store
+            .finish(
+                &claimed,
+                "n1",
+                &jobhost_store::Finish::Succeeded {
+                    output: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    // 10,000 lines each: two jobs fill the budget of a batch, the third waits for the next.
+    let budget = jobhost_store::LOG_LINES_PER_BATCH;
+    assert_eq!(budget, 20_000);
+    let batch = store.archive_pending(10, 10_000).await.unwrap();
+    assert_eq!(batch.len(), 2);
+    for entry in &batch {
+        let job = entry.job.as_ref().unwrap();
+        assert_eq!((job.log.len(), job.log_lines), (10_000, 10_000));
+    }
+    // One job always goes, whatever its log.
+    let one = store.archive_pending(1, 50_000).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].job.as_ref().unwrap().log.len(), 10_000);
+}

@@ -3,8 +3,12 @@
 //! the server refuses for a reason of its own is written row by row, so one job the server
 //! will never take does not hold back the others.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use jobhost_store::{ArchivedJob as StoreJob, JobRecord};
-use serde_json::{Value, json};
+use serde::Serialize;
+use tokio_postgres::types::Json;
 
 use crate::{History, HistoryError};
 
@@ -61,9 +65,9 @@ impl History {
         if jobs.is_empty() {
             return Ok(written);
         }
-        let rows: Vec<Value> = jobs.iter().map(|job| self.row(job)).collect();
+        let rows: Vec<Row<'_>> = jobs.iter().map(|job| self.row(job)).collect();
         let client = self.inner.client().await?;
-        match client.execute(INSERT, &[&Value::Array(rows.clone())]).await {
+        match client.execute(INSERT, &[&Json(&rows)]).await {
             Ok(_) => {
                 written.archived = jobs.iter().map(key).collect();
                 return Ok(written);
@@ -75,8 +79,11 @@ impl History {
                 HistoryError::of(e)
             ),
         }
-        for (job, row) in jobs.iter().zip(rows) {
-            match client.execute(INSERT, &[&Value::Array(vec![row])]).await {
+        for (job, row) in jobs.iter().zip(&rows) {
+            match client
+                .execute(INSERT, &[&Json(std::slice::from_ref(row))])
+                .await
+            {
                 Ok(_) => written.archived.push(key(job)),
                 Err(e) if e.code().is_none() || e.is_closed() => {
                     return Err(HistoryError::of(e));
@@ -93,7 +100,7 @@ impl History {
     }
 
     /// One job as a row of `jsonb_to_recordset`: its log cut to the configured caps.
-    fn row(&self, job: &StoreJob) -> Value {
+    fn row<'a>(&self, job: &'a StoreJob) -> Row<'a> {
         let r: &JobRecord = &job.record;
         let mut log = Vec::new();
         let mut bytes = 0;
@@ -102,21 +109,22 @@ impl History {
             if bytes > self.settings.max_log_bytes {
                 break;
             }
-            log.push(json!({
-                "attempt": line.attempt,
-                "level": clean(&line.level),
-                "message": clean(&line.message),
-            }));
+            log.push(LogRow {
+                attempt: line.attempt,
+                level: clean(&line.level),
+                message: clean(&line.message),
+            });
         }
-        let attempts: Vec<Value> = r
+        let attempt_history = r
             .history
             .iter()
-            .map(|a| {
-                json!({
-                    "attempt": a.attempt, "node": clean(&a.node), "started_ms": a.started_ms,
-                    "ended_ms": a.ended_ms, "outcome": clean(&a.outcome),
-                    "reason": clean(&a.reason),
-                })
+            .map(|a| AttemptRow {
+                attempt: a.attempt,
+                node: clean(&a.node),
+                started_ms: a.started_ms,
+                ended_ms: a.ended_ms,
+                outcome: clean(&a.outcome),
+                reason: clean(&a.reason),
             })
             .collect();
         let node = r
@@ -125,38 +133,82 @@ impl History {
             .map(|a| a.node.as_str())
             .or(r.node.as_deref())
             .unwrap_or("");
-        let labels: serde_json::Map<String, Value> = r
-            .labels
-            .iter()
-            .map(|(k, v)| (clean(k), Value::String(clean(v))))
-            .collect();
-        json!({
-            "id": clean(&r.id),
-            "name": clean(&r.name),
-            "job_type": clean(&r.job_type),
-            "state": r.state.as_str(),
-            "spec": clean(&r.spec),
-            "labels": labels,
-            "priority": r.priority,
-            "attempts": r.attempts,
-            "max_attempts": r.retry.max_attempts,
-            "timeout_ms": r.timeout_ms,
-            "backoff_base_ms": r.retry.backoff_base_ms,
-            "backoff_max_ms": r.retry.backoff_max_ms,
-            "created_ms": r.created_ms,
-            "updated_ms": r.updated_ms,
-            "finished_ms": job.finished_ms(),
-            "node": clean(node),
-            "output": r.output.as_deref().map(clean),
-            "reason": r.reason.as_deref().map(clean),
-            "cancel_requested": r.cancel_requested,
-            "submitted_by": clean(&r.submitted_by),
-            "cancelled_by": clean(&r.cancelled_by),
-            "attempt_history": attempts,
-            "log": log,
-            "log_lines": job.log_lines,
-        })
+        Row {
+            id: clean(&r.id),
+            name: clean(&r.name),
+            job_type: clean(&r.job_type),
+            state: r.state.as_str(),
+            spec: clean(&r.spec),
+            labels: r.labels.iter().map(|(k, v)| (clean(k), clean(v))).collect(),
+            priority: r.priority,
+            attempts: r.attempts,
+            max_attempts: r.retry.max_attempts,
+            timeout_ms: r.timeout_ms,
+            backoff_base_ms: r.retry.backoff_base_ms,
+            backoff_max_ms: r.retry.backoff_max_ms,
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+            finished_ms: job.finished_ms(),
+            node: clean(node),
+            output: r.output.as_deref().map(clean),
+            reason: r.reason.as_deref().map(clean),
+            cancel_requested: r.cancel_requested,
+            submitted_by: clean(&r.submitted_by),
+            cancelled_by: clean(&r.cancelled_by),
+            attempt_history,
+            log,
+            log_lines: job.log_lines,
+        }
     }
+}
+
+/// One row as `jsonb_to_recordset` reads it (the names are its column list's), borrowing
+/// the job's text: serialised once, straight into the statement's parameter.
+#[derive(Debug, Serialize)]
+struct Row<'a> {
+    id: Cow<'a, str>,
+    name: Cow<'a, str>,
+    job_type: Cow<'a, str>,
+    state: &'static str,
+    spec: Cow<'a, str>,
+    labels: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    priority: u8,
+    attempts: u32,
+    max_attempts: u32,
+    timeout_ms: Option<u64>,
+    backoff_base_ms: u64,
+    backoff_max_ms: u64,
+    created_ms: u64,
+    updated_ms: u64,
+    finished_ms: u64,
+    node: Cow<'a, str>,
+    output: Option<Cow<'a, str>>,
+    reason: Option<Cow<'a, str>>,
+    cancel_requested: bool,
+    submitted_by: Cow<'a, str>,
+    cancelled_by: Cow<'a, str>,
+    attempt_history: Vec<AttemptRow<'a>>,
+    log: Vec<LogRow<'a>>,
+    log_lines: u64,
+}
+
+/// One attempt in `attempt_history` (what `search` reads back as an `AttemptRecord`).
+#[derive(Debug, Serialize)]
+struct AttemptRow<'a> {
+    attempt: u32,
+    node: Cow<'a, str>,
+    started_ms: u64,
+    ended_ms: u64,
+    outcome: Cow<'a, str>,
+    reason: Cow<'a, str>,
+}
+
+/// One archived log line.
+#[derive(Debug, Serialize)]
+struct LogRow<'a> {
+    attempt: u32,
+    level: Cow<'a, str>,
+    message: Cow<'a, str>,
 }
 
 fn key(job: &StoreJob) -> (String, u64) {
@@ -164,10 +216,10 @@ fn key(job: &StoreJob) -> (String, u64) {
 }
 
 /// `text` as PostgreSQL takes it: text and jsonb hold no NUL character.
-fn clean(text: &str) -> String {
+fn clean(text: &str) -> Cow<'_, str> {
     if text.contains('\0') {
-        text.replace('\0', "\u{FFFD}")
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
     } else {
-        text.to_owned()
+        Cow::Borrowed(text)
     }
 }

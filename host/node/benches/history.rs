@@ -69,11 +69,11 @@ async fn outbox_empty(store: &Store) {
     }
 }
 
+/// The default `[history]` on the bench's PostgreSQL, but for the batch size.
 fn history_config(pg: &DevPostgres, batch: usize) -> HistoryConfig {
     HistoryConfig {
         postgres_url: pg.url(),
         batch_size: batch,
-        interval_ms: 50,
         ..Default::default()
     }
 }
@@ -123,8 +123,36 @@ async fn run(
     (rate, lag)
 }
 
+/// CPU seconds used so far by the bench's PostgreSQL: its postmaster (`postmaster.pid`)
+/// and its children (the backends and background workers).
+fn postgres_cpu_secs(pg: &DevPostgres) -> f64 {
+    let pid_file = std::fs::read_to_string(pg.dir().join("postmaster.pid")).unwrap_or_default();
+    let Some(postmaster) = pid_file.lines().next().map(str::trim) else {
+        return 0.0;
+    };
+    let mut secs = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((pid, rest)) = stat.split_once(" (") else {
+            continue;
+        };
+        let Some((_, fields)) = rest.rsplit_once(") ") else {
+            continue;
+        };
+        // After the name: state, ppid, ..., utime (12th), stime (13th), in clock ticks.
+        let f: Vec<&str> = fields.split(' ').collect();
+        if f.len() > 12 && (pid == postmaster || f[1] == postmaster) {
+            let ticks = |i: usize| f[i].parse::<f64>().unwrap_or(0.0);
+            secs += (ticks(11) + ticks(12)) / 100.0; // USER_HZ
+        }
+    }
+    secs
+}
+
 /// [`JOBS`] jobs finished with the drain stopped, then the drain started: jobs/s into
-/// PostgreSQL until the outbox is empty.
+/// PostgreSQL until the outbox is empty, with the CPU each side spent per job.
 async fn archive_rate(redis: &DevRedis, pg: &DevPostgres, batch: usize) -> f64 {
     let options = StoreOptions {
         prefix: format!("archive{batch}"),
@@ -141,12 +169,38 @@ async fn archive_rate(redis: &DevRedis, pg: &DevPostgres, batch: usize) -> f64 {
     let config = history_config(pg, batch);
     let history = History::open(&config).await.unwrap();
     let stop = CancellationToken::new();
+    let (redis_before, pg_before) = (
+        support::RedisCounters::read(redis.port()),
+        postgres_cpu_secs(pg),
+    );
+    let cpu_before = support::process_cpu_secs();
     let start = Instant::now();
     let settings = DrainSettings::new(&config, format!("bench-archive-{batch}"));
     tokio::spawn(drain(store.clone(), history, settings, stop.clone()));
     outbox_empty(&store).await;
+    let rate = JOBS as f64 / start.elapsed().as_secs_f64();
+    let n = JOBS as f64;
+    let redis_used = support::RedisCounters::read(redis.port()).since(&redis_before);
+    // (Before the drain stops: its backend's CPU goes with it.)
+    let pg_used = postgres_cpu_secs(pg) - pg_before;
     stop.cancel();
-    JOBS as f64 / start.elapsed().as_secs_f64()
+    println!(
+        "archive throughput, batch {batch:>4}: {rate:>7.0} jobs/s into PostgreSQL; CPU per job: \
+         PostgreSQL {:.1} µs, Redis {:.1} µs, this process (drain) {:.1} µs",
+        pg_used * 1e6 / n,
+        redis_used.cpu_secs * 1e6 / n,
+        (support::process_cpu_secs() - cpu_before) * 1e6 / n,
+    );
+    println!(
+        "    Redis time per job by command: {}",
+        redis_used.top(JOBS, 6)
+    );
+    rate
+}
+
+/// Jobs/s from the first submission until the last job was archived.
+fn archived_rate(run_rate: f64, lag_secs: f64) -> f64 {
+    JOBS as f64 / (JOBS as f64 / run_rate + lag_secs)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -173,8 +227,9 @@ fn main() {
         );
         let config = history_config(&pg, HistoryConfig::default().batch_size);
         let history = History::open(&config).await.unwrap();
+        let rounds = if std::env::var_os("JOBHOST_BENCH_ARCHIVE_ONLY").is_some() { 0 } else { ROUNDS };
         let (mut off, mut on, mut lags) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 0..ROUNDS {
+        for round in 0..rounds {
             let (rate, _) = run(&redis, round, None, &config).await;
             off.push(rate);
             let (rate, lag) = run(&redis, round, Some(&history), &config).await;
@@ -182,22 +237,28 @@ fn main() {
             lags.push(lag);
             println!(
                 "  round {round}: history off {:>7.0} jobs/s, on {:>7.0} jobs/s ({:.2}×); \
-                 outbox empty {:.2} s after the last job ran",
+                 outbox empty {:.2} s after the last job ran (all {JOBS} archived: {:.0} jobs/s)",
                 off[round],
                 on[round],
                 on[round] / off[round],
-                lags[round]
+                lags[round],
+                archived_rate(on[round], lags[round])
             );
         }
+        if rounds > 0 {
         let (off, on, lag) = (median(&mut off), median(&mut on), median(&mut lags));
         println!(
             "node throughput (median of {ROUNDS}): history off {off:.0} jobs/s, on {on:.0} jobs/s: \
-             {:.1} % of off (goal ≥ 90 %); archive lag after the last job {lag:.2} s",
-            100.0 * on / off
+             {:.1} % of off (goal ≥ 90 %); archive lag after the last job {lag:.2} s, so run \
+             and archived {:.0} jobs/s ({:.1} % of off: the CPU archiving takes on this \
+             machine, PostgreSQL included)",
+            100.0 * on / off,
+            archived_rate(on, lag),
+            100.0 * archived_rate(on, lag) / off
         );
+        }
         for batch in [100, 500, 2000] {
-            let rate = archive_rate(&redis, &pg, batch).await;
-            println!("archive throughput, batch {batch:>4}: {rate:>7.0} jobs/s into PostgreSQL");
+            archive_rate(&redis, &pg, batch).await;
         }
         pg.stop().await;
         redis.stop().await;

@@ -7,6 +7,14 @@
 //! retention), so a crash anywhere in between archives the batch again, which the history
 //! absorbs (one row per job). While PostgreSQL is away, batches stay in the outbox and the
 //! drain retries, backing off to `MAX_BACKOFF`; jobs keep running meanwhile.
+//!
+//! Archiving costs CPU (reading the jobs, the transaction, releasing them) that, on a busy
+//! machine, jobs would otherwise use. So the drain defers to the job path: while this
+//! node's worker is running jobs (it finished some since the last batch), it pauses
+//! between full batches, the
+//! longer the emptier the outbox (a full `interval` when empty, none from half full), so a
+//! burst is absorbed by the outbox and archived as it ends, and a sustained load still
+//! finds the outbox drained as fast as it fills before it is half full.
 
 use std::time::{Duration, Instant};
 
@@ -74,6 +82,7 @@ pub async fn drain(
         backoff: None,
         watch: Watch::default(),
         expired_at: None,
+        finished_seen: 0,
     };
     loop {
         let pause = drain.step().await;
@@ -92,6 +101,8 @@ struct Drain {
     backoff: Option<Duration>,
     watch: Watch,
     expired_at: Option<Instant>,
+    /// [`metrics::Metrics::attempts_finished`] at the last look.
+    finished_seen: u64,
 }
 
 /// When the outbox was last looked at and warned about.
@@ -125,14 +136,36 @@ impl Drain {
             Ok(n) => {
                 self.backoff = None;
                 metrics::global().history_up(true);
-                if n >= self.settings.batch {
-                    Duration::ZERO
-                } else {
+                if n < self.settings.batch {
                     self.settings.interval
+                } else if self.worker_busy() {
+                    self.deferred().await
+                } else {
+                    Duration::ZERO
                 }
             }
             Err(e) => self.failed(e),
         }
+    }
+
+    /// Whether this node's worker finished attempts since the last look.
+    fn worker_busy(&mut self) -> bool {
+        let finished = metrics::global().attempts_finished();
+        let busy = finished > self.finished_seen;
+        self.finished_seen = finished;
+        busy
+    }
+
+    /// The pause after a full batch while the worker is busy: `interval` with an empty
+    /// outbox, shrinking to none as it fills to half of `outbox_max`.
+    async fn deferred(&self) -> Duration {
+        let waiting = match self.store.archive_backlog().await {
+            Ok((waiting, _)) => waiting,
+            Err(_) => return self.settings.interval,
+        };
+        let half = (self.settings.outbox_max / 2).max(1);
+        let room = half.saturating_sub(waiting) as f64 / half as f64;
+        self.settings.interval.mul_f64(room)
     }
 
     /// Reads a batch, writes it, releases it. Returns how many jobs it held.

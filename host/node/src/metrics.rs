@@ -44,6 +44,8 @@ pub struct Metrics {
     cluster_view_up: Gauge,
     stream_snapshots: Counter,
     history: HistoryMetrics,
+    /// Attempts finished, all types (see [`Metrics::attempts_finished`]).
+    finished: AtomicU64,
     /// The per-type handles of `attempt_finished`, looked up in the families once per type
     /// and outcome rather than per attempt (a family lookup builds its label set).
     attempt_handles: std::sync::RwLock<HandlesByType>,
@@ -113,12 +115,15 @@ impl Metrics {
             cluster_view_up: Gauge::default(),
             stream_snapshots: Counter::default(),
             history: HistoryMetrics::default(),
+            finished: AtomicU64::new(0),
             attempt_handles: Default::default(),
         }
     }
 
     /// Records a finished attempt of `job_type` run by this node.
     pub fn attempt_finished(&self, job_type: &str, outcome: &'static str, took: Duration) {
+        self.finished
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let handles = self.attempt_handles(job_type, outcome);
         handles.attempts.inc();
         handles.durations.observe(took.as_secs_f64());
@@ -210,6 +215,12 @@ impl Metrics {
     pub fn worker_slots(&self, busy: usize, slots: usize) {
         self.busy_slots.set(i64::try_from(busy).unwrap_or(i64::MAX));
         self.slots.set(i64::try_from(slots).unwrap_or(i64::MAX));
+    }
+
+    /// Attempts this node has finished since it started, all types together (the archive
+    /// drain defers to the job path while this grows).
+    pub fn attempts_finished(&self) -> u64 {
+        self.finished.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sets the values read when scraping. Without `cluster` (Redis unreachable) the

@@ -54,6 +54,10 @@ pub struct ArchivedJob {
     pub log_lines: u64,
 }
 
+/// Most log lines one [`Store::archive_pending`] batch holds (at least one job is read
+/// whatever its log).
+pub const LOG_LINES_PER_BATCH: usize = 20_000;
+
 impl ArchivedJob {
     /// The finish time [`Store::archive_release`] checks the job against.
     pub fn finished_ms(&self) -> u64 {
@@ -80,35 +84,53 @@ impl Store {
         if head.is_empty() {
             return Ok(Vec::new());
         }
+        // The records first (with how long each log is); then, only for jobs that logged,
+        // their first lines, and the batch ends early once it holds LOG_LINES_PER_BATCH lines
+        // (a batch of chatty jobs would otherwise hold their logs in memory all at once).
         let mut pipe = redis::pipe();
         for (id, _) in &head {
             pipe.hgetall(self.keys.job(id))
                 .lrange(self.keys.attempts(id), 0, -1)
-                .cmd("XRANGE")
+                .xlen(self.keys.log(id));
+        }
+        let replies: Vec<(BTreeMap<String, String>, Vec<String>, u64)> =
+            pipe.query_async(&mut conn).await?;
+        let mut read = Vec::with_capacity(head.len());
+        let mut lines = 0;
+        for ((id, queued_ms), (fields, earlier, log_lines)) in head.into_iter().zip(replies) {
+            let wanted = usize::try_from(log_lines)
+                .unwrap_or(usize::MAX)
+                .min(max_log_lines);
+            if !read.is_empty() && lines + wanted > LOG_LINES_PER_BATCH {
+                break;
+            }
+            lines += wanted;
+            read.push((id, queued_ms, fields, earlier, log_lines, wanted));
+        }
+        let mut pipe = redis::pipe();
+        for (id, _, _, _, _, wanted) in read.iter().filter(|r| r.5 > 0) {
+            pipe.cmd("XRANGE")
                 .arg(self.keys.log(id))
                 .arg("-")
                 .arg("+")
                 .arg("COUNT")
-                .arg(max_log_lines.max(1))
-                .xlen(self.keys.log(id));
+                .arg(*wanted);
         }
-        type Read = (
-            BTreeMap<String, String>,
-            Vec<String>,
-            redis::streams::StreamRangeReply,
-            u64,
-        );
-        let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
-        let mut entries = Vec::with_capacity(head.len());
-        for ((id, queued_ms), chunk) in head.into_iter().zip(replies.chunks(4)) {
-            let read: Read =
-                redis::from_redis_value(redis::Value::Array(chunk.to_vec())).map_err(|e| {
-                    StoreError::Corrupt {
-                        key: self.keys.job(&id),
-                        reason: e.to_string(),
-                    }
-                })?;
-            let job = self.archived(&id, read, max_log_lines)?;
+        let mut logs: std::vec::IntoIter<redis::streams::StreamRangeReply> = if lines > 0 {
+            let replies: Vec<redis::streams::StreamRangeReply> =
+                pipe.query_async(&mut conn).await?;
+            replies.into_iter()
+        } else {
+            Vec::new().into_iter()
+        };
+        let mut entries = Vec::with_capacity(read.len());
+        for (id, queued_ms, fields, earlier, log_lines, wanted) in read {
+            let log = if wanted > 0 {
+                logs.next().unwrap_or_default()
+            } else {
+                Default::default()
+            };
+            let job = self.archived(&id, (fields, earlier, log, log_lines), max_log_lines)?;
             entries.push(ArchiveEntry { id, queued_ms, job });
         }
         Ok(entries)

@@ -88,7 +88,7 @@ mod nodes;
 mod server;
 mod types;
 
-pub use archive::{ArchiveEntry, ArchivedJob};
+pub use archive::{ArchiveEntry, ArchivedJob, LOG_LINES_PER_BATCH};
 pub use claims::FINISH_BATCH_MAX;
 pub use conn::CallObserver;
 use conn::Conn;

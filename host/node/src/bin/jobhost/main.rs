@@ -159,7 +159,12 @@ pub(crate) fn load_config(file: Option<&std::path::Path>) -> Result<Config, Conf
 /// `RUST_LOG` or `JD_LOG_LEVEL`), else `default_level`.
 fn init_logging(log: &jobhost_config::LogConfig, default_level: &str) {
     use std::io::IsTerminal;
-    let filter = log.level.clone().unwrap_or_else(|| default_level.into());
+    let mut filter = log.level.clone().unwrap_or_else(|| default_level.into());
+    // PostgreSQL's NOTICEs (e.g. "relation … already exists, skipping" at every start) are
+    // logged at info by tokio-postgres: not news to an operator unless asked for.
+    if !filter.contains("tokio_postgres") {
+        filter.push_str(",tokio_postgres=warn");
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

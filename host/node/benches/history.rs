@@ -20,48 +20,14 @@ use std::time::{Duration, Instant};
 use jobhost::history::{DrainSettings, drain};
 use jobhost_config::HistoryConfig;
 use jobhost_history::{DevPostgres, History};
-use jobhost_proto::scheduler::ScheduleJobsRequest;
-use jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient;
 use jobhost_store::{DevRedis, Store, StoreOptions, free_port};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 /// Jobs per measured run.
 const JOBS: usize = 20_000;
 /// Alternating off/on runs.
 const ROUNDS: usize = 3;
 const CONCURRENCY: usize = 50;
-const BATCH: usize = 1_000;
-const IN_FLIGHT: usize = 4;
-
-async fn submit(client: &JobSchedulerClient<Channel>, n: usize) {
-    let batches: Vec<usize> = (0..n.div_ceil(BATCH))
-        .map(|i| BATCH.min(n - i * BATCH))
-        .collect();
-    for wave in batches.chunks(IN_FLIGHT) {
-        let calls = wave.iter().map(|&size| {
-            let mut client = client.clone();
-            async move {
-                let jobs = vec![node::noop(); size];
-                client
-                    .schedule_jobs(ScheduleJobsRequest { jobs })
-                    .await
-                    .expect("ScheduleJobs");
-            }
-        });
-        futures::future::join_all(calls).await;
-    }
-}
-
-async fn drained(store: &Store) {
-    loop {
-        let load = store.type_load("noop").await.unwrap();
-        if load.queued + load.running + load.scheduled == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
 
 async fn outbox_empty(store: &Store) {
     while store.archive_backlog().await.unwrap().0 > 0 {
@@ -108,12 +74,12 @@ async fn run(
         ));
     }
     let worker = node::start_worker(&store, &runtime, CONCURRENCY);
-    submit(&client, 2 * BATCH).await; // warm-up
-    drained(&store).await;
+    node::submit(&client, 2 * node::BATCH).await; // warm-up
+    node::drained(&store).await;
     outbox_empty(&store).await;
     let start = Instant::now();
-    submit(&client, JOBS).await;
-    drained(&store).await;
+    node::submit(&client, JOBS).await;
+    node::drained(&store).await;
     let rate = JOBS as f64 / start.elapsed().as_secs_f64();
     let ran = Instant::now();
     outbox_empty(&store).await;
@@ -163,8 +129,8 @@ async fn archive_rate(redis: &DevRedis, pg: &DevPostgres, batch: usize) -> f64 {
     let runtime = node::runtime().await;
     let client = node::serve_api(&store, &runtime).await;
     let worker = node::start_worker(&store, &runtime, CONCURRENCY);
-    submit(&client, JOBS).await;
-    drained(&store).await;
+    node::submit(&client, JOBS).await;
+    node::drained(&store).await;
     node::stop(vec![worker]).await;
     let config = history_config(pg, batch);
     let history = History::open(&config).await.unwrap();

@@ -7,9 +7,9 @@ use std::time::Duration;
 use jobhost::api::grpc::Scheduler;
 use jobhost::worker::{self, WorkerSettings};
 use jobhost_config::{ApiConfig, Config};
-use jobhost_proto::scheduler::ScheduleJobRequest;
 use jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient;
 use jobhost_proto::scheduler::job_scheduler_server::JobSchedulerServer;
+use jobhost_proto::scheduler::{ScheduleJobRequest, ScheduleJobsRequest};
 use jobhost_runtime::Runtime;
 use jobhost_store::{Store, free_port};
 use tokio_util::sync::CancellationToken;
@@ -91,5 +91,43 @@ pub fn noop() -> ScheduleJobRequest {
         job_type: "noop".into(),
         spec: "{}".into(),
         ..Default::default()
+    }
+}
+
+/// Jobs per `ScheduleJobs` call of [`submit`].
+pub const BATCH: usize = 1_000;
+/// `ScheduleJobs` calls [`submit`] keeps in flight.
+pub const IN_FLIGHT: usize = 4;
+
+/// Submits `n` no-op jobs through `ScheduleJobs`, [`IN_FLIGHT`] batches at a time.
+pub async fn submit(client: &JobSchedulerClient<Channel>, n: usize) {
+    let batches: Vec<usize> = (0..n.div_ceil(BATCH))
+        .map(|i| BATCH.min(n - i * BATCH))
+        .collect();
+    for wave in batches.chunks(IN_FLIGHT) {
+        let calls = wave.iter().map(|&size| {
+            let mut client = client.clone();
+            async move {
+                let jobs = vec![noop(); size];
+                let answer = client
+                    .schedule_jobs(ScheduleJobsRequest { jobs })
+                    .await
+                    .expect("ScheduleJobs")
+                    .into_inner();
+                assert_eq!(answer.results.len(), size);
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
+}
+
+/// Waits until no `noop` job is queued or running.
+pub async fn drained(store: &Store) {
+    loop {
+        let load = store.type_load("noop").await.unwrap();
+        if load.queued + load.running + load.scheduled == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }

@@ -21,54 +21,16 @@ mod node;
 #[path = "support.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use jobhost_proto::scheduler::ScheduleJobsRequest;
-use jobhost_proto::scheduler::job_scheduler_client::JobSchedulerClient;
 use jobhost_store::{DevRedis, Store, StoreOptions, free_port};
-use node::{Node, noop, runtime, serve_api, stop};
+use node::{BATCH, IN_FLIGHT, Node, drained, runtime, serve_api, stop, submit};
 use support::RedisCounters;
-use tonic::transport::Channel;
 
 /// Jobs per measured run (BullMQ's peer runs the same number).
 const JOBS: usize = 20_000;
 /// Jobs a node runs at once (BullMQ's worker runs at the same concurrency).
 const CONCURRENCY: usize = 50;
-const BATCH: usize = 1_000;
-const IN_FLIGHT: usize = 4;
-
-/// Submits `n` no-op jobs through `ScheduleJobs`, [`IN_FLIGHT`] batches at a time.
-async fn submit(client: &JobSchedulerClient<Channel>, n: usize) {
-    let batches: Vec<usize> = (0..n.div_ceil(BATCH))
-        .map(|i| BATCH.min(n - i * BATCH))
-        .collect();
-    for wave in batches.chunks(IN_FLIGHT) {
-        let calls = wave.iter().map(|&size| {
-            let mut client = client.clone();
-            async move {
-                let jobs = vec![noop(); size];
-                let answer = client
-                    .schedule_jobs(ScheduleJobsRequest { jobs })
-                    .await
-                    .expect("ScheduleJobs")
-                    .into_inner();
-                assert_eq!(answer.results.len(), size);
-            }
-        });
-        futures::future::join_all(calls).await;
-    }
-}
-
-/// Waits until no `noop` job is queued or running.
-async fn drained(store: &Store) {
-    loop {
-        let load = store.type_load("noop").await.unwrap();
-        if load.queued + load.running + load.scheduled == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
 
 /// Where a measured run starts from: the time, Redis's counters, this process's CPU.
 struct Start {

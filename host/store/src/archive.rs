@@ -19,7 +19,8 @@ use std::time::Duration;
 use redis::Script;
 
 use crate::jobs::parse_job;
-use crate::{AttemptRecord, JobRecord, LogEntry, Result, Store, StoreError, millis};
+use crate::logs::log_entry;
+use crate::{JobRecord, LogEntry, Result, Store, millis};
 
 static DONE: LazyLock<Script> =
     LazyLock::new(|| crate::claims::with_attempts(include_str!("lua/archive_done.lua")));
@@ -74,13 +75,7 @@ impl Store {
         max_log_lines: usize,
     ) -> Result<Vec<ArchiveEntry>> {
         let mut conn = self.conn();
-        let head: Vec<(String, u64)> = redis::cmd("ZRANGE")
-            .arg(self.keys.archive())
-            .arg(0)
-            .arg(limit.saturating_sub(1))
-            .arg("WITHSCORES")
-            .query_async(&mut conn)
-            .await?;
+        let head: Vec<(String, u64)> = self.outbox_head(limit).query_async(&mut conn).await?;
         if head.is_empty() {
             return Ok(Vec::new());
         }
@@ -151,29 +146,12 @@ impl Store {
             return Ok(None);
         }
         let mut record = parse_job(&self.keys.job(id), fields)?;
-        let mut history = earlier
-            .iter()
-            .map(|h| serde_json::from_str(h))
-            .collect::<std::result::Result<Vec<AttemptRecord>, _>>()
-            .map_err(|e| StoreError::Corrupt {
-                key: self.keys.attempts(id),
-                reason: e.to_string(),
-            })?;
-        history.append(&mut record.history);
-        record.history = history;
+        self.prepend_attempts(id, &mut record, &earlier)?;
         let log = log
             .ids
             .into_iter()
             .take(max_log_lines)
-            .map(|entry| {
-                let text = |f: &str| entry.get::<String>(f).unwrap_or_default();
-                LogEntry {
-                    attempt: text("attempt").parse().unwrap_or(0),
-                    level: text("level"),
-                    message: text("msg"),
-                    cursor: entry.id,
-                }
-            })
+            .map(log_entry)
             .collect();
         Ok(Some(ArchivedJob {
             record,
@@ -224,17 +202,23 @@ impl Store {
         let mut conn = self.conn();
         let (holder, head): (Option<String>, Vec<(String, u64)>) = redis::pipe()
             .get(self.keys.archive_lease())
-            .cmd("ZRANGE")
-            .arg(self.keys.archive())
-            .arg(0)
-            .arg(limit.saturating_sub(1))
-            .arg("WITHSCORES")
+            .add_command(self.outbox_head(limit))
             .query_async(&mut conn)
             .await?;
         if holder.is_some() || head.is_empty() {
             return Ok(0);
         }
         self.archive_release(&head).await
+    }
+
+    /// The oldest `limit` jobs of the outbox with the time each went in.
+    fn outbox_head(&self, limit: usize) -> redis::Cmd {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(self.keys.archive())
+            .arg(0)
+            .arg(limit.saturating_sub(1))
+            .arg("WITHSCORES");
+        cmd
     }
 
     /// Takes (or keeps) the lease to drain the outbox for `ttl`: true if `node` holds it.

@@ -194,8 +194,19 @@ impl Store {
             return Ok(None);
         }
         let mut record = parse_job(&self.keys.job(id), fields)?;
-        // The attempts after which the job ran again, then its final one (in the record).
-        let mut earlier = history
+        self.prepend_attempts(id, &mut record, &history)?;
+        Ok(Some(record))
+    }
+
+    /// Puts the attempts after which the job ran again (`attempts:<id>`, as JSON), before
+    /// its final one (in the record).
+    pub(crate) fn prepend_attempts(
+        &self,
+        id: &str,
+        record: &mut JobRecord,
+        earlier: &[String],
+    ) -> Result<()> {
+        let mut history = earlier
             .iter()
             .map(|h| serde_json::from_str(h))
             .collect::<std::result::Result<Vec<AttemptRecord>, _>>()
@@ -203,9 +214,9 @@ impl Store {
                 key: self.keys.attempts(id),
                 reason: e.to_string(),
             })?;
-        earlier.append(&mut record.history);
-        record.history = earlier;
-        Ok(Some(record))
+        history.append(&mut record.history);
+        record.history = history;
+        Ok(())
     }
 
     /// Cancels `id`.

@@ -54,19 +54,7 @@ impl Store {
         let reply: redis::streams::StreamRangeReply = conn
             .xrange_count(self.keys.log(id), start, "+", count)
             .await?;
-        Ok(reply
-            .ids
-            .into_iter()
-            .map(|entry| {
-                let text = |f: &str| entry.get::<String>(f).unwrap_or_default();
-                LogEntry {
-                    attempt: text("attempt").parse().unwrap_or(0),
-                    level: text("level"),
-                    message: text("msg"),
-                    cursor: entry.id,
-                }
-            })
-            .collect())
+        Ok(reply.ids.into_iter().map(log_entry).collect())
     }
 
     /// Subscribes to the store's events. The stream ends if the subscription connection
@@ -91,6 +79,17 @@ pub fn is_log_cursor(cursor: &str) -> bool {
     match cursor.split_once('-') {
         Some((ms, seq)) => number(ms) && number(seq),
         None => number(cursor),
+    }
+}
+
+/// A log stream entry (`attempt`, `level`, `msg`) as a [`LogEntry`].
+pub(crate) fn log_entry(entry: redis::streams::StreamId) -> LogEntry {
+    let text = |f: &str| entry.get::<String>(f).unwrap_or_default();
+    LogEntry {
+        attempt: text("attempt").parse().unwrap_or(0),
+        level: text("level"),
+        message: text("msg"),
+        cursor: entry.id,
     }
 }
 

@@ -456,15 +456,7 @@ impl JobScheduler for Scheduler {
             job_type: (!req.job_type.is_empty()).then_some(req.job_type),
             labels: req.labels.into_iter().collect::<BTreeMap<_, _>>(),
         };
-        let page_size = match req.page_size {
-            0 => 50,
-            n if n > 1000 => {
-                return Err(Status::invalid_argument(format!(
-                    "page_size {n} is over the limit of 1000"
-                )));
-            }
-            n => n as usize,
-        };
+        let page_size = page_size(req.page_size)?;
         let cursor = convert::page_cursor(&req.page_token)?;
         let (jobs, next) = self
             .store
@@ -619,15 +611,7 @@ fn history_query(req: SearchHistoryRequest) -> Result<HistoryQuery, Status> {
             state.as_str()
         )));
     }
-    let limit = match req.page_size {
-        0 => 50,
-        n if n > 1000 => {
-            return Err(Status::invalid_argument(format!(
-                "page_size {n} is over the limit of 1000"
-            )));
-        }
-        n => n as usize,
-    };
+    let limit = page_size(req.page_size)?;
     let time =
         |t: Option<prost_types::Timestamp>| t.as_ref().map(convert::timestamp_ms).transpose();
     let (from_ms, to_ms) = (time(req.from)?, time(req.to)?);
@@ -646,6 +630,17 @@ fn history_query(req: SearchHistoryRequest) -> Result<HistoryQuery, Status> {
         limit,
         after,
     })
+}
+
+/// A listing's `page_size`: 50 when unset, at most 1000.
+fn page_size(asked: u32) -> Result<usize, Status> {
+    match asked {
+        0 => Ok(50),
+        n if n > 1000 => Err(Status::invalid_argument(format!(
+            "page_size {n} is over the limit of 1000"
+        ))),
+        n => Ok(n as usize),
+    }
 }
 
 /// The gRPC status of a history error.

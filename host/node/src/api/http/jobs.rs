@@ -142,21 +142,16 @@ pub async fn list_jobs(
     query: Result<Query<JobQuery>, QueryRejection>,
 ) -> ApiResult<Json<JobPage>> {
     let Query(query) = query?;
-    let state_filter = match query.state.as_deref().map(str::to_ascii_uppercase) {
+    let state_filter = match query.state.as_deref() {
         None => 0,
-        Some(name) => proto::JobState::from_str_name(&format!("JOB_STATE_{name}"))
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "unknown state {name:?}: use QUEUED, SCHEDULED, RUNNING, SUCCEEDED, FAILED, CANCELLED or DEAD"
-                ))
-            })? as i32,
+        Some(name) => state_number(
+            name,
+            "QUEUED, SCHEDULED, RUNNING, SUCCEEDED, FAILED, CANCELLED or DEAD",
+        )?,
     };
     let mut labels = std::collections::HashMap::new();
     if let Some(label) = query.label {
-        let (k, v) = label
-            .split_once('=')
-            .ok_or_else(|| ApiError::invalid(format!("label {label:?} must be key=value")))?;
-        labels.insert(k.to_owned(), v.to_owned());
+        labels.extend([label_pair(&label)?]);
     }
     let request = proto::ListJobsRequest {
         state: state_filter,
@@ -220,13 +215,10 @@ fn history_request(pairs: Vec<(String, String)>) -> Result<proto::SearchHistoryR
     for (key, value) in pairs {
         match key.as_str() {
             "type" => request.job_type = value,
-            "state" => request.state = state_number(&value)?,
-            "label" => {
-                let (k, v) = value.split_once('=').ok_or_else(|| {
-                    ApiError::invalid(format!("label {value:?} must be key=value"))
-                })?;
-                request.labels.insert(k.to_owned(), v.to_owned());
+            "state" => {
+                request.state = state_number(&value, "SUCCEEDED, FAILED, CANCELLED or DEAD")?
             }
+            "label" => request.labels.extend([label_pair(&value)?]),
             "from" => request.from = Some(time_param("from", &value)?),
             "to" => request.to = Some(time_param("to", &value)?),
             "submitted_by" => request.submitted_by = value,
@@ -248,17 +240,25 @@ fn history_request(pairs: Vec<(String, String)>) -> Result<proto::SearchHistoryR
     Ok(request)
 }
 
-/// A state's name as its gRPC number.
-fn state_number(name: &str) -> Result<i32, ApiError> {
+/// A state's name (any case) as its gRPC number; an unknown one names the states to use.
+fn state_number(name: &str, use_one_of: &str) -> Result<i32, ApiError> {
     let name = name.to_ascii_uppercase();
     proto::JobState::from_str_name(&format!("JOB_STATE_{name}"))
         .map(|s| s as i32)
         .ok_or_else(|| {
             ApiError::invalid(format!(
-                "unknown state {:?}: use SUCCEEDED, FAILED, CANCELLED or DEAD",
+                "unknown state {:?}: use {use_one_of}",
                 crate::text::shown(&name)
             ))
         })
+}
+
+/// A `label` query value, `key=value`.
+fn label_pair(label: &str) -> Result<(String, String), ApiError> {
+    let (k, v) = label
+        .split_once('=')
+        .ok_or_else(|| ApiError::invalid(format!("label {label:?} must be key=value")))?;
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 /// A time given as RFC 3339 or Unix ms.

@@ -376,14 +376,19 @@ fn serve_without_redis_says_how_to_configure_one() {
 }
 
 #[test]
-fn serve_dev_starts_and_stops_its_own_redis() {
+fn serve_dev_starts_and_stops_its_own_redis_and_postgresql() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     let state = dir.path().join("redis");
+    let pg_state = dir.path().join("postgres");
     let config = dir.path().join("dev.toml");
     std::fs::write(
         &config,
-        format!("[redis]\ndev_dir = {:?}\n", state.to_str().unwrap()),
+        format!(
+            "[redis]\ndev_dir = {:?}\n[history]\ndev_dir = {:?}\n",
+            state.to_str().unwrap(),
+            pg_state.to_str().unwrap()
+        ),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobhost"))
@@ -391,6 +396,7 @@ fn serve_dev_starts_and_stops_its_own_redis() {
         .args(["--plugins-dir", plugins.to_str().unwrap()])
         .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .env_remove("JOBHOST_REDIS_URL")
+        .env_remove("JOBHOST_HISTORY_URL")
         .env("JOBHOST_CACHE", "false")
         .stderr(Stdio::piped())
         .spawn()
@@ -407,6 +413,17 @@ fn serve_dev_starts_and_stops_its_own_redis() {
     );
     assert!(plugins.is_dir(), "--dev creates the plugins folder");
     assert!(state.join("appendonlydir").is_dir(), "AOF is on");
+    // The job history's PostgreSQL, in its own folder, stopped with the node.
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("started a local PostgreSQL for the job history")),
+        "{seen:?}"
+    );
+    assert!(pg_state.join("data/PG_VERSION").is_file());
+    assert!(
+        !pg_state.join("data/postmaster.pid").exists(),
+        "PostgreSQL was shut down with the node"
+    );
     // The child redis-server is gone: nothing listens on the dev port any more.
     let log = std::fs::read_to_string(state.join("redis.log")).unwrap();
     assert!(

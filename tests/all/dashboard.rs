@@ -1296,7 +1296,7 @@ async fn the_history_view_searches_pages_and_opens_archived_jobs() {
         unavailable["message"]
             .as_str()
             .unwrap()
-            .contains("the job history is unavailable"),
+            .contains("the job history's database cannot be reached"),
         "{unavailable}"
     );
 

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use jobhost_proto::scheduler::{
-    GetJobRequest, JobState, ScheduleJobRequest, SearchHistoryRequest,
+    GetJobRequest, JobState, ScheduleJobRequest, SearchHistoryRequest, StreamJobLogsRequest,
     job_scheduler_client::JobSchedulerClient,
 };
 use serde_json::Value;
@@ -87,7 +88,12 @@ async fn finished_jobs_are_archived_and_read_back_once_redis_forgot_them() {
     let pg = TestPostgres::start().await;
     let server = node(&redis, &pg, FAST).await;
     let mut client = server.client().await;
-    let ok = schedule_ok(&mut client, noop("the output", &[("team", "blue")])).await;
+    // (With sleep_ms, noop logs a line before and after its sleep.)
+    let ok = schedule_ok(
+        &mut client,
+        noop("the output", &[("team", "blue"), ("sleep_ms", "1")]),
+    )
+    .await;
     let mut failing = noop("", &[]);
     failing.job_type = "log-flood".into();
     failing.timeout_ms = 300;
@@ -110,6 +116,37 @@ async fn finished_jobs_are_archived_and_read_back_once_redis_forgot_them() {
     );
     let job = get(&mut client, &ok.id).await.unwrap();
     assert!(job.archived, "{job:?}");
+    // Its log comes from the archive, with the cursors the live log gave: resuming after
+    // the first line gives the second.
+    let log = |after: String| {
+        let mut client = client.clone();
+        let id = ok.id.clone();
+        async move {
+            let request = StreamJobLogsRequest {
+                job_id: id,
+                follow: true,
+                after,
+            };
+            let mut stream = client.stream_job_logs(request).await.unwrap().into_inner();
+            let mut lines = Vec::new();
+            while let Some(line) = stream.next().await {
+                lines.push(line.unwrap());
+            }
+            lines
+        }
+    };
+    let lines = log(String::new()).await;
+    let texts: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(texts, ["sleeping 1 ms", "slept 1 ms"]);
+    // (The live log's cursors: Redis stream ids, `<ms>-<n>`, not line numbers.)
+    let ms: u64 = lines[0].cursor.split('-').next().unwrap().parse().unwrap();
+    assert!(ms > 1_700_000_000_000, "{:?}", lines[0].cursor);
+    let rest = log(lines[0].cursor.clone()).await;
+    assert_eq!(rest.len(), 1);
+    assert_eq!(
+        (rest[0].message.as_str(), &rest[0].cursor),
+        ("slept 1 ms", &lines[1].cursor)
+    );
     assert_eq!(job.state(), JobState::Succeeded);
     assert_eq!(job.output, "the output");
     assert_eq!(job.labels["team"], "blue");
@@ -558,9 +595,13 @@ async fn the_same_job_archived_twice_is_one_row_and_the_later_finish_wins() {
         )
         .await
         .unwrap();
-    let pending = store.archive_pending(10, 10).await.unwrap();
+    let pending = store
+        .archive_pending(10, 10, 1 << 20)
+        .await
+        .unwrap()
+        .entries;
     assert_eq!(pending.len(), 1);
-    let job = pending[0].job.clone().unwrap();
+    let job = pending[0].job.found().unwrap().clone();
     history.archive(std::slice::from_ref(&job)).await.unwrap();
     history.archive(std::slice::from_ref(&job)).await.unwrap();
     assert_eq!(pg.archived().await, 1);
@@ -647,7 +688,7 @@ async fn a_bad_url_a_wrong_password_or_a_missing_database_stops_the_start_naming
     .await
     .unwrap();
     // Password authentication for `app`, trust for the rest.
-    let hba = pg.server.dir().join("pg_hba.conf");
+    let hba = pg.server.data_dir().join("pg_hba.conf");
     let rules = std::fs::read_to_string(&hba).unwrap();
     std::fs::write(
         &hba,
@@ -762,14 +803,101 @@ async fn a_batch_of_chatty_jobs_stops_at_its_log_line_budget() {
     // 10,000 lines each: two jobs fill the budget of a batch, the third waits for the next.
     let budget = jobhost_store::LOG_LINES_PER_BATCH;
     assert_eq!(budget, 20_000);
-    let batch = store.archive_pending(10, 10_000).await.unwrap();
+    let batch = store.archive_pending(10, 10_000, 64 << 20).await.unwrap();
+    assert!(batch.more, "the third job waits");
+    let batch = batch.entries;
     assert_eq!(batch.len(), 2);
     for entry in &batch {
-        let job = entry.job.as_ref().unwrap();
+        let job = entry.job.found().unwrap();
         assert_eq!((job.log.len(), job.log_lines), (10_000, 10_000));
     }
     // One job always goes, whatever its log.
-    let one = store.archive_pending(1, 50_000).await.unwrap();
+    let one = store
+        .archive_pending(1, 50_000, 64 << 20)
+        .await
+        .unwrap()
+        .entries;
     assert_eq!(one.len(), 1);
-    assert_eq!(one[0].job.as_ref().unwrap().log.len(), 10_000);
+    assert_eq!(one[0].job.found().unwrap().log.len(), 10_000);
+    // The byte cap applies as the log is read: "a line" is 6 bytes.
+    let capped = store.archive_pending(1, 50_000, 600).await.unwrap().entries;
+    assert_eq!(capped[0].job.found().unwrap().log.len(), 100);
+}
+
+#[tokio::test]
+async fn a_database_error_that_is_not_the_rows_fault_keeps_the_batch_and_a_damaged_record_does_not_block_it()
+ {
+    let redis = TestRedis::start().await;
+    let pg = TestPostgres::start().await;
+    let server = node(&redis, &pg, FAST).await;
+    let mut client = server.client().await;
+    wait_archived(&pg, 0).await;
+    let first = schedule_ok(&mut client, noop("first", &[])).await;
+    wait_archived(&pg, 1).await;
+    // The table goes away for a while (an operator's migration, a restore): every insert
+    // fails with 42P01, which says nothing about the jobs. They wait; none is given up.
+    let db = pg.client().await;
+    db.batch_execute("ALTER TABLE job_history RENAME TO job_history_away")
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let job = schedule_ok(&mut client, noop(&format!("{i}"), &[])).await;
+        wait_state(&mut client, &job.id, JobState::Succeeded).await;
+        ids.push(job.id);
+    }
+    // A damaged record in the outbox (a state no version wrote) leaves it unarchived, said
+    // loudly, while the three real jobs wait for the table.
+    let prefix = "jobhost:{jobhost}:";
+    redis.cli(&["HSET", &format!("{prefix}job:damaged"), "state", "BOGUS"]);
+    redis.cli(&["ZADD", &format!("{prefix}archive"), "1", "damaged"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let store = redis.store().await;
+    assert_eq!(
+        store.archive_backlog().await.unwrap().0,
+        3,
+        "nothing given up"
+    );
+    let ttl: i64 = redis
+        .cli(&["PTTL", &format!("{prefix}job:damaged")])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 0, "the damaged record expires: {ttl}");
+    db.batch_execute("ALTER TABLE job_history_away RENAME TO job_history")
+        .await
+        .unwrap();
+    wait_archived(&pg, 4).await;
+    let start = std::time::Instant::now();
+    while store.archive_backlog().await.unwrap().0 > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the outbox drains"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows: Vec<String> = db
+        .query("SELECT id FROM job_history ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut want = ids;
+    want.push(first.id);
+    want.sort();
+    assert_eq!(rows, want);
+    let seen = eventually(Duration::from_secs(5), || {
+        server
+            .log()
+            .contains("a finished job's record cannot be read")
+    })
+    .await;
+    assert!(seen.is_some(), "{}", server.log());
+    let (_, body) = http_json(&server, "/metrics").await;
+    let metrics = body.as_str().unwrap_or_default();
+    assert!(
+        metrics.contains("jobhost_history_refused_total 1"),
+        "{metrics}"
+    );
 }

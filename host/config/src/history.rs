@@ -91,6 +91,11 @@ impl HistoryConfig {
                 "history.connect_timeout_ms must be 100..=600000",
             ));
         }
+        if self.retention_days > 36_500 {
+            return Err(ConfigError::invalid(
+                "history.retention_days must be at most 36500 (0 keeps jobs for ever)",
+            ));
+        }
         if self.max_log_bytes > 64 << 20 {
             return Err(ConfigError::invalid(
                 "history.max_log_bytes must be at most 67108864",

@@ -468,6 +468,13 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("redis://app:***@a:6379,rediss://:***@b:6380,redis://c:1"));
+        config.history.postgres_url = "postgres://u:s3cret@h/db?password=s3cret&x=1".into();
+        let shown = toml::to_string(&config.masked()).unwrap();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://u:***@h/db?password=***&x=1"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -88,8 +88,10 @@ impl Config {
     }
 }
 
-/// `scheme://user:secret@host` → `scheme://user:***@host`: a URL fit for messages and logs.
+/// `scheme://user:secret@host` → `scheme://user:***@host` (and a `password=` query
+/// parameter masked likewise): a URL fit for messages and logs.
 pub fn mask_url_password(url: &str) -> String {
+    let url = &mask_query_password(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -103,4 +105,19 @@ pub fn mask_url_password(url: &str) -> String {
         "***".to_owned()
     };
     format!("{scheme}://{masked}@{host}")
+}
+
+/// `…?password=secret&x=1` → `…?password=***&x=1`.
+fn mask_query_password(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", masked.join("&"))
 }

@@ -72,7 +72,7 @@ impl History {
                 written.archived = jobs.iter().map(key).collect();
                 return Ok(written);
             }
-            Err(e) if e.code().is_none() || e.is_closed() => return Err(HistoryError::of(e)),
+            Err(e) if !is_data_error(&e) => return Err(HistoryError::of(e)),
             Err(e) => tracing::warn!(
                 "the job history refused a batch of {} jobs ({}); writing them one by one",
                 jobs.len(),
@@ -85,9 +85,7 @@ impl History {
                 .await
             {
                 Ok(_) => written.archived.push(key(job)),
-                Err(e) if e.code().is_none() || e.is_closed() => {
-                    return Err(HistoryError::of(e));
-                }
+                Err(e) if !is_data_error(&e) => return Err(HistoryError::of(e)),
                 Err(e) => {
                     let (id, finished) = key(job);
                     written
@@ -110,6 +108,7 @@ impl History {
                 break;
             }
             log.push(LogRow {
+                cursor: &line.cursor,
                 attempt: line.attempt,
                 level: clean(&line.level),
                 message: clean(&line.message),
@@ -206,9 +205,24 @@ struct AttemptRow<'a> {
 /// One archived log line.
 #[derive(Debug, Serialize)]
 struct LogRow<'a> {
+    /// Its Redis stream id: where a log reader resumes.
+    cursor: &'a str,
     attempt: u32,
     level: Cow<'a, str>,
     message: Cow<'a, str>,
+}
+
+/// Whether the server refused the statement for what it holds (SQLSTATE classes 21
+/// cardinality: one job twice in a batch, 22 data exception, 23 integrity, 54 program
+/// limit: a value too large), which writing the rows
+/// one by one can pin on a row. Anything else (the server away, read-only, out of disk, a
+/// timeout, a permission revoked) says nothing about the rows: the batch waits.
+fn is_data_error(error: &tokio_postgres::Error) -> bool {
+    error.code().is_some_and(|code| {
+        ["21", "22", "23", "54"]
+            .iter()
+            .any(|class| code.code().starts_with(class))
+    })
 }
 
 fn key(job: &StoreJob) -> (String, u64) {

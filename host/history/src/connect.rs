@@ -81,6 +81,40 @@ pub(crate) struct Connection {
     client: Mutex<Option<Arc<Client>>>,
     connected: AtomicBool,
     migrated: AtomicBool,
+    /// When the last connection attempt failed: calls fail fast for a moment after it,
+    /// rather than each waiting out a connection timeout.
+    failed_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long after a failed connection attempt calls fail at once.
+const FAIL_FAST: Duration = Duration::from_secs(1);
+
+/// The server as messages show it, from the parsed configuration: user, hosts, ports and
+/// database, never a password or other options (whatever form the URL had).
+fn shown(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let name = match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            };
+            match ports.get(i).or(ports.first()) {
+                Some(port) => format!("{name}:{port}"),
+                None => name,
+            }
+        })
+        .collect();
+    let user = config
+        .get_user()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let db = config.get_dbname().unwrap_or("");
+    format!("postgres://{user}{}/{db}", hosts.join(","))
 }
 
 impl Connection {
@@ -90,27 +124,35 @@ impl Connection {
         password: Option<String>,
         timeout: Duration,
     ) -> Result<Connection, HistoryError> {
-        let shown_url = jobhost_config::mask_url_password(url);
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             HistoryError::Config(format!(
-                "history.postgres_url {shown_url} is not a PostgreSQL URL: {e}"
+                "history.postgres_url {} is not a PostgreSQL URL: {e}",
+                jobhost_config::mask_url_password(url)
             ))
         })?;
         if let Some(password) = password {
             config.password(password);
         }
+        let shown_url = shown(&config);
         if config.get_hosts().is_empty() {
             return Err(HistoryError::Config(format!(
                 "history.postgres_url {shown_url} names no host"
             )));
         }
-        config.connect_timeout(timeout).application_name("jobhost");
+        config
+            .connect_timeout(timeout)
+            .keepalives_idle(Duration::from_secs(30))
+            // A query that hangs (a lock, a server in trouble) fails and is retried rather
+            // than holding the drain or an API call for ever.
+            .options("-c statement_timeout=30000")
+            .application_name("jobhost");
         Ok(Connection {
             config,
             shown_url,
             client: Mutex::new(None),
             connected: AtomicBool::new(false),
             migrated: AtomicBool::new(false),
+            failed_at: std::sync::Mutex::new(None),
         })
     }
 
@@ -131,6 +173,13 @@ impl Connection {
 
     /// The connected client, connecting (and migrating, the first time) if needed.
     pub(crate) async fn client(&self) -> Result<Arc<Client>, HistoryError> {
+        let failed_at = *self.failed_at.lock().unwrap_or_else(|p| p.into_inner());
+        if failed_at.is_some_and(|at| at.elapsed() < FAIL_FAST) {
+            return Err(HistoryError::Unavailable(format!(
+                "{}: the last connection attempt failed a moment ago",
+                self.shown_url
+            )));
+        }
         let mut slot = self.client.lock().await;
         if let Some(client) = slot.as_ref()
             && !client.is_closed()
@@ -140,6 +189,8 @@ impl Connection {
         *slot = None;
         let result = self.connect().await;
         self.connected.store(result.is_ok(), Ordering::Relaxed);
+        *self.failed_at.lock().unwrap_or_else(|p| p.into_inner()) =
+            result.is_err().then(std::time::Instant::now);
         let client = Arc::new(result?);
         *slot = Some(client.clone());
         Ok(client)
@@ -181,10 +232,9 @@ impl Connection {
                 "history.postgres_url {url}: {} (create the database first)",
                 db_message(&error)
             )),
-            Some(_) => HistoryError::Config(format!(
-                "history.postgres_url {url}: {}",
-                db_message(&error)
-            )),
+            // Anything else the server says (starting up, too many connections, shutting
+            // down) passes: the next attempt may work.
+            Some(_) => HistoryError::Unavailable(format!("{url}: {}", db_message(&error))),
             // Without a SQLSTATE: the configuration cannot work (a password the server asks
             // for and the configuration does not give, say), or the server was not reached
             // (refused, timed out, reset).
@@ -245,6 +295,18 @@ mod tests {
             None,
             Duration::from_secs(1),
         );
-        assert_eq!(ok.unwrap().shown_url(), "postgres://app:***@host/db");
+        assert_eq!(ok.unwrap().shown_url(), "postgres://app@host:5432/db");
+        // Passwords in the query string or in key=value form never show either.
+        for url in [
+            "postgres://app@host/db?password=s3cret",
+            "host=host user=app password=s3cret dbname=db",
+        ] {
+            let shown = Connection::new(url, None, Duration::from_secs(1)).unwrap();
+            assert!(
+                !shown.shown_url().contains("s3cret"),
+                "{}",
+                shown.shown_url()
+            );
+        }
     }
 }

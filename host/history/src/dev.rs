@@ -1,7 +1,8 @@
 //! A local PostgreSQL child for development (`jobhost serve --dev`) and tests: Debian's
-//! server binaries, its own data folder, TCP on 127.0.0.1 only, trust authentication for
-//! the one local user `jobhost`. PostgreSQL refuses to run as root, so as root the server
-//! runs as the `postgres` user (Debian's package creates it), else as `nobody`.
+//! server binaries, its own state folder (`data/`, and `password`, 0600), TCP on 127.0.0.1
+//! only, one superuser `jobhost` with a random password (SCRAM), so other local users of
+//! the machine cannot walk in. PostgreSQL refuses to run as root, so as root the server runs
+//! as the `postgres` user (Debian's package creates it), else as `nobody`.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,12 @@ pub enum DevPostgresError {
     /// The data folder could not be prepared.
     #[error("cannot prepare the PostgreSQL data folder {0}: {1}")]
     DataDir(PathBuf, String),
+    /// The data folder holds something else: it is left alone.
+    #[error(
+        "{0} is not empty and is not a PostgreSQL data folder: point history.dev_dir at a \
+         folder of its own"
+    )]
+    NotOurs(PathBuf),
     /// `initdb` failed.
     #[error("initdb failed for {dir}: {output}")]
     Initdb {
@@ -44,9 +51,11 @@ pub enum DevPostgresError {
 pub struct DevPostgres {
     child: Option<Child>,
     bin: PathBuf,
+    /// The state folder: `data/` and `password`.
     dir: PathBuf,
     port: u16,
     user: Option<(u32, u32)>,
+    password: String,
 }
 
 /// The port `serve --dev` prefers for its PostgreSQL.
@@ -63,11 +72,21 @@ impl DevPostgres {
         let bin = binaries().ok_or(DevPostgresError::NotInstalled)?;
         let data_err =
             |e: &dyn std::fmt::Display| DevPostgresError::DataDir(dir.to_owned(), e.to_string());
-        std::fs::create_dir_all(dir).map_err(|e| data_err(&e))?;
+        std::fs::create_dir_all(dir.join("data")).map_err(|e| data_err(&e))?;
         let dir = std::fs::canonicalize(dir).map_err(|e| data_err(&e))?;
+        let data = dir.join("data");
+        let fresh = !data.join("PG_VERSION").exists();
+        if fresh
+            && std::fs::read_dir(&data)
+                .map_err(|e| data_err(&e))?
+                .next()
+                .is_some()
+        {
+            return Err(DevPostgresError::NotOurs(data));
+        }
         let user = unprivileged_user();
         if let Some((uid, gid)) = user {
-            chown_all(&dir, uid, gid).map_err(|e| data_err(&e))?;
+            chown_all(&data, uid, gid).map_err(|e| data_err(&e))?;
         }
         let port = port.unwrap_or_else(|| {
             if std::net::TcpListener::bind(("127.0.0.1", DEV_PORT)).is_ok() {
@@ -76,29 +95,48 @@ impl DevPostgres {
                 jobhost_store::free_port()
             }
         });
+        let password = password(&dir, fresh, user).map_err(|e| data_err(&e))?;
         let mut server = DevPostgres {
             child: None,
             bin,
             dir,
             port,
             user,
+            password,
         };
-        if !server.dir.join("PG_VERSION").exists() {
+        if fresh {
             server.initdb()?;
+        } else {
+            // A server left running by a node that was killed holds the folder: stop it.
+            server.pg_ctl_stop("fast");
         }
         server.spawn()?;
         server.wait_ready(Duration::from_secs(30)).await?;
         Ok(server)
     }
 
-    /// `postgres://jobhost@127.0.0.1:<port>/jobhost`.
+    /// `postgres://jobhost:<password>@127.0.0.1:<port>/jobhost`: a secret, not for logs
+    /// (see [`DevPostgres::shown_url`]).
     pub fn url(&self) -> String {
         self.url_of(NAME)
     }
 
-    /// The URL of another database on this server.
+    /// The URL of another database on this server (with the password).
     pub fn url_of(&self, database: &str) -> String {
-        format!("postgres://{NAME}@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://{NAME}:{}@127.0.0.1:{}/{database}",
+            self.password, self.port
+        )
+    }
+
+    /// The URL without the password, for messages.
+    pub fn shown_url(&self) -> String {
+        format!("postgres://{NAME}@127.0.0.1:{}/{NAME}", self.port)
+    }
+
+    /// Its data folder (`postgresql.conf`, `pg_hba.conf`, `postmaster.pid`...).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
     }
 
     /// The port it listens on.
@@ -106,7 +144,7 @@ impl DevPostgres {
         self.port
     }
 
-    /// Its data folder.
+    /// Its state folder (the data folder and the password file).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -124,8 +162,16 @@ impl DevPostgres {
         let out = self
             .command("initdb")
             .arg("-D")
-            .arg(&self.dir)
-            .args(["-U", NAME, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+            .arg(self.data_dir())
+            .args([
+                "-U",
+                NAME,
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ])
+            .arg(format!("--pwfile={}", self.dir.join("password").display()))
             .output()
             .map_err(|e| DevPostgresError::DataDir(self.dir.clone(), e.to_string()))?;
         if !out.status.success() {
@@ -153,7 +199,7 @@ impl DevPostgres {
         let child = self
             .command("postgres")
             .arg("-D")
-            .arg(&self.dir)
+            .arg(self.data_dir())
             .args(["-p", &self.port.to_string()])
             .args([
                 "-c",
@@ -176,6 +222,20 @@ impl DevPostgres {
 
     fn log(&self) -> PathBuf {
         self.dir.join("postgres.log")
+    }
+
+    /// `pg_ctl stop` in `mode` (fast: sessions end, data flushed; immediate: at once),
+    /// waiting up to 20 s. Blocking.
+    fn pg_ctl_stop(&self, mode: &str) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("stop")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", mode, "-w", "-t", "20"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 
     async fn wait_ready(&mut self, limit: Duration) -> Result<(), DevPostgresError> {
@@ -227,15 +287,16 @@ impl DevPostgres {
         if self.child.is_none() {
             return;
         }
-        let _ = self
-            .command("pg_ctl")
+        let mut stopper = self.command("pg_ctl");
+        stopper
             .arg("stop")
             .arg("-D")
-            .arg(&self.dir)
+            .arg(self.data_dir())
             .args(["-m", "fast", "-w", "-t", "20"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+            .stderr(Stdio::null());
+        // (pg_ctl waits: off the async threads.)
+        let _ = tokio::task::spawn_blocking(move || stopper.status()).await;
         if let Some(mut child) = self.child.take() {
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(5) {
@@ -260,21 +321,38 @@ impl DevPostgres {
 impl Drop for DevPostgres {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // A fast shutdown by pg_ctl; killing the postmaster alone would leave its
+            // An immediate shutdown by pg_ctl; killing the postmaster alone would leave its
             // workers holding the port and the data folder for a while.
-            let _ = self
-                .command("pg_ctl")
-                .arg("stop")
-                .arg("-D")
-                .arg(&self.dir)
-                .args(["-m", "immediate", "-w", "-t", "10"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            self.pg_ctl_stop("immediate");
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+/// The superuser's password: made (random, 0600, readable by the server's user) for a
+/// fresh data folder, read back for an existing one.
+fn password(dir: &Path, fresh: bool, user: Option<(u32, u32)>) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = dir.join("password");
+    if !fresh && let Ok(text) = std::fs::read_to_string(&file) {
+        return Ok(text.trim().to_owned());
+    }
+    let mut bytes = [0u8; 18];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let _ = std::fs::remove_file(&file);
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)?;
+    std::io::Write::write_all(&mut out, password.as_bytes())?;
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::chown(&file, Some(uid), Some(gid))?;
+    }
+    Ok(password)
 }
 
 /// The folder of the newest server binaries: Debian's `/usr/lib/postgresql/<v>/bin`, else

@@ -200,6 +200,9 @@ fn ms(value: u64) -> Result<i64, HistoryError> {
 
 #[derive(Deserialize)]
 struct LogLine {
+    /// The line's Redis stream id (rows archived before it was kept have none).
+    #[serde(default)]
+    cursor: Option<String>,
     attempt: u32,
     level: String,
     message: String,
@@ -264,7 +267,7 @@ fn record(row: &Row, with_log: bool) -> Result<HistoryRecord, HistoryError> {
             .into_iter()
             .enumerate()
             .map(|(i, l)| LogEntry {
-                cursor: format!("0-{}", i + 1),
+                cursor: l.cursor.unwrap_or_else(|| format!("0-{}", i + 1)),
                 attempt: l.attempt,
                 level: l.level,
                 message: l.message,

@@ -92,7 +92,8 @@ async fn run(
 /// CPU seconds used so far by the bench's PostgreSQL: its postmaster (`postmaster.pid`)
 /// and its children (the backends and background workers).
 fn postgres_cpu_secs(pg: &DevPostgres) -> f64 {
-    let pid_file = std::fs::read_to_string(pg.dir().join("postmaster.pid")).unwrap_or_default();
+    let pid_file =
+        std::fs::read_to_string(pg.data_dir().join("postmaster.pid")).unwrap_or_default();
     let Some(postmaster) = pid_file.lines().next().map(str::trim) else {
         return 0.0;
     };

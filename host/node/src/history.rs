@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use jobhost_config::HistoryConfig;
 use jobhost_history::{History, HistoryError};
-use jobhost_store::Store;
+use jobhost_store::{ArchiveRead, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
@@ -29,6 +29,8 @@ use crate::metrics;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often the history's retention runs (on the node holding the lease).
 const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
+/// Rows of the history's retention deleted per drain step.
+const EXPIRE_PER_STEP: u64 = 5_000;
 /// How often the outbox's fill is looked at, for the metric and the warnings.
 const WATCH_EVERY: Duration = Duration::from_secs(5);
 /// How often the fill warning and the overflow error may repeat.
@@ -45,6 +47,8 @@ pub struct DrainSettings {
     pub interval: Duration,
     /// Log lines read per job.
     pub max_log_lines: usize,
+    /// Bytes of log text read per job.
+    pub max_log_bytes: usize,
     /// The outbox's size, for the fill warning.
     pub outbox_max: u64,
 }
@@ -57,6 +61,7 @@ impl DrainSettings {
             batch: history.batch_size,
             interval: Duration::from_millis(history.interval_ms),
             max_log_lines: history.max_log_lines,
+            max_log_bytes: history.max_log_bytes,
             outbox_max: history.outbox_max,
         }
     }
@@ -87,7 +92,14 @@ pub async fn drain(
     loop {
         let pause = drain.step().await;
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => {
+                // Hand the lease over now rather than in a lease's time.
+                let node = &drain.settings.node_id;
+                if let Err(e) = drain.store.archive_lease_release(node).await {
+                    tracing::debug!("history drain: cannot give up its lease: {e}");
+                }
+                return;
+            }
             () = tokio::time::sleep(pause) => {}
         }
     }
@@ -133,10 +145,10 @@ impl Drain {
         }
         self.expire().await;
         match self.archive_batch().await {
-            Ok(n) => {
+            Ok(more) => {
                 self.backoff = None;
                 metrics::global().history_up(true);
-                if n < self.settings.batch {
+                if !more {
                     self.settings.interval
                 } else if self.worker_busy() {
                     self.deferred().await
@@ -168,37 +180,41 @@ impl Drain {
         self.settings.interval.mul_f64(room)
     }
 
-    /// Reads a batch, writes it, releases it. Returns how many jobs it held.
-    async fn archive_batch(&mut self) -> Result<usize, DrainError> {
-        let entries = self
+    /// Reads a batch, writes it, releases it. Returns whether more jobs wait.
+    async fn archive_batch(&mut self) -> Result<bool, DrainError> {
+        let s = &self.settings;
+        let batch = self
             .store
-            .archive_pending(self.settings.batch, self.settings.max_log_lines)
+            .archive_pending(s.batch, s.max_log_lines, s.max_log_bytes)
             .await?;
-        if entries.is_empty() {
-            return Ok(0);
+        // A job whose record is gone (deleted by hand, say) only leaves the outbox; one
+        // whose record is damaged too, said loudly, so that it cannot block the rest.
+        let mut release = Vec::new();
+        let mut jobs = Vec::new();
+        let mut unreadable = Vec::new();
+        for entry in batch.entries {
+            match entry.job {
+                ArchiveRead::Found(job) => jobs.push(*job),
+                ArchiveRead::Gone => release.push((entry.id, entry.queued_ms)),
+                ArchiveRead::Unreadable(reason) => {
+                    tracing::error!(job_id = %entry.id, "a finished job's record cannot be read; it is not archived: {reason}");
+                    unreadable.push(entry.id);
+                }
+            }
         }
-        let n = entries.len();
-        // A job whose record is gone (deleted by hand, say) only leaves the outbox.
-        let mut release: Vec<(String, u64)> = entries
-            .iter()
-            .filter(|e| e.job.is_none())
-            .map(|e| (e.id.clone(), e.queued_ms))
-            .collect();
-        let jobs: Vec<_> = entries.into_iter().filter_map(|e| e.job).collect();
+        self.store.archive_discard(&unreadable).await?;
+        metrics::global().history_refused(unreadable.len());
         let started = Instant::now();
         let written = self.history.archive(&jobs).await?;
-        metrics::global().history_batch(
-            written.archived.len(),
-            written.refused.len(),
-            started.elapsed(),
-        );
+        metrics::global().history_batch(written.archived.len(), started.elapsed());
+        metrics::global().history_refused(written.refused.len());
         for (id, _, reason) in &written.refused {
             tracing::error!(job_id = %id, "the job history refused this job; it is not archived: {reason}");
         }
         release.extend(written.archived);
         release.extend(written.refused.into_iter().map(|(id, at, _)| (id, at)));
         self.store.archive_release(&release).await?;
-        Ok(n)
+        Ok(batch.more)
     }
 
     /// The wait after a failed step, logged once per outage.
@@ -221,7 +237,8 @@ impl Drain {
         next
     }
 
-    /// The history's retention, hourly (and when the lease is first taken).
+    /// The history's retention, hourly (and when the lease is first taken), a few
+    /// thousand rows per step so that archiving goes on in between.
     async fn expire(&mut self) {
         if self
             .expired_at
@@ -229,14 +246,23 @@ impl Drain {
         {
             return;
         }
-        self.expired_at = Some(Instant::now());
-        match self.history.expire(1_000_000).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                deleted = n,
-                "job history: jobs past history.retention_days deleted"
-            ),
-            Err(e) => tracing::warn!("job history retention: {e}"),
+        match self.history.expire(EXPIRE_PER_STEP).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(
+                        deleted = n,
+                        "job history: jobs past history.retention_days deleted"
+                    );
+                }
+                // Done for the hour once a step finds less than its share.
+                if n < EXPIRE_PER_STEP {
+                    self.expired_at = Some(Instant::now());
+                }
+            }
+            Err(e) => {
+                self.expired_at = Some(Instant::now());
+                tracing::warn!("job history retention: {e}");
+            }
         }
     }
 
@@ -277,10 +303,20 @@ impl Drain {
     }
 }
 
-/// On a node with history off: jobs left in the outbox by an earlier configuration with
-/// history on (and no node draining them) would never expire, so they are released: their
-/// Redis retention starts, they are not archived.
-pub async fn abandon_outbox(store: Store) {
+/// On a node with history off, every minute until `stop`: jobs left in the outbox by an
+/// earlier configuration with history on (and no node draining them) would never expire,
+/// so they are released: their Redis retention starts, they are not archived.
+pub async fn abandon_outbox(store: Store, stop: CancellationToken) {
+    loop {
+        abandon_once(&store).await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
+}
+
+async fn abandon_once(store: &Store) {
     let mut released = 0;
     loop {
         match store.archive_abandon(1_000).await {

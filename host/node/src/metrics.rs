@@ -176,13 +176,17 @@ impl Metrics {
             .inc();
     }
 
-    /// Records a batch this node archived (`took`: the PostgreSQL write), and the jobs the
-    /// database refused on their own.
-    pub fn history_batch(&self, archived: usize, refused: usize, took: Duration) {
+    /// Records a batch this node archived (`took`: the PostgreSQL write).
+    pub fn history_batch(&self, archived: usize, took: Duration) {
         let h = &self.history;
         h.archived.inc_by(archived as u64);
-        h.refused.inc_by(refused as u64);
         h.batch_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Records jobs that leave the outbox unarchived (refused by the database, or records
+    /// that cannot be read).
+    pub fn history_refused(&self, jobs: usize) {
+        self.history.refused.inc_by(jobs as u64);
     }
 
     /// Records the outbox as last read: jobs waiting, and the deployment's overflow count
@@ -312,7 +316,7 @@ impl Metrics {
         );
         registry.register(
             "history_refused",
-            "Jobs the history's database refused on their own (logged with the reason; released, not archived)",
+            "Jobs that left the history outbox unarchived: refused by the database on their own, or records that could not be read (each logged with the reason)",
             h.refused.clone(),
         );
         registry.register(

@@ -217,7 +217,8 @@ impl Node {
                 stop.clone(),
             ));
         } else {
-            tokio::spawn(crate::history::abandon_outbox(self.services.store.clone()));
+            let store = self.services.store.clone();
+            tokio::spawn(crate::history::abandon_outbox(store, stop.clone()));
         }
         if let Some(jd) = &self.services.jd {
             tokio::spawn(jd.clone().probe_nodes(stop.clone()));
@@ -260,7 +261,7 @@ async fn start_dev_history(config: &mut Config, dev: bool) -> Option<DevPostgres
     match DevPostgres::start(&config.history.dev_dir, None).await {
         Ok(postgres) => {
             tracing::info!(
-                url = %postgres.url(),
+                url = %postgres.shown_url(),
                 dir = %postgres.dir().display(),
                 "started a local PostgreSQL for the job history"
             );

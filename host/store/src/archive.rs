@@ -33,6 +33,22 @@ static LEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n\
+         return 0",
+    )
+});
+
+/// A batch of the outbox, as read for archiving.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveBatch {
+    /// Its jobs, oldest finished first.
+    pub entries: Vec<ArchiveEntry>,
+    /// Whether more jobs wait after these (the batch was full, or cut at its log budget).
+    pub more: bool,
+}
+
 /// One job of the outbox, as read for archiving.
 #[derive(Debug, Clone)]
 pub struct ArchiveEntry {
@@ -40,8 +56,30 @@ pub struct ArchiveEntry {
     pub id: String,
     /// When it was put in the outbox (its finish time), Unix ms.
     pub queued_ms: u64,
-    /// The job, or `None` if its record is gone (it is then just released).
-    pub job: Option<ArchivedJob>,
+    /// What was read of it.
+    pub job: ArchiveRead,
+}
+
+/// What reading one job of the outbox found.
+#[derive(Debug, Clone)]
+pub enum ArchiveRead {
+    /// The job, to archive.
+    Found(Box<ArchivedJob>),
+    /// Its record is gone (deleted behind the store's back): only released.
+    Gone,
+    /// Its record cannot be read (the reason): released unarchived, so that one damaged
+    /// record does not hold back the outbox.
+    Unreadable(String),
+}
+
+impl ArchiveRead {
+    /// The job, if it was read.
+    pub fn found(&self) -> Option<&ArchivedJob> {
+        match self {
+            ArchiveRead::Found(job) => Some(job),
+            _ => None,
+        }
+    }
 }
 
 /// A finished job with what is archived of its log.
@@ -49,7 +87,7 @@ pub struct ArchiveEntry {
 pub struct ArchivedJob {
     /// The record with its whole attempt history.
     pub record: JobRecord,
-    /// Its first log lines (at most what was asked for).
+    /// Its first log lines (at most what was asked for, in lines and in bytes).
     pub log: Vec<LogEntry>,
     /// How many lines its log had in all.
     pub log_lines: u64,
@@ -58,6 +96,10 @@ pub struct ArchivedJob {
 /// Most log lines one [`Store::archive_pending`] batch holds (at least one job is read
 /// whatever its log).
 pub const LOG_LINES_PER_BATCH: usize = 20_000;
+/// Most bytes of log text one batch holds, likewise.
+pub const LOG_BYTES_PER_BATCH: usize = 32 << 20;
+/// Jobs whose logs are read per round trip (the byte budget is checked between them).
+const LOGS_PER_READ: usize = 16;
 
 impl ArchivedJob {
     /// The finish time [`Store::archive_release`] checks the job against.
@@ -66,94 +108,133 @@ impl ArchivedJob {
     }
 }
 
+/// One job's reads before its log: record fields, earlier attempts, log length.
+type Head = (BTreeMap<String, String>, Vec<String>, u64);
+
 impl Store {
     /// The oldest `limit` jobs of the history outbox, each with its attempts and its first
-    /// `max_log_lines` log lines, read in one round trip.
+    /// log lines (at most `max_log_lines` and `max_log_bytes` of text). The batch ends
+    /// early, with [`ArchiveBatch::more`], once it holds [`LOG_LINES_PER_BATCH`] lines or
+    /// [`LOG_BYTES_PER_BATCH`] bytes of log.
     pub async fn archive_pending(
         &self,
         limit: usize,
         max_log_lines: usize,
-    ) -> Result<Vec<ArchiveEntry>> {
+        max_log_bytes: usize,
+    ) -> Result<ArchiveBatch> {
         let mut conn = self.conn();
         let head: Vec<(String, u64)> = self.outbox_head(limit).query_async(&mut conn).await?;
+        let more = head.len() >= limit;
         if head.is_empty() {
-            return Ok(Vec::new());
+            return Ok(ArchiveBatch::default());
         }
-        // The records first (with how long each log is); then, only for jobs that logged,
-        // their first lines, and the batch ends early once it holds LOG_LINES_PER_BATCH lines
-        // (a batch of chatty jobs would otherwise hold their logs in memory all at once).
         let mut pipe = redis::pipe();
         for (id, _) in &head {
             pipe.hgetall(self.keys.job(id))
                 .lrange(self.keys.attempts(id), 0, -1)
                 .xlen(self.keys.log(id));
         }
-        let replies: Vec<(BTreeMap<String, String>, Vec<String>, u64)> =
-            pipe.query_async(&mut conn).await?;
-        let mut read = Vec::with_capacity(head.len());
-        let mut lines = 0;
-        for ((id, queued_ms), (fields, earlier, log_lines)) in head.into_iter().zip(replies) {
-            let wanted = usize::try_from(log_lines)
-                .unwrap_or(usize::MAX)
-                .min(max_log_lines);
-            if !read.is_empty() && lines + wanted > LOG_LINES_PER_BATCH {
-                break;
+        let heads: Vec<Head> = pipe.query_async(&mut conn).await?;
+        let mut entries = Vec::with_capacity(head.len());
+        let (mut lines, mut bytes) = (0, 0);
+        let mut jobs = head.into_iter().zip(heads).peekable();
+        let mut cut = false;
+        while jobs.peek().is_some() && !cut {
+            // A few jobs at a time: their logs are read together, then the budget checked.
+            let mut group = Vec::new();
+            while group.len() < LOGS_PER_READ
+                && let Some(((id, queued_ms), read)) = jobs.peek()
+            {
+                let wanted = usize::try_from(read.2)
+                    .unwrap_or(usize::MAX)
+                    .min(max_log_lines);
+                if !(entries.is_empty() && group.is_empty()) && lines + wanted > LOG_LINES_PER_BATCH
+                {
+                    cut = true;
+                    break;
+                }
+                lines += wanted;
+                let (id, queued_ms) = (id.clone(), *queued_ms);
+                let Some((_, read)) = jobs.next() else { break };
+                group.push((id, queued_ms, read, wanted));
             }
-            lines += wanted;
-            read.push((id, queued_ms, fields, earlier, log_lines, wanted));
+            let logs = self.read_logs(&group).await?;
+            for ((id, queued_ms, read, _), log) in group.into_iter().zip(logs) {
+                let job = self.archived(&id, read, log, max_log_lines, max_log_bytes);
+                if let ArchiveRead::Found(job) = &job {
+                    bytes += job.log.iter().map(|l| l.message.len()).sum::<usize>();
+                }
+                entries.push(ArchiveEntry { id, queued_ms, job });
+            }
+            cut = cut || lines >= LOG_LINES_PER_BATCH || bytes >= LOG_BYTES_PER_BATCH;
         }
+        let more = more || (cut && jobs.peek().is_some());
+        Ok(ArchiveBatch { entries, more })
+    }
+
+    /// The first `wanted` lines of each job's log (none read for jobs that logged none).
+    async fn read_logs(
+        &self,
+        group: &[(String, u64, Head, usize)],
+    ) -> Result<Vec<Vec<redis::streams::StreamId>>> {
         let mut pipe = redis::pipe();
-        for (id, _, _, _, _, wanted) in read.iter().filter(|r| r.5 > 0) {
+        let mut asked = 0;
+        for (id, _, _, wanted) in group.iter().filter(|g| g.3 > 0) {
             pipe.cmd("XRANGE")
                 .arg(self.keys.log(id))
                 .arg("-")
                 .arg("+")
                 .arg("COUNT")
                 .arg(*wanted);
+            asked += 1;
         }
-        let mut logs: std::vec::IntoIter<redis::streams::StreamRangeReply> = if lines > 0 {
+        let mut replies = if asked > 0 {
+            let mut conn = self.conn();
             let replies: Vec<redis::streams::StreamRangeReply> =
                 pipe.query_async(&mut conn).await?;
             replies.into_iter()
         } else {
             Vec::new().into_iter()
         };
-        let mut entries = Vec::with_capacity(read.len());
-        for (id, queued_ms, fields, earlier, log_lines, wanted) in read {
-            let log = if wanted > 0 {
-                logs.next().unwrap_or_default()
-            } else {
-                Default::default()
-            };
-            let job = self.archived(&id, (fields, earlier, log, log_lines), max_log_lines)?;
-            entries.push(ArchiveEntry { id, queued_ms, job });
-        }
-        Ok(entries)
+        Ok(group
+            .iter()
+            .map(|g| match g.3 {
+                0 => Vec::new(),
+                _ => replies.next().map(|r| r.ids).unwrap_or_default(),
+            })
+            .collect())
     }
 
     fn archived(
         &self,
         id: &str,
-        (fields, earlier, log, log_lines): (
-            BTreeMap<String, String>,
-            Vec<String>,
-            redis::streams::StreamRangeReply,
-            u64,
-        ),
+        (fields, earlier, log_lines): Head,
+        log: Vec<redis::streams::StreamId>,
         max_log_lines: usize,
-    ) -> Result<Option<ArchivedJob>> {
+        max_log_bytes: usize,
+    ) -> ArchiveRead {
         if fields.is_empty() {
-            return Ok(None);
+            return ArchiveRead::Gone;
         }
-        let mut record = parse_job(&self.keys.job(id), fields)?;
-        self.prepend_attempts(id, &mut record, &earlier)?;
+        let record = parse_job(&self.keys.job(id), fields).and_then(|mut record| {
+            self.prepend_attempts(id, &mut record, &earlier)?;
+            Ok(record)
+        });
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => return ArchiveRead::Unreadable(e.to_string()),
+        };
+        let mut bytes = 0;
         let log = log
-            .ids
             .into_iter()
             .take(max_log_lines)
             .map(log_entry)
+            .take_while(|line| {
+                bytes += line.message.len();
+                bytes <= max_log_bytes
+            })
             .collect();
-        Ok(Some(ArchivedJob {
+        ArchiveRead::Found(Box::new(ArchivedJob {
             record,
             log,
             log_lines,
@@ -184,6 +265,29 @@ impl Store {
         Ok(invocation.invoke_async(&mut conn).await?)
     }
 
+    /// Lets jobs leave the outbox unarchived (their record cannot be read): they get the
+    /// retention of failed jobs.
+    pub async fn archive_discard(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ttl = millis(self.options.retention);
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.zrem(self.keys.archive(), id)
+                .ignore()
+                .pexpire(self.keys.job(id), ttl as i64)
+                .ignore()
+                .pexpire(self.keys.attempts(id), ttl as i64)
+                .ignore()
+                .pexpire(self.keys.log(id), ttl as i64)
+                .ignore();
+        }
+        let mut conn = self.conn();
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+
     /// (Jobs waiting in the outbox, jobs that found it full since the deployment began.)
     pub async fn archive_backlog(&self) -> Result<(u64, u64)> {
         let mut conn = self.conn();
@@ -209,6 +313,18 @@ impl Store {
             return Ok(0);
         }
         self.archive_release(&head).await
+    }
+
+    /// Gives up the drain lease if `node` holds it (a node stopping), so another node or a
+    /// node with history off need not wait for it to expire.
+    pub async fn archive_lease_release(&self, node: &str) -> Result<()> {
+        let mut conn = self.conn();
+        let _: i64 = RELEASE_LEASE
+            .key(self.keys.archive_lease())
+            .arg(node)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// The oldest `limit` jobs of the outbox with the time each went in.

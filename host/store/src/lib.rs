@@ -88,7 +88,9 @@ mod nodes;
 mod server;
 mod types;
 
-pub use archive::{ArchiveEntry, ArchivedJob, LOG_LINES_PER_BATCH};
+pub use archive::{
+    ArchiveBatch, ArchiveEntry, ArchiveRead, ArchivedJob, LOG_BYTES_PER_BATCH, LOG_LINES_PER_BATCH,
+};
 pub use claims::FINISH_BATCH_MAX;
 pub use conn::CallObserver;
 use conn::Conn;

@@ -1000,10 +1000,14 @@ pub async fn every_way_a_job_ends_goes_through_the_history_outbox(url: &str) {
         assert!(store.get(id).await.unwrap().is_some(), "{id} waits whole");
     }
 
-    let pending = store.archive_pending(10, 10).await.unwrap();
+    let pending = store
+        .archive_pending(10, 10, 1 << 20)
+        .await
+        .unwrap()
+        .entries;
     let mut read: Vec<(String, JobState)> = pending
         .iter()
-        .map(|e| (e.id.clone(), e.job.as_ref().unwrap().record.state))
+        .map(|e| (e.id.clone(), e.job.found().unwrap().record.state))
         .collect();
     read.sort_by(|a, b| a.0.cmp(&b.0));
     let mut want = vec![
@@ -1017,7 +1021,7 @@ pub async fn every_way_a_job_ends_goes_through_the_history_outbox(url: &str) {
     assert!(
         pending
             .iter()
-            .all(|e| e.job.as_ref().unwrap().finished_ms() == e.queued_ms)
+            .all(|e| e.job.found().unwrap().finished_ms() == e.queued_ms)
     );
 
     // Full: the fifth ending job keeps its retention and is counted.
@@ -1026,7 +1030,7 @@ pub async fn every_way_a_job_ends_goes_through_the_history_outbox(url: &str) {
 
     let released: Vec<(String, u64)> = pending
         .iter()
-        .map(|e| (e.id.clone(), e.job.as_ref().unwrap().finished_ms()))
+        .map(|e| (e.id.clone(), e.job.found().unwrap().finished_ms()))
         .collect();
     assert_eq!(store.archive_release(&released).await.unwrap(), 4);
     assert_eq!(

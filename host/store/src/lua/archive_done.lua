@@ -1,7 +1,8 @@
 -- Releases jobs a node has written to PostgreSQL: each leaves the history outbox, and its
 -- Redis retention starts now, as finish.lua would have started it without history. A job
--- that is not the one that was read (it ran again since: another finish time) stays for
--- the next drain; one that no longer exists just leaves the outbox.
+-- that is not the one that was read (another finish time; a record without one counts as
+-- 0, as the reader gives it) stays for the next drain; one that no longer exists just
+-- leaves the outbox.
 -- KEYS: 1 history outbox, 2 succeeded index, 3 job index
 -- ARGV: 1 prefix, 2 retention ms (failed, cancelled, dead), 3 retention ms of succeeded
 --       jobs, 4 most succeeded jobs kept, then per job: id, finish time ms as archived
@@ -14,12 +15,13 @@ for i = 5, #ARGV, 2 do
   local f = redis.call('HMGET', prefix .. 'job:' .. id, 'state', 'finished_ms', 'keep')
   if not f[1] then
     released = released + redis.call('ZREM', KEYS[1], id)
-  elseif f[2] == finished and f[1] ~= 'QUEUED' and f[1] ~= 'SCHEDULED' and f[1] ~= 'RUNNING' then
+  elseif (f[2] or '0') == finished and f[1] ~= 'QUEUED' and f[1] ~= 'SCHEDULED' and f[1] ~= 'RUNNING' then
     if redis.call('ZREM', KEYS[1], id) == 1 then
       released = released + 1
       if f[1] == 'SUCCEEDED' and f[3] ~= '1' then
         succeeded = succeeded + 1
-        done[#done + 1], done[#done + 2] = tonumber(finished), id
+        -- By release time: the retention counts from now, as documented.
+        done[#done + 1], done[#done + 2] = now, id
         retain(prefix, id, true, ttl, ok_ttl)
       else
         retain(prefix, id, false, ttl)

@@ -647,29 +647,33 @@ fn page_size(asked: u32) -> Result<usize, Status> {
 fn history_status(error: HistoryError) -> Status {
     match error {
         HistoryError::Invalid(m) => Status::invalid_argument(m),
-        HistoryError::Unavailable(_) => Status::unavailable(error.to_string()),
+        // Clients learn that it is away, the node's log says where and why.
+        HistoryError::Unavailable(_) => Status::unavailable(
+            "the job history's database cannot be reached (the node's log says why); retry",
+        ),
         HistoryError::Config(_) | HistoryError::Query(_) => Status::internal(error.to_string()),
     }
 }
 
-/// An archived job's log as log lines, those after `after` (cursors `0-<line number>`).
+/// An archived job's log as log lines: those after `after`, a line's cursor (its Redis
+/// stream id, as the live log gave it, or `0-<line number>` for lines archived without one).
 fn archived_log(record: Option<HistoryRecord>, after: &str) -> Vec<LogLine> {
-    let skip = after
-        .strip_prefix("0-")
-        .and_then(|n| n.parse::<usize>().ok())
-        .unwrap_or(0);
+    fn position(cursor: &str) -> Option<(u64, u64)> {
+        let (ms, seq) = cursor.split_once('-')?;
+        Some((ms.parse().ok()?, seq.parse().ok()?))
+    }
+    let after = position(after);
     let Some(record) = record else {
         return Vec::new();
     };
     record
         .log
         .into_iter()
-        .enumerate()
-        .skip(skip)
-        .map(|(i, mut entry)| {
-            entry.cursor = format!("0-{}", i + 1);
-            convert::log_line(entry)
+        .filter(|entry| match (after, position(&entry.cursor)) {
+            (Some(after), Some(at)) => at > after,
+            _ => true,
         })
+        .map(convert::log_line)
         .collect()
 }
 

@@ -73,6 +73,18 @@ async fn wait_archived(pg: &TestPostgres, n: i64) {
     }
 }
 
+/// Waits until the history outbox is empty.
+async fn wait_outbox_empty(store: &jobhost_store::Store) {
+    let start = std::time::Instant::now();
+    while store.archive_backlog().await.unwrap().0 > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the outbox drains"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `GET path` on the node's HTTP API: status and JSON body.
 async fn http_json(server: &Server, path: &str) -> (u16, Value) {
     let (status, body) = http_request(&server.http_addr, "GET", path, &[], b"").await;
@@ -228,14 +240,7 @@ async fn postgres_down_mid_run_loses_nothing_and_the_outbox_drains_when_it_is_ba
 
     pg.start_again().await;
     wait_archived(&pg, 21).await;
-    let start = std::time::Instant::now();
-    while store.archive_backlog().await.unwrap().0 > 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the outbox drains"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_outbox_empty(&store).await;
     let rows = pg
         .client()
         .await
@@ -868,14 +873,7 @@ async fn a_database_error_that_is_not_the_rows_fault_keeps_the_batch_and_a_damag
         .await
         .unwrap();
     wait_archived(&pg, 4).await;
-    let start = std::time::Instant::now();
-    while store.archive_backlog().await.unwrap().0 > 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the outbox drains"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_outbox_empty(&store).await;
     let rows: Vec<String> = db
         .query("SELECT id FROM job_history ORDER BY id", &[])
         .await

@@ -779,8 +779,7 @@ async fn a_batch_of_chatty_jobs_stops_at_its_log_line_budget() {
         })
         .await;
     let lines: Vec<(&str, &str)> = vec![("INFO", "a line"); 1000];
-    let mut ids = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..40 {
         let (id, _) = store
             .enqueue(&crate::common::new_job("noop", ""))
             .await
@@ -790,9 +789,7 @@ async fn a_batch_of_chatty_jobs_stops_at_its_log_line_budget() {
             .await
             .unwrap()
             .remove(0);
-        for _ in 0..10 {
-            store.append_log(&id, 1, &lines).await.unwrap();
-        }
+        store.append_log(&id, 1, &lines).await.unwrap();
         store
             .finish(
                 &claimed,
@@ -803,30 +800,22 @@ async fn a_batch_of_chatty_jobs_stops_at_its_log_line_budget() {
             )
             .await
             .unwrap();
-        ids.push(id);
     }
-    // 10,000 lines each: two jobs fill the budget of a batch, the third waits for the next.
-    let budget = jobhost_store::LOG_LINES_PER_BATCH;
-    assert_eq!(budget, 20_000);
-    let batch = store.archive_pending(10, 10_000, 64 << 20).await.unwrap();
-    assert!(batch.more, "the third job waits");
-    let batch = batch.entries;
-    assert_eq!(batch.len(), 2);
-    for entry in &batch {
+    // 1,000 lines each, read 16 jobs at a time: after 32 jobs the batch holds more than its
+    // budget of 20,000 lines, and the rest wait for the next batch.
+    assert_eq!(jobhost_store::LOG_LINES_PER_BATCH, 20_000);
+    let batch = store.archive_pending(100, 1_000, 64 << 20).await.unwrap();
+    assert!(batch.more, "the rest wait");
+    assert_eq!(batch.entries.len(), 32);
+    for entry in &batch.entries {
         let job = entry.job.found().unwrap();
-        assert_eq!((job.log.len(), job.log_lines), (10_000, 10_000));
+        assert_eq!((job.log.len(), job.log_lines), (1_000, 1_000));
     }
-    // One job always goes, whatever its log.
-    let one = store
-        .archive_pending(1, 50_000, 64 << 20)
-        .await
-        .unwrap()
-        .entries;
-    assert_eq!(one.len(), 1);
-    assert_eq!(one[0].job.found().unwrap().log.len(), 10_000);
-    // The byte cap applies as the log is read: "a line" is 6 bytes.
-    let capped = store.archive_pending(1, 50_000, 600).await.unwrap().entries;
-    assert_eq!(capped[0].job.found().unwrap().log.len(), 100);
+    // The caps apply as the log is read: lines, and bytes ("a line" is 6 bytes).
+    let one = store.archive_pending(1, 10, 64 << 20).await.unwrap();
+    assert_eq!(one.entries[0].job.found().unwrap().log.len(), 10);
+    let capped = store.archive_pending(1, 1_000, 600).await.unwrap();
+    assert_eq!(capped.entries[0].job.found().unwrap().log.len(), 100);
 }
 
 #[tokio::test]

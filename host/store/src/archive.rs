@@ -96,10 +96,10 @@ pub struct ArchivedJob {
 /// Most log lines one [`Store::archive_pending`] batch holds (at least one job is read
 /// whatever its log).
 pub const LOG_LINES_PER_BATCH: usize = 20_000;
-/// Most bytes of log text one batch holds, likewise.
-pub const LOG_BYTES_PER_BATCH: usize = 32 << 20;
-/// Jobs whose logs are read per round trip (the byte budget is checked between them).
-const LOGS_PER_READ: usize = 16;
+/// Most bytes of records and log text one batch holds, likewise.
+pub const BYTES_PER_BATCH: usize = 32 << 20;
+/// Jobs read per round trip (the budgets are checked between reads).
+const JOBS_PER_READ: usize = 16;
 
 impl ArchivedJob {
     /// The finish time [`Store::archive_release`] checks the job against.
@@ -108,14 +108,20 @@ impl ArchivedJob {
     }
 }
 
-/// One job's reads before its log: record fields, earlier attempts, log length.
-type Head = (BTreeMap<String, String>, Vec<String>, u64);
+/// What is read of one job: record fields, earlier attempts, log length, first log lines.
+type Read = (
+    BTreeMap<String, String>,
+    Vec<String>,
+    u64,
+    redis::streams::StreamRangeReply,
+);
 
 impl Store {
     /// The oldest `limit` jobs of the history outbox, each with its attempts and its first
-    /// log lines (at most `max_log_lines` and `max_log_bytes` of text). The batch ends
-    /// early, with [`ArchiveBatch::more`], once it holds [`LOG_LINES_PER_BATCH`] lines or
-    /// [`LOG_BYTES_PER_BATCH`] bytes of log.
+    /// log lines (at most `max_log_lines` and `max_log_bytes` of text). Jobs are read
+    /// [`JOBS_PER_READ`] at a time, and the batch ends early, with [`ArchiveBatch::more`],
+    /// once it holds [`LOG_LINES_PER_BATCH`] log lines or [`BYTES_PER_BATCH`] bytes of
+    /// records and logs: specs, outputs and logs may each be large.
     pub async fn archive_pending(
         &self,
         limit: usize,
@@ -124,92 +130,47 @@ impl Store {
     ) -> Result<ArchiveBatch> {
         let mut conn = self.conn();
         let head: Vec<(String, u64)> = self.outbox_head(limit).query_async(&mut conn).await?;
-        let more = head.len() >= limit;
-        if head.is_empty() {
-            return Ok(ArchiveBatch::default());
-        }
-        let mut pipe = redis::pipe();
-        for (id, _) in &head {
-            pipe.hgetall(self.keys.job(id))
-                .lrange(self.keys.attempts(id), 0, -1)
-                .xlen(self.keys.log(id));
-        }
-        let heads: Vec<Head> = pipe.query_async(&mut conn).await?;
-        let mut entries = Vec::with_capacity(head.len());
+        let mut batch = ArchiveBatch {
+            entries: Vec::with_capacity(head.len()),
+            more: head.len() >= limit,
+        };
         let (mut lines, mut bytes) = (0, 0);
-        let mut jobs = head.into_iter().zip(heads).peekable();
-        let mut cut = false;
-        while jobs.peek().is_some() && !cut {
-            // A few jobs at a time: their logs are read together, then the budget checked.
-            let mut group = Vec::new();
-            while group.len() < LOGS_PER_READ
-                && let Some(((id, queued_ms), read)) = jobs.peek()
-            {
-                let wanted = usize::try_from(read.2)
-                    .unwrap_or(usize::MAX)
-                    .min(max_log_lines);
-                if !(entries.is_empty() && group.is_empty()) && lines + wanted > LOG_LINES_PER_BATCH
-                {
-                    cut = true;
-                    break;
-                }
-                lines += wanted;
-                let (id, queued_ms) = (id.clone(), *queued_ms);
-                let Some((_, read)) = jobs.next() else { break };
-                group.push((id, queued_ms, read, wanted));
+        for group in head.chunks(JOBS_PER_READ) {
+            if lines >= LOG_LINES_PER_BATCH || bytes >= BYTES_PER_BATCH {
+                batch.more = true;
+                break;
             }
-            let logs = self.read_logs(&group).await?;
-            for ((id, queued_ms, read, _), log) in group.into_iter().zip(logs) {
-                let job = self.archived(&id, read, log, max_log_lines, max_log_bytes);
+            let mut pipe = redis::pipe();
+            for (id, _) in group {
+                pipe.hgetall(self.keys.job(id))
+                    .lrange(self.keys.attempts(id), 0, -1)
+                    .xlen(self.keys.log(id))
+                    .cmd("XRANGE")
+                    .arg(self.keys.log(id))
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(max_log_lines.max(1));
+            }
+            let reads: Vec<Read> = pipe.query_async(&mut conn).await?;
+            for ((id, queued_ms), read) in group.iter().zip(reads) {
+                bytes += read.0.values().map(String::len).sum::<usize>();
+                let job = self.archived(id, read, max_log_lines, max_log_bytes);
                 if let ArchiveRead::Found(job) = &job {
+                    lines += job.log.len();
                     bytes += job.log.iter().map(|l| l.message.len()).sum::<usize>();
                 }
-                entries.push(ArchiveEntry { id, queued_ms, job });
+                let (id, queued_ms) = (id.clone(), *queued_ms);
+                batch.entries.push(ArchiveEntry { id, queued_ms, job });
             }
-            cut = cut || lines >= LOG_LINES_PER_BATCH || bytes >= LOG_BYTES_PER_BATCH;
         }
-        let more = more || (cut && jobs.peek().is_some());
-        Ok(ArchiveBatch { entries, more })
-    }
-
-    /// The first `wanted` lines of each job's log (none read for jobs that logged none).
-    async fn read_logs(
-        &self,
-        group: &[(String, u64, Head, usize)],
-    ) -> Result<Vec<Vec<redis::streams::StreamId>>> {
-        let mut pipe = redis::pipe();
-        let mut asked = 0;
-        for (id, _, _, wanted) in group.iter().filter(|g| g.3 > 0) {
-            pipe.cmd("XRANGE")
-                .arg(self.keys.log(id))
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(*wanted);
-            asked += 1;
-        }
-        let mut replies = if asked > 0 {
-            let mut conn = self.conn();
-            let replies: Vec<redis::streams::StreamRangeReply> =
-                pipe.query_async(&mut conn).await?;
-            replies.into_iter()
-        } else {
-            Vec::new().into_iter()
-        };
-        Ok(group
-            .iter()
-            .map(|g| match g.3 {
-                0 => Vec::new(),
-                _ => replies.next().map(|r| r.ids).unwrap_or_default(),
-            })
-            .collect())
+        Ok(batch)
     }
 
     fn archived(
         &self,
         id: &str,
-        (fields, earlier, log_lines): Head,
-        log: Vec<redis::streams::StreamId>,
+        (fields, earlier, log_lines, log): Read,
         max_log_lines: usize,
         max_log_bytes: usize,
     ) -> ArchiveRead {
@@ -226,6 +187,7 @@ impl Store {
         };
         let mut bytes = 0;
         let log = log
+            .ids
             .into_iter()
             .take(max_log_lines)
             .map(log_entry)

@@ -89,7 +89,7 @@ mod server;
 mod types;
 
 pub use archive::{
-    ArchiveBatch, ArchiveEntry, ArchiveRead, ArchivedJob, LOG_BYTES_PER_BATCH, LOG_LINES_PER_BATCH,
+    ArchiveBatch, ArchiveEntry, ArchiveRead, ArchivedJob, BYTES_PER_BATCH, LOG_LINES_PER_BATCH,
 };
 pub use claims::FINISH_BATCH_MAX;
 pub use conn::CallObserver;

@@ -876,20 +876,25 @@ const HISTORY_VIEW: &str = "({\
       document.getElementById('jobs-panel').hidden && \
       document.getElementById('history-tab').getAttribute('aria-selected') === 'true'})";
 
-/// Opens the History tab with a real click and waits for its first search to answer.
-async fn open_history(browser: &mut Browser) -> Value {
-    let before = browser
+/// How many history searches the page has had answered so far.
+async fn history_loads(browser: &mut Browser) -> u64 {
+    browser
         .eval("window.__historyLoads")
         .await
         .as_u64()
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits until the page has had more than `before` history searches answered.
+async fn wait_history_load(browser: &mut Browser, what: &str, before: u64) {
+    wait(browser, what, &format!("window.__historyLoads > {before}")).await;
+}
+
+/// Opens the History tab with a real click and waits for its first search to answer.
+async fn open_history(browser: &mut Browser) -> Value {
+    let before = history_loads(browser).await;
     browser.click("[data-testid=history-tab]").await;
-    wait(
-        browser,
-        "the History view answers its first search",
-        &format!("window.__historyLoads > {before}"),
-    )
-    .await;
+    wait_history_load(browser, "the History view answers its first search", before).await;
     browser.eval(HISTORY_VIEW).await
 }
 
@@ -914,12 +919,7 @@ async fn history_search(browser: &mut Browser, filters: &[(&str, &str)]) -> Valu
         .as_u64()
         .unwrap();
     browser.click("[data-testid=history-search]").await;
-    wait(
-        browser,
-        "the history search answers",
-        &format!("window.__historyLoads > {before}"),
-    )
-    .await;
+    wait_history_load(browser, "the history search answers", before).await;
     browser.eval(HISTORY_VIEW).await
 }
 
@@ -1158,33 +1158,15 @@ async fn the_history_view_searches_pages_and_opens_archived_jobs() {
     browser
         .type_into("[data-testid=history-label]", "team=red")
         .await;
-    let before = browser
-        .eval("window.__historyLoads")
-        .await
-        .as_u64()
-        .unwrap();
+    let before = history_loads(&mut browser).await;
     browser.press("Enter").await;
-    wait(
-        &mut browser,
-        "Enter runs the search",
-        &format!("window.__historyLoads > {before}"),
-    )
-    .await;
+    wait_history_load(&mut browser, "Enter runs the search", before).await;
     let page1 = browser.eval(HISTORY_VIEW).await;
     assert_eq!(page1["rows"], json!(red[..2]), "{page1}");
     assert_eq!(page1["more"], true, "{page1}");
-    let before = browser
-        .eval("window.__historyLoads")
-        .await
-        .as_u64()
-        .unwrap();
+    let before = history_loads(&mut browser).await;
     browser.click("[data-testid=history-more]").await;
-    wait(
-        &mut browser,
-        "More loads the next page",
-        &format!("window.__historyLoads > {before}"),
-    )
-    .await;
+    wait_history_load(&mut browser, "More loads the next page", before).await;
     let page2 = browser.eval(HISTORY_VIEW).await;
     assert_eq!(page2["rows"], json!(red), "appended, in order: {page2}");
     assert_eq!(page2["more"], false, "the last page: {page2}");

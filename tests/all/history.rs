@@ -73,6 +73,40 @@ async fn wait_archived(pg: &TestPostgres, n: i64) {
     }
 }
 
+/// A store on `redis` with history on (an outbox of 100), for the store-level tests.
+async fn outbox_store(redis: &TestRedis) -> jobhost_store::Store {
+    redis
+        .store_with(jobhost_store::StoreOptions {
+            archive_max: 100,
+            ..Default::default()
+        })
+        .await
+}
+
+/// A `noop` job claimed by node `n1`, which logs `log` and succeeds with `output`: into the
+/// outbox. Its id.
+async fn run_to_success(
+    store: &jobhost_store::Store,
+    output: &str,
+    log: &[(&str, &str)],
+) -> String {
+    let (id, _) = store
+        .enqueue(&crate::common::new_job("noop", "spec"))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim("n1", &["noop".to_string()], 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    store.append_log(&id, 1, log).await.unwrap();
+    let done = jobhost_store::Finish::Succeeded {
+        output: output.into(),
+    };
+    store.finish(&claimed[0], "n1", &done).await.unwrap();
+    id
+}
+
 /// Waits until the history outbox is empty.
 async fn wait_outbox_empty(store: &jobhost_store::Store) {
     let start = std::time::Instant::now();
@@ -575,31 +609,8 @@ async fn the_same_job_archived_twice_is_one_row_and_the_later_finish_wins() {
         ..Default::default()
     };
     let history = jobhost_history::History::open(&config).await.unwrap();
-    let store = redis
-        .store_with(jobhost_store::StoreOptions {
-            archive_max: 100,
-            ..Default::default()
-        })
-        .await;
-    let (id, _) = store
-        .enqueue(&crate::common::new_job("noop", "spec"))
-        .await
-        .unwrap();
-    let claimed = store
-        .claim("n1", &["noop".to_string()], 1, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
-    store
-        .finish(
-            &claimed[0],
-            "n1",
-            &jobhost_store::Finish::Succeeded {
-                output: "one".into(),
-            },
-        )
-        .await
-        .unwrap();
+    let store = outbox_store(&redis).await;
+    let id = run_to_success(&store, "one", &[]).await;
     let pending = store
         .archive_pending(10, 10, 1 << 20)
         .await
@@ -772,34 +783,10 @@ async fn a_bad_url_a_wrong_password_or_a_missing_database_stops_the_start_naming
 #[tokio::test]
 async fn a_batch_of_chatty_jobs_stops_at_its_log_line_budget() {
     let redis = TestRedis::start().await;
-    let store = redis
-        .store_with(jobhost_store::StoreOptions {
-            archive_max: 100,
-            ..Default::default()
-        })
-        .await;
+    let store = outbox_store(&redis).await;
     let lines: Vec<(&str, &str)> = vec![("INFO", "a line"); 1000];
     for _ in 0..40 {
-        let (id, _) = store
-            .enqueue(&crate::common::new_job("noop", ""))
-            .await
-            .unwrap();
-        let claimed = store
-            .claim("n1", &["noop".to_string()], 1, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .remove(0);
-        store.append_log(&id, 1, &lines).await.unwrap();
-        store
-            .finish(
-                &claimed,
-                "n1",
-                &jobhost_store::Finish::Succeeded {
-                    output: String::new(),
-                },
-            )
-            .await
-            .unwrap();
+        run_to_success(&store, "", &lines).await;
     }
     // 1,000 lines each, read 16 jobs at a time: after 32 jobs the batch holds more than its
     // budget of 20,000 lines, and the rest wait for the next batch.

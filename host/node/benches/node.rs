@@ -87,9 +87,15 @@ pub async fn serve_api(store: &Store, runtime: &Runtime) -> JobSchedulerClient<C
 
 /// A no-op job.
 pub fn noop() -> ScheduleJobRequest {
+    numbered(0)
+}
+
+/// A no-op job whose spec carries its number (`{"i":7}`), as BullMQ's peer gives each job
+/// its own data: no two specs of a batch are the same.
+pub fn numbered(i: usize) -> ScheduleJobRequest {
     ScheduleJobRequest {
         job_type: "noop".into(),
-        spec: "{}".into(),
+        spec: format!("{{\"i\":{i}}}"),
         ..Default::default()
     }
 }
@@ -99,16 +105,17 @@ pub const BATCH: usize = 1_000;
 /// `ScheduleJobs` calls [`submit`] keeps in flight.
 pub const IN_FLIGHT: usize = 4;
 
-/// Submits `n` no-op jobs through `ScheduleJobs`, [`IN_FLIGHT`] batches at a time.
+/// Submits `n` no-op jobs (each with its own spec, see [`numbered`]) through `ScheduleJobs`,
+/// [`IN_FLIGHT`] batches at a time.
 pub async fn submit(client: &JobSchedulerClient<Channel>, n: usize) {
-    let batches: Vec<usize> = (0..n.div_ceil(BATCH))
-        .map(|i| BATCH.min(n - i * BATCH))
+    let batches: Vec<(usize, usize)> = (0..n.div_ceil(BATCH))
+        .map(|i| (i * BATCH, BATCH.min(n - i * BATCH)))
         .collect();
     for wave in batches.chunks(IN_FLIGHT) {
-        let calls = wave.iter().map(|&size| {
+        let calls = wave.iter().map(|&(first, size)| {
             let mut client = client.clone();
             async move {
-                let jobs = vec![noop(); size];
+                let jobs = (first..first + size).map(numbered).collect();
                 let answer = client
                     .schedule_jobs(ScheduleJobsRequest { jobs })
                     .await

@@ -457,7 +457,15 @@ pub(crate) fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<Jo
     let labels = serde_json::from_str(&take("labels")).unwrap_or_default();
     let timeout = num(take("timeout_ms")).filter(|t| *t > 0);
     let attempts = take("attempts").parse().unwrap_or(0);
+    let created_ms = num(take("created_ms")).unwrap_or(0);
+    let started_ms = num(take("started_ms"));
     let finished_ms = num(take("finished_ms"));
+    // The scripts write `updated_ms` only for a change that sets no time of its own: the
+    // last change is the latest of the job's times.
+    let updated_ms = [num(take("updated_ms")), started_ms, finished_ms]
+        .into_iter()
+        .flatten()
+        .fold(created_ms, u64::max);
     let output = Some(take("output")).filter(|_| state == JobState::Succeeded);
     let reason = Some(take("reason")).filter(|r| !r.is_empty());
     // The final attempt is kept in the hash (see `lua/attempts.lua`).
@@ -465,14 +473,18 @@ pub(crate) fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<Jo
     let last_attempt = (!outcome.is_empty()).then(|| AttemptRecord {
         attempt: attempts,
         node: take("last_node"),
-        started_ms: num(take("started_ms")).unwrap_or(0),
+        started_ms: started_ms.unwrap_or(0),
         ended_ms: finished_ms.unwrap_or(0),
         // The output is the job's `output`; an answer carries it once.
         reason: reason.clone().unwrap_or_default(),
         outcome,
     });
     Ok(JobRecord {
-        id: take("id"),
+        // The key names the job (records written before this was so also hold it).
+        id: Some(take("id"))
+            .filter(|id| !id.is_empty())
+            .or_else(|| key.rsplit_once("job:").map(|(_, id)| id.to_owned()))
+            .unwrap_or_default(),
         name: take("name"),
         job_type: take("type"),
         spec: take("spec"),
@@ -486,8 +498,8 @@ pub(crate) fn parse_job(key: &str, mut f: BTreeMap<String, String>) -> Result<Jo
             backoff_max_ms: num(take("backoff_max_ms")).unwrap_or(300_000),
         },
         timeout_ms: timeout,
-        created_ms: num(take("created_ms")).unwrap_or(0),
-        updated_ms: num(take("updated_ms")).unwrap_or(0),
+        created_ms,
+        updated_ms,
         run_at_ms: num(take("run_at_ms")).filter(|_| state == JobState::Scheduled),
         finished_ms,
         node: Some(take("node")).filter(|n| !n.is_empty()),

@@ -8,7 +8,8 @@
 --       jobs, 4 most succeeded jobs kept, then per job: id, finish time ms as archived
 -- Returns the number of jobs released.
 local now = clock_ms()
-local prefix, ttl, ok_ttl, ok_max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local now_s = int(now)
+local prefix, ttl, ok_ttl, ok_max = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local released, succeeded, done = 0, 0, {}
 for i = 5, #ARGV, 2 do
   local id, finished = ARGV[i], ARGV[i + 1]
@@ -21,7 +22,7 @@ for i = 5, #ARGV, 2 do
       if f[1] == 'SUCCEEDED' and f[3] ~= '1' then
         succeeded = succeeded + 1
         -- By release time: the retention counts from now, as documented.
-        done[#done + 1], done[#done + 2] = now, id
+        done[#done + 1], done[#done + 2] = now_s, id
         retain(prefix, id, true, ttl, ok_ttl)
       else
         retain(prefix, id, false, ttl)
@@ -30,5 +31,5 @@ for i = 5, #ARGV, 2 do
   end
 end
 if #done > 0 then call_many('ZADD', KEYS[2], done) end
-trim_succeeded(prefix, KEYS[2], KEYS[3], now, ok_ttl, ok_max, succeeded)
+trim_succeeded(prefix, KEYS[2], KEYS[3], now, tonumber(ok_ttl), ok_max, succeeded)
 return released

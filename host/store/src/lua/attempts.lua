@@ -32,8 +32,9 @@ local function to_archive(prefix, id, now, max)
 end
 
 -- Starts the Redis retention of a job that ended: `ttl` for FAILED, CANCELLED and DEAD ones
--- (and succeeded ones marked `keep`), `ok_ttl` for SUCCEEDED ones, whose log is touched
--- only if it exists (a read is cheaper than a write). The caller adds a SUCCEEDED job to
+-- (and succeeded ones marked `keep`), `ok_ttl` for SUCCEEDED ones (both in ms, as the
+-- strings the caller was given), whose log is touched only if it exists (a read is cheaper
+-- than a write). The caller adds a SUCCEEDED job to
 -- the succeeded index (see trim_succeeded).
 local function retain(prefix, id, succeeded, ttl, ok_ttl)
   local job = prefix .. 'job:' .. id
@@ -72,12 +73,16 @@ local function trim_succeeded(prefix, index, jobs, now, ok_ttl, ok_max, added)
   redis.call('ZREMRANGEBYRANK', index, 0, n - 1)
 end
 
--- A final attempt adds its field to `fields`, the caller's pending HSET of the job.
-local function record_attempt(prefix, id, final, record, fields)
+-- A final attempt adds its field to `fields`, the caller's pending HSET of the job; any
+-- other is appended to the job's attempts list (the record is built only then).
+local function record_attempt(prefix, id, final, fields, outcome, attempt, node, started_ms,
+                              ended_ms, reason)
   if final then
-    fields[#fields + 1], fields[#fields + 2] = 'outcome', record.outcome
+    fields[#fields + 1], fields[#fields + 2] = 'outcome', outcome
   else
-    redis.call('RPUSH', prefix .. 'attempts:' .. id, cjson.encode(record))
+    redis.call('RPUSH', prefix .. 'attempts:' .. id, cjson.encode({
+      attempt = attempt, node = node, started_ms = started_ms, ended_ms = ended_ms,
+      outcome = outcome, reason = reason}))
   end
 end
 
@@ -137,9 +142,8 @@ local function end_lost(id, holder, now, keys, channel, retention_ms, archive_ma
     reason = reason .. ' (lost ' .. lost .. ' times; a job is re-queued after at most '
       .. MAX_LOST .. ' losses)'
   end
-  record_attempt(prefix, id, state ~= 'QUEUED' and state ~= 'SCHEDULED', {
-    attempt = attempts, node = f[2] or '', started_ms = tonumber(f[5]) or 0,
-    ended_ms = now, outcome = 'lost', reason = reason}, fields)
+  record_attempt(prefix, id, state ~= 'QUEUED' and state ~= 'SCHEDULED', fields, 'lost',
+    attempts, f[2] or '', tonumber(f[5]) or 0, now, reason)
   -- A job cancelled while its node died ends for the reason its cancel gave.
   if state == 'CANCELLED' and f[9] then reason = f[9] end
   redis.call('HSET', job, 'state', state, 'updated_ms', now, 'last_node', f[2] or '',
@@ -147,7 +151,7 @@ local function end_lost(id, holder, now, keys, channel, retention_ms, archive_ma
   if state ~= 'QUEUED' and state ~= 'SCHEDULED' then
     redis.call('HSET', job, 'finished_ms', now)
     if not to_archive(prefix, id, now, archive_max) then
-      retain(prefix, id, false, tonumber(retention_ms))
+      retain(prefix, id, false, retention_ms)
     end
   end
 end

@@ -20,3 +20,10 @@ local function gather(lists, key, value)
   list[#list + 1] = value
 end
 
+
+-- `n` (an integer) as a command argument. Numbers go to Redis as strings made once: Redis
+-- 7.0 formats a Lua number argument with printf("%.17g"), which costs more than the
+-- command it is passed to, where '%d' is an integer's plain formatting.
+local function int(n)
+  return string.format('%d', n)
+end

@@ -18,7 +18,7 @@ if state == 'QUEUED' or state == 'SCHEDULED' then
   redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'reason', ARGV[5], 'updated_ms', now,
     'finished_ms', now, 'cancel', 1, 'cancelled_by', ARGV[6])
   if not to_archive(ARGV[2], ARGV[1], now, ARGV[7]) then
-    retain(ARGV[2], ARGV[1], false, tonumber(ARGV[4]))
+    retain(ARGV[2], ARGV[1], false, ARGV[4])
   end
   return 'cancelled'
 end

@@ -14,6 +14,7 @@
 -- max_attempts, backoff_base_ms, backoff_max_ms.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_s = int(now)
 local prefix, node, want, lease = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
 local got = 0
@@ -42,8 +43,11 @@ for i = 1, (#KEYS - 2) / 2 do
     room = math.min(room, free)
   end
   if room > 0 then
-    local popped = redis.call('ZPOPMIN', queue, room)
-    for j = 1, #popped, 2 do
+    -- The first `room` members, then removed in one call: ZPOPMIN would also reply their
+    -- scores, each formatted with printf by Redis 7.0.
+    local popped = redis.call('ZRANGE', queue, 0, room - 1)
+    if #popped > 0 then call_many('ZREM', queue, popped) end
+    for j = 1, #popped do
       local id = popped[j]
       local job = prefix .. 'job:' .. id
       -- One read and one write per job: the lease itself is the job's score in the running
@@ -52,8 +56,10 @@ for i = 1, (#KEYS - 2) / 2 do
         'timeout_ms', 'cancel', 'max_attempts', 'backoff_base_ms', 'backoff_max_ms')
       if f[1] == 'QUEUED' then
         local attempt = (tonumber(f[2]) or 0) + 1
-        redis.call('HSET', job, 'state', 'RUNNING', 'attempts', attempt, 'node', node,
-          'started_ms', now, 'updated_ms', now)
+        -- (The time of the last change is the start: readers take the latest of the
+        -- job's times, see parse_job.)
+        redis.call('HSET', job, 'state', 'RUNNING', 'attempts', int(attempt), 'node', node,
+          'started_ms', now_s)
         claimed[#claimed + 1] = id
         out[#out + 1] = id
         out[#out + 1] = attempt
@@ -75,6 +81,6 @@ end
 -- The node's lease covers what it just claimed (never shortened by a claim).
 if got > 0 then
   call_many('SADD', inflight, claimed)
-  redis.call('ZADD', KEYS[1], 'GT', now + lease, node)
+  redis.call('ZADD', KEYS[1], 'GT', int(now + lease), node)
 end
 return out

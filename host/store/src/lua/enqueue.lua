@@ -14,6 +14,7 @@
 -- nothing was written for that job; waiting is how many wait).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_s = int(now)
 local prefix, idem_ttl, channel = ARGV[1], ARGV[2], ARGV[3]
 local out = {now}
 local ready = {}
@@ -59,7 +60,8 @@ end
 
 local i = 4
 while i <= #ARGV do
-  local id, run_at, priority = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local id, run_at_s, priority = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local run_at = tonumber(run_at_s)
   local job_type, limit, idem = ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5]
   local n = tonumber(ARGV[i + 6])
   local first, last = i + 7, i + 6 + 2 * n
@@ -73,12 +75,15 @@ while i <= #ARGV do
   elseif limit > 0 and waiting >= limit then
     out[#out + 1], out[#out + 2], out[#out + 3] = '', -1, waiting
   else
-    -- One HSET per job: its fixed fields, then the ones the caller gave.
-    local fields = {'id', id, 'created_ms', now, 'updated_ms', now}
+    -- One HSET per job: its fixed fields, then the ones the caller gave. Not written, as
+    -- readers know them without (see parse_job): the id (the key names it) and the time
+    -- of the last change while it is the creation time.
+    local fields = {'created_ms', now_s}
     if run_at > now then
       fields[#fields + 1], fields[#fields + 2] = 'state', 'SCHEDULED'
-      fields[#fields + 1], fields[#fields + 2] = 'run_at_ms', run_at
-      delayed[#delayed + 1], delayed[#delayed + 2] = run_at, id
+      -- As the caller wrote it (a number, checked above): no formatting needed.
+      fields[#fields + 1], fields[#fields + 2] = 'run_at_ms', run_at_s
+      delayed[#delayed + 1], delayed[#delayed + 2] = run_at_s, id
       gather(scheduled_ids, prefix .. 'scheduled:' .. job_type, id)
     else
       if not seq then
@@ -88,7 +93,7 @@ while i <= #ARGV do
       seq = seq + 1
       fields[#fields + 1], fields[#fields + 2] = 'state', 'QUEUED'
       local queue = prefix .. 'queue:' .. job_type
-      gather(queued, queue, (255 - priority) * 4398046511104 + seq)
+      gather(queued, queue, int((255 - priority) * 4398046511104 + seq))
       gather(queued, queue, id)
       ready[job_type] = true
     end
@@ -99,7 +104,7 @@ while i <= #ARGV do
     end
     for k = first, last do fields[#fields + 1] = ARGV[k] end
     redis.call('HSET', prefix .. 'job:' .. id, unpack(fields))
-    indexed[#indexed + 1], indexed[#indexed + 2] = 0, id -- ids are time-ordered
+    indexed[#indexed + 1], indexed[#indexed + 2] = '0', id -- ids are time-ordered
     out[#out + 1], out[#out + 2], out[#out + 3] = id, 1, 0
   end
 end

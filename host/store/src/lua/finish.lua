@@ -13,8 +13,10 @@
 --       retry delay ms, attempt outcome label
 -- Returns the new state of each job, or 'stale'.
 local now = clock_ms()
-local prefix, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local ok_ttl, ok_max, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local now_s = int(now)
+-- The retention times stay strings: they go to PEXPIRE as they came (see attempts.lua).
+local prefix, node, ttl = ARGV[1], ARGV[2], ARGV[3]
+local ok_ttl, ok_max, channel = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local archive_max = ARGV[7]
 local out = {}
 local succeeded = 0
@@ -22,73 +24,93 @@ local types = {}
 local inflight = prefix .. 'inflight:' .. node
 -- Gathered per key, sent once per key after the loop (see batch.lua).
 local ended, freed, done = {}, {}, {}
+-- Each type's running set's key, built once per call.
+local running_keys = {}
+
+local function set(fields, k, v)
+  fields[#fields + 1], fields[#fields + 2] = k, v
+end
 
 local function finish(id, attempt, kind, text, delay, label)
   local job = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', job, 'state', 'node', 'attempts', 'max_attempts',
-    'started_ms', 'cancel', 'type', 'priority', 'cancel_reason', 'keep', 'lost')
+  -- What every end needs; a field read costs about as much as the command around it, so
+  -- what only a failure, a retry or a cancel needs is read in a second call (below).
+  local f = redis.call('HMGET', job, 'state', 'node', 'attempts', 'cancel', 'type', 'keep')
   if f[1] ~= 'RUNNING' or f[2] ~= node or f[3] ~= attempt then
     return 'stale'
   end
-  local job_type = f[7] or ''
+  local job_type = f[5] or ''
+  local cancel = f[4] == '1'
+  local keep = f[6] == '1'
+  local max_attempts, started_ms, priority, cancel_reason, lost
+  if kind ~= 'succeeded' then
+    local g = redis.call('HMGET', job, 'max_attempts', 'started_ms', 'priority',
+      'cancel_reason', 'lost')
+    max_attempts, started_ms, priority, cancel_reason, lost = g[1], g[2], g[3], g[4], g[5]
+  end
   ended[#ended + 1] = id
-  if f[6] == '1' then redis.call('SREM', prefix .. 'cancels:' .. node, id) end
+  if cancel then redis.call('SREM', prefix .. 'cancels:' .. node, id) end
   -- The attempt's place under its type's concurrency limit is free again (announced once
   -- per type, below, if the type was held back by its limit).
-  gather(freed, prefix .. 'running:' .. job_type, id)
+  local running = running_keys[job_type]
+  if not running then
+    running = prefix .. 'running:' .. job_type
+    running_keys[job_type] = running
+  end
+  gather(freed, running, id)
   types[job_type] = true
-  if f[6] == '1' and kind ~= 'succeeded' then kind = 'cancelled' end
+  if cancel and kind ~= 'succeeded' then kind = 'cancelled' end
   -- A cancelled attempt ends for the reason the cancel gave (which names who asked), if any.
   local reason = text
-  if kind == 'cancelled' and f[9] then reason = f[9] end
+  if kind == 'cancelled' and cancel_reason then reason = cancel_reason end
   -- Attempts lost with their node do not count against max_attempts (see attempts.lua).
-  local attempts, max = tonumber(f[3]), tonumber(f[4])
-  local failed = attempts - (tonumber(f[11]) or 0)
+  local attempts, max = tonumber(f[3]), tonumber(max_attempts) or 1
+  local failed = attempts - (tonumber(lost) or 0)
   local state
-  local fields = {'updated_ms', now}
-  local function set(k, v) fields[#fields + 1], fields[#fields + 2] = k, v end
+  local fields = {}
   if kind == 'succeeded' then
     state = 'SUCCEEDED'
-    set('output', text)
+    set(fields, 'output', text)
   elseif kind == 'failed' then
     state = 'FAILED'
-    set('reason', text)
+    set(fields, 'reason', text)
   elseif kind == 'cancelled' then
     state = 'CANCELLED'
-    set('reason', reason)
+    set(fields, 'reason', reason)
   elseif kind == 'requeue' then
     -- Interrupted by the host (shutdown): the attempt does not count against the job.
     state = 'QUEUED'
-    set('attempts', attempts - 1)
+    set(fields, 'attempts', int(attempts - 1))
     local seq = redis.call('INCR', KEYS[4])
-    redis.call('ZADD', prefix .. 'queue:' .. job_type, (255 - (tonumber(f[8]) or 0)) * 4398046511104 + seq, id)
+    redis.call('ZADD', prefix .. 'queue:' .. job_type, int((255 - (tonumber(priority) or 0)) * 4398046511104 + seq), id)
     redis.call('PUBLISH', channel, 'ready ' .. job_type)
   elseif failed < max then
     state = 'SCHEDULED'
     local run_at = now + tonumber(delay)
-    set('run_at_ms', run_at)
-    set('reason', text)
-    redis.call('ZADD', KEYS[2], run_at, id)
+    set(fields, 'run_at_ms', int(run_at))
+    set(fields, 'reason', text)
+    redis.call('ZADD', KEYS[2], int(run_at), id)
     redis.call('SADD', prefix .. 'scheduled:' .. job_type, id)
   else
     state = 'DEAD'
-    set('reason', text)
-    redis.call('ZADD', KEYS[3], now, id)
+    set(fields, 'reason', text)
+    redis.call('ZADD', KEYS[3], now_s, id)
   end
   local final = state ~= 'QUEUED' and state ~= 'SCHEDULED'
-  record_attempt(prefix, id, final, {
-    attempt = tonumber(attempt), node = node, started_ms = tonumber(f[5]), ended_ms = now,
-    outcome = label, reason = reason}, fields)
-  set('state', state)
-  set('last_node', node)
-  set('node', '')
-  if final then set('finished_ms', now) end
+  record_attempt(prefix, id, final, fields, label, tonumber(attempt), node,
+    tonumber(started_ms), now, reason)
+  set(fields, 'state', state)
+  set(fields, 'last_node', node)
+  set(fields, 'node', '')
+  -- The time of this change: `finished_ms` when the job ended (readers take the latest of
+  -- the job's times, see parse_job).
+  set(fields, final and 'finished_ms' or 'updated_ms', now_s)
   redis.call('HSET', job, unpack(fields))
   if final and to_archive(prefix, id, now, archive_max) then
     -- Kept whole until archived; its retention starts then (archive_done.lua).
-  elseif state == 'SUCCEEDED' and f[10] ~= '1' then
+  elseif state == 'SUCCEEDED' and not keep then
     succeeded = succeeded + 1
-    done[#done + 1], done[#done + 2] = now, id
+    done[#done + 1], done[#done + 2] = now_s, id
     -- The record (and its log) expire by themselves; under load the trim below deletes
     -- them first.
     retain(prefix, id, true, ttl, ok_ttl)
@@ -111,5 +133,5 @@ for job_type in pairs(types) do
   end
 end
 
-trim_succeeded(prefix, KEYS[6], KEYS[7], now, ok_ttl, ok_max, succeeded)
+trim_succeeded(prefix, KEYS[6], KEYS[7], now, tonumber(ok_ttl), ok_max, succeeded)
 return out

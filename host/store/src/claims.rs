@@ -64,8 +64,8 @@ impl Store {
                 .arg(self.options.limits.max_concurrent(job_type).unwrap_or(0));
         }
         let mut conn = self.conn();
-        let flat: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
-        flat.chunks(CLAIM_FIELDS)
+        let mut flat: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
+        flat.chunks_mut(CLAIM_FIELDS)
             .map(|c| parse_claim(&self.keys, c))
             .collect::<Result<Vec<_>>>()
     }
@@ -218,13 +218,26 @@ impl Store {
 /// Values per job in the claim script's reply.
 const CLAIM_FIELDS: usize = 10;
 
-fn parse_claim(keys: &Keys, c: &[redis::Value]) -> Result<ClaimedJob> {
-    let text = |i: usize| -> String {
-        c.get(i)
-            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
-            .unwrap_or_default()
-    };
-    let id = text(0);
+fn parse_claim(keys: &Keys, c: &mut [redis::Value]) -> Result<ClaimedJob> {
+    // Each value is taken out of the reply, not copied: a claim reply is most of what a
+    // node reads per job.
+    let mut f: [String; CLAIM_FIELDS] = Default::default();
+    for (text, value) in f.iter_mut().zip(c.iter_mut()) {
+        let value = std::mem::replace(value, redis::Value::Nil);
+        *text = redis::from_redis_value::<String>(value).unwrap_or_default();
+    }
+    let [
+        id,
+        attempt,
+        job_type,
+        spec,
+        labels,
+        timeout,
+        cancel,
+        max,
+        base,
+        cap,
+    ] = f;
     let corrupt = |reason: &str| StoreError::Corrupt {
         key: keys.job(&id),
         reason: reason.to_owned(),
@@ -232,22 +245,24 @@ fn parse_claim(keys: &Keys, c: &[redis::Value]) -> Result<ClaimedJob> {
     if c.len() != CLAIM_FIELDS {
         return Err(corrupt("short claim reply"));
     }
+    let defaults = RetryPolicy::default();
     Ok(ClaimedJob {
-        attempt: text(1).parse().map_err(|_| corrupt("attempt"))?,
-        job_type: text(2),
-        spec: text(3),
-        labels: serde_json::from_str(&text(4)).unwrap_or_default(),
-        timeout_ms: text(5).parse().ok().filter(|t: &u64| *t > 0),
-        cancel_requested: text(6) == "1",
+        attempt: attempt.parse().map_err(|_| corrupt("attempt"))?,
+        job_type,
+        spec,
+        labels: if labels.is_empty() {
+            Default::default()
+        } else {
+            serde_json::from_str(&labels).unwrap_or_default()
+        },
+        timeout_ms: timeout.parse().ok().filter(|t: &u64| *t > 0),
+        cancel_requested: cancel == "1",
         // The claim already happened in Redis: a damaged optional field must not orphan
         // the job, so defaults stand in for it.
-        retry: {
-            let defaults = RetryPolicy::default();
-            RetryPolicy {
-                max_attempts: text(7).parse().unwrap_or(1),
-                backoff_base_ms: text(8).parse().unwrap_or(defaults.backoff_base_ms),
-                backoff_max_ms: text(9).parse().unwrap_or(defaults.backoff_max_ms),
-            }
+        retry: RetryPolicy {
+            max_attempts: max.parse().unwrap_or(1),
+            backoff_base_ms: base.parse().unwrap_or(defaults.backoff_base_ms),
+            backoff_max_ms: cap.parse().unwrap_or(defaults.backoff_max_ms),
         },
         id,
     })

@@ -45,9 +45,14 @@
 //! | `jd:*` | hashes, string | Job Distributor nodes, jobs, proposals, indexes, CSA key (see `jd.rs`) |
 //! | `kv:<plugin>` | hash | a plugin's key-value state (the `kv` capability; see `kv.rs`) |
 //!
-//! Job hash fields: `id name type spec labels priority state attempts max_attempts
+//! Job hash fields: `name type spec labels priority state attempts max_attempts
 //! timeout_ms created_ms updated_ms run_at_ms started_ms finished_ms node last_node
-//! output reason outcome cancel backoff_base_ms backoff_max_ms`.
+//! output reason outcome cancel backoff_base_ms backoff_max_ms` (and more, see
+//! `parse_job`). The id is not stored (the key names it), and `updated_ms` only by a change
+//! that sets no time of its own: the time of the last change is the latest of
+//! `created_ms`, `updated_ms`, `started_ms` and `finished_ms`. Each field a script reads or
+//! writes per job costs Redis about as much as a command, so no field is written that a
+//! reader can derive.
 //!
 //! Every state transition is one Lua script (see `lua/`), so it is atomic; times come from
 //! the Redis server's clock, so nodes with skewed clocks agree.

@@ -1047,3 +1047,34 @@ pub async fn every_way_a_job_ends_goes_through_the_history_outbox(url: &str) {
         );
     }
 }
+
+pub async fn a_records_id_and_time_of_last_change_follow_each_transition(url: &str) {
+    // Neither is written on the job path (the key names the job; each transition's own
+    // time is the last change): the record still answers both, at every step.
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    let step = || tokio::time::sleep(Duration::from_millis(5));
+    let (id, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let queued = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(queued.id, id);
+    assert_eq!(queued.updated_ms, queued.created_ms);
+    step().await;
+    let claimed = store
+        .claim(NODE, &types(&["noop"]), 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    let running = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(running.state, JobState::Running);
+    assert!(running.updated_ms > queued.updated_ms, "{running:?}");
+    step().await;
+    store.cancel(&id, "test").await.unwrap();
+    let cancelling = store.get(&id).await.unwrap().unwrap();
+    assert!(cancelling.updated_ms > running.updated_ms, "{cancelling:?}");
+    step().await;
+    store.finish(&claimed, NODE, &succeeded()).await.unwrap();
+    let done = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(done.id, id);
+    assert_eq!(Some(done.updated_ms), done.finished_ms, "{done:?}");
+    assert!(done.updated_ms > cancelling.updated_ms);
+    assert_eq!(store.recent_jobs(10).await.unwrap(), vec![id]);
+}

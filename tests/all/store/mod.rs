@@ -58,6 +58,7 @@ against_single_and_cluster!(
     bad_input_is_refused_with_a_reason,
     the_sweep_passes_long_lived_jobs_and_clears_leftover_keys,
     lost_attempts_do_not_use_up_the_failure_budget,
+    a_records_id_and_time_of_last_change_follow_each_transition,
     every_way_a_job_ends_goes_through_the_history_outbox,
 );
 

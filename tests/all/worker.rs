@@ -275,3 +275,34 @@ async fn shutdown_requeues_what_did_not_finish_and_deregisters() {
     assert_eq!(outcomes(&long), ["interrupted"]);
     assert!(store.nodes().await.unwrap().is_empty(), "deregistered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_never_runs_more_than_its_concurrency_while_claims_overlap() {
+    // Two claims may be in flight at once (the second for slots freed meanwhile): together
+    // they never ask for more than the free slots. Each job sleeps 60 ms, and a slot is
+    // claimed again only once its plugin returned, so the spans [started, started + 60 ms)
+    // of the jobs never overlap more than `concurrency` deep. (Redis's running count is
+    // no measure: a slot frees when its plugin returns, before Redis records the outcome.)
+    let redis = TestRedis::start().await;
+    let store = redis.store().await;
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let mut job = new_job("noop", &format!("job {i}"));
+        job.labels.insert("sleep_ms".into(), "60".into());
+        ids.push(store.enqueue(&job).await.unwrap().0);
+    }
+    let node = TestNode::start(&redis, &["noop"], Duration::from_secs(5)).await;
+    let mut starts = Vec::new();
+    for id in &ids {
+        let record = wait_final(&store, id).await;
+        assert_eq!(record.state, JobState::Succeeded);
+        starts.push(record.history[0].started_ms);
+    }
+    node.stop().await;
+    let deepest = starts
+        .iter()
+        .map(|&at| starts.iter().filter(|&&s| s <= at && at < s + 60).count())
+        .max()
+        .unwrap();
+    assert_eq!(deepest, 4, "worker.concurrency is 4: {starts:?}");
+}

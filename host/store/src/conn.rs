@@ -101,6 +101,8 @@ impl Conn {
     /// Connects to the cluster that `seeds` (some of its nodes) belong to.
     pub async fn cluster(seeds: &[&str]) -> redis::RedisResult<Conn> {
         let client = ClusterClientBuilder::new(seeds.to_vec())
+            // (See `with_nodelay`: every node's connection carries requests in flight.)
+            .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(RESPONSE_TIMEOUT)
             .build()?;

@@ -324,12 +324,24 @@ fn cluster_node_addrs(nodes: &str) -> Vec<std::net::SocketAddr> {
         .collect()
 }
 
+/// `url`'s connection settings, with TCP_NODELAY. A node keeps several requests in flight
+/// on one connection (claims, outcomes, renewals): with Nagle's algorithm (the redis
+/// crate's default) each write after the first waits for Redis to acknowledge the one
+/// before, i.e. for its answer, so requests in flight went one round trip at a time.
+pub(crate) fn with_nodelay(url: &str) -> Result<redis::ConnectionInfo> {
+    use redis::IntoConnectionInfo;
+    Ok(url
+        .into_connection_info()?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)))
+}
+
 /// A client for `url`, with the TLS files when they are set.
 fn client(url: &str, tls: &TlsFiles) -> Result<redis::Client> {
     // rustls needs one process-wide crypto provider; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let info = with_nodelay(url)?;
     if *tls == TlsFiles::default() {
-        return Ok(redis::Client::open(url)?);
+        return Ok(redis::Client::open(info)?);
     }
     if !url.starts_with("rediss://") {
         return Err(StoreError::Invalid(
@@ -354,7 +366,7 @@ fn client(url: &str, tls: &TlsFiles) -> Result<redis::Client> {
     };
     let root_cert = tls.ca_file.as_deref().map(read).transpose()?;
     Ok(redis::Client::build_with_tls(
-        url,
+        info,
         redis::TlsCertificates {
             client_tls,
             root_cert,
@@ -447,6 +459,15 @@ mod tests {
         let b = new_id();
         assert!(a < b && a.len() == 32 && b.len() == 32);
         assert_ne!(new_id(), new_id());
+    }
+
+    #[test]
+    fn connections_send_without_waiting_for_acknowledgements() {
+        for url in ["redis://127.0.0.1:6379", "rediss://redis.example:6380/2"] {
+            let info = with_nodelay(url).unwrap();
+            assert!(info.tcp_settings().nodelay(), "{url}");
+        }
+        assert!(with_nodelay("not a url").is_err());
     }
 
     #[test]

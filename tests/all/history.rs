@@ -322,13 +322,7 @@ async fn a_full_outbox_keeps_jobs_running_and_counts_what_it_could_not_take() {
 
     pg.start_again().await;
     wait_archived(&pg, 5).await;
-    let rows = pg
-        .client()
-        .await
-        .query("SELECT id FROM job_history ORDER BY id", &[])
-        .await
-        .unwrap();
-    let archived: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let archived = pg.archived_ids().await;
     let mut first: Vec<String> = ids[..5].to_vec();
     first.sort();
     assert_eq!(archived, first);
@@ -678,13 +672,7 @@ async fn the_archive_keeps_its_own_retention() {
     let _server = node(&redis, &pg, &fast_with("retention_days = 30\n")).await;
     let start = std::time::Instant::now();
     loop {
-        let ids: Vec<String> = db
-            .query("SELECT id FROM job_history ORDER BY id", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let ids = pg.archived_ids().await;
         if ids == ["recent"] {
             break;
         }
@@ -850,13 +838,7 @@ async fn a_database_error_that_is_not_the_rows_fault_keeps_the_batch_and_a_damag
         .unwrap();
     wait_archived(&pg, 4).await;
     wait_outbox_empty(&store).await;
-    let rows: Vec<String> = db
-        .query("SELECT id FROM job_history ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rows = pg.archived_ids().await;
     let mut want = ids;
     want.push(first.id);
     want.sort();

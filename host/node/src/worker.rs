@@ -304,8 +304,8 @@ impl Worker {
         while !self.stopping.is_cancelled() {
             while jobs.try_join_next().is_some() {}
             let free = self.settings.concurrency.saturating_sub(jobs.len() + asked);
-            let wanted = if claims.is_empty() { 1 } else { batch };
-            if !idle && free >= wanted && claims.len() < CLAIMS_IN_FLIGHT {
+            let least = if claims.is_empty() { 1 } else { batch };
+            if !idle && free >= least && claims.len() < CLAIMS_IN_FLIGHT {
                 let types = self.claim_order();
                 if !types.is_empty() {
                     asked += free;
@@ -313,9 +313,9 @@ impl Worker {
                 }
             }
             tokio::select! {
-                Some((wanted, claimed)) = claims.next() => {
-                    asked -= wanted;
-                    idle = claimed.len() < wanted;
+                Some((asked_for, claimed)) = claims.next() => {
+                    asked -= asked_for;
+                    idle = claimed.len() < asked_for;
                     for job in claimed {
                         self.start(job, jobs);
                     }

@@ -262,6 +262,18 @@ impl TestPostgres {
         client
     }
 
+    /// The ids of the job history's rows, in order.
+    pub async fn archived_ids(&self) -> Vec<String> {
+        self.client()
+            .await
+            .query("SELECT id FROM job_history ORDER BY id", &[])
+            .await
+            .expect("the job history is readable")
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
     /// Rows in the job history (0 before the node created the table).
     pub async fn archived(&self) -> i64 {
         let client = self.client().await;

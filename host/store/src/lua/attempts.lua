@@ -34,8 +34,8 @@ end
 -- Starts the Redis retention of a job that ended: `ttl` for FAILED, CANCELLED and DEAD ones
 -- (and succeeded ones marked `keep`), `ok_ttl` for SUCCEEDED ones (both in ms, as the
 -- strings the caller was given), whose log is touched only if it exists (a read is cheaper
--- than a write). The caller adds a SUCCEEDED job to
--- the succeeded index (see trim_succeeded).
+-- than a write). The caller adds a SUCCEEDED job to the succeeded index (see
+-- trim_succeeded).
 local function retain(prefix, id, succeeded, ttl, ok_ttl)
   local job = prefix .. 'job:' .. id
   if succeeded then

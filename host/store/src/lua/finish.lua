@@ -24,9 +24,6 @@ local types = {}
 local inflight = prefix .. 'inflight:' .. node
 -- Gathered per key, sent once per key after the loop (see batch.lua).
 local ended, freed, done = {}, {}, {}
--- Each type's running set's key, built once per call.
-local running_keys = {}
-
 local function set(fields, k, v)
   fields[#fields + 1], fields[#fields + 2] = k, v
 end
@@ -52,12 +49,7 @@ local function finish(id, attempt, kind, text, delay, label)
   if cancel then redis.call('SREM', prefix .. 'cancels:' .. node, id) end
   -- The attempt's place under its type's concurrency limit is free again (announced once
   -- per type, below, if the type was held back by its limit).
-  local running = running_keys[job_type]
-  if not running then
-    running = prefix .. 'running:' .. job_type
-    running_keys[job_type] = running
-  end
-  gather(freed, running, id)
+  gather(freed, prefix .. 'running:' .. job_type, id)
   types[job_type] = true
   if cancel and kind ~= 'succeeded' then kind = 'cancelled' end
   -- A cancelled attempt ends for the reason the cancel gave (which names who asked), if any.

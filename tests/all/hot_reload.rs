@@ -16,19 +16,6 @@ const RELOAD: Duration = Duration::from_secs(10);
 /// about 0.25 s, debounce included, with the machine busy compiling).
 const USABLE_WITHIN: Duration = Duration::from_secs(2);
 
-/// `bytes` with an extra custom section: the same plugin, a different build (digest).
-fn rebuilt(bytes: &[u8], tag: &str) -> Vec<u8> {
-    let name = b"jobhost-test-build";
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0); // custom section id
-    out.push(u8::try_from(payload.len()).expect("short tag")); // LEB128, < 128
-    out.extend_from_slice(&payload);
-    out
-}
-
 async fn watched() -> (
     tempfile::TempDir,
     Runtime,

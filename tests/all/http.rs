@@ -166,7 +166,7 @@ async fn readyz_is_503_while_no_plugin_is_loaded() {
 }
 
 /// The samples of an OpenMetrics exposition: series (name with labels) → value.
-fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+pub(crate) fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
     assert!(
         text.ends_with("# EOF\n"),
         "an OpenMetrics exposition ends with # EOF"

@@ -76,6 +76,46 @@ async fn python_and_javascript_plugins_load_with_no_grants_and_run() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_javascript_instances_serve_attempt_after_attempt_when_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["hello-py", "hello-js"]);
+    let mut config = config(dir.path());
+    for (id, _) in LANGUAGES {
+        config.plugins.entry(id.into()).or_default().reuse = Some(10);
+    }
+    let runtime = runtime(config).await;
+    for (id, language) in LANGUAGES {
+        let mut took = Vec::new();
+        for (attempt, name) in ["Ada", "Grace", "Edsger"].into_iter().enumerate() {
+            let (opts, events) = options(Some(Duration::from_secs(30)));
+            let spec = format!(r#"{{"name": "{name}"}}"#);
+            let start = Instant::now();
+            let report = runtime.run(&job(id, &spec), opts).await.unwrap();
+            took.push(start.elapsed());
+            let RunOutcome::Completed { output } = report.outcome else {
+                panic!("{id}, attempt {}: {:?}", attempt + 1, report.outcome);
+            };
+            let output: serde_json::Value = serde_json::from_str(&output).unwrap();
+            assert_eq!(output["greeting"], format!("hello, {name}"), "{id}");
+            assert_eq!(output["language"], language);
+            // Each attempt's log line reaches that attempt's job, not an earlier one's.
+            assert!(events.has(&format!("greeting {name} (attempt 1)")), "{id}");
+            assert_eq!(
+                events.lines.lock().unwrap().len(),
+                1,
+                "{id}: one line per attempt"
+            );
+        }
+        assert_eq!(runtime.plugin(id).unwrap().kept_instances(), 1, "{id}");
+        println!(
+            "{id}: a fresh attempt {:?}, kept ones {:?}",
+            took[0],
+            &took[1..]
+        );
+    }
+}
+
 #[test]
 fn run_local_runs_python_and_javascript_plugins() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,6 +27,7 @@ mod jobctl;
 mod languages;
 mod limits;
 mod nodes;
+mod reuse;
 mod runtime;
 mod sandbox;
 mod secrets;

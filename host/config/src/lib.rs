@@ -36,7 +36,7 @@ pub use auth::{AuthConfig, Role, TokenConfig};
 pub use history::HistoryConfig;
 pub use jd::JdConfig;
 pub use log::{LogConfig, LogFormat};
-pub use plugins::PluginConfig;
+pub use plugins::{MAX_REUSE, PluginConfig};
 pub use profile::{Profile, mask_url_password};
 pub use redis::RedisConfig;
 pub use runtime::{MAX_MEMORY_LIMIT_MB, RuntimeConfig};
@@ -522,5 +522,32 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn instance_reuse_is_a_count_of_attempts_from_1() {
+        let config = Config::from_toml("[plugins.fast]\nreuse = 100\n").unwrap();
+        config.check().unwrap();
+        assert_eq!(config.plugin("fast").reuse(), 100);
+        assert_eq!(
+            config.plugin("other").reuse(),
+            1,
+            "unset: a fresh instance each"
+        );
+        for bad in [
+            "[plugins.fast]\nreuse = 0\n",
+            "[plugins.fast]\nreuse = 1000001\n",
+        ] {
+            let err = Config::from_toml(bad)
+                .unwrap()
+                .check()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("plugins.fast.reuse must be between 1 and 1000000"),
+                "{err}"
+            );
+        }
+        assert!(Config::from_toml("[plugins.fast]\nreuse = -1\n").is_err());
     }
 }

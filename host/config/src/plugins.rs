@@ -1,6 +1,6 @@
 //! `[plugins.<id>]`: what one plugin is granted and its limits. The capabilities check
 //! their own fields (grant names, host patterns, key-value limits) when the runtime starts;
-//! this module checks what is not a capability's (secret sources, memory).
+//! this module checks what is not a capability's (secret sources, memory, instance reuse).
 
 use std::collections::BTreeMap;
 
@@ -40,11 +40,26 @@ pub struct PluginConfig {
     /// unset: 64 KiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kv_max_value_bytes: Option<u64>,
+    /// Job attempts one instance may serve, 1 to [`MAX_REUSE`]; unset or 1: a fresh instance
+    /// per attempt. Above 1 an instance is kept between attempts (its memory, globals and
+    /// caches with it) and replaced after that many, or at once after a trap, deadline,
+    /// cancellation or memory-limit hit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<u32>,
 }
 
+/// Upper bound of `plugins.<id>.reuse`: an instance is replaced at least this often.
+pub const MAX_REUSE: u32 = 1_000_000;
+
 impl PluginConfig {
-    /// Checks what of `[plugins.<id>]` is not a capability's own: secret sources and the
-    /// memory cap. (Each capability checks its fields when the runtime is built.)
+    /// Job attempts one instance may serve (`reuse`, 1 when unset).
+    pub fn reuse(&self) -> u32 {
+        self.reuse.unwrap_or(1)
+    }
+
+    /// Checks what of `[plugins.<id>]` is not a capability's own: secret sources, the
+    /// memory cap and instance reuse. (Each capability checks its fields when the runtime
+    /// is built.)
     pub fn check(&self, id: &str) -> Result<(), ConfigError> {
         for (name, source) in &self.secrets {
             SecretSource::parse(source)
@@ -52,6 +67,14 @@ impl PluginConfig {
         }
         if let Some(mb) = self.memory_limit_mb {
             crate::runtime::check_memory_limit(&format!("plugins.{id}.memory_limit_mb"), mb)?;
+        }
+        if let Some(reuse) = self.reuse
+            && !(1..=MAX_REUSE).contains(&reuse)
+        {
+            return Err(ConfigError::invalid(format!(
+                "plugins.{id}.reuse must be between 1 and {MAX_REUSE} (1: a fresh instance \
+                 per attempt), got {reuse}"
+            )));
         }
         Ok(())
     }

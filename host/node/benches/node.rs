@@ -17,7 +17,13 @@ use tonic::transport::Channel;
 
 /// A runtime with the test plugins loaded (no compile cache: every bench compiles afresh).
 pub async fn runtime() -> Runtime {
+    runtime_reusing(None).await
+}
+
+/// As [`runtime`], with `plugins.noop.reuse` set to `reuse` (opt-in instance reuse).
+pub async fn runtime_reusing(reuse: Option<u32>) -> Runtime {
     let mut config = Config::default();
+    config.plugins.entry("noop".into()).or_default().reuse = reuse;
     config.runtime.plugins_dir = crate::support::test_plugins_dir();
     config.runtime.cache = false;
     // JOBHOST_BENCH_EPOCH_TICK_MS: compare epoch ticks (does a finer tick cost throughput?).

@@ -84,18 +84,22 @@ impl Measured {
     }
 }
 
+/// Attempts one kept noop instance serves in the opt-in reuse run (`plugins.noop.reuse`).
+const REUSE: u32 = 1000;
+
 /// Runs `JOBS` jobs on `nodes` nodes, submitted while they run, then submitted before they
-/// start. Returns (submit+run, run alone) jobs/s.
-async fn run(nodes: usize, redis: &DevRedis) -> (f64, f64) {
+/// start; with `reuse`, noop keeps its instances (opt-in). Returns (submit+run, run alone)
+/// jobs/s.
+async fn run(nodes: usize, reuse: Option<u32>, redis: &DevRedis) -> (f64, f64) {
     let options = StoreOptions {
-        prefix: format!("bench{nodes}"),
+        prefix: format!("bench{nodes}-{}", reuse.unwrap_or(1)),
         ..Default::default()
     };
     let store = Store::connect(&redis.url(), options.clone()).await.unwrap();
     let mut runtimes = Vec::new();
     let mut stores = Vec::new();
     for _ in 0..nodes {
-        runtimes.push(runtime().await);
+        runtimes.push(node::runtime_reusing(reuse).await);
         stores.push(Store::connect(&redis.url(), options.clone()).await.unwrap());
     }
     let client = serve_api(&stores[0], &runtimes[0]).await;
@@ -106,7 +110,7 @@ async fn run(nodes: usize, redis: &DevRedis) -> (f64, f64) {
             .map(|(s, r)| node::start_worker(s, r, CONCURRENCY))
             .collect()
     };
-    println!("{nodes} node{}:", if nodes == 1 { "" } else { "s" });
+    println!("{}:", setup(nodes, reuse));
 
     // Warm up (instance pools, connections), then submit+run.
     let running = start_all();
@@ -220,6 +224,15 @@ fn bullmq() -> Option<(f64, f64)> {
     Some((median(&mut e2e)?, median(&mut processing)?))
 }
 
+/// How a run is set up, as the output names it.
+fn setup(nodes: usize, reuse: Option<u32>) -> String {
+    let nodes = format!("{nodes} node{}", if nodes == 1 { "" } else { "s" });
+    match reuse {
+        Some(n) => format!("{nodes}, noop reuse = {n} (opt-in)"),
+        None => nodes,
+    }
+}
+
 fn main() {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     rt.block_on(async {
@@ -232,8 +245,8 @@ fn main() {
              node concurrency {CONCURRENCY}; redis-server with AOF, fsync every second"
         );
         let mut figures = Vec::new();
-        for nodes in [1, 2] {
-            figures.push((nodes, run(nodes, &redis).await));
+        for (nodes, reuse) in [(1, None), (2, None), (1, Some(REUSE))] {
+            figures.push((setup(nodes, reuse), run(nodes, reuse, &redis).await));
         }
         footprint(&redis).await;
         let soak_jobs = std::env::var("JOBHOST_BENCH_SOAK_JOBS")
@@ -249,11 +262,10 @@ fn main() {
                 println!(
                     "BullMQ (median of 3): end to end {e2e:.0} jobs/s, processing {processing:.0} jobs/s"
                 );
-                for (nodes, (both, alone)) in figures {
+                for (setup, (both, alone)) in figures {
                     println!(
-                        "ratio jobhost/BullMQ, {nodes} node{}: end to end {:.2}× (goal ≥ 3×), \
+                        "ratio jobhost/BullMQ, {setup}: end to end {:.2}× (goal ≥ 3×), \
                          processing {:.2}× (goal ≥ 2×)",
-                        if nodes == 1 { " " } else { "s" },
                         both / e2e,
                         alone / processing
                     );

@@ -41,6 +41,7 @@ pub struct Metrics {
     plugins: Family<One, Gauge>,
     instances_in_use: Gauge,
     instance_slots: Gauge,
+    instances_kept: Gauge,
     cluster_view_up: Gauge,
     stream_snapshots: Counter,
     history: HistoryMetrics,
@@ -112,6 +113,7 @@ impl Metrics {
             plugins: Family::default(),
             instances_in_use: Gauge::default(),
             instance_slots: Gauge::default(),
+            instances_kept: Gauge::default(),
             cluster_view_up: Gauge::default(),
             stream_snapshots: Counter::default(),
             history: HistoryMetrics::default(),
@@ -245,6 +247,8 @@ impl Metrics {
             .set(i64::try_from(local.instances_in_use).unwrap_or(i64::MAX));
         self.instance_slots
             .set(i64::try_from(local.instance_slots).unwrap_or(i64::MAX));
+        self.instances_kept
+            .set(i64::try_from(local.instances_kept).unwrap_or(i64::MAX));
         self.cluster_view_up.set(i64::from(cluster.is_some()));
         let Some(view) = cluster else {
             return;
@@ -389,6 +393,11 @@ impl Metrics {
             "Plugin instances this node may have at once (runtime.max_instances)",
             self.instance_slots.clone(),
         );
+        registry.register(
+            "instances_kept",
+            "Plugin instances kept between attempts (plugins.<id>.reuse), waiting or running",
+            self.instances_kept.clone(),
+        );
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
@@ -409,6 +418,8 @@ pub struct LocalView {
     pub instances_in_use: usize,
     /// Plugin instances allowed.
     pub instance_slots: usize,
+    /// Plugin instances kept between attempts (`plugins.<id>.reuse`).
+    pub instances_kept: usize,
 }
 
 /// The cluster as read from Redis when scraping.

@@ -289,6 +289,29 @@ fn cut_at(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// The call a store serves now, shared by the handles that live as long as the store (the
+/// guest's stdout and stderr, the socket address check): an instance kept between attempts
+/// (`plugins.<id>.reuse`) re-aims them at each new call.
+#[derive(Clone)]
+pub struct CurrentCall(Arc<Mutex<Arc<JobContext>>>);
+
+impl CurrentCall {
+    /// Handles aimed at `context`.
+    pub fn new(context: Arc<JobContext>) -> Self {
+        CurrentCall(Arc::new(Mutex::new(context)))
+    }
+
+    /// The context of the call in progress.
+    pub fn get(&self) -> Arc<JobContext> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Aims every handle at `context`.
+    pub(crate) fn set(&self, context: Arc<JobContext>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = context;
+    }
+}
+
 /// How a contained call ended when it did not return normally.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Crash {

@@ -51,11 +51,19 @@ fn engine_config(config: &Config, allocator: Allocator) -> WasmConfig {
 }
 
 fn pool(config: &Config) -> PoolingAllocationConfig {
-    // Job runs and `validate` calls have slots of their own; the pool serves both.
+    // Job runs and `validate` calls have slots of their own; the pool serves both, and the
+    // instances kept between attempts of plugins that reuse them (at most one per run slot,
+    // see `warm`), which hold no slot while they wait.
+    let kept = if config.plugins.values().any(|p| p.reuse() > 1) {
+        config.runtime.max_instances
+    } else {
+        0
+    };
     let instances = config
         .runtime
         .max_instances
-        .saturating_add(config.runtime.validate_slots);
+        .saturating_add(config.runtime.validate_slots)
+        .saturating_add(kept);
     // A Rust component is a handful of core instances (the program plus shims) with one
     // memory and a few tables; Python and JavaScript runtimes (componentize-py, -js) tens of
     // core instances and tables. One component may use up to its per-component maxima;

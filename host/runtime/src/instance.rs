@@ -15,7 +15,7 @@ use crate::capabilities::http::HttpPolicy;
 use crate::capabilities::kv::KvHost;
 use crate::capabilities::process::ProcessHost;
 use crate::capabilities::{self, CallState, GrantCheck, GrantTable};
-use crate::context::{CallKind, Crash, JobContext, MemoryLimiter};
+use crate::context::{CallKind, Crash, CurrentCall, JobContext, MemoryLimiter};
 use crate::job::JobEvents;
 use crate::output::GuestOutput;
 use crate::policy::PluginPolicy;
@@ -47,23 +47,32 @@ pub struct CallSpec {
     pub protected: Arc<ProtectedServices>,
 }
 
+/// The context of one call under `spec`: its deadline starts now.
+pub fn new_context(spec: &CallSpec) -> Arc<JobContext> {
+    Arc::new(JobContext::new(
+        spec.cancel.clone(),
+        spec.events.clone(),
+        spec.timeout,
+        spec.cancel_grace,
+        spec.log_limit,
+    ))
+}
+
 /// A fresh store for one call of `plugin`, with its limits and interruption wired in.
 pub fn new_store(
     engine: &wasmtime::Engine,
     policy: &PluginPolicy,
     spec: &CallSpec,
 ) -> (Store<CallState>, Arc<JobContext>) {
-    let context = Arc::new(JobContext::new(
-        spec.cancel.clone(),
-        spec.events.clone(),
-        spec.timeout,
-        spec.cancel_grace,
-        spec.log_limit,
-    ));
-    let grants = GrantCheck::new(&policy.id, spec.grants.clone(), context.clone());
+    let context = new_context(spec);
+    let current = CurrentCall::new(context.clone());
+    let grants = GrantCheck::new(&policy.id, spec.grants.clone(), current.clone());
+    let outputs = [
+        GuestOutput::stdout(current.clone()),
+        GuestOutput::stderr(current.clone()),
+    ];
     let mut wasi = WasiCtxBuilder::new();
-    wasi.stdout(GuestOutput::stdout(context.clone()))
-        .stderr(GuestOutput::stderr(context.clone()));
+    wasi.stdout(outputs[0].clone()).stderr(outputs[1].clone());
     let destinations = Destinations::new(
         &policy.id,
         policy.allow_private.clone(),
@@ -99,10 +108,12 @@ pub fn new_store(
             context: context.clone(),
         },
         context: context.clone(),
+        current,
+        outputs,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
-    store.set_epoch_deadline(1);
+    arm(&mut store);
     store.epoch_deadline_callback(|store| match store.data().context.on_epoch_tick() {
         // Yielding lets a busy plugin share its executor thread and lets the runtime's
         // outer deadline fire even while the guest spins.
@@ -110,6 +121,22 @@ pub fn new_store(
         Err(()) => Err(wasmtime::format_err!("interrupted")),
     });
     (store, context)
+}
+
+/// Aims a kept instance's store at the call `context` under `spec`, with its deadline
+/// checks armed.
+pub fn begin_call(store: &mut Store<CallState>, context: Arc<JobContext>, spec: &CallSpec) {
+    let state = store.data_mut();
+    state.begin_call(context);
+    state.call_kind = spec.kind;
+    // A provider registered since the instance was made serves from this call on.
+    state.secret_provider = spec.secrets.get(&state.plugin_id);
+    arm(store);
+}
+
+/// Checks the call's deadline and cancellation at the next epoch tick.
+fn arm(store: &mut Store<CallState>) {
+    store.set_epoch_deadline(1);
 }
 
 /// Runs `call` (an export call on `store`) under the context's deadline and cancellation.

@@ -8,7 +8,8 @@
 //! - [`capabilities`]: host imports, granted per plugin;
 //! - [`policy`]: the grants and limits a plugin's instances get, from its config;
 //! - [`context`], [`instance`], [`output`]: one sandboxed store per call, its deadline,
-//!   cancellation and limits, and its log.
+//!   cancellation and limits, and its log;
+//! - `warm`: instances kept between attempts of plugins that opt in (`plugins.<id>.reuse`).
 //!
 //! [`Runtime`] ties these together: it loads plugins and runs job attempts.
 
@@ -36,6 +37,7 @@ pub mod policy;
 pub mod registry;
 pub mod secrets;
 pub mod text;
+mod warm;
 pub mod watcher;
 
 use bindings::jobhost::plugin::types;
@@ -195,6 +197,9 @@ pub struct RuntimeStats {
     pub free_slots: usize,
     /// Instance slots in all (`runtime.max_instances`).
     pub slots: usize,
+    /// Instances kept for their plugin's next attempt (`plugins.<id>.reuse`), waiting or
+    /// running; at most `runtime.max_instances`.
+    pub kept_instances: usize,
 }
 
 /// The result of inspecting one file without serving it.
@@ -213,6 +218,10 @@ struct Inner {
     cache: Arc<ComponentCache>,
     registry: Registry,
     slots: Semaphore,
+    /// Room for instances kept between attempts (`plugins.<id>.reuse`).
+    kept: warm::KeptBudget,
+    /// What a kept instance's handles point at between attempts: no job's log.
+    between_calls: Arc<context::JobContext>,
     validation: Validation,
     sync_lock: Mutex<()>,
     process: Arc<capabilities::process::ProcessHost>,
@@ -295,6 +304,7 @@ impl Runtime {
             config.runtime.cache_folder().as_deref(),
         ));
         let slots = Semaphore::new(config.runtime.max_instances as usize);
+        let kept = warm::KeptBudget::new(config.runtime.max_instances as usize);
         let validate_slots = config.runtime.validate_slots;
         // `job_types.<type>.plugin`: the only plugin that may serve the type.
         let pins = config
@@ -320,6 +330,14 @@ impl Runtime {
                 cache,
                 registry: Registry::with_pins(pins),
                 slots,
+                kept,
+                between_calls: Arc::new(context::JobContext::new(
+                    CancellationToken::new(),
+                    Arc::new(DiscardEvents),
+                    Duration::ZERO,
+                    Duration::ZERO,
+                    0,
+                )),
                 validation: Validation::new(validate_slots),
                 sync_lock: Mutex::new(()),
                 process,
@@ -664,6 +682,7 @@ impl Runtime {
             cache: self.inner.cache.stats(),
             free_slots: self.inner.slots.available_permits(),
             slots: self.inner.config.runtime.max_instances as usize,
+            kept_instances: self.inner.kept.used(),
         }
     }
 
@@ -767,7 +786,6 @@ impl Runtime {
             protected: self.inner.protected.clone(),
         };
         let started = Instant::now();
-        let (mut store, context) = instance::new_store(&self.inner.engine, &plugin.policy, &call);
         let guest_job = types::Job {
             id: job.id.clone(),
             job_type: job.job_type.clone(),
@@ -782,13 +800,60 @@ impl Runtime {
                 })
                 .collect(),
         };
+        // A kept instance (`plugins.<id>.reuse`) if one waits, else a fresh one.
+        let kept = plugin.kept.take();
+        let (mut store, context, ready, calls, place) = match kept {
+            Some(mut kept) => {
+                let context = instance::new_context(&call);
+                instance::begin_call(&mut kept.store, context.clone(), &call);
+                let ready = Some(kept.instance);
+                (kept.store, context, ready, kept.calls, Some(kept.place))
+            }
+            None => {
+                let (store, context) =
+                    instance::new_store(&self.inner.engine, &plugin.policy, &call);
+                (store, context, None, 0, None)
+            }
+        };
         let result = instance::contained(&context, async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
-            instance.call_run(&mut store, &guest_job).await
+            let instance = match ready {
+                Some(instance) => instance,
+                None => plugin.pre.instantiate_async(&mut store).await?,
+            };
+            let outcome = instance.call_run(&mut store, &guest_job).await?;
+            Ok((instance, outcome))
         })
         .await;
         let duration = started.elapsed();
-        drop(store); // flushes the guest's last partial output line into the log
+        let result = match result {
+            Ok((instance, outcome)) => {
+                let served = calls + 1;
+                let place = (served < plugin.policy.reuse && !options.cancel.is_cancelled())
+                    .then(|| place.or_else(|| self.inner.kept.place()))
+                    .flatten();
+                match place {
+                    Some(place) => {
+                        // Flushes this attempt's output and lets go of its log and events.
+                        let idle = self.inner.between_calls.clone();
+                        instance::begin_call(&mut store, idle, &call);
+                        let kept = warm::Kept {
+                            store,
+                            instance,
+                            calls: served,
+                            place,
+                        };
+                        plugin.kept.put(kept);
+                    }
+                    None => drop(store), // flushes the guest's last partial output line
+                }
+                Ok(outcome)
+            }
+            // A store stopped mid-call is never used again.
+            Err(crash) => {
+                drop(store);
+                Err(crash)
+            }
+        };
         let outcome = outcome(result, options.cancel.is_cancelled());
         let outcome = bounded(outcome, &self.inner.config.runtime);
         Ok(RunReport {

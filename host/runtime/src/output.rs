@@ -14,7 +14,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use super::context::JobContext;
+use super::context::CurrentCall;
 use super::job::LogLevel;
 
 /// Longest line kept whole; longer output is split.
@@ -30,22 +30,22 @@ enum Stream {
 #[derive(Clone)]
 pub struct GuestOutput {
     stream: Stream,
-    context: Arc<JobContext>,
+    context: CurrentCall,
     pending: Arc<Mutex<Vec<u8>>>,
 }
 
 impl GuestOutput {
-    /// Stdout: lines are logged at `info`.
-    pub fn stdout(context: Arc<JobContext>) -> Self {
+    /// Stdout: lines are logged at `info` into the log of the call `context` serves.
+    pub fn stdout(context: CurrentCall) -> Self {
         Self::new(Stream::Stdout, context)
     }
 
     /// Stderr: lines are logged at `warn` and kept for panic reports.
-    pub fn stderr(context: Arc<JobContext>) -> Self {
+    pub fn stderr(context: CurrentCall) -> Self {
         Self::new(Stream::Stderr, context)
     }
 
-    fn new(stream: Stream, context: Arc<JobContext>) -> Self {
+    fn new(stream: Stream, context: CurrentCall) -> Self {
         GuestOutput {
             stream,
             context,
@@ -55,7 +55,7 @@ impl GuestOutput {
 
     /// Lines waiting to be delivered (see [`crate::JobEvents::backlog`]).
     pub fn backlog(&self) -> usize {
-        self.context.backlog()
+        self.context.get().backlog()
     }
 
     /// Appends raw output; complete lines go to the log.
@@ -72,7 +72,8 @@ impl GuestOutput {
         }
     }
 
-    fn flush_pending(&self) {
+    /// Logs what is left of an unterminated line (at the end of a call).
+    pub(crate) fn flush_pending(&self) {
         let line = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         if !line.is_empty() {
             self.emit(&line);
@@ -82,11 +83,12 @@ impl GuestOutput {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end_matches('\r');
+        let context = self.context.get();
         match self.stream {
             Stream::Stdout => {
-                self.context.log(LogLevel::Info, line);
+                context.log(LogLevel::Info, line);
             }
-            Stream::Stderr => self.context.stderr_line(line),
+            Stream::Stderr => context.stderr_line(line),
         }
     }
 }

@@ -22,6 +22,7 @@ use super::instance::{self, CallSpec};
 use super::job::DiscardEvents;
 use super::policy::PluginPolicy;
 use super::secrets::SecretProviders;
+use super::warm::Shelf;
 use jobhost_config::Config;
 pub use jobhost_config::is_valid_job_type;
 
@@ -277,9 +278,16 @@ pub struct Plugin {
     /// Grants and limits.
     pub policy: PluginPolicy,
     pub(crate) pre: JobPluginPre<CallState>,
+    /// Instances of this build kept between attempts (`plugins.<id>.reuse`).
+    pub(crate) kept: Shelf,
 }
 
 impl Plugin {
+    /// Instances of this build waiting for their next attempt (`plugins.<id>.reuse`).
+    pub fn kept_instances(&self) -> usize {
+        self.kept.len()
+    }
+
     /// True if the capability `name` is granted.
     pub fn is_granted(&self, name: &str) -> bool {
         self.policy.is_granted(name)
@@ -415,6 +423,7 @@ impl Loader<'_> {
             imports,
             policy,
             pre,
+            kept: Shelf::default(),
         })
     }
 }

@@ -36,6 +36,8 @@ pub struct PluginPolicy {
     pub memory_bytes: usize,
     /// Default deadline of one job attempt.
     pub timeout: Duration,
+    /// Job attempts one instance may serve (`plugins.<id>.reuse`; 1: a fresh one each).
+    pub reuse: u32,
 }
 
 impl PluginPolicy {
@@ -43,6 +45,7 @@ impl PluginPolicy {
     pub fn from_config(config: &Config, id: &str) -> Self {
         let plugin = config.plugin(id);
         let kv_limits = KvLimits::of(&plugin);
+        let reuse = plugin.reuse();
         let mb = plugin
             .memory_limit_mb
             .unwrap_or(config.runtime.memory_limit_mb);
@@ -73,6 +76,7 @@ impl PluginPolicy {
                     .collect(),
             ),
             kv_limits,
+            reuse,
             memory_bytes: usize::try_from(mb * 1024 * 1024).unwrap_or(usize::MAX),
             timeout: Duration::from_millis(
                 plugin

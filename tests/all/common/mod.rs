@@ -77,6 +77,19 @@ pub fn install_bytes(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::rename(&tmp, dir.join(format!("{name}.wasm"))).unwrap();
 }
 
+/// `bytes` with an extra custom section: the same plugin, a different build (digest).
+pub fn rebuilt(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"jobhost-test-build";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section id
+    out.push(u8::try_from(payload.len()).expect("short tag")); // LEB128, < 128
+    out.extend_from_slice(&payload);
+    out
+}
+
 /// A config for tests: plugins from `dir`, no disk cache, generous defaults.
 pub fn config(dir: &Path) -> Config {
     let mut config = Config::default();

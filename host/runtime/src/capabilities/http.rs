@@ -151,6 +151,11 @@ impl HttpPolicy {
         }
     }
 
+    /// Aims refusals at the log of the call `context` (a kept instance's next call).
+    pub(crate) fn begin_call(&mut self, context: Arc<JobContext>) {
+        self.context = context;
+    }
+
     /// Why a request to `uri` is refused, if it is.
     fn refusal(&self, uri: &http::Uri) -> Option<String> {
         let scheme = uri.scheme_str().unwrap_or("https");

@@ -26,8 +26,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use jobhost_config::{Config, ConfigError, PluginConfig, SecretSource};
 
-use crate::context::{CallKind, JobContext, MemoryLimiter};
+use crate::context::{CallKind, CurrentCall, JobContext, MemoryLimiter};
 use crate::job::LogLevel;
+use crate::output::GuestOutput;
 use crate::secrets::SecretProvider;
 use destinations::Destinations;
 use http::HttpPolicy;
@@ -197,7 +198,7 @@ impl GrantTable {
 pub struct GrantCheck {
     plugin: Arc<str>,
     table: Arc<GrantTable>,
-    context: Arc<JobContext>,
+    context: CurrentCall,
     /// Denials of this call that reached the node's log: the first few do, so a plugin
     /// refused in a loop cannot flood it (the job's log has a budget of its own).
     logged: Arc<std::sync::atomic::AtomicU32>,
@@ -207,8 +208,9 @@ pub struct GrantCheck {
 const NODE_LOG_DENIALS: u32 = 5;
 
 impl GrantCheck {
-    /// The grants of `plugin` in `table`; denials are recorded in the job log of `context`.
-    pub fn new(plugin: &str, table: Arc<GrantTable>, context: Arc<JobContext>) -> Self {
+    /// The grants of `plugin` in `table`; denials are recorded in the job log of the call
+    /// `context` serves.
+    pub fn new(plugin: &str, table: Arc<GrantTable>, context: CurrentCall) -> Self {
         GrantCheck {
             plugin: plugin.into(),
             table,
@@ -238,9 +240,14 @@ impl GrantCheck {
         Err(message)
     }
 
+    /// Starts counting denials afresh, for the next call of a kept instance.
+    fn reset(&self) {
+        self.logged.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Records a denial of `capability`, explained by `message`, in the job and node logs.
     pub fn deny(&self, capability: &str, message: &str) {
-        self.context.log(LogLevel::Warn, message);
+        self.context.get().log(LogLevel::Warn, message);
         let logged = self
             .logged
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -278,9 +285,31 @@ pub struct CallState {
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) context: Arc<JobContext>,
+    /// What the long-lived handles (output, socket check) log into.
+    pub(crate) current: CurrentCall,
+    /// The guest's stdout and stderr, to flush an unterminated line when a call ends.
+    pub(crate) outputs: [GuestOutput; 2],
 }
 
 impl CallState {
+    /// Aims a kept instance's state at the call `context` (its log, deadline, cancellation
+    /// and budgets): the previous call's unterminated output lines go to the previous log.
+    pub(crate) fn begin_call(&mut self, context: Arc<JobContext>) {
+        self.end_call();
+        self.current.set(context.clone());
+        self.grants.reset();
+        self.http_policy.begin_call(context.clone());
+        self.limiter.context = context.clone();
+        self.context = context;
+    }
+
+    /// Logs what is left of the guest's unterminated output lines into the current call.
+    pub(crate) fn end_call(&self) {
+        for output in &self.outputs {
+            output.flush_pending();
+        }
+    }
+
     /// The call's shared context.
     pub fn context(&self) -> &JobContext {
         &self.context

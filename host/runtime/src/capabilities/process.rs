@@ -16,6 +16,7 @@ use wasmtime::component::Linker;
 use super::CallState;
 use super::Capability;
 use crate::bindings::jobhost::plugin::process;
+use crate::context::CurrentCall;
 use crate::output::GuestOutput;
 use jobhost_config::SandboxConfig;
 use jobhost_sandbox::{CommandSpec, Limits, Options, Sandbox};
@@ -139,10 +140,10 @@ impl process::Host for CallState {
         let readers = [
             child
                 .stdout()
-                .map(|out| pump(out, GuestOutput::stdout(context.clone()))),
+                .map(|out| pump(out, GuestOutput::stdout(CurrentCall::new(context.clone())))),
             child
                 .stderr()
-                .map(|err| pump(err, GuestOutput::stderr(context.clone()))),
+                .map(|err| pump(err, GuestOutput::stderr(CurrentCall::new(context.clone())))),
         ];
         let grace = Duration::from_millis(host.config.stop_grace_ms);
         let timeout = command

@@ -76,6 +76,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         plugins_compiling: plugins.iter().filter(|p| p.status == "compiling").count(),
         instances_in_use: stats.slots.saturating_sub(stats.free_slots),
         instance_slots: stats.slots,
+        instances_kept: stats.kept_instances,
     };
     let job_types = services.runtime.job_types();
     let overview = tokio::time::timeout(READY_TIMEOUT, services.store.overview(&job_types)).await;

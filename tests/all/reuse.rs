@@ -1,0 +1,261 @@
+//! Instances kept between attempts (`plugins.<id>.reuse = N`), against the real `counter`
+//! plugin, which counts the attempts its instance served in a global: an instance serves
+//! at most N attempts, any call that did not return normally retires it, each attempt
+//! logs into its own job, a new build never serves from an old build's instances, and kept
+//! instances never crowd out other plugins; and a node configured so serves jobs that way.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::receiver::http_request;
+use common::server::{Server, schedule_ok, wait_state};
+use common::*;
+use jobhost_runtime::{CrashKind, RunOutcome, Runtime};
+
+async fn counter_reusing(
+    reuse: Option<u32>,
+    tweak: impl FnOnce(&mut jobhost_config::Config),
+) -> (tempfile::TempDir, Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["counter", "noop"]);
+    let mut config = config(dir.path());
+    config.plugins.entry("counter".into()).or_default().reuse = reuse;
+    tweak(&mut config);
+    let runtime = runtime(config).await;
+    (dir, runtime)
+}
+
+/// Runs `spec` on `counter` and returns the outcome.
+async fn count(runtime: &Runtime, spec: &str) -> RunOutcome {
+    let (opts, _) = options(None);
+    runtime
+        .run(&job("counter", spec), opts)
+        .await
+        .unwrap()
+        .outcome
+}
+
+/// The `call N` outputs of `n` attempts one after the other.
+async fn calls(runtime: &Runtime, n: usize) -> Vec<String> {
+    let mut outputs = Vec::new();
+    for _ in 0..n {
+        match count(runtime, "").await {
+            RunOutcome::Completed { output } => outputs.push(output),
+            other => panic!("expected a completed attempt, got {other:?}"),
+        }
+    }
+    outputs
+}
+
+fn expected(calls: &[u32]) -> Vec<String> {
+    calls.iter().map(|n| format!("call {n}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_reuse_every_attempt_gets_a_fresh_instance() {
+    for reuse in [None, Some(1)] {
+        let (_dir, runtime) = counter_reusing(reuse, |_| {}).await;
+        assert_eq!(
+            calls(&runtime, 4).await,
+            expected(&[1, 1, 1, 1]),
+            "{reuse:?}"
+        );
+        assert_eq!(runtime.stats().kept_instances, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_serves_at_most_reuse_attempts_then_a_fresh_one_takes_over() {
+    let (_dir, runtime) = counter_reusing(Some(3), |_| {}).await;
+    assert_eq!(
+        calls(&runtime, 7).await,
+        expected(&[1, 2, 3, 1, 2, 3, 1]),
+        "the third attempt is an instance's last"
+    );
+    assert_eq!(runtime.plugin("counter").unwrap().kept_instances(), 1);
+    // Reuse is per plugin: noop, not opted in, still gets a fresh instance each time.
+    assert_eq!(runtime.plugin("noop").unwrap().kept_instances(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_retires_the_instance() {
+    let (_dir, runtime) = counter_reusing(Some(100), |_| {}).await;
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+    match count(&runtime, "trap").await {
+        RunOutcome::Crashed { kind, .. } => assert_eq!(kind, CrashKind::Trap),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_limit_hit_retires_the_instance() {
+    let (_dir, runtime) = counter_reusing(Some(100), |c| {
+        c.plugins
+            .entry("counter".into())
+            .or_default()
+            .memory_limit_mb = Some(32);
+    })
+    .await;
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+    match count(&runtime, "grow").await {
+        RunOutcome::Crashed { kind, reason } => {
+            assert_eq!(kind, CrashKind::MemoryLimit, "{reason}");
+            assert!(reason.contains("32 MiB"), "{reason}");
+        }
+        other => panic!("expected a memory-limit hit, got {other:?}"),
+    }
+    assert_eq!(calls(&runtime, 1).await, expected(&[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_retires_the_instance() {
+    let (_dir, runtime) = counter_reusing(Some(100), |_| {}).await;
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+    let (opts, _) = options(Some(Duration::from_millis(200)));
+    let report = runtime
+        .run(&job("counter", "sleep:5000"), opts)
+        .await
+        .unwrap();
+    match report.outcome {
+        RunOutcome::Crashed { kind, .. } => assert_eq!(kind, CrashKind::Deadline),
+        other => panic!("expected the deadline, got {other:?}"),
+    }
+    // A fresh instance, with a deadline of its own: the next attempt is not cut short.
+    let (opts, _) = options(Some(Duration::from_secs(10)));
+    let report = runtime
+        .run(&job("counter", "sleep:300"), opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Completed {
+            output: "call 1".into()
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_attempt_retires_the_instance_even_when_the_plugin_returns() {
+    let (_dir, runtime) = counter_reusing(Some(100), |_| {}).await;
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+    let (opts, _) = options(None);
+    let cancel = opts.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancel.cancel();
+    });
+    let report = runtime
+        .run(&job("counter", "sleep:5000"), opts)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, RunOutcome::Cancelled);
+    assert_eq!(calls(&runtime, 1).await, expected(&[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_attempt_of_a_kept_instance_logs_into_its_own_job() {
+    let (_dir, runtime) = counter_reusing(Some(100), |_| {}).await;
+    // The first attempt leaves a line without its newline: it belongs to that job.
+    let (first, first_events) = options(None);
+    let report = runtime
+        .run(&job("counter", "partial"), first)
+        .await
+        .unwrap();
+    assert!(report.outcome.is_completed(), "{}", report.outcome);
+    assert!(
+        first_events.has("no newline after call 1"),
+        "{:?}",
+        first_events.lines.lock().unwrap()
+    );
+    let (second, second_events) = options(None);
+    let report = runtime.run(&job("counter", ""), second).await.unwrap();
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Completed {
+            output: "call 2".into()
+        }
+    );
+    assert!(
+        !second_events.has("no newline"),
+        "the first job's output leaked into the second's log: {:?}",
+        second_events.lines.lock().unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_build_never_serves_from_the_old_builds_instances() {
+    let (dir, runtime) = counter_reusing(Some(100), |_| {}).await;
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+    let bytes = std::fs::read(plugin_file("counter")).unwrap();
+    install_bytes(dir.path(), "counter", &rebuilt(&bytes, "v2"));
+    runtime.sync_dir().await.unwrap();
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+    assert_eq!(
+        runtime.stats().kept_instances,
+        1,
+        "the old build's instance went with it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_instances_never_crowd_out_other_plugins() {
+    // Two run slots and one validate slot: at most two instances are kept, and the
+    // engine's pool has room for them beside every slot's fresh instance (without that
+    // room, the two noop instances below would find the pool full).
+    let (_dir, runtime) = counter_reusing(Some(1000), |c| {
+        c.runtime.max_instances = 2;
+        c.runtime.validate_slots = 1;
+    })
+    .await;
+    let concurrent = (0..4).map(|_| {
+        let runtime = runtime.clone();
+        tokio::spawn(async move { count(&runtime, "sleep:100").await })
+    });
+    for outcome in futures::future::join_all(concurrent).await {
+        assert!(outcome.unwrap().is_completed());
+    }
+    assert_eq!(runtime.stats().kept_instances, 2);
+    let both = futures::future::join(
+        async {
+            let (opts, _) = options(None);
+            runtime.run(&job("noop", "a"), opts).await.unwrap().outcome
+        },
+        async {
+            let (opts, _) = options(None);
+            runtime.run(&job("noop", "b"), opts).await.unwrap().outcome
+        },
+    )
+    .await;
+    assert!(both.0.is_completed(), "{}", both.0);
+    assert!(both.1.is_completed(), "{}", both.1);
+    let outputs = calls(&runtime, 2).await;
+    assert!(
+        outputs.iter().all(|o| o != "call 1"),
+        "kept instances serve again: {outputs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_reuse_in_its_config_serves_jobs_from_kept_instances() {
+    use jobhost_proto::scheduler::{JobState, ScheduleJobRequest};
+    let redis = TestRedis::start().await;
+    let config = "[worker]\nconcurrency = 1\n[plugins.counter]\nreuse = 3\n";
+    let server = Server::start_with(&redis.url(), &["counter"], config).await;
+    let mut client = server.client().await;
+    let mut outputs = Vec::new();
+    for _ in 0..4 {
+        let request = ScheduleJobRequest {
+            job_type: "counter".into(),
+            ..Default::default()
+        };
+        let job = schedule_ok(&mut client, request).await;
+        let done = wait_state(&mut client, &job.id, JobState::Succeeded).await;
+        outputs.push(done.output);
+    }
+    assert_eq!(outputs, expected(&[1, 2, 3, 1]));
+    let (status, body) = http_request(&server.http_addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(crate::http::samples(&body)["jobhost_instances_kept"], 1.0);
+}

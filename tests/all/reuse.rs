@@ -1,6 +1,7 @@
 //! Instances kept between attempts (`plugins.<id>.reuse = N`), against the real `counter`
 //! plugin, which counts the attempts its instance served in a global: an instance serves
-//! at most N attempts, any call that did not return normally retires it, each attempt
+//! at most N attempts, any call that did not return normally and any change of grants
+//! retires it, each attempt
 //! logs into its own job, a new build never serves from an old build's instances, and kept
 //! instances never crowd out other plugins; and a node configured so serves jobs that way.
 
@@ -122,7 +123,8 @@ async fn a_deadline_retires_the_instance() {
         RunOutcome::Crashed { kind, .. } => assert_eq!(kind, CrashKind::Deadline),
         other => panic!("expected the deadline, got {other:?}"),
     }
-    // A fresh instance, with a deadline of its own: the next attempt is not cut short.
+    assert_eq!(calls(&runtime, 1).await, expected(&[1]), "a fresh instance");
+    // The kept instance's next attempt has a deadline of its own: it is not cut short.
     let (opts, _) = options(Some(Duration::from_secs(10)));
     let report = runtime
         .run(&job("counter", "sleep:300"), opts)
@@ -131,7 +133,7 @@ async fn a_deadline_retires_the_instance() {
     assert_eq!(
         report.outcome,
         RunOutcome::Completed {
-            output: "call 1".into()
+            output: "call 2".into()
         }
     );
 }
@@ -152,6 +154,21 @@ async fn a_cancelled_attempt_retires_the_instance_even_when_the_plugin_returns()
         .unwrap();
     assert_eq!(report.outcome, RunOutcome::Cancelled);
     assert_eq!(calls(&runtime, 1).await, expected(&[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_grants_retires_kept_instances() {
+    // A kept instance's WASI context was shaped by the grants it was built under (whether
+    // it may open sockets or look names up): after a change it is not used again.
+    let (_dir, runtime) = counter_reusing(Some(100), |_| {}).await;
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+    runtime
+        .set_grants("counter", vec!["network".into()])
+        .unwrap();
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+    runtime.set_grants("counter", Vec::new()).unwrap();
+    assert_eq!(calls(&runtime, 1).await, expected(&[1]));
+    assert_eq!(runtime.stats().kept_instances, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

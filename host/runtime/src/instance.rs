@@ -64,6 +64,9 @@ pub fn new_store(
     policy: &PluginPolicy,
     spec: &CallSpec,
 ) -> (Store<CallState>, Arc<JobContext>) {
+    // Read before the grants shape the context: a change racing with this retires the
+    // store rather than letting it outlive the grants it was built under.
+    let grants_generation = spec.grants.generation();
     let context = new_context(spec);
     let current = CurrentCall::new(context.clone());
     let grants = GrantCheck::new(&policy.id, spec.grants.clone(), current.clone());
@@ -110,6 +113,7 @@ pub fn new_store(
         context: context.clone(),
         current,
         outputs,
+        grants_generation,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);

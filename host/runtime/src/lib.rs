@@ -436,7 +436,9 @@ impl Runtime {
     /// Changes the grants of plugin `id` while the node runs. Takes effect at once for
     /// every instance, running ones included: each host call of a capability checks the
     /// grant as it stands then, so a revoked capability is denied from its next call (with
-    /// an error naming it and `plugins.<id>.grants`). The next load of the plugin's file
+    /// an error naming it and `plugins.<id>.grants`). Instances kept between attempts
+    /// (`plugins.<id>.reuse`) are not used again: their WASI context was shaped by the old
+    /// grants. The next load of the plugin's file
     /// checks its imports against the new grants. Fails on a name that is not a grantable
     /// capability.
     pub fn set_grants(&self, id: &str, grants: Vec<String>) -> Result<(), String> {
@@ -800,8 +802,16 @@ impl Runtime {
                 })
                 .collect(),
         };
-        // A kept instance (`plugins.<id>.reuse`) if one waits, else a fresh one.
-        let kept = plugin.kept.take();
+        // A kept instance (`plugins.<id>.reuse`) if one waits and the grants it was built
+        // under still hold, else a fresh one.
+        let grants = self.inner.grants.generation();
+        let kept = match plugin.policy.reuse {
+            1 => None,
+            _ => plugin
+                .kept
+                .take()
+                .filter(|kept| kept.store.data().grants_generation == grants),
+        };
         let (mut store, context, ready, calls, place) = match kept {
             Some(mut kept) => {
                 let context = instance::new_context(&call);

@@ -154,6 +154,10 @@ pub fn not_granted(capability: &str, plugin: &str) -> String {
 #[derive(Debug, Default)]
 pub struct GrantTable {
     grants: RwLock<HashMap<String, Arc<[String]>>>,
+    /// Bumped at every change: an instance kept between attempts was shaped by the grants
+    /// of its generation (its WASI context allows sockets and name lookups or not), so a
+    /// change retires it.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl GrantTable {
@@ -166,6 +170,7 @@ impl GrantTable {
             .collect();
         GrantTable {
             grants: RwLock::new(grants),
+            generation: Default::default(),
         }
     }
 
@@ -179,6 +184,13 @@ impl GrantTable {
     pub fn set(&self, plugin: &str, grants: Vec<String>) {
         let mut table = self.grants.write().unwrap_or_else(|p| p.into_inner());
         table.insert(plugin.to_owned(), grants.into());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// How many changes the table has seen.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// True if `plugin` has `capability` now (always-granted ones included).
@@ -289,6 +301,8 @@ pub struct CallState {
     pub(crate) current: CurrentCall,
     /// The guest's stdout and stderr, to flush an unterminated line when a call ends.
     pub(crate) outputs: [GuestOutput; 2],
+    /// The [`GrantTable::generation`] the store was built under.
+    pub(crate) grants_generation: u64,
 }
 
 impl CallState {

@@ -107,7 +107,10 @@ async fn python_and_javascript_instances_serve_attempt_after_attempt_when_kept()
                 "{id}: one line per attempt"
             );
         }
-        assert_eq!(runtime.plugin(id).unwrap().kept_instances(), 1, "{id}");
+        let plugin = runtime.plugin(id).unwrap();
+        assert_eq!(plugin.kept_instances(), 1, "{id}");
+        // Its core instances, memories and tables fit one slot's share of the pool.
+        assert_eq!(plugin.kept_places(), Some(1), "{id}");
         println!(
             "{id}: a fresh attempt {:?}, kept ones {:?}",
             took[0],

@@ -1,9 +1,9 @@
 //! Instances kept between attempts (`plugins.<id>.reuse = N`), against the real `counter`
 //! plugin, which counts the attempts its instance served in a global: an instance serves
-//! at most N attempts, any call that did not return normally and any change of grants
-//! retires it, each attempt
-//! logs into its own job, a new build never serves from an old build's instances, and kept
-//! instances never crowd out other plugins; and a node configured so serves jobs that way.
+//! at most N attempts; any call that did not return normally and any change of grants
+//! retires it; each attempt logs into its own job; a new build never serves from an old
+//! build's instances and a blocked build keeps none; kept instances never crowd out other
+//! plugins; and a node configured so serves jobs that way.
 
 use crate::common;
 
@@ -74,7 +74,13 @@ async fn an_instance_serves_at_most_reuse_attempts_then_a_fresh_one_takes_over()
         expected(&[1, 2, 3, 1, 2, 3, 1]),
         "the third attempt is an instance's last"
     );
-    assert_eq!(runtime.plugin("counter").unwrap().kept_instances(), 1);
+    let counter = runtime.plugin("counter").unwrap();
+    assert_eq!(counter.kept_instances(), 1);
+    assert_eq!(
+        counter.kept_places(),
+        Some(1),
+        "a Rust plugin takes one slot's share"
+    );
     // Reuse is per plugin: noop, not opted in, still gets a fresh instance each time.
     assert_eq!(runtime.plugin("noop").unwrap().kept_instances(), 0);
 }
@@ -214,6 +220,26 @@ async fn a_new_build_never_serves_from_the_old_builds_instances() {
         1,
         "the old build's instance went with it"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_build_keeps_no_instances() {
+    let (dir, runtime) = counter_reusing(Some(100), |_| {}).await;
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+    assert_eq!(runtime.stats().kept_instances, 1);
+    // A second plugin claims the type: neither serves it until one goes.
+    let bytes = std::fs::read(plugin_file("counter")).unwrap();
+    install_bytes(dir.path(), "counter-copy", &rebuilt(&bytes, "copy"));
+    runtime.sync_dir().await.unwrap();
+    assert!(runtime.plugin_for("counter").is_none());
+    assert_eq!(
+        runtime.stats().kept_instances,
+        0,
+        "the blocked build's instance was let go"
+    );
+    std::fs::remove_file(dir.path().join("counter-copy.wasm")).unwrap();
+    runtime.sync_dir().await.unwrap();
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

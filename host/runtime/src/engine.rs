@@ -10,6 +10,14 @@ use wasmtime::{
 /// Bytes of each pooled linear memory kept mapped between instances.
 const KEEP_RESIDENT: usize = 2 * 1024 * 1024;
 
+/// Each instance slot's share of the pool's memories (a component may use more, up to
+/// `runtime.max_memories_per_component`, taking from others' shares).
+pub(crate) const MEMORIES_PER_SLOT: u32 = 2;
+/// Each instance slot's share of the pool's tables.
+pub(crate) const TABLES_PER_SLOT: u32 = 8;
+/// Each instance slot's share of the pool's core instances.
+pub(crate) const CORE_INSTANCES_PER_SLOT: u32 = 16;
+
 use jobhost_config::Config;
 
 /// Which instance allocator the engine ended up with.
@@ -52,8 +60,8 @@ fn engine_config(config: &Config, allocator: Allocator) -> WasmConfig {
 
 fn pool(config: &Config) -> PoolingAllocationConfig {
     // Job runs and `validate` calls have slots of their own; the pool serves both, and the
-    // instances kept between attempts of plugins that reuse them (at most one per run slot,
-    // see `warm`), which hold no slot while they wait.
+    // instances kept between attempts of plugins that reuse them (at most one slot's share
+    // per run slot, see `warm`), which hold no slot while they wait.
     let kept = if config.plugins.values().any(|p| p.reuse() > 1) {
         config.runtime.max_instances
     } else {
@@ -72,9 +80,12 @@ fn pool(config: &Config) -> PoolingAllocationConfig {
     let per = |n: u32, floor: u32| instances.saturating_mul(n.min(floor)).max(n);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances)
-        .total_core_instances(per(r.max_core_instances_per_component, 16))
-        .total_memories(per(r.max_memories_per_component, 2))
-        .total_tables(per(r.max_tables_per_component, 8))
+        .total_core_instances(per(
+            r.max_core_instances_per_component,
+            CORE_INSTANCES_PER_SLOT,
+        ))
+        .total_memories(per(r.max_memories_per_component, MEMORIES_PER_SLOT))
+        .total_tables(per(r.max_tables_per_component, TABLES_PER_SLOT))
         .total_stacks(instances)
         .max_memories_per_component(r.max_memories_per_component)
         .max_tables_per_component(r.max_tables_per_component)

@@ -684,7 +684,7 @@ impl Runtime {
             cache: self.inner.cache.stats(),
             free_slots: self.inner.slots.available_permits(),
             slots: self.inner.config.runtime.max_instances as usize,
-            kept_instances: self.inner.kept.used(),
+            kept_instances: self.inner.kept.instances(),
         }
     }
 
@@ -766,8 +766,16 @@ impl Runtime {
         }
     }
 
-    /// Runs one attempt of `job` in a fresh instance of the plugin serving its type. Waits for
-    /// a free instance slot first. Whatever the plugin does, the host is unaffected: traps,
+    /// True while `plugin` is the build serving `job_type`: a replaced or blocked build
+    /// keeps no instance for attempts it will not serve.
+    fn still_serves(&self, plugin: &Arc<Plugin>, job_type: &str) -> bool {
+        self.plugin_for(job_type)
+            .is_some_and(|serving| Arc::ptr_eq(&serving, plugin))
+    }
+
+    /// Runs one attempt of `job` in a fresh instance of the plugin serving its type (or one
+    /// kept from an earlier attempt, `plugins.<id>.reuse`). Waits for a free instance slot
+    /// first. Whatever the plugin does, the host is unaffected: traps,
     /// panics, deadlines and memory-limit hits become [`RunOutcome::Crashed`].
     pub async fn run(&self, job: &JobInput, options: RunOptions) -> Result<RunReport, RunError> {
         let plugin = self
@@ -838,8 +846,11 @@ impl Runtime {
         let result = match result {
             Ok((instance, outcome)) => {
                 let served = calls + 1;
-                let place = (served < plugin.policy.reuse && !options.cancel.is_cancelled())
-                    .then(|| place.or_else(|| self.inner.kept.place()))
+                let keep = served < plugin.policy.reuse
+                    && !options.cancel.is_cancelled()
+                    && self.still_serves(&plugin, &job.job_type);
+                let place = keep
+                    .then(|| place.or_else(|| self.inner.kept.place(plugin.kept_places?)))
                     .flatten();
                 match place {
                     Some(place) => {

@@ -22,7 +22,7 @@ use super::instance::{self, CallSpec};
 use super::job::DiscardEvents;
 use super::policy::PluginPolicy;
 use super::secrets::SecretProviders;
-use super::warm::Shelf;
+use super::warm::{self, Shelf};
 use jobhost_config::Config;
 pub use jobhost_config::is_valid_job_type;
 
@@ -280,12 +280,22 @@ pub struct Plugin {
     pub(crate) pre: JobPluginPre<CallState>,
     /// Instances of this build kept between attempts (`plugins.<id>.reuse`).
     pub(crate) kept: Shelf,
+    /// The places one kept instance takes in the budget of kept instances (`None`: its
+    /// needs are unknown, so none is kept).
+    pub(crate) kept_places: Option<usize>,
 }
 
 impl Plugin {
     /// Instances of this build waiting for their next attempt (`plugins.<id>.reuse`).
     pub fn kept_instances(&self) -> usize {
         self.kept.len()
+    }
+
+    /// How many of the `runtime.max_instances` places for kept instances one instance of
+    /// this build takes: one per pool slot's share of core instances, memories and tables it
+    /// needs (`None`: unknown, so none is kept).
+    pub fn kept_places(&self) -> Option<usize> {
+        self.kept_places
     }
 
     /// True if the capability `name` is granted.
@@ -382,6 +392,7 @@ impl Loader<'_> {
                 .map_err(|e| with_digest(LoadError::Invalid(format!("compiler crashed: {e}"))))?
                 .map_err(|e| with_digest(LoadError::Invalid(hint(format!("{e:#}")))))?
         };
+        let kept_places = warm::places_for(&component, &bytes);
         let mut policy = PluginPolicy::from_config(self.config, &id);
         policy.grants = self.grants.get(&id);
         let imports = check_imports(self.engine, &component, &policy);
@@ -424,6 +435,7 @@ impl Loader<'_> {
             policy,
             pre,
             kept: Shelf::default(),
+            kept_places,
         })
     }
 }

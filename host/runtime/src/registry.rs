@@ -238,6 +238,10 @@ impl Registry {
                             plugin: plugin.clone(),
                             replaced: entry.served.is_some(),
                         });
+                        // The build it replaces serves no more attempts.
+                        if let Some(old) = &entry.served {
+                            old.kept.clear();
+                        }
                     }
                     entry.served = Some(plugin);
                     entry.conflict = None;
@@ -248,7 +252,11 @@ impl Registry {
                     if entry.served.is_some() || known.as_deref() != Some(reason.as_str()) {
                         changes.push(Change::Blocked { id, reason });
                     }
-                    entry.served = None;
+                    // A blocked build serves no attempts, so it keeps no instances.
+                    if let Some(old) = entry.served.take() {
+                        old.kept.clear();
+                    }
+                    plugin.kept.clear();
                     entry.conflict = Some(conflict);
                 }
             }

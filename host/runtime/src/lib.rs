@@ -773,10 +773,58 @@ impl Runtime {
             .is_some_and(|serving| Arc::ptr_eq(&serving, plugin))
     }
 
+    /// An instance of `plugin` kept from an earlier attempt (`plugins.<id>.reuse`), if one
+    /// waits and the grants it was built under still hold.
+    fn take_kept(&self, plugin: &Plugin) -> Option<warm::Kept> {
+        if plugin.policy.reuse <= 1 {
+            return None;
+        }
+        let grants = self.inner.grants.generation();
+        let kept = plugin.kept.take()?;
+        (kept.store.data().grants_generation == grants).then_some(kept)
+    }
+
+    /// Keeps an instance that served an attempt of `job` normally for the next one, unless
+    /// it served its `reuse` attempts, the attempt was cancelled, its build no longer serves
+    /// or the budget has no room; otherwise drops it (which flushes the guest's last
+    /// unterminated output line into the attempt's log).
+    fn keep_or_drop(
+        &self,
+        plugin: &Arc<Plugin>,
+        served: warm::Served,
+        job: &JobInput,
+        call: &CallSpec,
+    ) {
+        let warm::Served {
+            mut store,
+            instance,
+            calls,
+            place,
+        } = served;
+        let keep = calls < plugin.policy.reuse
+            && !call.cancel.is_cancelled()
+            && self.still_serves(plugin, &job.job_type);
+        let place = keep
+            .then(|| place.or_else(|| self.inner.kept.place(plugin.kept_places?)))
+            .flatten();
+        let Some(place) = place else {
+            drop(store);
+            return;
+        };
+        // Flushes this attempt's output and lets go of its log and events.
+        instance::begin_call(&mut store, self.inner.between_calls.clone(), call);
+        plugin.kept.put(warm::Kept {
+            store,
+            instance,
+            calls,
+            place,
+        });
+    }
+
     /// Runs one attempt of `job` in a fresh instance of the plugin serving its type (or one
     /// kept from an earlier attempt, `plugins.<id>.reuse`). Waits for a free instance slot
-    /// first. Whatever the plugin does, the host is unaffected: traps,
-    /// panics, deadlines and memory-limit hits become [`RunOutcome::Crashed`].
+    /// first. Whatever the plugin does, the host is unaffected: traps, panics, deadlines and
+    /// memory-limit hits become [`RunOutcome::Crashed`].
     pub async fn run(&self, job: &JobInput, options: RunOptions) -> Result<RunReport, RunError> {
         let plugin = self
             .plugin_for(&job.job_type)
@@ -810,17 +858,7 @@ impl Runtime {
                 })
                 .collect(),
         };
-        // A kept instance (`plugins.<id>.reuse`) if one waits and the grants it was built
-        // under still hold, else a fresh one.
-        let grants = self.inner.grants.generation();
-        let kept = match plugin.policy.reuse {
-            1 => None,
-            _ => plugin
-                .kept
-                .take()
-                .filter(|kept| kept.store.data().grants_generation == grants),
-        };
-        let (mut store, context, ready, calls, place) = match kept {
+        let (mut store, context, ready, calls, place) = match self.take_kept(&plugin) {
             Some(mut kept) => {
                 let context = instance::new_context(&call);
                 instance::begin_call(&mut kept.store, context.clone(), &call);
@@ -845,28 +883,13 @@ impl Runtime {
         let duration = started.elapsed();
         let result = match result {
             Ok((instance, outcome)) => {
-                let served = calls + 1;
-                let keep = served < plugin.policy.reuse
-                    && !options.cancel.is_cancelled()
-                    && self.still_serves(&plugin, &job.job_type);
-                let place = keep
-                    .then(|| place.or_else(|| self.inner.kept.place(plugin.kept_places?)))
-                    .flatten();
-                match place {
-                    Some(place) => {
-                        // Flushes this attempt's output and lets go of its log and events.
-                        let idle = self.inner.between_calls.clone();
-                        instance::begin_call(&mut store, idle, &call);
-                        let kept = warm::Kept {
-                            store,
-                            instance,
-                            calls: served,
-                            place,
-                        };
-                        plugin.kept.put(kept);
-                    }
-                    None => drop(store), // flushes the guest's last partial output line
-                }
+                let served = warm::Served {
+                    store,
+                    instance,
+                    calls: calls + 1,
+                    place,
+                };
+                self.keep_or_drop(&plugin, served, job, &call);
                 Ok(outcome)
             }
             // A store stopped mid-call is never used again.

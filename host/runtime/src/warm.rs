@@ -24,8 +24,18 @@ pub(crate) struct Kept {
     pub(crate) instance: JobPlugin,
     /// Attempts served so far.
     pub(crate) calls: u32,
-    /// Its place in the budget, given back when it is dropped.
+    /// Its places in the budget, given back when it is dropped.
     pub(crate) place: Place,
+}
+
+/// An instance that has just served an attempt normally, which may be kept for the next.
+pub(crate) struct Served {
+    pub(crate) store: Store<CallState>,
+    pub(crate) instance: JobPlugin,
+    /// Attempts served, this one included.
+    pub(crate) calls: u32,
+    /// Its places in the budget if it was kept before.
+    pub(crate) place: Option<Place>,
 }
 
 /// The kept instances of one plugin build waiting for their next attempt.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use jobhost_config::Config;
 use wasmtime::{
     Config as WasmConfig, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
@@ -17,8 +18,6 @@ pub(crate) const MEMORIES_PER_SLOT: u32 = 2;
 pub(crate) const TABLES_PER_SLOT: u32 = 8;
 /// Each instance slot's share of the pool's core instances.
 pub(crate) const CORE_INSTANCES_PER_SLOT: u32 = 16;
-
-use jobhost_config::Config;
 
 /// Which instance allocator the engine ended up with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -318,7 +318,7 @@ impl CallState {
     }
 
     /// Logs what is left of the guest's unterminated output lines into the current call.
-    pub(crate) fn end_call(&self) {
+    fn end_call(&self) {
         for output in &self.outputs {
             output.flush_pending();
         }

@@ -92,6 +92,17 @@ async fn a_job_runs_to_success_and_its_log_is_kept() {
     let log = node.store.read_log(&id, None, 100).await.unwrap();
     assert_eq!(log[0].message, "sleeping 10 ms");
     assert_eq!((log[0].attempt, log[0].level.as_str()), (1, "INFO"));
+    // The node told the store this attempt logged: the log has the job's retention.
+    let ttl = |key: &str| -> i64 {
+        let key = format!("jobhost:{{jobhost}}:{key}:{id}");
+        redis.cli(&["PTTL", &key]).trim().parse().unwrap()
+    };
+    let (record_ttl, log_ttl) = (ttl("job"), ttl("log"));
+    assert!(record_ttl > 0, "the record expires: {record_ttl}");
+    assert!(
+        log_ttl > 0 && log_ttl <= record_ttl + 1000,
+        "the log expires with the record: {log_ttl} ms, record {record_ttl} ms"
+    );
     node.stop().await;
 }
 

@@ -448,8 +448,13 @@ impl Worker {
         );
         crate::metrics::global().attempt_finished(&job.job_type, finish.label(), took);
         let job = job.clone();
+        let logged = log.logged();
         self.outcomes
-            .record(outcomes::Outcome { job, finish })
+            .record(outcomes::Outcome {
+                job,
+                finish,
+                logged,
+            })
             .await;
     }
 
@@ -693,6 +698,8 @@ struct JobLog {
     job_type: String,
     attempt: u32,
     writer: Mutex<Option<LogWriter>>,
+    /// Whether a line was sent (a writer started): the job may have a log.
+    wrote: std::sync::atomic::AtomicBool,
     /// Lines dropped because the writer fell behind.
     dropped: std::sync::atomic::AtomicU64,
 }
@@ -714,6 +721,7 @@ impl JobLog {
             job_type: job.job_type.clone(),
             attempt: job.attempt,
             writer: Mutex::new(None),
+            wrote: Default::default(),
             dropped: Default::default(),
         }
     }
@@ -739,11 +747,19 @@ impl JobLog {
 
     fn send(&self, level: LogLevel, line: String) {
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let writer = writer.get_or_insert_with(|| self.spawn_writer());
+        let writer = writer.get_or_insert_with(|| {
+            self.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.spawn_writer()
+        });
         if writer.tx.try_send((level, line)).is_err() {
             self.dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// Whether this attempt stored (or tried to store) log lines.
+    fn logged(&self) -> bool {
+        self.wrote.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits until every line sent is stored; then records how many were dropped, if any.

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use redis::Script;
 
-use crate::{ClaimedJob, Finish, JobState, Keys, Result, RetryPolicy, Store, StoreError, millis};
+use crate::{
+    AttemptEnd, ClaimedJob, Finish, JobState, Keys, Result, RetryPolicy, Store, StoreError, millis,
+};
 
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -111,7 +113,9 @@ impl Store {
         node: &str,
         finish: &Finish,
     ) -> Result<Option<JobState>> {
-        let mut states = self.finish_batch(node, &[(job, finish)]).await?;
+        let mut states = self
+            .finish_batch(node, &[AttemptEnd::new(job, finish)])
+            .await?;
         Ok(states.pop().flatten())
     }
 
@@ -121,7 +125,7 @@ impl Store {
     pub async fn finish_batch(
         &self,
         node: &str,
-        ends: &[(&ClaimedJob, &Finish)],
+        ends: &[AttemptEnd<'_>],
     ) -> Result<Vec<Option<JobState>>> {
         if ends.is_empty() {
             return Ok(Vec::new());
@@ -149,7 +153,12 @@ impl Store {
             .arg(self.options.succeeded_max)
             .arg(k.events())
             .arg(self.options.archive_max);
-        for (job, finish) in ends {
+        for &AttemptEnd {
+            job,
+            finish,
+            logged,
+        } in ends
+        {
             let (kind, text, delay, label) = match finish {
                 Finish::Succeeded { output } => ("succeeded", output.as_str(), 0, "succeeded"),
                 Finish::Failed { reason } => ("failed", reason.as_str(), 0, "failed"),
@@ -167,7 +176,8 @@ impl Store {
                 .arg(kind)
                 .arg(text)
                 .arg(delay)
-                .arg(label);
+                .arg(label)
+                .arg(if logged { "1" } else { "0" });
         }
         let mut conn = self.conn();
         let states: Vec<String> = invocation.invoke_async(&mut conn).await?;
@@ -184,12 +194,12 @@ impl Store {
         states
             .iter()
             .zip(ends)
-            .map(|(state, (job, _))| match state.as_str() {
+            .map(|(state, end)| match state.as_str() {
                 "stale" => Ok(None),
                 other => JobState::parse(other)
                     .map(Some)
                     .ok_or_else(|| StoreError::Corrupt {
-                        key: k.job(&job.id),
+                        key: k.job(&end.job.id),
                         reason: format!("unknown state {other:?}"),
                     }),
             })

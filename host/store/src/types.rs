@@ -321,6 +321,32 @@ impl Finish {
     }
 }
 
+/// The end of one claimed attempt, as [`Store::finish_batch`](crate::Store::finish_batch)
+/// records it.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptEnd<'a> {
+    /// The attempt, as claimed.
+    pub job: &'a ClaimedJob,
+    /// How it ended.
+    pub finish: &'a Finish,
+    /// Whether this attempt stored log lines. Only then (or when the job ran before) does
+    /// the retention of a succeeded job cover a log: a job that logged nothing costs one
+    /// command less. Unsure callers pass `true`; a log missed all the same (written by a
+    /// node that lost its lease, say) goes with the sweep once its record has expired.
+    pub logged: bool,
+}
+
+impl<'a> AttemptEnd<'a> {
+    /// The end of `job` as `finish`, with a log to look after (see [`AttemptEnd::logged`]).
+    pub fn new(job: &'a ClaimedJob, finish: &'a Finish) -> Self {
+        AttemptEnd {
+            job,
+            finish,
+            logged: true,
+        }
+    }
+}
+
 /// Result of a cancel request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelResult {

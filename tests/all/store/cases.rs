@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use jobhost_store::{CancelResult, Finish, JobState, RetryPolicy, Store, StoreOptions};
+use jobhost_store::{AttemptEnd, CancelResult, Finish, JobState, RetryPolicy, Store, StoreOptions};
 
 const NODE: &str = "node-a";
 const LEASE: Duration = Duration::from_secs(30);
@@ -395,7 +395,7 @@ pub async fn a_lost_nodes_jobs_are_requeued_once_as_a_set(url: &str) {
         .unwrap();
     assert_eq!(gone, lost_ids);
     let ok = succeeded();
-    let ends: Vec<_> = lost.iter().map(|j| (j, &ok)).collect();
+    let ends: Vec<_> = lost.iter().map(|j| AttemptEnd::new(j, &ok)).collect();
     let states = store.finish_batch("lost-node", &ends).await.unwrap();
     assert_eq!(
         states,
@@ -569,6 +569,93 @@ pub async fn finished_jobs_expire_after_the_retention_time(url: &str) {
     assert!(store.recent_jobs(10).await.unwrap().is_empty());
 }
 
+pub async fn a_succeeded_jobs_log_expires_with_it_when_an_attempt_logged(url: &str) {
+    // The node says whether an attempt logged: a succeeded job's log is looked after only
+    // then, or when the job ran before; a log missed all the same goes with the sweep.
+    let store = Store::connect(
+        url,
+        StoreOptions {
+            succeeded_retention: Duration::from_millis(300),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let claim = || async {
+        store
+            .claim(NODE, &types(&["noop"]), 1, LEASE)
+            .await
+            .unwrap()
+            .remove(0)
+    };
+    let finish = |job: jobhost_store::ClaimedJob, finish: Finish, logged: bool| {
+        let store = &store;
+        async move {
+            let end = AttemptEnd {
+                job: &job,
+                finish: &finish,
+                logged,
+            };
+            store.finish_batch(NODE, &[end]).await.unwrap().remove(0)
+        }
+    };
+    let line = |id: &str, attempt: u32| {
+        let (store, id) = (&store, id.to_owned());
+        async move {
+            store
+                .append_log(&id, attempt, &[("INFO", "a line")])
+                .await
+                .unwrap();
+        }
+    };
+    // An attempt that logged, and says so.
+    let (logged, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    line(&logged, 1).await;
+    finish(claim().await, succeeded(), true).await;
+    // A second attempt that logged nothing: the first one's log goes with the job.
+    let (retried, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    let first = claim().await;
+    line(&retried, 1).await;
+    let retry = Finish::Retry {
+        after: Duration::ZERO,
+        reason: "again".into(),
+        outcome: "retry",
+    };
+    finish(first, retry, true).await;
+    assert_eq!(store.promote_due(10).await.unwrap(), 1);
+    let second = claim().await;
+    assert_eq!(second.attempt, 2);
+    finish(second, succeeded(), false).await;
+    // A first attempt that says it logged nothing, while a line was written for it (by a
+    // node that had lost the attempt, say).
+    let (stray, _) = store.enqueue(&new_job("noop", "")).await.unwrap();
+    line(&stray, 1).await;
+    assert_eq!(
+        finish(claim().await, succeeded(), false).await,
+        Some(JobState::Succeeded)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for id in [&logged, &retried, &stray] {
+        assert!(store.get(id).await.unwrap().is_none(), "{id} expired");
+    }
+    for id in [&logged, &retried] {
+        assert!(
+            store.read_log(id, None, 10).await.unwrap().is_empty(),
+            "{id}'s log expired with it"
+        );
+    }
+    assert_eq!(
+        store.read_log(&stray, None, 10).await.unwrap().len(),
+        1,
+        "the finish did not look for a log the attempt said it had not written"
+    );
+    assert_eq!(store.sweep(100).await.unwrap(), 3);
+    assert!(
+        store.read_log(&stray, None, 10).await.unwrap().is_empty(),
+        "the sweep takes the stray log with the expired job's index entry"
+    );
+}
+
 pub async fn succeeded_jobs_beyond_the_count_are_deleted_as_new_ones_finish(url: &str) {
     let store = Store::connect(
         url,
@@ -639,7 +726,11 @@ pub async fn a_batch_of_outcomes_is_recorded_at_once_and_a_stale_one_refused_alo
     let states = store
         .finish_batch(
             NODE,
-            &[(&claimed[0], &ok), (&stale, &ok), (&claimed[2], &failed)],
+            &[
+                AttemptEnd::new(&claimed[0], &ok),
+                AttemptEnd::new(&stale, &ok),
+                AttemptEnd::new(&claimed[2], &failed),
+            ],
         )
         .await
         .unwrap();

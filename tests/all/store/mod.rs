@@ -50,6 +50,7 @@ against_single_and_cluster!(
     a_live_nodes_forgotten_job_is_requeued_by_its_own_renewal,
     an_interrupted_attempt_is_requeued_without_counting,
     finished_jobs_expire_after_the_retention_time,
+    a_succeeded_jobs_log_expires_with_it_when_an_attempt_logged,
     succeeded_jobs_beyond_the_count_are_deleted_as_new_ones_finish,
     a_batch_of_outcomes_is_recorded_at_once_and_a_stale_one_refused_alone,
     log_stream_reads_from_the_start_and_resumes_from_a_cursor,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use jobhost_store::{ClaimedJob, FINISH_BATCH_MAX, Finish, Store};
+use jobhost_store::{AttemptEnd, ClaimedJob, FINISH_BATCH_MAX, Finish, Store};
 
 use super::retry_until;
 
@@ -20,6 +20,18 @@ use super::retry_until;
 pub(super) struct Outcome {
     pub job: ClaimedJob,
     pub finish: Finish,
+    /// Whether the attempt stored log lines (see [`AttemptEnd::logged`]).
+    pub logged: bool,
+}
+
+impl Outcome {
+    fn end(&self) -> AttemptEnd<'_> {
+        AttemptEnd {
+            job: &self.job,
+            finish: &self.finish,
+            logged: self.logged,
+        }
+    }
 }
 
 /// The sending side: where a job task leaves its outcome.
@@ -123,7 +135,7 @@ async fn record_loop(
 /// Records `batch`, retrying while Redis is away for at most a lease (after that the jobs'
 /// leases lapse and other nodes re-queue them, so recording would be refused anyway).
 async fn record(store: &Store, node: &str, lease: Duration, batch: &[Outcome]) {
-    let ends: Vec<(&ClaimedJob, &Finish)> = batch.iter().map(|o| (&o.job, &o.finish)).collect();
+    let ends: Vec<AttemptEnd<'_>> = batch.iter().map(Outcome::end).collect();
     let give_up = tokio::time::sleep(lease);
     let mut give_up = std::pin::pin!(give_up);
     let states = match retry_until("record job outcomes", give_up.as_mut(), || {
@@ -136,9 +148,10 @@ async fn record(store: &Store, node: &str, lease: Duration, batch: &[Outcome]) {
         // at a time, so a bad outcome loses only itself.
         None if batch.len() > 1 && !give_up.is_elapsed() => {
             let mut states = Vec::with_capacity(batch.len());
-            for (job, finish) in &ends {
-                match store.finish(job, node, finish).await {
-                    Ok(state) => states.push(state),
+            for end in &ends {
+                let job = end.job;
+                match store.finish_batch(node, std::slice::from_ref(end)).await {
+                    Ok(mut state) => states.push(state.pop().flatten()),
                     Err(e) => {
                         tracing::error!(job = %job.id, "cannot record the outcome: {e}");
                         states.push(None);

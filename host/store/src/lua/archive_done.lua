@@ -23,7 +23,7 @@ for i = 5, #ARGV, 2 do
         succeeded = succeeded + 1
         -- By release time: the retention counts from now, as documented.
         done[#done + 1], done[#done + 2] = now_s, id
-        retain(prefix, id, true, ttl, ok_ttl)
+        retain(prefix, id, true, ttl, ok_ttl, true)
       else
         retain(prefix, id, false, ttl)
       end

@@ -33,15 +33,16 @@ end
 
 -- Starts the Redis retention of a job that ended: `ttl` for FAILED, CANCELLED and DEAD ones
 -- (and succeeded ones marked `keep`), `ok_ttl` for SUCCEEDED ones (both in ms, as the
--- strings the caller was given), whose log is touched only if it exists (a read is cheaper
--- than a write). The caller adds a SUCCEEDED job to the succeeded index (see
--- trim_succeeded).
-local function retain(prefix, id, succeeded, ttl, ok_ttl)
+-- strings the caller was given). A SUCCEEDED job's log is looked after only when `logged`
+-- says it may have one: most succeeded jobs log nothing, and a command per job is a good
+-- part of what a job costs Redis. (A log missed all the same goes with the sweep once its
+-- record has expired, see sweep.lua.) The caller adds a SUCCEEDED job to the succeeded
+-- index (see trim_succeeded).
+local function retain(prefix, id, succeeded, ttl, ok_ttl, logged)
   local job = prefix .. 'job:' .. id
   if succeeded then
     redis.call('PEXPIRE', job, ok_ttl)
-    local log = prefix .. 'log:' .. id
-    if redis.call('EXISTS', log) == 1 then redis.call('PEXPIRE', log, ok_ttl) end
+    if logged then redis.call('PEXPIRE', prefix .. 'log:' .. id, ok_ttl) end
   else
     redis.call('PEXPIRE', job, ttl)
     redis.call('PEXPIRE', prefix .. 'attempts:' .. id, ttl)

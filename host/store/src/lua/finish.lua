@@ -8,9 +8,9 @@
 -- ARGV: 1 key prefix, 2 node, 3 retention ms (failed, cancelled, dead), 4 retention ms of
 --       succeeded jobs, 5 most succeeded jobs kept, 6 event channel, 7 history outbox size
 --       (0: no history; else a job that ends waits there, see attempts.lua), then per job
---       6 values:
+--       7 values:
 --       id, attempt, kind (succeeded|failed|retry|cancelled|requeue), output or reason,
---       retry delay ms, attempt outcome label
+--       retry delay ms, attempt outcome label, logged ('1': this attempt stored log lines)
 -- Returns the new state of each job, or 'stale'.
 local now = clock_ms()
 local now_s = int(now)
@@ -28,7 +28,7 @@ local function set(fields, k, v)
   fields[#fields + 1], fields[#fields + 2] = k, v
 end
 
-local function finish(id, attempt, kind, text, delay, label)
+local function finish(id, attempt, kind, text, delay, label, logged)
   local job = prefix .. 'job:' .. id
   -- What every end needs; a field read costs about as much as the command around it, so
   -- what only a failure, a retry or a cancel needs is read in a second call (below).
@@ -104,16 +104,17 @@ local function finish(id, attempt, kind, text, delay, label)
     succeeded = succeeded + 1
     done[#done + 1], done[#done + 2] = now_s, id
     -- The record (and its log) expire by themselves; under load the trim below deletes
-    -- them first.
-    retain(prefix, id, true, ttl, ok_ttl)
+    -- them first. Only an attempt that logged, or a job that ran before, can have a log.
+    retain(prefix, id, true, ttl, ok_ttl, logged == '1' or attempt ~= '1')
   elseif final then
     retain(prefix, id, false, ttl)
   end
   return state
 end
 
-for i = 8, #ARGV, 6 do
-  out[#out + 1] = finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
+for i = 8, #ARGV, 7 do
+  out[#out + 1] = finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
+    ARGV[i + 6])
 end
 
 if #ended > 0 then call_many('SREM', inflight, ended) end

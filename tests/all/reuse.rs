@@ -3,7 +3,9 @@
 //! at most N attempts; any call that did not return normally and any change of grants
 //! retires it; each attempt logs into its own job; a new build never serves from an old
 //! build's instances and a blocked build keeps none; kept instances never crowd out other
-//! plugins; and a node configured so serves jobs that way.
+//! plugins; and a node configured so serves jobs that way. The specs of one request are
+//! validated on a shared instance (up to `VALIDATE_SHARED_CALLS` of them), whatever `reuse`
+//! says, and a validation that does not return answers for its spec alone.
 
 use crate::common;
 
@@ -12,7 +14,7 @@ use std::time::Duration;
 use common::receiver::http_request;
 use common::server::{Server, schedule_ok, wait_state};
 use common::*;
-use jobhost_runtime::{CrashKind, RunOutcome, Runtime};
+use jobhost_runtime::{CrashKind, RunOutcome, Runtime, VALIDATE_SHARED_CALLS, ValidateError};
 
 async fn counter_reusing(
     reuse: Option<u32>,
@@ -301,4 +303,80 @@ async fn a_node_with_reuse_in_its_config_serves_jobs_from_kept_instances() {
     let (status, body) = http_request(&server.http_addr, "GET", "/metrics", &[], b"").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(crate::http::samples(&body)["jobhost_instances_kept"], 1.0);
+}
+
+/// What `validate_many` answered, as short strings: `ok`, the refusal's message, or
+/// `crashed: <reason>`.
+async fn validations(runtime: &Runtime, specs: &[&str]) -> Vec<String> {
+    let answers = runtime.validate_many("counter", specs).await;
+    assert_eq!(answers.len(), specs.len(), "one answer per spec");
+    answers
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(()) => "ok".to_owned(),
+            Err(ValidateError::Invalid(message)) => message,
+            Err(ValidateError::Crashed(reason)) => format!("crashed: {reason}"),
+            Err(other) => panic!("unexpected answer {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_requests_specs_share_an_instance_and_a_trap_answers_for_its_own_spec() {
+    // Without `reuse`: sharing within a request is not instance reuse between jobs.
+    let (_dir, runtime) = counter_reusing(None, |_| {}).await;
+    let answers = validations(
+        &runtime,
+        &[
+            "validate-count",
+            "{}",
+            "validate-count",
+            "validate-trap",
+            "validate-count",
+        ],
+    )
+    .await;
+    assert_eq!(answers[..3], ["validation 1", "ok", "validation 3"]);
+    assert!(answers[3].starts_with("crashed: "), "{}", answers[3]);
+    assert_eq!(
+        answers[4], "validation 1",
+        "a fresh instance after the trap"
+    );
+    // The next request starts from a fresh instance too, and so does each single check.
+    assert_eq!(
+        validations(&runtime, &["validate-count"]).await,
+        ["validation 1"]
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            runtime.validate("counter", "validate-count").await,
+            Err(ValidateError::Invalid("validation 1".into()))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validation_past_its_deadline_answers_alone_and_sharing_is_bounded() {
+    let (_dir, runtime) = counter_reusing(None, |c| c.runtime.validate_timeout_ms = 300).await;
+    let answers = validations(
+        &runtime,
+        &["validate-count", "validate-spin", "validate-count"],
+    )
+    .await;
+    assert_eq!(answers[0], "validation 1");
+    assert!(answers[1].contains("deadline"), "{}", answers[1]);
+    assert_eq!(
+        answers[2], "validation 1",
+        "a fresh instance after the deadline"
+    );
+    // At most VALIDATE_SHARED_CALLS specs share one instance.
+    let many = vec!["validate-count"; VALIDATE_SHARED_CALLS + 2];
+    let answers = validations(&runtime, &many).await;
+    let counted: Vec<usize> = answers
+        .iter()
+        .map(|a| a.trim_start_matches("validation ").parse().unwrap())
+        .collect();
+    let mut want: Vec<usize> = (1..=VALIDATE_SHARED_CALLS).collect();
+    want.extend([1, 2]);
+    assert_eq!(counted, want);
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
@@ -690,6 +690,37 @@ impl Runtime {
 
     /// Asks the plugin serving `job_type` whether `spec` is acceptable. Sandboxed like a run.
     pub async fn validate(&self, job_type: &str, spec: &str) -> Result<(), ValidateError> {
+        let mut answers = self.validate_many(job_type, &[spec]).await;
+        answers.pop().expect("one answer per spec")
+    }
+
+    /// Asks the plugin serving `job_type` about each of `specs`, in order: one answer per
+    /// spec. The specs of one request share an instance (at most
+    /// [`VALIDATE_SHARED_CALLS`] of them; one request's specs are one caller's own), so a
+    /// batch pays for a fresh instance once per that many specs rather than per spec. Each
+    /// call has its own deadline; a call that traps or overruns answers for its spec alone,
+    /// and the next spec gets a fresh instance.
+    pub async fn validate_many(
+        &self,
+        job_type: &str,
+        specs: &[&str],
+    ) -> Vec<Result<(), ValidateError>> {
+        let plugin = match self.validator(job_type) {
+            Ok(plugin) => plugin,
+            Err(e) => return specs.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut answers = Vec::with_capacity(specs.len());
+        for chunk in specs.chunks(VALIDATE_SHARED_CALLS) {
+            match self.validate_permits(&plugin).await {
+                Ok(_permits) => self.validate_chunk(&plugin, chunk, &mut answers).await,
+                Err(e) => answers.extend(chunk.iter().map(|_| Err(e.clone()))),
+            }
+        }
+        answers
+    }
+
+    /// The plugin that validates `job_type`'s specs, if it can.
+    fn validator(&self, job_type: &str) -> Result<Arc<Plugin>, ValidateError> {
         let Some(plugin) = self.plugin_for(job_type) else {
             let compiling = self.compiling();
             return Err(if compiling.is_empty() && self.first_sync_done() {
@@ -713,10 +744,17 @@ impl Runtime {
                     .trim_start_matches("this ")
             )));
         }
-        // Validation has slots of its own, and one plugin may hold only a few of them: a
-        // slow or spinning `validate` holds up its own submissions, not the API or jobs.
+        Ok(plugin)
+    }
+
+    /// A validation slot, and one of `plugin`'s own. Validation has slots of its own, and one
+    /// plugin may hold only a few of them: a slow or spinning `validate` holds up its own
+    /// submissions, not the API or jobs.
+    async fn validate_permits(
+        &self,
+        plugin: &Plugin,
+    ) -> Result<(OwnedSemaphorePermit, SemaphorePermit<'_>), ValidateError> {
         let limits = &self.inner.config.runtime;
-        let deadline = Duration::from_millis(limits.validate_timeout_ms);
         let permits = async {
             let own = self
                 .inner
@@ -732,12 +770,26 @@ impl Runtime {
                 .expect("never closed");
             (own, slot)
         };
-        let _permits = tokio::time::timeout(deadline, permits)
+        tokio::time::timeout(self.validate_deadline(), permits)
             .await
-            .map_err(|_| ValidateError::Busy)?;
+            .map_err(|_| ValidateError::Busy)
+    }
+
+    fn validate_deadline(&self) -> Duration {
+        Duration::from_millis(self.inner.config.runtime.validate_timeout_ms)
+    }
+
+    /// Validates `specs` in turn on one instance of `plugin` (a fresh one after a call that
+    /// did not return on its own), pushing one answer per spec.
+    async fn validate_chunk(
+        &self,
+        plugin: &Plugin,
+        specs: &[&str],
+        answers: &mut Vec<Result<(), ValidateError>>,
+    ) {
         let call = CallSpec {
             kind: CallKind::Validate,
-            timeout: plugin.policy.timeout.min(deadline),
+            timeout: plugin.policy.timeout.min(self.validate_deadline()),
             cancel: CancellationToken::new(),
             cancel_grace: Duration::ZERO,
             events: Arc::new(DiscardEvents),
@@ -748,21 +800,41 @@ impl Runtime {
             secrets: self.inner.secrets.clone(),
             protected: self.inner.protected.clone(),
         };
-        let (mut store, context) = instance::new_store(&self.inner.engine, &plugin.policy, &call);
-        let result = instance::contained(&context, async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
-            instance.call_validate(&mut store, spec).await
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => Ok(()),
-            // Shown to the caller (an error answer, a gRPC status header): bounded.
-            Ok(Err(message)) => Err(ValidateError::Invalid(text::cut(
-                message,
-                MAX_VALIDATE_MESSAGE_BYTES,
-            ))),
-            Err(Crash::Contained(_, reason)) => Err(ValidateError::Crashed(reason)),
-            Err(Crash::Cancelled) => Err(ValidateError::Crashed("cancelled".into())),
+        let mut ready: Option<(wasmtime::Store<CallState>, bindings::JobPlugin)> = None;
+        for spec in specs {
+            let (mut store, context, instance) = match ready.take() {
+                Some((mut store, instance)) => {
+                    let context = instance::new_context(&call);
+                    instance::begin_call(&mut store, context.clone(), &call);
+                    (store, context, Some(instance))
+                }
+                None => {
+                    let (store, context) =
+                        instance::new_store(&self.inner.engine, &plugin.policy, &call);
+                    (store, context, None)
+                }
+            };
+            let result = instance::contained(&context, async {
+                let instance = match instance {
+                    Some(instance) => instance,
+                    None => plugin.pre.instantiate_async(&mut store).await?,
+                };
+                let answer = instance.call_validate(&mut store, spec).await?;
+                Ok((instance, answer))
+            })
+            .await;
+            answers.push(match result {
+                Ok((instance, answer)) => {
+                    ready = Some((store, instance));
+                    answer.map_err(|message| {
+                        // Shown to the caller (an error answer, a gRPC status header): bounded.
+                        ValidateError::Invalid(text::cut(message, MAX_VALIDATE_MESSAGE_BYTES))
+                    })
+                }
+                // A store stopped mid-call is never used again.
+                Err(Crash::Contained(_, reason)) => Err(ValidateError::Crashed(reason)),
+                Err(Crash::Cancelled) => Err(ValidateError::Crashed("cancelled".into())),
+            });
         }
     }
 
@@ -928,6 +1000,10 @@ fn outcome(result: Result<types::Outcome, Crash>, cancelled: bool) -> RunOutcome
 
 /// Most bytes of a `validate` refusal passed on to the caller; a longer one is cut.
 pub const MAX_VALIDATE_MESSAGE_BYTES: usize = 4096;
+
+/// Most specs of one request that share an instance in [`Runtime::validate_many`]: a batch
+/// pays for a fresh instance once per this many, and holds a validation slot no longer.
+pub const VALIDATE_SHARED_CALLS: usize = 64;
 
 /// `outcome` within the sizes the node keeps: an output over `runtime.max_output_bytes`
 /// fails the attempt (an output cut short would be a wrong result), a reason over

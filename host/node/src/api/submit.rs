@@ -1,7 +1,9 @@
 //! Submitting a job, shared by every API: the plugin validates the spec, then the store
 //! enqueues it. Each API maps [`SubmitError`] to its own status codes.
 
-use jobhost_runtime::{Runtime, ValidateError};
+use std::collections::HashMap;
+
+use jobhost_runtime::{Runtime, VALIDATE_SHARED_CALLS, ValidateError};
 use jobhost_store::{Enqueued, NewJob, Store, StoreError};
 
 /// Why a job was not accepted.
@@ -95,16 +97,7 @@ pub async fn submit_batch(
     runtime: &Runtime,
     jobs: &[NewJob],
 ) -> Result<Vec<Result<Enqueued, SubmitError>>, SubmitError> {
-    // Chunks and a loop, not a stream of closures: the handler's future must be `Send`
-    // for any lifetime, which closures over `&NewJob` do not prove to the compiler.
-    let mut checks = Vec::with_capacity(jobs.len());
-    for chunk in jobs.chunks(VALIDATE_AT_ONCE) {
-        let mut calls = Vec::with_capacity(chunk.len());
-        for job in chunk {
-            calls.push(validate(runtime, job));
-        }
-        checks.extend(futures::future::join_all(calls).await);
-    }
+    let checks = validate_batch(runtime, jobs).await;
     let valid: Vec<NewJob> = jobs
         .iter()
         .zip(&checks)
@@ -130,8 +123,62 @@ async fn validate(runtime: &Runtime, job: &NewJob) -> Result<(), SubmitError> {
         .map_err(|e| SubmitError::from_validate(e, job, runtime))
 }
 
-/// Validations of one batch that run at once: enough to overlap plugin calls, few enough
-/// that one batch leaves instance slots for other callers.
+/// Each of `jobs` checked by its plugin, in order. The specs of one job type go in groups
+/// that share an instance ([`Runtime::validate_many`]: they are one caller's), a few groups
+/// at a time.
+async fn validate_batch(runtime: &Runtime, jobs: &[NewJob]) -> Vec<Result<(), SubmitError>> {
+    // Positions in `jobs` by job type, types in order of first appearance.
+    let mut types: HashMap<&str, usize> = HashMap::new();
+    let mut positions: Vec<Vec<usize>> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let t = *types.entry(&job.job_type).or_insert_with(|| {
+            positions.push(Vec::new());
+            positions.len() - 1
+        });
+        positions[t].push(i);
+    }
+    let groups: Vec<&[usize]> = positions
+        .iter()
+        .flat_map(|p| p.chunks(VALIDATE_SHARED_CALLS))
+        .collect();
+    let mut checks: Vec<Option<Result<(), SubmitError>>> = jobs.iter().map(|_| None).collect();
+    // Waves and a loop, not a stream of closures: the handler's future must be `Send` for
+    // any lifetime, which closures over `&NewJob` do not prove to the compiler.
+    for wave in groups.chunks(VALIDATE_AT_ONCE) {
+        let mut calls = Vec::with_capacity(wave.len());
+        for group in wave {
+            calls.push(validate_group(runtime, jobs, group));
+        }
+        for (group, answers) in wave.iter().zip(futures::future::join_all(calls).await) {
+            for (&i, answer) in group.iter().zip(answers) {
+                checks[i] = Some(answer);
+            }
+        }
+    }
+    checks
+        .into_iter()
+        .map(|check| check.expect("every job is in one group"))
+        .collect()
+}
+
+/// The jobs of `jobs` at `group` (all of one type), checked on a shared instance.
+async fn validate_group(
+    runtime: &Runtime,
+    jobs: &[NewJob],
+    group: &[usize],
+) -> Vec<Result<(), SubmitError>> {
+    let job_type = &jobs[group[0]].job_type;
+    let specs: Vec<&str> = group.iter().map(|&i| jobs[i].spec.as_str()).collect();
+    let answers = runtime.validate_many(job_type, &specs).await;
+    group
+        .iter()
+        .zip(answers)
+        .map(|(&i, answer)| answer.map_err(|e| SubmitError::from_validate(e, &jobs[i], runtime)))
+        .collect()
+}
+
+/// Groups of one batch validated at once: enough to overlap plugin calls, few enough that
+/// one batch leaves instance slots for other callers.
 const VALIDATE_AT_ONCE: usize = 4;
 
 /// The store's answer for `job` as the API reports it.

@@ -3,6 +3,10 @@
 //! (`plugins.<id>.reuse`). Spec `trap` traps after counting, `partial` prints (and flushes)
 //! a line without its newline first, `grow` allocates past any memory limit, and `sleep:MS` sleeps
 //! that long (cut short by cancellation) before it completes.
+//!
+//! `validate` counts its instance's validations in a global of their own: spec
+//! `validate-count` is refused with `validation N`, `validate-trap` traps and `validate-spin`
+//! spins until its deadline; any other spec is accepted.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,6 +16,8 @@ use jobhost_plugin_sdk::{Job, Outcome, Plugin, PluginInfo, export_plugin, sleep}
 
 /// Attempts this instance has served.
 static CALLS: AtomicU32 = AtomicU32::new(0);
+/// Validations this instance has answered.
+static VALIDATIONS: AtomicU32 = AtomicU32::new(0);
 
 struct Counter;
 
@@ -25,8 +31,16 @@ impl Plugin for Counter {
         )
     }
 
-    fn validate(_spec: String) -> Result<(), String> {
-        Ok(())
+    fn validate(spec: String) -> Result<(), String> {
+        let n = VALIDATIONS.fetch_add(1, Ordering::Relaxed) + 1;
+        match spec.as_str() {
+            "validate-count" => Err(format!("validation {n}")),
+            "validate-trap" => core::arch::wasm32::unreachable(),
+            "validate-spin" => loop {
+                std::hint::spin_loop();
+            },
+            _ => Ok(()),
+        }
     }
 
     fn run(job: Job) -> Outcome {

@@ -3,7 +3,8 @@
 //! at most N attempts; any call that did not return normally and any change of grants
 //! retires it; each attempt logs into its own job; a new build never serves from an old
 //! build's instances and a blocked build keeps none; kept instances never crowd out other
-//! plugins; and a node configured so serves jobs that way. The specs of one request are
+//! plugins; an instance left unused for `runtime.kept_idle_secs` is dropped; and a node
+//! configured so serves jobs that way. The specs of one request are
 //! validated on a shared instance (up to `VALIDATE_SHARED_CALLS` of them), whatever `reuse`
 //! says, and a validation that does not return answers for its spec alone.
 
@@ -242,6 +243,30 @@ async fn a_blocked_build_keeps_no_instances() {
     std::fs::remove_file(dir.path().join("counter-copy.wasm")).unwrap();
     runtime.sync_dir().await.unwrap();
     assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_instance_left_unused_for_kept_idle_secs_is_dropped() {
+    let (_dir, runtime) = counter_reusing(Some(100), |c| c.runtime.kept_idle_secs = 1).await;
+    assert_eq!(calls(&runtime, 2).await, expected(&[1, 2]));
+    // Used within the idle time, it stays.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(calls(&runtime, 1).await, expected(&[3]));
+    assert_eq!(runtime.stats().kept_instances, 1);
+    let dropped = eventually(Duration::from_secs(5), || {
+        runtime.stats().kept_instances == 0
+    })
+    .await
+    .expect("the idle instance is dropped");
+    assert!(
+        dropped >= Duration::from_millis(900),
+        "not before its idle time: {dropped:?}"
+    );
+    assert_eq!(
+        calls(&runtime, 2).await,
+        expected(&[1, 2]),
+        "a fresh instance serves next"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -550,4 +550,24 @@ mod tests {
         }
         assert!(Config::from_toml("[plugins.fast]\nreuse = -1\n").is_err());
     }
+
+    #[test]
+    fn kept_instances_idle_from_1_second_to_a_day() {
+        assert_eq!(Config::default().runtime.kept_idle_secs, 60);
+        Config::from_toml("[runtime]\nkept_idle_secs = 86400\n")
+            .unwrap()
+            .check()
+            .unwrap();
+        for bad in ["0", "86401"] {
+            let err = Config::from_toml(&format!("[runtime]\nkept_idle_secs = {bad}\n"))
+                .unwrap()
+                .check()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("runtime.kept_idle_secs must be between 1 and 86400, got"),
+                "{err}"
+            );
+        }
+    }
 }

@@ -55,6 +55,9 @@ pub struct RuntimeConfig {
     /// Deadline of one `validate` call, and the longest a submission waits for a validate
     /// slot (then UNAVAILABLE / 503, retry), in ms.
     pub validate_timeout_ms: u64,
+    /// How long an instance kept between attempts (`plugins.<id>.reuse`) waits unused
+    /// before it is dropped and its memory returned, in seconds.
+    pub kept_idle_secs: u64,
     /// Reject at load a component that imports a capability's interfaces without its grant
     /// (false: it loads, and every call it makes there is refused, naming the grant).
     pub strict_imports: bool,
@@ -92,6 +95,7 @@ impl Default for RuntimeConfig {
             validate_slots: 8,
             validate_per_plugin: 2,
             validate_timeout_ms: 1_000,
+            kept_idle_secs: 60,
             strict_imports: false,
             max_core_instances_per_component: 64,
             max_tables_per_component: 32,
@@ -128,11 +132,14 @@ const MAX_EPOCH_TICK_MS: u64 = 1000;
 /// `plugins.<id>.memory_limit_mb`).
 pub const MAX_MEMORY_LIMIT_MB: u64 = 4096;
 
-/// Checks a memory cap in MiB named by its config key.
 /// Most `runtime.max_output_bytes` and `runtime.max_reason_bytes` may be (2 MiB), so one
 /// job's record, spec (`api.max_spec_bytes`) included, fits any gRPC answer.
 pub const MAX_OUTPUT_BYTES: usize = 2 * 1024 * 1024;
 
+/// The longest `runtime.kept_idle_secs`: a day.
+pub const MAX_KEPT_IDLE_SECS: u64 = 86_400;
+
+/// Checks a memory cap in MiB named by its config key.
 pub(crate) fn check_memory_limit(knob: &str, mb: u64) -> Result<(), ConfigError> {
     if mb == 0 || mb > MAX_MEMORY_LIMIT_MB {
         return Err(ConfigError::invalid(format!(
@@ -173,6 +180,12 @@ impl RuntimeConfig {
             return Err(ConfigError::invalid(format!(
                 "runtime.max_reason_bytes must be 256 to {MAX_OUTPUT_BYTES}, got {}",
                 self.max_reason_bytes
+            )));
+        }
+        if !(1..=MAX_KEPT_IDLE_SECS).contains(&self.kept_idle_secs) {
+            return Err(ConfigError::invalid(format!(
+                "runtime.kept_idle_secs must be between 1 and {MAX_KEPT_IDLE_SECS}, got {}",
+                self.kept_idle_secs
             )));
         }
         if self.validate_slots == 0

@@ -321,7 +321,7 @@ impl Runtime {
             max_instances = config.runtime.max_instances,
             "runtime ready"
         );
-        Ok(Runtime {
+        let runtime = Runtime {
             inner: Arc::new(Inner {
                 config,
                 engine,
@@ -349,7 +349,11 @@ impl Runtime {
                 first_sync_done: tokio::sync::watch::Sender::new(false),
                 serving: tokio::sync::watch::Sender::new(false),
             }),
-        })
+        };
+        if runtime.inner.config.plugins.values().any(|p| p.reuse() > 1) {
+            start_kept_expiry(&runtime.inner);
+        }
+        Ok(runtime)
     }
 
     fn compiling_set(
@@ -1055,4 +1059,27 @@ fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// Starts the thread that drops the instances kept between attempts once they have waited
+/// unused for `runtime.kept_idle_secs`, so an idle plugin's memory goes back to the pool;
+/// it ends with the runtime.
+fn start_kept_expiry(inner: &Arc<Inner>) {
+    let idle = Duration::from_secs(inner.config.runtime.kept_idle_secs);
+    let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let weak = Arc::downgrade(inner);
+    std::thread::Builder::new()
+        .name("jobhost-kept-expiry".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                let Some(inner) = weak.upgrade() else { return };
+                for id in inner.registry.ids() {
+                    if let Some(plugin) = inner.registry.get(&id) {
+                        plugin.kept.expire(idle);
+                    }
+                }
+            }
+        })
+        .expect("spawning the kept-instance expiry thread");
 }

@@ -8,10 +8,12 @@
 //! instance per run slot, and [`KeptBudget`] never lets more exist. Kept instances belong
 //! to one build of a plugin, so a replaced `.wasm` never serves a job from an old instance;
 //! they go when that build stops serving (replaced or blocked), and an attempt of a build
-//! that no longer serves keeps no instance.
+//! that no longer serves keeps no instance. One left unused for `runtime.kept_idle_secs` is
+//! dropped ([`Shelf::expire`], from a thread of the runtime's own).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
@@ -38,17 +40,19 @@ pub(crate) struct Served {
     pub(crate) place: Option<Place>,
 }
 
-/// The kept instances of one plugin build waiting for their next attempt.
+/// The kept instances of one plugin build waiting for their next attempt, each with the
+/// time it was put back (oldest first: instances are taken from the end).
 #[derive(Default)]
 pub(crate) struct Shelf {
-    idle: Mutex<Vec<Kept>>,
+    idle: Mutex<Vec<(Instant, Kept)>>,
 }
 
 impl Shelf {
     /// The most recently used instance, if one waits (its memory is the likeliest to be
     /// in cache).
     pub(crate) fn take(&self) -> Option<Kept> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.pop().map(|(_, kept)| kept)
     }
 
     /// Puts `kept` back for the next attempt.
@@ -56,7 +60,21 @@ impl Shelf {
         self.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(kept);
+            .push((Instant::now(), kept));
+    }
+
+    /// Drops the instances that have waited longer than `idle`; returns how many.
+    pub(crate) fn expire(&self, idle: Duration) -> usize {
+        let stale: Vec<(Instant, Kept)> = {
+            let mut waiting = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = waiting
+                .iter()
+                .position(|(since, _)| since.elapsed() <= idle)
+                .unwrap_or(waiting.len());
+            waiting.drain(..fresh).collect()
+        };
+        // Dropped outside the lock: a store's teardown resets its pool slot.
+        stale.len()
     }
 
     /// Drops every waiting instance (the build serves no more attempts).

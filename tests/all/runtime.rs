@@ -143,6 +143,43 @@ async fn wasm_traps_are_reported_with_the_trap_text() {
     assert_still_serves(&runtime).await;
 }
 
+/// Host resources live in the node's memory, which the memory cap does not cover: one
+/// instance holds at most `MAX_RESOURCES` of them, and a plugin asking for more crashes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_holds_a_bounded_number_of_host_resources() {
+    use jobhost_runtime::instance::MAX_RESOURCES;
+    let (_dir, runtime) = runtime_with(&["noop", "hostile"], |_| {}).await;
+    let held = |n: usize| {
+        let runtime = runtime.clone();
+        async move {
+            let (opts, _) = options(None);
+            let spec = format!("resources:{n}");
+            runtime
+                .run(&job("hostile", &spec), opts)
+                .await
+                .unwrap()
+                .outcome
+        }
+    };
+    // Well within the bound (a clock's pollable takes two entries of the table: the
+    // deadline and the pollable of it).
+    let within = MAX_RESOURCES / 4;
+    assert_eq!(
+        held(within).await,
+        RunOutcome::Completed {
+            output: format!("held {within}")
+        }
+    );
+    let outcome = held(MAX_RESOURCES).await;
+    let (kind, reason) = crash(&outcome);
+    assert_eq!(kind, CrashKind::Trap, "{reason}");
+    assert!(
+        reason.contains("resource table has no free keys"),
+        "{reason}"
+    );
+    assert_still_serves(&runtime).await;
+}
+
 /// `std::process::exit(n)` in a plugin reads as what it is, in one line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_exits_is_reported_with_its_status() {

@@ -105,7 +105,7 @@ pub fn new_store(
         kv: spec.kv.clone(),
         kv_limits: policy.kv_limits,
         call_kind: spec.kind,
-        table: ResourceTable::new(),
+        table: resource_table(),
         limiter: MemoryLimiter {
             limit: policy.memory_bytes,
             context: context.clone(),
@@ -125,6 +125,19 @@ pub fn new_store(
         Err(()) => Err(wasmtime::format_err!("interrupted")),
     });
     (store, context)
+}
+
+/// Most host resources (streams, pollables, sockets, HTTP requests and their parts) one
+/// instance may hold at once. Each lives in the host's memory, not the guest's, so the memory
+/// cap does not bound them; wasmtime's own bound is a million. A plugin that asks for more
+/// traps: `resource table has no free keys`.
+pub const MAX_RESOURCES: usize = 10_000;
+
+/// The resource table of a new store, bounded by [`MAX_RESOURCES`].
+fn resource_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    table
 }
 
 /// Aims a kept instance's store at the call `context` under `spec`, with its deadline

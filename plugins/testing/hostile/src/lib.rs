@@ -7,6 +7,7 @@
 //! | `output:N` | completes with an output of N bytes |
 //! | `fail:N` | fails with a reason of N bytes |
 //! | `log:TEXT` | logs TEXT (with `\n` read as a newline) and completes with `logged` |
+//! | `resources:N` | holds N host resources (clock pollables) and completes with `held N` |
 
 use jobhost_plugin_sdk::{Job, Outcome, Plugin, PluginInfo, export_plugin, log};
 
@@ -35,6 +36,11 @@ impl Plugin for Hostile {
             Outcome::Completed("o".repeat(size(n)))
         } else if let Some(n) = job.spec.strip_prefix("fail:") {
             Outcome::Failed("f".repeat(size(n)))
+        } else if let Some(n) = job.spec.strip_prefix("resources:") {
+            let held: Vec<_> = (0..size(n))
+                .map(|_| wasi::clocks::monotonic_clock::subscribe_duration(1_000_000_000))
+                .collect();
+            Outcome::Completed(format!("held {}", held.len()))
         } else if let Some(text) = job.spec.strip_prefix("log:") {
             log::info(&text.replace("\\n", "\n"));
             Outcome::Completed("logged".into())

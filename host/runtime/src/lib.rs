@@ -714,10 +714,17 @@ impl Runtime {
             Err(e) => return specs.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut answers = Vec::with_capacity(specs.len());
-        for chunk in specs.chunks(VALIDATE_SHARED_CALLS) {
+        let mut rest = specs;
+        while !rest.is_empty() {
             match self.validate_permits(&plugin).await {
-                Ok(_permits) => self.validate_chunk(&plugin, chunk, &mut answers).await,
-                Err(e) => answers.extend(chunk.iter().map(|_| Err(e.clone()))),
+                Ok(_permits) => {
+                    let done = self.validate_chunk(&plugin, rest, &mut answers).await;
+                    rest = &rest[done..];
+                }
+                Err(e) => {
+                    answers.extend(rest.iter().map(|_| Err(e.clone())));
+                    break;
+                }
             }
         }
         answers
@@ -783,14 +790,18 @@ impl Runtime {
         Duration::from_millis(self.inner.config.runtime.validate_timeout_ms)
     }
 
-    /// Validates `specs` in turn on one instance of `plugin` (a fresh one after a call that
-    /// did not return on its own), pushing one answer per spec.
+    /// Validates the first of `specs` in turn on one instance of `plugin` (a fresh one after
+    /// a call that did not return on its own), pushing one answer per spec, while the permits
+    /// it was given are held no longer than [`VALIDATE_SHARED_TIME`] (so a slow `validate`
+    /// holds up other requests no longer than a call) and for at most
+    /// [`VALIDATE_SHARED_CALLS`] specs. Returns how many it answered (at least one).
     async fn validate_chunk(
         &self,
         plugin: &Plugin,
         specs: &[&str],
         answers: &mut Vec<Result<(), ValidateError>>,
-    ) {
+    ) -> usize {
+        let started = Instant::now();
         let call = CallSpec {
             kind: CallKind::Validate,
             timeout: plugin.policy.timeout.min(self.validate_deadline()),
@@ -805,7 +816,12 @@ impl Runtime {
             protected: self.inner.protected.clone(),
         };
         let mut ready: Option<(wasmtime::Store<CallState>, bindings::JobPlugin)> = None;
-        for spec in specs {
+        let mut done = 0;
+        for spec in specs.iter().take(VALIDATE_SHARED_CALLS) {
+            if done > 0 && started.elapsed() > VALIDATE_SHARED_TIME {
+                break;
+            }
+            done += 1;
             let (mut store, context, instance) = match ready.take() {
                 Some((mut store, instance)) => {
                     let context = instance::new_context(&call);
@@ -840,6 +856,7 @@ impl Runtime {
                 Err(Crash::Cancelled) => Err(ValidateError::Crashed("cancelled".into())),
             });
         }
+        done
     }
 
     /// True while `plugin` is the build serving `job_type`: a replaced or blocked build
@@ -1006,8 +1023,12 @@ fn outcome(result: Result<types::Outcome, Crash>, cancelled: bool) -> RunOutcome
 pub const MAX_VALIDATE_MESSAGE_BYTES: usize = 4096;
 
 /// Most specs of one request that share an instance in [`Runtime::validate_many`]: a batch
-/// pays for a fresh instance once per this many, and holds a validation slot no longer.
+/// pays for a fresh instance once per this many.
 pub const VALIDATE_SHARED_CALLS: usize = 64;
+
+/// How long the specs of one request may keep an instance, and the validation slot it
+/// takes, before the next spec queues for a slot again like any other request's.
+pub const VALIDATE_SHARED_TIME: Duration = Duration::from_millis(100);
 
 /// `outcome` within the sizes the node keeps: an output over `runtime.max_output_bytes`
 /// fails the attempt (an output cut short would be a wrong result), a reason over

@@ -5,8 +5,9 @@
 //! that long (cut short by cancellation) before it completes.
 //!
 //! `validate` counts its instance's validations in a global of their own: spec
-//! `validate-count` is refused with `validation N`, `validate-trap` traps and `validate-spin`
-//! spins until its deadline; any other spec is accepted.
+//! `validate-count` is refused with `validation N`, `validate-busy:MS` is too after
+//! spinning MS ms, `validate-trap` traps and `validate-spin` spins until its deadline; any
+//! other spec is accepted.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -39,7 +40,19 @@ impl Plugin for Counter {
             "validate-spin" => loop {
                 std::hint::spin_loop();
             },
-            _ => Ok(()),
+            spec => match spec
+                .strip_prefix("validate-busy:")
+                .and_then(|ms| ms.parse().ok())
+            {
+                Some(ms) => {
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < Duration::from_millis(ms) {
+                        std::hint::spin_loop();
+                    }
+                    Err(format!("validation {n}"))
+                }
+                None => Ok(()),
+            },
         }
     }
 

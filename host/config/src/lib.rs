@@ -230,6 +230,11 @@ impl Config {
     pub fn plugin(&self, id: &str) -> PluginConfig {
         self.plugins.get(id).cloned().unwrap_or_default()
     }
+
+    /// Whether any plugin keeps instances between attempts (`plugins.<id>.reuse` above 1).
+    pub fn keeps_instances(&self) -> bool {
+        self.plugins.values().any(|p| p.reuse() > 1)
+    }
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ fn pool(config: &Config) -> PoolingAllocationConfig {
     // Job runs and `validate` calls have slots of their own; the pool serves both, and the
     // instances kept between attempts of plugins that reuse them (at most one slot's share
     // per run slot, see `warm`), which hold no slot while they wait.
-    let kept = if config.plugins.values().any(|p| p.reuse() > 1) {
+    let kept = if config.keeps_instances() {
         config.runtime.max_instances
     } else {
         0

@@ -350,7 +350,7 @@ impl Runtime {
                 serving: tokio::sync::watch::Sender::new(false),
             }),
         };
-        if runtime.inner.config.plugins.values().any(|p| p.reuse() > 1) {
+        if runtime.inner.config.keeps_instances() {
             start_kept_expiry(&runtime.inner);
         }
         Ok(runtime)
@@ -1097,7 +1097,10 @@ fn start_kept_expiry(inner: &Arc<Inner>) {
                 let Some(inner) = weak.upgrade() else { return };
                 for id in inner.registry.ids() {
                     if let Some(plugin) = inner.registry.get(&id) {
-                        plugin.kept.expire(idle);
+                        let dropped = plugin.kept.expire(idle);
+                        if dropped > 0 {
+                            tracing::debug!(plugin = %id, dropped, ?idle, "idle kept instances dropped");
+                        }
                     }
                 }
             }

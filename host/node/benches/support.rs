@@ -38,14 +38,20 @@ pub struct RedisCounters {
     pub memory: u64,
 }
 
+/// What `redis-cli` prints for `args` sent to the redis-server on `port`.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 impl RedisCounters {
     /// The counters of the redis-server on `port` now (via `redis-cli`).
     pub fn read(port: u16) -> RedisCounters {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-p", &port.to_string(), "INFO", "all"])
-            .output()
-            .expect("redis-cli runs");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = redis_cli(port, &["INFO", "all"]);
         let mut counters = RedisCounters::default();
         for line in text.lines() {
             let line = line.trim();

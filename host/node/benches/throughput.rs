@@ -143,7 +143,8 @@ async fn footprint(redis: &DevRedis) {
     // From an empty Redis: what the runs above left would make this run pay for growing
     // Redis's key tables past a power of two (all of it, at once), which a steady load
     // spreads over every job.
-    support::redis_cli(redis.port(), &["FLUSHALL"]);
+    let flushed = support::redis_cli(redis.port(), &["FLUSHALL"]);
+    assert_eq!(flushed.trim(), "OK", "FLUSHALL before the footprint run");
     let store = Store::connect(&redis.url(), options.clone()).await.unwrap();
     let runtime = runtime().await;
     let client = serve_api(&store, &runtime).await;
